@@ -1,0 +1,447 @@
+package discovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Stage names and statuses, as they appear in JSON.
+const (
+	StagePreferred = "preferred"
+	StageSweep     = "sweep"
+	StagePeer      = "peer"
+
+	StatusPass = "pass"
+	StatusFail = "fail"
+	StatusSkip = "skip"
+)
+
+// Defaults of Acquirer; zero fields mean these.
+var (
+	// DefaultRouteTargets are documentation addresses (TEST-NET-1,
+	// 2001:db8::/32): the routing table answers for them as for any
+	// outside address, and since the UDP connect sends nothing, no packet
+	// ever goes there.
+	DefaultRouteTargets = []netip.AddrPort{
+		netip.MustParseAddrPort("192.0.2.1:9"),
+		netip.MustParseAddrPort("[2001:db8::1]:9"),
+	}
+)
+
+const (
+	// DefaultPingTimeout bounds one self-ping. A local dial answers in
+	// well under a millisecond; only a firewall that drops makes it wait.
+	DefaultPingTimeout = 500 * time.Millisecond
+	// DefaultPeerTimeout bounds stage 3's wait for peers to answer.
+	DefaultPeerTimeout = 1 * time.Second
+)
+
+// Address is one confirmed own address.
+type Address struct {
+	IP        netip.Addr `json:"ip"`
+	Interface string     `json:"interface"`
+	Stage     string     `json:"stage"`
+	Confirmed bool       `json:"confirmed"`
+	Evidence  string     `json:"evidence,omitempty"`
+}
+
+// Stage is the record of one stage.
+type Stage struct {
+	Name       string        `json:"name"`
+	Status     string        `json:"status"`
+	Error      string        `json:"error,omitempty"`
+	Duration   time.Duration `json:"-"`
+	DurationMS float64       `json:"duration_ms"`
+	Details    any           `json:"details,omitempty"`
+	err        error
+}
+
+// Err is the stage's error (nil unless it failed or was skipped).
+func (s Stage) Err() error { return s.err }
+
+// Result is the outcome of an acquisition: the confirmed addresses, best
+// first, and every stage.
+type Result struct {
+	Addresses  []Address     `json:"addresses"`
+	Stages     []Stage       `json:"stages"`
+	Duration   time.Duration `json:"-"`
+	DurationMS float64       `json:"duration_ms"`
+	// FirstMS is the time from the start to the first confirmed address.
+	FirstMS float64 `json:"first_confirmed_ms,omitempty"`
+}
+
+// Report is a peer's statement of the address it saw us at.
+type Report struct {
+	SeenAs    netip.Addr // with zone when link-local
+	Interface string     // where the report arrived
+	PeerID    string
+	PeerName  string
+	From      netip.AddrPort
+}
+
+// Acquirer runs the staged own-address acquisition.
+type Acquirer struct {
+	Confirmer *Confirmer
+	// Interfaces lists interfaces; nil means net.Interfaces.
+	Interfaces func() ([]net.Interface, error)
+	// RouteTargets are the outside destinations stage 1 asks the routing
+	// table about; nil means DefaultRouteTargets.
+	RouteTargets []netip.AddrPort
+	// Peers asks peers where they see us (stage 3); nil skips stage 3.
+	Peers       func(ctx context.Context) ([]Report, error)
+	PingTimeout time.Duration
+	PeerTimeout time.Duration
+	Logger      *slog.Logger
+}
+
+// Acquire runs the stages and returns every record. It never stops at a
+// failed stage; ctx bounds the whole run.
+func (a *Acquirer) Acquire(ctx context.Context) Result {
+	log := a.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	start := time.Now()
+	var res Result
+	ifs, ifErr := a.interfaces()
+	if ifErr != nil {
+		log.Warn("addr: list interfaces", "err", ifErr)
+	}
+	add := func(addrs []Address) {
+		for _, ad := range addrs {
+			if !slices.ContainsFunc(res.Addresses, func(x Address) bool { return x.IP == ad.IP }) {
+				res.Addresses = append(res.Addresses, ad)
+			}
+		}
+		if len(res.Addresses) > 0 && res.FirstMS == 0 {
+			res.FirstMS = ms(time.Since(start))
+		}
+	}
+	for _, st := range []struct {
+		name string
+		run  func(context.Context, []net.Interface) (Stage, []Address)
+	}{
+		{StagePreferred, a.preferred},
+		{StageSweep, a.sweep},
+		{StagePeer, a.peer},
+	} {
+		t0 := time.Now()
+		var s Stage
+		var found []Address
+		switch {
+		case st.name == StagePeer && len(res.Addresses) > 0:
+			s = Stage{Status: StatusSkip, Error: "an earlier stage confirmed an address"}
+		case st.name == StagePeer && a.Peers == nil:
+			s = Stage{Status: StatusSkip, Error: "no discovery available"}
+		default:
+			s, found = st.run(ctx, ifs)
+		}
+		s.Name, s.Duration = st.name, time.Since(t0)
+		s.DurationMS = ms(s.Duration)
+		if s.err != nil {
+			s.Error = s.err.Error()
+		}
+		log.Info("addr: stage", "stage", s.Name, "status", s.Status, "err", s.Error, "confirmed", len(found), "duration", s.Duration.Round(time.Microsecond))
+		res.Stages = append(res.Stages, s)
+		add(found)
+	}
+	res.Duration = time.Since(start)
+	res.DurationMS = ms(res.Duration)
+	return res
+}
+
+func (a *Acquirer) interfaces() ([]net.Interface, error) {
+	if a.Interfaces != nil {
+		return a.Interfaces()
+	}
+	return net.Interfaces()
+}
+
+func (a *Acquirer) ping(ctx context.Context, ip netip.Addr) (Evidence, error) {
+	d := a.PingTimeout
+	if d == 0 {
+		d = DefaultPingTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return a.Confirmer.Ping(ctx, ip)
+}
+
+// RouteProbe is stage 1's finding for one outside destination.
+type RouteProbe struct {
+	Target    string `json:"target"`
+	Source    string `json:"source,omitempty"`
+	Interface string `json:"interface,omitempty"`
+	Result    string `json:"result"` // confirmed | no route | not addressable | ...
+	Evidence  string `json:"evidence,omitempty"`
+	Error     string `json:"error,omitempty"`
+}
+
+func (a *Acquirer) preferred(ctx context.Context, ifs []net.Interface) (Stage, []Address) {
+	targets := a.RouteTargets
+	if targets == nil {
+		targets = DefaultRouteTargets
+	}
+	var probes []RouteProbe
+	var found []Address
+	var errs []error
+	for _, t := range targets {
+		pr := RouteProbe{Target: t.Addr().String()}
+		src, err := routeSource(t)
+		if err != nil {
+			err = fmt.Errorf("%w: %s: %v", ErrNoRoute, t.Addr(), err)
+			pr.Result, pr.Error = "no route", err.Error()
+			errs = append(errs, err)
+			probes = append(probes, pr)
+			continue
+		}
+		ifname := interfaceOf(ifs, src)
+		src = withZone(src, ifname)
+		pr.Source, pr.Interface = src.String(), ifname
+		ev, err := a.ping(ctx, src)
+		if err != nil {
+			pr.Result, pr.Error = resultOf(err), err.Error()
+			errs = append(errs, err)
+		} else {
+			pr.Result, pr.Evidence = "confirmed", ev.String()
+			found = append(found, Address{IP: src, Interface: ifname, Stage: StagePreferred, Confirmed: true, Evidence: ev.String()})
+		}
+		probes = append(probes, pr)
+	}
+	s := Stage{Status: StatusPass, Details: map[string]any{"routes": probes}}
+	if len(found) == 0 {
+		s.Status, s.err = StatusFail, errors.Join(errs...)
+	}
+	return s, found
+}
+
+// routeSource asks the routing table which local address would be used to
+// reach t: a UDP connect sends no packet.
+func routeSource(t netip.AddrPort) (netip.Addr, error) {
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(t))
+	if err != nil {
+		var oe *net.OpError
+		if errors.As(err, &oe) {
+			err = oe.Err
+		}
+		return netip.Addr{}, err
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap(), nil
+}
+
+// Candidate is stage 2's finding for one interface address.
+type Candidate struct {
+	IP        string `json:"ip"`
+	Interface string `json:"interface"`
+	Virtual   bool   `json:"virtual,omitempty"`
+	Result    string `json:"result"`
+	Evidence  string `json:"evidence,omitempty"`
+	Error     string `json:"error,omitempty"`
+}
+
+// Skipped is an interface stage 2 did not sweep, and why.
+type Skipped struct {
+	Interface string `json:"interface"`
+	Reason    string `json:"reason"`
+}
+
+func (a *Acquirer) sweep(ctx context.Context, ifs []net.Interface) (Stage, []Address) {
+	type cand struct {
+		ip      netip.Addr
+		ifname  string
+		virtual bool
+	}
+	var cands []cand
+	var skipped []Skipped
+	for _, ifi := range ifs {
+		switch {
+		case ifi.Flags&net.FlagLoopback != 0:
+			continue
+		case ifi.Flags&net.FlagUp == 0:
+			skipped = append(skipped, Skipped{ifi.Name, "down"})
+			continue
+		}
+		addrs, err := ifi.Addrs()
+		if err != nil {
+			skipped = append(skipped, Skipped{ifi.Name, err.Error()})
+			continue
+		}
+		for _, ad := range addrs {
+			pfx, ok := ad.(*net.IPNet)
+			if !ok {
+				continue
+			}
+			ip, _ := netip.AddrFromSlice(pfx.IP)
+			ip = ip.Unmap()
+			if !ip.IsPrivate() && !ip.IsLinkLocalUnicast() {
+				continue // public, loopback or other: not a LAN address
+			}
+			cands = append(cands, cand{withZone(ip, ifi.Name), ifi.Name, IsVirtual(ifi.Name)})
+		}
+	}
+	// Rank: physical before virtual; IPv4, then ULA, then link-local.
+	rank := func(c cand) int {
+		r := 0
+		if c.virtual {
+			r += 10
+		}
+		switch {
+		case c.ip.Is4() && !c.ip.IsLinkLocalUnicast():
+		case c.ip.Is6() && !c.ip.IsLinkLocalUnicast():
+			r += 1
+		default:
+			r += 2
+		}
+		return r
+	}
+	slices.SortStableFunc(cands, func(x, y cand) int { return rank(x) - rank(y) })
+
+	details := map[string]any{}
+	if len(skipped) > 0 {
+		details["skipped"] = skipped
+	}
+	if len(cands) == 0 {
+		details["candidates"] = []Candidate{}
+		return Stage{Status: StatusFail, err: fmt.Errorf("%w: no private, link-local or ULA address on any up interface", ErrNoCandidates), Details: details}, nil
+	}
+	results := make([]Candidate, len(cands))
+	evs := make([]*Evidence, len(cands))
+	var wg sync.WaitGroup
+	for i, c := range cands {
+		wg.Go(func() {
+			results[i] = Candidate{IP: c.ip.String(), Interface: c.ifname, Virtual: c.virtual}
+			ev, err := a.ping(ctx, c.ip)
+			if err != nil {
+				results[i].Result, results[i].Error = resultOf(err), err.Error()
+				return
+			}
+			results[i].Result, results[i].Evidence = "confirmed", ev.String()
+			evs[i] = &ev
+		})
+	}
+	wg.Wait()
+	details["candidates"] = results
+	var found []Address
+	var errs []error
+	for i, c := range cands {
+		if evs[i] == nil {
+			errs = append(errs, errors.New(results[i].Error))
+			continue
+		}
+		found = append(found, Address{IP: c.ip, Interface: c.ifname, Stage: StageSweep, Confirmed: true, Evidence: evs[i].String()})
+	}
+	if len(found) == 0 {
+		return Stage{Status: StatusFail, err: fmt.Errorf("%w: none of %d candidates answered: %v", ErrNotAddressable, len(cands), errors.Join(errs...)), Details: details}, nil
+	}
+	return Stage{Status: StatusPass, Details: details}, found
+}
+
+// PeerCheck is stage 3's finding for one peer report.
+type PeerCheck struct {
+	Peer     string `json:"peer"`
+	Name     string `json:"name,omitempty"`
+	SeenAs   string `json:"seen_as"`
+	Result   string `json:"result"`
+	Evidence string `json:"evidence,omitempty"`
+	Error    string `json:"error,omitempty"`
+}
+
+func (a *Acquirer) peer(ctx context.Context, _ []net.Interface) (Stage, []Address) {
+	d := a.PeerTimeout
+	if d == 0 {
+		d = DefaultPeerTimeout
+	}
+	qctx, cancel := context.WithTimeout(ctx, d)
+	reports, err := a.Peers(qctx)
+	cancel()
+	if err != nil {
+		return Stage{Status: StatusFail, err: fmt.Errorf("discovery query: %w", err)}, nil
+	}
+	if len(reports) == 0 {
+		return Stage{Status: StatusFail, err: fmt.Errorf("%w within %s (multicast filtered, or no other device running pairing)", ErrNoPeers, d)}, nil
+	}
+	var checks []PeerCheck
+	var found []Address
+	tried := map[netip.Addr]*PeerCheck{}
+	for _, r := range reports {
+		pc := PeerCheck{Peer: r.PeerID, Name: r.PeerName, SeenAs: r.SeenAs.String()}
+		if prev, ok := tried[r.SeenAs]; ok {
+			pc.Result, pc.Evidence, pc.Error = prev.Result, prev.Evidence, prev.Error
+		} else {
+			ev, err := a.ping(ctx, r.SeenAs)
+			if err != nil {
+				pc.Result, pc.Error = resultOf(err), err.Error()
+			} else {
+				pc.Result, pc.Evidence = "confirmed", ev.String()
+				found = append(found, Address{IP: r.SeenAs, Interface: r.Interface, Stage: StagePeer, Confirmed: true,
+					Evidence: fmt.Sprintf("seen by %s; %s", r.PeerID, ev)})
+			}
+			tried[r.SeenAs] = &pc
+		}
+		checks = append(checks, pc)
+	}
+	s := Stage{Status: StatusPass, Details: map[string]any{"reports": checks}}
+	if len(found) == 0 {
+		s.Status, s.err = StatusFail, fmt.Errorf("%w: no address reported by %d peer(s) reaches our listener", ErrNotAddressable, len(reports))
+	}
+	return s, found
+}
+
+func resultOf(err error) string {
+	switch {
+	case errors.Is(err, ErrNoRoute):
+		return "no route"
+	case errors.Is(err, ErrOtherHost):
+		return "other host"
+	case errors.Is(err, ErrNotAddressable):
+		return "not addressable"
+	}
+	return "error"
+}
+
+// interfaceOf names the interface that has ip, or "".
+func interfaceOf(ifs []net.Interface, ip netip.Addr) string {
+	for _, ifi := range ifs {
+		addrs, _ := ifi.Addrs()
+		for _, ad := range addrs {
+			if pfx, ok := ad.(*net.IPNet); ok {
+				if x, _ := netip.AddrFromSlice(pfx.IP); x.Unmap() == ip.WithZone("") {
+					return ifi.Name
+				}
+			}
+		}
+	}
+	return ""
+}
+
+func withZone(ip netip.Addr, ifname string) netip.Addr {
+	if ip.Is6() && ip.IsLinkLocalUnicast() && ifname != "" {
+		return ip.WithZone(ifname)
+	}
+	return ip
+}
+
+// virtualPrefixes name virtual adapters: container bridges, VM host-only
+// networks and VPN tunnels. Their addresses rarely reach a phone.
+var virtualPrefixes = []string{"docker", "br-", "veth", "virbr", "vboxnet", "vmnet", "cni", "flannel", "podman", "lxc", "lxd", "tun", "tap", "wg", "tailscale", "utun", "zt", "ppp"}
+
+// IsVirtual reports whether an interface name is a known virtual adapter.
+func IsVirtual(name string) bool {
+	for _, p := range virtualPrefixes {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

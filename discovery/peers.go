@@ -1,0 +1,211 @@
+package discovery
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/lanpairing/pairing/discovery/beacon"
+	"github.com/lanpairing/pairing/internal/ident"
+)
+
+// Peer is a device seen on the LAN.
+type Peer struct {
+	ID          string            `json:"id"`
+	Fingerprint ident.Fingerprint `json:"-"`
+	Name        string            `json:"name"`
+	Addresses   []netip.Addr      `json:"addresses"`
+	Port        uint16            `json:"port"`
+	// SeenAs is the address the peer saw us at (from a reply), if any.
+	SeenAs     netip.Addr `json:"seen_as,omitzero"`
+	Source     string     `json:"source"`
+	WindowOpen bool       `json:"window_open"`
+	LastSeen   time.Time  `json:"last_seen"`
+	// ElapsedMS is, in a discover, the time from the query to the peer's
+	// first reply.
+	ElapsedMS float64 `json:"elapsed_ms,omitempty"`
+	instance  uint64
+}
+
+// merge folds one beacon event into p.
+func (p *Peer) merge(ev beacon.Event) {
+	pk := ev.Packet
+	p.Name, p.Port, p.WindowOpen, p.LastSeen = pk.Name, pk.Port, pk.WindowOpen, ev.At
+	if pk.SeenAs.IsValid() {
+		p.SeenAs = pk.SeenAs
+	}
+	// Source address first: it is proven to reach us from the peer.
+	for _, a := range append([]netip.Addr{ev.From.Addr()}, pk.Addrs...) {
+		if a.Is6() && a.IsLinkLocalUnicast() && a.Zone() == "" && ev.Interface != "" {
+			a = a.WithZone(ev.Interface)
+		}
+		if !slices.ContainsFunc(p.Addresses, func(x netip.Addr) bool { return x.WithZone("") == a.WithZone("") }) {
+			p.Addresses = append(p.Addresses, a)
+		}
+	}
+}
+
+// Table is the peer table: devices keyed by fingerprint, expired after TTL
+// without news, removed at once on goodbye.
+type Table struct {
+	TTL    time.Duration
+	Logger *slog.Logger
+	Now    func() time.Time
+
+	mu    sync.Mutex
+	peers map[ident.Fingerprint]*Peer
+}
+
+// Observe folds a beacon event into the table.
+func (t *Table) Observe(ev beacon.Event) {
+	pk := ev.Packet
+	if pk.Fingerprint.IsZero() {
+		return // an anonymous querier is no device
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.peers == nil {
+		t.peers = map[ident.Fingerprint]*Peer{}
+	}
+	id := pk.Fingerprint.ID()
+	p := t.peers[pk.Fingerprint]
+	if pk.Type == beacon.TypeGoodbye {
+		if p != nil {
+			delete(t.peers, pk.Fingerprint)
+			t.log().Info("peer left", "peer", id, "name", p.Name)
+		}
+		return
+	}
+	switch {
+	case p == nil:
+		p = &Peer{ID: id, Fingerprint: pk.Fingerprint, Source: "beacon", instance: pk.Instance}
+		t.peers[pk.Fingerprint] = p
+		defer func() {
+			t.log().Info("peer found", "peer", id, "name", p.Name, "addresses", p.Addresses, "via", pk.Type)
+		}()
+	case p.instance != pk.Instance:
+		t.log().Info("peer restarted", "peer", id, "name", pk.Name)
+		p.instance, p.Addresses = pk.Instance, nil
+	}
+	p.merge(ev)
+}
+
+// Peers returns the live peers, sorted by name, and drops expired ones.
+func (t *Table) Peers() []Peer {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := time.Now()
+	if t.Now != nil {
+		now = t.Now()
+	}
+	var out []Peer
+	for fp, p := range t.peers {
+		if t.TTL > 0 && now.Sub(p.LastSeen) > t.TTL {
+			delete(t.peers, fp)
+			t.log().Info("peer expired", "peer", p.ID, "name", p.Name)
+			continue
+		}
+		c := *p
+		c.Addresses = slices.Clone(p.Addresses)
+		out = append(out, c)
+	}
+	sortPeers(out)
+	return out
+}
+
+func (t *Table) log() *slog.Logger {
+	if t.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return t.Logger
+}
+
+func sortPeers(ps []Peer) {
+	sort.Slice(ps, func(i, j int) bool {
+		if ps[i].Name != ps[j].Name {
+			return ps[i].Name < ps[j].Name
+		}
+		return ps[i].ID < ps[j].ID
+	})
+}
+
+// DiscoverOptions tunes Discover.
+type DiscoverOptions struct {
+	// First returns as soon as one device answered.
+	First bool
+	// Exclude is this device's own fingerprint, left out of the result.
+	Exclude ident.Fingerprint
+}
+
+// Discover sends a beacon query and returns the devices that answered
+// before ctx ended (or the first one, with First).
+func Discover(ctx context.Context, cfg beacon.Config, opt DiscoverOptions) ([]Peer, error) {
+	var t Table
+	start := time.Now()
+	elapsed := map[ident.Fingerprint]float64{}
+	err := beacon.Query(ctx, cfg, func(ev beacon.Event) bool {
+		fp := ev.Packet.Fingerprint
+		if fp.IsZero() || (!opt.Exclude.IsZero() && fp == opt.Exclude) {
+			return true
+		}
+		if _, ok := elapsed[fp]; !ok {
+			elapsed[fp] = ms(ev.At.Sub(start))
+		}
+		t.Observe(ev)
+		return !opt.First
+	})
+	peers := t.Peers()
+	for i := range peers {
+		peers[i].ElapsedMS = elapsed[peers[i].Fingerprint]
+	}
+	return peers, err
+}
+
+// BeaconReports returns a stage-3 function: it sends a query and collects
+// where the answering peers see us, returning shortly after the first
+// answer (grace) or when ctx ends.
+func BeaconReports(cfg beacon.Config, grace time.Duration) func(context.Context) ([]Report, error) {
+	return func(ctx context.Context) ([]Report, error) {
+		var reports []Report
+		var stop <-chan time.Time
+		qctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		done := make(chan error, 1)
+		got := make(chan Report, 16)
+		go func() {
+			done <- beacon.Query(qctx, cfg, func(ev beacon.Event) bool {
+				pk := ev.Packet
+				if !pk.SeenAs.IsValid() || pk.Fingerprint == cfg.Fingerprint {
+					return true
+				}
+				select {
+				case got <- Report{SeenAs: withZone(pk.SeenAs, ev.Interface), Interface: ev.Interface,
+					PeerID: pk.Fingerprint.ID(), PeerName: pk.Name, From: ev.From}:
+				default:
+				}
+				return true
+			})
+		}()
+		for {
+			select {
+			case r := <-got:
+				reports = append(reports, r)
+				if stop == nil {
+					stop = time.After(grace)
+				}
+			case <-stop:
+				cancel()
+				stop = nil
+			case err := <-done:
+				for len(got) > 0 {
+					reports = append(reports, <-got)
+				}
+				return reports, err
+			}
+		}
+	}
+}
