@@ -61,9 +61,10 @@ func (c *Confirmer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	at := tcp.AddrPort()
+	at = netip.AddrPortFrom(at.Addr().Unmap(), at.Port())
 	c.mu.Lock()
 	p := c.pending[nonce]
-	ok := p != nil && p.addr.WithZone("") == named.WithZone("") && at.Addr().Unmap().WithZone("") == p.addr.WithZone("")
+	ok := p != nil && p.addr.WithZone("") == named.WithZone("") && at.Addr().WithZone("") == p.addr.WithZone("")
 	if ok {
 		p.received, p.local = true, at
 	}

@@ -16,7 +16,7 @@ import (
 // Peer is a device seen on the LAN.
 type Peer struct {
 	ID          string            `json:"id"`
-	Fingerprint ident.Fingerprint `json:"-"`
+	Fingerprint ident.Fingerprint `json:"fingerprint"`
 	Name        string            `json:"name"`
 	Addresses   []netip.Addr      `json:"addresses"`
 	Port        uint16            `json:"port"`

@@ -56,3 +56,16 @@ func Parse(s string) (Fingerprint, error) {
 	}
 	return f, nil
 }
+
+// MarshalText writes the SDP form.
+func (f Fingerprint) MarshalText() ([]byte, error) { return []byte(f.String()), nil }
+
+// UnmarshalText reads the SDP form.
+func (f *Fingerprint) UnmarshalText(b []byte) error {
+	g, err := Parse(string(b))
+	if err != nil {
+		return err
+	}
+	*f = g
+	return nil
+}

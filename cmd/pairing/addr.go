@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/lanpairing/pairing/discovery"
+	"github.com/lanpairing/pairing/discovery/beacon"
+)
+
+func runAddr(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("addr", "[--json]", "Find which own addresses other devices can reach: the preferred outbound address, then every private interface address, then the addresses peers see us at; each proved by a self-ping with a nonce")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parse(fs, args, 0, stdout); err != nil {
+		return err
+	}
+	res, err := discovery.AcquireStandalone(context.Background(), beacon.Config{}, nil)
+	if err != nil {
+		return err
+	}
+	if res.Addresses == nil {
+		res.Addresses = []discovery.Address{}
+	}
+	if *asJSON {
+		if err := writeJSON(stdout, res); err != nil {
+			return err
+		}
+	} else {
+		printAddr(stdout, res)
+	}
+	if len(res.Addresses) == 0 {
+		return hintError{errors.New("no reachable own address found"),
+			"check that an interface is up with an address ('ip addr'), that no firewall drops inbound TCP, and run 'pairing diag'"}
+	}
+	return nil
+}
+
+var marks = map[string]string{discovery.StatusPass: "✓", discovery.StatusFail: "✗", discovery.StatusSkip: "–", "warn": "!"}
+
+func printAddr(w io.Writer, res discovery.Result) {
+	for i, s := range res.Stages {
+		fmt.Fprintf(w, "%s stage %d %-9s %-4s %7.1f ms", marks[s.Status], i+1, s.Name, s.Status, s.DurationMS)
+		if s.Error != "" && s.Status != discovery.StatusFail {
+			fmt.Fprintf(w, "  (%s)", s.Error)
+		}
+		fmt.Fprintln(w)
+		details, _ := s.Details.(map[string]any)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		if routes, ok := details["routes"].([]discovery.RouteProbe); ok {
+			for _, r := range routes {
+				fmt.Fprintf(tw, "    route to %s\t%s\t%s\t%s\n", r.Target, orDash(r.Source), r.Result, r.Evidence+r.Error)
+			}
+		}
+		if cands, ok := details["candidates"].([]discovery.Candidate); ok {
+			for _, c := range cands {
+				virt := ""
+				if c.Virtual {
+					virt = " (virtual)"
+				}
+				fmt.Fprintf(tw, "    %s\t%s%s\t%s\t%s\n", c.IP, c.Interface, virt, c.Result, c.Evidence+c.Error)
+			}
+		}
+		if skipped, ok := details["skipped"].([]discovery.Skipped); ok {
+			for _, sk := range skipped {
+				fmt.Fprintf(tw, "    %s\tskipped: %s\t\t\n", sk.Interface, sk.Reason)
+			}
+		}
+		if reports, ok := details["reports"].([]discovery.PeerCheck); ok {
+			for _, r := range reports {
+				fmt.Fprintf(tw, "    %s sees us at %s\t%s\t%s\n", r.Peer, r.SeenAs, r.Result, r.Evidence+r.Error)
+			}
+		}
+		tw.Flush()
+		if s.Status == discovery.StatusFail {
+			fmt.Fprintf(w, "    error: %s\n", s.Error)
+		}
+	}
+	fmt.Fprintln(w)
+	if len(res.Addresses) == 0 {
+		fmt.Fprintln(w, "no confirmed address")
+		return
+	}
+	fmt.Fprintln(w, "confirmed addresses, best first:")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, a := range res.Addresses {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", a.IP, orDash(a.Interface), a.Stage)
+	}
+	tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/lanpairing/pairing/internal/control"
+	"github.com/lanpairing/pairing/pairing"
+)
+
+func runStatus(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("status", "[--json]", "Show what the running daemon is doing: its identity, port, confirmed addresses and the devices it sees")
+	socket := fs.String("socket", pairing.DefaultSocket(), "control socket of the daemon; env PAIRING_SOCKET")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parse(fs, args, 0, stdout); err != nil {
+		return err
+	}
+	st, err := control.NewClient(*socket).Status(context.Background())
+	if err != nil {
+		return hintError{err, "start it with 'pairing serve' (or 'systemctl start pairing'), or name its socket with --socket"}
+	}
+	if *asJSON {
+		return writeJSON(stdout, st)
+	}
+	fmt.Fprintf(stdout, "device   %s (%s)\nport     %d\nrunning  since %s\n", st.Name, st.ID, st.Port, st.Started.Format(time.RFC3339))
+	if len(st.Addresses) == 0 {
+		fmt.Fprintln(stdout, "addresses: none confirmed yet")
+	} else {
+		fmt.Fprintf(stdout, "addresses (changed %s):\n", st.AddressesChanged.Format(time.RFC3339))
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		for _, a := range st.Addresses {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", a.IP, orDash(a.Interface), a.Stage)
+		}
+		tw.Flush()
+	}
+	fmt.Fprintf(stdout, "peers on the LAN: %d\n", len(st.Peers))
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	for _, p := range st.Peers {
+		fmt.Fprintf(tw, "  %s\t%s\t%v\tport %d\tseen %s ago\n", p.ID, p.Name, p.Addresses, p.Port, time.Since(p.LastSeen).Round(time.Second))
+	}
+	return tw.Flush()
+}

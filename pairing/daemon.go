@@ -1,0 +1,332 @@
+package pairing
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/lanpairing/pairing/discovery"
+	"github.com/lanpairing/pairing/discovery/beacon"
+	"github.com/lanpairing/pairing/internal/control"
+)
+
+// Config configures a Daemon. Zero fields take the defaults of defaults.go.
+type Config struct {
+	StateDir string
+	Socket   string
+	Listen   string
+	Name     string
+	// Beacon sets the beacon's port, groups and timing; its Fingerprint,
+	// Self, Handle and Logger are filled in by the daemon.
+	Beacon          beacon.Config
+	RetryInterval   time.Duration
+	RecheckInterval time.Duration
+	Logger          *slog.Logger
+}
+
+// Daemon is a running pairing daemon.
+type Daemon struct {
+	cfg       Config
+	log       *slog.Logger
+	state     *StateDir
+	id        *Identity
+	listener  net.Listener
+	server    *http.Server
+	ctlLn     net.Listener
+	ctlServer *http.Server
+	confirmer *discovery.Confirmer
+	beacon    *beacon.Beacon
+	table     *discovery.Table
+	started   time.Time
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex
+	addrs     []discovery.Address
+	stages    []discovery.Stage
+	changed   time.Time
+	acquired  chan struct{} // closed after the first acquisition
+	closeOnce sync.Once
+}
+
+// Start opens the state directory, the listener, the beacon and the control
+// socket, and starts the address acquisition in the background.
+func Start(cfg Config) (_ *Daemon, err error) {
+	if cfg.StateDir == "" {
+		cfg.StateDir = DefaultStateDir()
+	}
+	if cfg.Socket == "" {
+		cfg.Socket = DefaultSocket()
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = DefaultListen
+	}
+	if cfg.Name == "" {
+		cfg.Name = DefaultName()
+	}
+	if err := beacon.ValidName(cfg.Name); err != nil {
+		return nil, fmt.Errorf("device name: %w", err)
+	}
+	if cfg.RetryInterval == 0 {
+		cfg.RetryInterval = DefaultRetryInterval
+	}
+	if cfg.RecheckInterval == 0 {
+		cfg.RecheckInterval = DefaultRecheckInterval
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	d := &Daemon{cfg: cfg, log: cfg.Logger, started: time.Now(), acquired: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	if d.state, err = OpenStateDir(cfg.StateDir); err != nil {
+		return nil, err
+	}
+	if d.id, err = LoadIdentity(cfg.StateDir); err != nil {
+		return nil, err
+	}
+	d.log.Info("identity", "id", d.id.ID(), "fingerprint", d.id.Fingerprint.String(), "name", cfg.Name)
+
+	if d.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	port := d.listener.Addr().(*net.TCPAddr).Port
+	d.confirmer = &discovery.Confirmer{Port: port}
+	mux := http.NewServeMux()
+	mux.Handle("GET "+discovery.ConfirmPath, d.confirmer)
+	d.server = newHTTPServer(mux, d.log)
+	d.goServe(d.server, d.listener)
+	d.log.Info("listening", "port", port)
+
+	d.table = &discovery.Table{Logger: d.log}
+	bc := cfg.Beacon
+	bc.Fingerprint = d.id.Fingerprint
+	bc.Logger = d.log
+	bc.Self = d.self
+	bc.Handle = d.table.Observe
+	if bc.AnnounceInterval == 0 {
+		bc.AnnounceInterval = beacon.DefaultAnnounceInterval
+	}
+	d.table.TTL = 3 * bc.AnnounceInterval
+	d.cfg.Beacon = bc
+	if d.beacon, err = beacon.New(bc); err != nil {
+		// No multicast socket at all: run on, the QR code still works.
+		d.log.Warn("beacon disabled", "err", err)
+		d.beacon = nil
+		err = nil
+	}
+
+	if err = d.listenControl(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d.cancel = cancel
+	d.wg.Add(1)
+	go d.acquireLoop(ctx)
+	return d, nil
+}
+
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       30 * time.Second,
+		MaxHeaderBytes:    8 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+}
+
+func (d *Daemon) goServe(s *http.Server, ln net.Listener) {
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if err := s.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error("server stopped", "err", err)
+		}
+	}()
+}
+
+// listenControl opens the control socket (mode 0660), replacing a stale
+// socket file but never a live daemon's.
+func (d *Daemon) listenControl() error {
+	path := d.cfg.Socket
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return fmt.Errorf("control socket directory: %w", err)
+	}
+	if _, err := os.Stat(path); err == nil {
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return fmt.Errorf("control socket %s: another daemon is listening there", path)
+		}
+		os.Remove(path)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		ln.Close()
+		return fmt.Errorf("control socket: %w", err)
+	}
+	d.ctlLn = ln
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+control.PathStatus, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(d.Status())
+	})
+	d.ctlServer = newHTTPServer(mux, d.log)
+	d.goServe(d.ctlServer, ln)
+	return nil
+}
+
+func (d *Daemon) self() beacon.Self {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := beacon.Self{Name: d.cfg.Name, Port: uint16(d.Port())}
+	for _, a := range d.addrs {
+		if len(s.Addrs) < beacon.MaxAddrs {
+			s.Addrs = append(s.Addrs, a.IP)
+		}
+	}
+	return s
+}
+
+// Port is the listener's TCP port.
+func (d *Daemon) Port() int { return d.listener.Addr().(*net.TCPAddr).Port }
+
+// Identity is the daemon's identity.
+func (d *Daemon) Identity() *Identity { return d.id }
+
+// Acquired is closed once the first address acquisition has finished.
+func (d *Daemon) Acquired() <-chan struct{} { return d.acquired }
+
+func (d *Daemon) acquireLoop(ctx context.Context) {
+	defer d.wg.Done()
+	acq := &discovery.Acquirer{
+		Confirmer: d.confirmer,
+		Peers:     discovery.BeaconReports(d.cfg.Beacon, 100*time.Millisecond),
+		Logger:    d.log,
+	}
+	first := true
+	for {
+		res := acq.Acquire(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		d.setResult(res)
+		if first {
+			close(d.acquired)
+			first = false
+		}
+		wait := d.cfg.RecheckInterval
+		if len(res.Addresses) == 0 {
+			wait = d.cfg.RetryInterval
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (d *Daemon) setResult(res discovery.Result) {
+	ips := func(as []discovery.Address) []netip.Addr {
+		var out []netip.Addr
+		for _, a := range as {
+			out = append(out, a.IP)
+		}
+		return out
+	}
+	d.mu.Lock()
+	changed := !slices.Equal(ips(d.addrs), ips(res.Addresses))
+	d.addrs, d.stages = res.Addresses, res.Stages
+	if changed {
+		d.changed = time.Now()
+	}
+	d.mu.Unlock()
+	if !changed {
+		return
+	}
+	if len(res.Addresses) == 0 {
+		var why []any
+		for _, s := range res.Stages {
+			why = append(why, s.Name, s.Status+": "+s.Error)
+		}
+		d.log.Warn("no reachable own address; retrying", append(why, "retry", d.cfg.RetryInterval)...)
+	} else {
+		best := res.Addresses[0]
+		d.log.Info("own addresses", "addresses", ips(res.Addresses), "best", best.IP, "interface", best.Interface, "stage", best.Stage, "evidence", best.Evidence)
+	}
+	if d.beacon != nil {
+		if err := d.beacon.Announce(); err != nil {
+			d.log.Warn("announce failed", "err", err)
+		}
+	}
+}
+
+// Status is a snapshot of what the daemon is doing.
+func (d *Daemon) Status() control.Status {
+	d.mu.Lock()
+	st := control.Status{
+		ID: d.id.ID(), Fingerprint: d.id.Fingerprint.String(), Name: d.cfg.Name, Port: d.Port(),
+		Addresses: slices.Clone(d.addrs), Stages: slices.Clone(d.stages),
+		AddressesChanged: d.changed, Started: d.started,
+	}
+	d.mu.Unlock()
+	st.Peers = d.table.Peers()
+	if d.beacon != nil {
+		st.Beacon = d.beacon.Stats()
+	}
+	if st.Addresses == nil {
+		st.Addresses = []discovery.Address{}
+	}
+	if st.Peers == nil {
+		st.Peers = []discovery.Peer{}
+	}
+	return st
+}
+
+// Close says goodbye, stops every goroutine, closes the listeners and
+// removes the control socket. It is safe to call twice.
+func (d *Daemon) Close() error {
+	d.closeOnce.Do(func() {
+		if d.cancel != nil {
+			d.cancel()
+		}
+		if d.beacon != nil {
+			d.beacon.Close()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		for _, s := range []*http.Server{d.server, d.ctlServer} {
+			if s != nil {
+				s.Shutdown(ctx)
+			}
+		}
+		if d.ctlLn != nil {
+			os.Remove(d.cfg.Socket)
+		}
+		d.wg.Wait()
+		if d.state != nil {
+			d.state.Close()
+		}
+	})
+	return nil
+}

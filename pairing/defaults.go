@@ -1,0 +1,72 @@
+package pairing
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+const (
+	// DefaultListen lets the OS choose the port: a fixed port clashes,
+	// and the QR code and beacons carry whatever port we got.
+	DefaultListen = ":0"
+	// DefaultRetryInterval is how often the daemon retries the address
+	// acquisition while no address is confirmed (peers may appear later).
+	DefaultRetryInterval = 10 * time.Second
+	// DefaultRecheckInterval is how often the daemon re-runs the
+	// acquisition when it has addresses: a poll that notices changes.
+	DefaultRecheckInterval = 60 * time.Second
+)
+
+// DefaultStateDir is $PAIRING_STATE_DIR, else systemd's $STATE_DIRECTORY,
+// else /var/lib/pairing for root, else $XDG_STATE_HOME/pairing
+// (~/.local/state/pairing).
+func DefaultStateDir() string {
+	if d := os.Getenv("PAIRING_STATE_DIR"); d != "" {
+		return d
+	}
+	if d := os.Getenv("STATE_DIRECTORY"); d != "" {
+		return strings.Split(d, ":")[0]
+	}
+	if os.Geteuid() == 0 {
+		return "/var/lib/pairing"
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "pairing")
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".local", "state", "pairing")
+}
+
+// DefaultSocket is $PAIRING_SOCKET, else pairing.sock in systemd's
+// $RUNTIME_DIRECTORY, else /run/pairing/pairing.sock for root, else in
+// $XDG_RUNTIME_DIR, else in /tmp/pairing-UID.
+func DefaultSocket() string {
+	if s := os.Getenv("PAIRING_SOCKET"); s != "" {
+		return s
+	}
+	if d := os.Getenv("RUNTIME_DIRECTORY"); d != "" {
+		return filepath.Join(strings.Split(d, ":")[0], "pairing.sock")
+	}
+	if os.Geteuid() == 0 {
+		return "/run/pairing/pairing.sock"
+	}
+	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
+		return filepath.Join(d, "pairing.sock")
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("pairing-%d", os.Geteuid()), "pairing.sock")
+}
+
+// DefaultName is the host name, cut to what a beacon carries.
+func DefaultName() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "pairing device"
+	}
+	if len(h) > 63 {
+		h = h[:63]
+	}
+	return h
+}
