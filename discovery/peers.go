@@ -35,7 +35,8 @@ type Peer struct {
 func (p *Peer) merge(ev beacon.Event) {
 	pk := ev.Packet
 	p.Name, p.Port, p.WindowOpen, p.LastSeen = pk.Name, pk.Port, pk.WindowOpen, ev.At
-	if pk.SeenAs.IsValid() {
+	// Replies come per family; keep the most useful seen-as address.
+	if pk.SeenAs.IsValid() && (!p.SeenAs.IsValid() || addrRank(pk.SeenAs) <= addrRank(p.SeenAs)) {
 		p.SeenAs = pk.SeenAs
 	}
 	// Source address first: it is proven to reach us from the peer.
@@ -47,6 +48,18 @@ func (p *Peer) merge(ev beacon.Event) {
 			p.Addresses = append(p.Addresses, a)
 		}
 	}
+}
+
+// addrRank orders addresses by use to another device: IPv4, then global
+// or ULA IPv6, then link-local (which needs a zone).
+func addrRank(a netip.Addr) int {
+	switch {
+	case a.IsLinkLocalUnicast():
+		return 2
+	case a.Is6():
+		return 1
+	}
+	return 0
 }
 
 // Table is the peer table: devices keyed by fingerprint, expired after TTL

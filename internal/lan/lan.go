@@ -1,0 +1,322 @@
+// Package lan builds simulated LANs for tests: hosts are network
+// namespaces, wired by veth pairs to Linux bridges that live in a switch
+// namespace of their own (so the host's br_netfilter never filters them).
+// Everything is named uniquely per LAN and removed in t.Cleanup.
+package lan
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// RequireRoot skips t unless it runs as root with ip and nft present. With
+// CI=true it fails instead: CI must run the namespace tests.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	why := ""
+	if os.Geteuid() != 0 {
+		why = "needs root to create network namespaces"
+	} else {
+		for _, tool := range []string{"ip", "nft"} {
+			if _, err := exec.LookPath(tool); err != nil {
+				why = fmt.Sprintf("needs %s (apt-get install iproute2 nftables; 'make test' does it)", tool)
+			}
+		}
+	}
+	if why == "" {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s; CI=true: integration tests must run, not skip", why)
+	}
+	t.Skip(why)
+}
+
+// LAN is one simulated network: a switch namespace and hosts.
+type LAN struct {
+	t      testing.TB
+	prefix string
+	sw     string
+	nseg   int
+
+	mu    sync.Mutex
+	hosts []*Host
+	procs []*Proc
+}
+
+// New creates an empty LAN; RequireRoot first.
+func New(t testing.TB) *LAN {
+	t.Helper()
+	var b [3]byte
+	rand.Read(b[:])
+	l := &LAN{t: t, prefix: "pt" + hex.EncodeToString(b[:])}
+	l.sw = l.prefix + "-sw"
+	l.must("ip", "netns", "add", l.sw)
+	t.Cleanup(l.teardown)
+	l.must("ip", "-n", l.sw, "link", "set", "lo", "up")
+	return l
+}
+
+func (l *LAN) teardown() {
+	l.mu.Lock()
+	procs, hosts := l.procs, l.hosts
+	l.mu.Unlock()
+	for _, p := range procs {
+		p.Kill()
+	}
+	for _, h := range hosts {
+		exec.Command("ip", "netns", "del", h.NS).Run()
+	}
+	exec.Command("ip", "netns", "del", l.sw).Run()
+}
+
+func (l *LAN) must(args ...string) string {
+	l.t.Helper()
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		l.t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// Segment is one broadcast domain: a bridge in the switch namespace.
+type Segment struct {
+	l    *LAN
+	Name string
+}
+
+// Segment adds a bridge. Multicast snooping is off, so multicast floods
+// like on a plain switch (no IGMP querier needed).
+func (l *LAN) Segment() *Segment {
+	l.t.Helper()
+	l.nseg++
+	s := &Segment{l: l, Name: fmt.Sprintf("br%d", l.nseg)}
+	l.must("ip", "-n", l.sw, "link", "add", s.Name, "type", "bridge", "mcast_snooping", "0")
+	l.must("ip", "-n", l.sw, "link", "set", s.Name, "up")
+	return s
+}
+
+// FilterMulticast makes the segment drop multicast UDP while unicast
+// passes, like AP/client isolation or an IGMP-snooping switch without a
+// querier. ICMPv6 stays, so neighbour discovery works.
+func (s *Segment) FilterMulticast() {
+	s.l.t.Helper()
+	table := "mcf" + strings.TrimPrefix(s.Name, "br")
+	s.l.nft(s.l.sw, fmt.Sprintf(`table bridge %[1]s {
+	chain fwd {
+		type filter hook forward priority 0; policy accept;
+		meta ibrname "%[2]s" ip daddr 224.0.0.0/4 drop
+		meta ibrname "%[2]s" ip6 daddr ff00::/8 meta l4proto udp drop
+	}
+}`, table, s.Name))
+}
+
+func (l *LAN) nft(ns, script string) {
+	l.t.Helper()
+	cmd := exec.Command("ip", "netns", "exec", ns, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		l.t.Fatalf("nft in %s: %v\n%s\n%s", ns, err, out, script)
+	}
+}
+
+// Host is one machine: a network namespace with lo up and IPv6 duplicate
+// address detection off (link-local addresses usable at once).
+type Host struct {
+	l    *LAN
+	Name string
+	NS   string
+	nif  int
+}
+
+// Host adds a host; name must be short (it goes into interface names).
+func (l *LAN) Host(name string) *Host {
+	l.t.Helper()
+	h := &Host{l: l, Name: name, NS: l.prefix + "-" + name}
+	l.must("ip", "netns", "add", h.NS)
+	l.mu.Lock()
+	l.hosts = append(l.hosts, h)
+	l.mu.Unlock()
+	l.must("ip", "-n", h.NS, "link", "set", "lo", "up")
+	h.sysctl("net/ipv6/conf/all/accept_dad", "0")
+	h.sysctl("net/ipv6/conf/default/accept_dad", "0")
+	return h
+}
+
+func (h *Host) sysctl(key, val string) {
+	h.l.t.Helper()
+	h.l.must("ip", "netns", "exec", h.NS, "sh", "-c", fmt.Sprintf("echo %s > /proc/sys/%s", val, key))
+}
+
+// Link is a host's interface and its port on the switch.
+type Link struct {
+	h    *Host
+	Name string // in the host, e.g. eth0
+	Port string // in the switch namespace
+}
+
+// Attach wires the host to seg with a new interface ethN carrying the
+// given addresses (CIDR form), and brings it up.
+func (h *Host) Attach(seg *Segment, cidrs ...string) *Link {
+	h.l.t.Helper()
+	lk := &Link{h: h, Name: fmt.Sprintf("eth%d", h.nif), Port: fmt.Sprintf("%s-e%d", h.Name, h.nif)}
+	h.nif++
+	l := h.l
+	l.must("ip", "link", "add", lk.Name, "netns", h.NS, "type", "veth", "peer", "name", lk.Port, "netns", l.sw)
+	l.must("ip", "-n", l.sw, "link", "set", lk.Port, "master", seg.Name)
+	l.must("ip", "-n", l.sw, "link", "set", lk.Port, "up")
+	for _, c := range cidrs {
+		l.must("ip", "-n", h.NS, "addr", "add", c, "dev", lk.Name)
+	}
+	l.must("ip", "-n", h.NS, "link", "set", lk.Name, "up")
+	return lk
+}
+
+// Down takes the host's interface down.
+func (lk *Link) Down() { lk.h.l.must("ip", "-n", lk.h.NS, "link", "set", lk.Name, "down") }
+
+// Up brings the host's interface up.
+func (lk *Link) Up() { lk.h.l.must("ip", "-n", lk.h.NS, "link", "set", lk.Name, "up") }
+
+// NoCarrier takes the switch side down: the host's interface stays up but
+// loses its carrier, like an unplugged cable.
+func (lk *Link) NoCarrier() { lk.h.l.must("ip", "-n", lk.h.l.sw, "link", "set", lk.Port, "down") }
+
+// DefaultRoute adds a default route via gw (which may be an address
+// nobody owns: connect works, no packet arrives anywhere).
+func (h *Host) DefaultRoute(gw string) {
+	h.l.must("ip", "-n", h.NS, "route", "add", "default", "via", gw)
+}
+
+// DropInboundTCP makes the host's firewall drop new inbound TCP
+// connections to addr (IPv4 or IPv6), as a firewall on that address would.
+func (h *Host) DropInboundTCP(addr string) {
+	fam := "ip"
+	if strings.Contains(addr, ":") {
+		fam = "ip6"
+	}
+	h.l.nft(h.NS, fmt.Sprintf(`table inet drop%d {
+	chain in {
+		type filter hook input priority 0; policy accept;
+		%s daddr %s tcp flags & (syn|ack) == syn drop
+	}
+}`, time.Now().UnixNano()%1e6, fam, addr))
+}
+
+// DisableIPv6 turns IPv6 off in the host (no link-local addresses).
+func (h *Host) DisableIPv6() {
+	h.sysctl("net/ipv6/conf/all/disable_ipv6", "1")
+	h.sysctl("net/ipv6/conf/default/disable_ipv6", "1")
+}
+
+// Command returns a command that runs inside the host.
+func (h *Host) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", h.NS, name}, args...)...)
+}
+
+// Run runs a command inside the host to completion (at most 30 s).
+func (h *Host) Run(name string, args ...string) (stdout, stderr string, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var o, e bytes.Buffer
+	cmd := h.Command(ctx, name, args...)
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err = cmd.Run()
+	return o.String(), e.String(), err
+}
+
+// Proc is a background process in a host.
+type Proc struct {
+	cmd    *exec.Cmd
+	out    syncBuffer
+	err    syncBuffer
+	done   chan struct{}
+	result error
+}
+
+// Start starts a command inside the host in the background; it is killed
+// at cleanup if still running.
+func (h *Host) Start(name string, args ...string) *Proc {
+	h.l.t.Helper()
+	p := &Proc{done: make(chan struct{})}
+	p.cmd = h.Command(context.Background(), name, args...)
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.err
+	if err := p.cmd.Start(); err != nil {
+		h.l.t.Fatalf("start %s in %s: %v", name, h.Name, err)
+	}
+	go func() { p.result = p.cmd.Wait(); close(p.done) }()
+	h.l.mu.Lock()
+	h.l.procs = append(h.l.procs, p)
+	h.l.mu.Unlock()
+	return p
+}
+
+// Stdout and Stderr return what the process wrote so far.
+func (p *Proc) Stdout() string { return p.out.String() }
+func (p *Proc) Stderr() string { return p.err.String() }
+
+// Stop sends SIGTERM and waits up to 5 s, then kills. It returns the
+// process's exit error.
+func (p *Proc) Stop() error {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+	return p.result
+}
+
+// Kill kills the process at once (a crash) and waits for it.
+func (p *Proc) Kill() {
+	p.cmd.Process.Kill()
+	<-p.done
+}
+
+// Done is closed when the process has exited.
+func (p *Proc) Done() <-chan struct{} { return p.done }
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Eventually calls f until it returns nil or timeout passes, then fails t
+// with f's last error.
+func Eventually(t testing.TB, timeout time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %v", timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
