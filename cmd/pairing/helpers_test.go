@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,6 +58,10 @@ func (n *node) serve(extra ...string) *lan.Proc {
 		return nil
 	})
 	n.t.Cleanup(func() {
+		n.daemon.Stop()
+		if strings.Contains(n.daemon.Stderr(), "WARNING: DATA RACE") {
+			n.t.Errorf("data race in the daemon on %s", n.Name)
+		}
 		if n.t.Failed() {
 			n.t.Logf("daemon log of %s:\n%s", n.Name, n.daemon.Stderr())
 		}
@@ -149,3 +154,5 @@ func peerNamed(ps []discovery.Peer, name string) *discovery.Peer {
 func hasAddr(as []netip.Addr, ip string) bool {
 	return slices.ContainsFunc(as, func(a netip.Addr) bool { return a.WithZone("") == netip.MustParseAddr(ip) })
 }
+
+func errorf(format string, a ...any) error { return fmt.Errorf(format, a...) }

@@ -91,8 +91,10 @@ func (l *LAN) must(args ...string) string {
 
 // Segment is one broadcast domain: a bridge in the switch namespace.
 type Segment struct {
-	l    *LAN
-	Name string
+	l        *LAN
+	Name     string
+	ports    []string
+	filtered bool
 }
 
 // Segment adds a bridge. Multicast snooping is off, so multicast floods
@@ -108,17 +110,28 @@ func (l *LAN) Segment() *Segment {
 
 // FilterMulticast makes the segment drop multicast UDP while unicast
 // passes, like AP/client isolation or an IGMP-snooping switch without a
-// querier. ICMPv6 stays, so neighbour discovery works.
+// querier. ICMPv6 stays, so neighbour discovery works. It covers ports
+// attached before and after the call.
 func (s *Segment) FilterMulticast() {
 	s.l.t.Helper()
-	table := "mcf" + strings.TrimPrefix(s.Name, "br")
+	s.filtered = true
 	s.l.nft(s.l.sw, fmt.Sprintf(`table bridge %[1]s {
-	chain fwd {
+	set ports { type ifname; }
+	chain forward_filter {
 		type filter hook forward priority 0; policy accept;
-		meta ibrname "%[2]s" ip daddr 224.0.0.0/4 drop
-		meta ibrname "%[2]s" ip6 daddr ff00::/8 meta l4proto udp drop
+		iifname @ports ip daddr 224.0.0.0/4 drop
+		iifname @ports ip6 daddr ff00::/8 meta l4proto udp drop
 	}
-}`, table, s.Name))
+}`, s.table()))
+	for _, p := range s.ports {
+		s.addFilteredPort(p)
+	}
+}
+
+func (s *Segment) table() string { return "mcf_" + s.Name }
+
+func (s *Segment) addFilteredPort(port string) {
+	s.l.nft(s.l.sw, fmt.Sprintf("add element bridge %s ports { %q }\n", s.table(), port))
 }
 
 func (l *LAN) nft(ns, script string) {
@@ -175,6 +188,10 @@ func (h *Host) Attach(seg *Segment, cidrs ...string) *Link {
 	l.must("ip", "link", "add", lk.Name, "netns", h.NS, "type", "veth", "peer", "name", lk.Port, "netns", l.sw)
 	l.must("ip", "-n", l.sw, "link", "set", lk.Port, "master", seg.Name)
 	l.must("ip", "-n", l.sw, "link", "set", lk.Port, "up")
+	seg.ports = append(seg.ports, lk.Port)
+	if seg.filtered {
+		seg.addFilteredPort(lk.Port)
+	}
 	for _, c := range cidrs {
 		l.must("ip", "-n", h.NS, "addr", "add", c, "dev", lk.Name)
 	}
@@ -206,7 +223,7 @@ func (h *Host) DropInboundTCP(addr string) {
 		fam = "ip6"
 	}
 	h.l.nft(h.NS, fmt.Sprintf(`table inet drop%d {
-	chain in {
+	chain input_filter {
 		type filter hook input priority 0; policy accept;
 		%s daddr %s tcp flags & (syn|ack) == syn drop
 	}
@@ -219,9 +236,12 @@ func (h *Host) DisableIPv6() {
 	h.sysctl("net/ipv6/conf/default/disable_ipv6", "1")
 }
 
-// Command returns a command that runs inside the host.
+// Command returns a command that runs inside the host. A race-enabled
+// binary exits at once (no 1 s race-runtime sleep at exit).
 func (h *Host) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
-	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", h.NS, name}, args...)...)
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", h.NS, name}, args...)...)
+	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
+	return cmd
 }
 
 // Run runs a command inside the host to completion (at most 30 s).
