@@ -340,3 +340,29 @@ func Eventually(t testing.TB, timeout time.Duration, f func() error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// HelperEnv marks a test process that RunTest started inside a host.
+const HelperEnv = "PAIRING_LAN_HELPER"
+
+// InHelper reports whether this test process is a helper started by
+// RunTest; helper tests return at once otherwise.
+func InHelper() bool { return os.Getenv(HelperEnv) == "1" }
+
+// RunTest runs the test named name of the current test binary inside the
+// host (at most 60 s), with env added, and fails t with its output when it
+// fails. The helper test checks InHelper.
+func (h *Host) RunTest(t testing.TB, name string, env ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := h.Command(ctx, os.Args[0], "-test.run=^"+name+"$", "-test.v", "-test.count=1")
+	cmd.Env = append(append(cmd.Env, HelperEnv+"=1"), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s in %s: %v\n%s", name, h.Name, err, out)
+	}
+	if !strings.Contains(string(out), "--- PASS: "+name) {
+		t.Fatalf("%s in %s did not pass:\n%s", name, h.Name, out)
+	}
+	return string(out)
+}

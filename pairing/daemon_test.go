@@ -1,0 +1,68 @@
+package pairing
+
+import (
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/lanpairing/pairing/internal/lan"
+)
+
+func TestDaemonInNamespace(t *testing.T) {
+	if lan.InHelper() {
+		t.Skip("outer test")
+	}
+	lan.RequireRoot(t)
+	l := lan.New(t)
+	h := l.Host("a")
+	h.Attach(l.Segment(), "10.9.0.1/24")
+	t.Log(h.RunTest(t, "TestHelperDaemon"))
+}
+
+func TestHelperDaemon(t *testing.T) {
+	if !lan.InHelper() {
+		t.Skip("runs inside a simulated host; see TestDaemonInNamespace")
+	}
+	defer goleak.VerifyNone(t)
+	dir := t.TempDir()
+	cfg := Config{StateDir: filepath.Join(dir, "state"), Socket: filepath.Join(dir, "s.sock"), Name: "helper"}
+	d, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-d.Acquired():
+	case <-time.After(5 * time.Second):
+		t.Fatal("no acquisition within 5 s")
+	}
+	st := d.Status()
+	if len(st.Addresses) == 0 || st.Addresses[0].IP.String() != "10.9.0.1" || st.Port != d.Port() {
+		t.Fatalf("status %+v", st)
+	}
+	// A second daemon on the same state directory is refused and leaves
+	// the first untouched.
+	cfg2 := cfg
+	cfg2.Socket = filepath.Join(dir, "s2.sock")
+	if d2, err := Start(cfg2); !errors.Is(err, ErrLocked) {
+		if d2 != nil {
+			d2.Close()
+		}
+		t.Fatalf("second daemon on the same state dir: %v, want ErrLocked", err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	// Restart: same identity.
+	d3, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d3.Identity().Fingerprint != d.Identity().Fingerprint {
+		t.Fatal("identity changed across restarts")
+	}
+	d3.Close()
+}
