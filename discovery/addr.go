@@ -42,6 +42,10 @@ const (
 	DefaultPingTimeout = 500 * time.Millisecond
 	// DefaultPeerTimeout bounds stage 3's wait for peers to answer.
 	DefaultPeerTimeout = 1 * time.Second
+	// DefaultReportGrace is how long stage 3 waits for more peers after
+	// the first answer: peers reply within beacon.DefaultReplyDelayMax
+	// (10 ms), so 50 ms collects them all without waiting the whole timeout.
+	DefaultReportGrace = 50 * time.Millisecond
 )
 
 // Address is one confirmed own address.
@@ -149,7 +153,7 @@ func (a *Acquirer) Acquire(ctx context.Context) Result {
 		if s.err != nil {
 			s.Error = s.err.Error()
 		}
-		log.Info("addr: stage", "stage", s.Name, "status", s.Status, "err", s.Error, "confirmed", len(found), "duration", s.Duration.Round(time.Microsecond))
+		log.Debug("addr: stage", "stage", s.Name, "status", s.Status, "err", s.Error, "confirmed", len(found), "duration", s.Duration.Round(time.Microsecond))
 		res.Stages = append(res.Stages, s)
 		add(found)
 	}

@@ -32,6 +32,6 @@ func AcquireStandalone(ctx context.Context, cfg beacon.Config, log *slog.Logger)
 			log.Debug("temporary listener", "err", err)
 		}
 	}()
-	a := &Acquirer{Confirmer: c, Peers: BeaconReports(cfg, 100*time.Millisecond), Logger: log}
+	a := &Acquirer{Confirmer: c, Peers: BeaconReports(cfg, DefaultReportGrace), Logger: log}
 	return a.Acquire(ctx), nil
 }

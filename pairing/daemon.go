@@ -220,7 +220,7 @@ func (d *Daemon) acquireLoop(ctx context.Context) {
 	defer d.wg.Done()
 	acq := &discovery.Acquirer{
 		Confirmer: d.confirmer,
-		Peers:     discovery.BeaconReports(d.cfg.Beacon, 100*time.Millisecond),
+		Peers:     discovery.BeaconReports(d.cfg.Beacon, discovery.DefaultReportGrace),
 		Logger:    d.log,
 	}
 	first := true
@@ -263,6 +263,9 @@ func (d *Daemon) setResult(res discovery.Result) {
 	d.mu.Unlock()
 	if !changed {
 		return
+	}
+	for _, s := range res.Stages {
+		d.log.Info("address stage", "stage", s.Name, "status", s.Status, "err", s.Error, "duration_ms", s.DurationMS)
 	}
 	if len(res.Addresses) == 0 {
 		var why []any

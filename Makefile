@@ -1,0 +1,45 @@
+# pairing: `make help` lists the targets.
+GO       ?= go
+PREFIX   ?= /usr/local
+BIN      := bin/pairing
+RUN_DIR  := .run
+# Debian packages the tests need: ip (namespaces, veth, bridges) and nft
+# (firewall and multicast-filter variants of the simulated LANs).
+TEST_PKGS := iproute2:ip nftables:nft
+
+.PHONY: help build run test bench lint fuzz install deps
+
+help: ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+build: ## build bin/pairing
+	$(GO) build -o $(BIN) ./cmd/pairing
+
+run: build ## run the daemon in the foreground, state and socket in ./.run
+	$(BIN) serve --state-dir $(RUN_DIR)/state --socket $(RUN_DIR)/pairing.sock
+
+deps: ## install the Debian packages the tests need, when missing (as root)
+	@missing=""; for p in $(TEST_PKGS); do command -v $${p#*:} >/dev/null 2>&1 || missing="$$missing $${p%%:*}"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing >/dev/null; \
+		else echo "missing:$$missing (install as root; namespace tests will skip)"; fi; \
+	fi
+
+test: deps ## run all tests with -race, namespace integration tests included (root)
+	$(GO) test -race -count=1 ./...
+
+bench: deps ## measure speed in simulated LANs; prints `bench <name> <value> <unit>`
+	@mkdir -p $(RUN_DIR); PAIRING_BENCH=1 $(GO) test -count=1 -run '^TestBenchFigures$$' -v ./cmd/pairing >$(RUN_DIR)/bench.log 2>&1; rc=$$?; \
+	grep '^bench ' $(RUN_DIR)/bench.log; if [ $$rc != 0 ]; then cat $(RUN_DIR)/bench.log; exit $$rc; fi
+
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+fuzz: ## fuzz every decoder of outside input for 30 s each
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 30s ./discovery/beacon
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s ./internal/ident
+
+install: build ## install the binary into $(PREFIX)/bin
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/pairing

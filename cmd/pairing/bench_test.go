@@ -1,0 +1,97 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"testing"
+
+	"github.com/lanpairing/pairing/internal/lan"
+)
+
+// TestBenchFigures prints the speed figures of `make bench`, one line each:
+// `bench <name> <median> <unit>`. It runs only with PAIRING_BENCH=1: the
+// figures are measurements on a shared machine, never asserted in tests.
+func TestBenchFigures(t *testing.T) {
+	if os.Getenv("PAIRING_BENCH") != "1" {
+		t.Skip("set PAIRING_BENCH=1 (make bench) to measure")
+	}
+	lan.RequireRoot(t)
+	const runs = 15
+	bin := lan.BuildPairing(t, false)
+
+	t.Run("addr_preferred_ms", func(t *testing.T) {
+		l := lan.New(t)
+		h := l.Host("a")
+		h.Attach(l.Segment(), "10.2.0.1/24")
+		h.DefaultRoute("10.2.0.254")
+		n := newNode(t, h, bin)
+		report(t, "addr_preferred_ms", runs, func() float64 {
+			res, stderr, code := n.addr()
+			if code != 0 || res.Addresses[0].Stage != "preferred" {
+				t.Fatalf("addr: exit %d %+v %s", code, res.Addresses, stderr)
+			}
+			return res.FirstMS
+		})
+	})
+
+	t.Run("addr_fallback_peer_ms", func(t *testing.T) {
+		l := lan.New(t)
+		seg := l.Segment()
+		hx, hy := l.Host("x"), l.Host("y")
+		hx.DisableIPv6()
+		hx.Attach(seg, "100.64.0.2/24")
+		hy.Attach(seg, "100.64.0.3/24")
+		x, y := newNode(t, hx, bin), newNode(t, hy, bin)
+		y.serve()
+		report(t, "addr_fallback_peer_ms", runs, func() float64 {
+			res, stderr, code := x.addr()
+			if code != 0 || res.Addresses[0].Stage != "peer" {
+				t.Fatalf("addr: exit %d %+v %s", code, res.Addresses, stderr)
+			}
+			return res.FirstMS
+		})
+	})
+
+	l := lan.New(t)
+	seg := l.Segment()
+	var nodes []*node
+	for i, name := range []string{"q", "p1", "p2", "p3"} {
+		h := l.Host(name)
+		h.Attach(seg, fmt.Sprintf("10.1.0.%d/24", i+1))
+		nodes = append(nodes, newNode(t, h, bin))
+	}
+	q := nodes[0]
+	nodes[1].serve()
+	report(t, "discover_first_peer_ms", runs, func() float64 {
+		res, stderr, code := q.discover("--first", "--timeout", "2s")
+		if code != 0 || len(res.Peers) != 1 {
+			t.Fatalf("discover: exit %d %+v %s", code, res.Peers, stderr)
+		}
+		return res.Peers[0].ElapsedMS
+	})
+	nodes[2].serve()
+	nodes[3].serve()
+	report(t, "discover_all_ms", runs, func() float64 {
+		res, stderr, code := q.discover("--timeout", "600ms")
+		if code != 0 || len(res.Peers) != 3 {
+			t.Fatalf("discover: exit %d %+v %s", code, res.Peers, stderr)
+		}
+		last := 0.0
+		for _, p := range res.Peers {
+			last = max(last, p.ElapsedMS)
+		}
+		return last
+	})
+}
+
+// report runs f n times and prints the median.
+func report(t *testing.T, name string, n int, f func() float64) {
+	var v []float64
+	for range n {
+		v = append(v, f())
+	}
+	slices.Sort(v)
+	fmt.Printf("bench %s %.2f ms\n", name, v[len(v)/2])
+	t.Logf("%s: min %.2f median %.2f max %.2f over %d runs", name, v[0], v[len(v)/2], v[len(v)-1], n)
+}
