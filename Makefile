@@ -40,6 +40,7 @@ lint: ## gofmt and go vet
 fuzz: ## fuzz every decoder of outside input for 30 s each
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 30s ./discovery/beacon
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s ./internal/ident
+	$(GO) test -run '^$$' -fuzz '^FuzzConfirmRequest$$' -fuzztime 30s ./discovery
 
 install: build ## install the binary into $(PREFIX)/bin
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/pairing

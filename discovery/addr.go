@@ -221,6 +221,9 @@ func (a *Acquirer) preferred(ctx context.Context, ifs []net.Interface) (Stage, [
 		probes = append(probes, pr)
 	}
 	s := Stage{Status: StatusPass, Details: map[string]any{"routes": probes}}
+	if len(targets) == 0 {
+		errs = append(errs, fmt.Errorf("%w: no outside destination configured", ErrNoRoute))
+	}
 	if len(found) == 0 {
 		s.Status, s.err = StatusFail, errors.Join(errs...)
 	}

@@ -1,0 +1,168 @@
+package discovery
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/lanpairing/pairing/discovery/beacon"
+	"github.com/lanpairing/pairing/internal/ident"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// confirmServer serves a Confirmer on 127.0.0.1 only.
+func confirmServer(t *testing.T) *Confirmer {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Confirmer{Port: ln.Addr().(*net.TCPAddr).Port}
+	srv := &http.Server{Handler: c}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return c
+}
+
+func TestConfirmerPing(t *testing.T) {
+	c := confirmServer(t)
+	ctx := context.Background()
+	ev, err := c.Ping(ctx, netip.MustParseAddr("127.0.0.1"))
+	if err != nil || !strings.HasPrefix(ev.Local, "127.0.0.1:") || len(ev.Nonce) != 32 {
+		t.Fatalf("Ping(own address) = %+v, %v", ev, err)
+	}
+	// Another process's listener answers, but it never saw our nonce.
+	other := confirmServer(t)
+	c2 := &Confirmer{Port: other.Port}
+	if _, err := c2.Ping(ctx, netip.MustParseAddr("127.0.0.1")); !errors.Is(err, ErrOtherHost) {
+		t.Fatalf("Ping answered by another listener = %v, want ErrOtherHost", err)
+	}
+	// Nothing listens on 127.0.0.2 at that port: refused.
+	if _, err := c.Ping(ctx, netip.MustParseAddr("127.0.0.2")); !errors.Is(err, ErrNotAddressable) {
+		t.Fatalf("Ping(unreachable) = %v, want ErrNotAddressable", err)
+	}
+}
+
+func TestConfirmerRejectsBadRequests(t *testing.T) {
+	c := &Confirmer{}
+	for _, q := range []string{"", "?nonce=abc&addr=127.0.0.1", "?nonce=" + strings.Repeat("a", 32) + "&addr=nope", "?nonce=" + strings.Repeat("a", 32) + "&addr=127.0.0.1"} {
+		r := httptest.NewRequest("GET", ConfirmPath+q, nil)
+		r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}))
+		w := httptest.NewRecorder()
+		c.ServeHTTP(w, r)
+		if w.Code < 400 {
+			t.Errorf("%q answered %d", q, w.Code)
+		}
+	}
+}
+
+func FuzzConfirmRequest(f *testing.F) {
+	f.Add("nonce=" + strings.Repeat("a", 32) + "&addr=127.0.0.1")
+	f.Add("addr=fe80::1%25eth0&nonce=zz")
+	f.Fuzz(func(t *testing.T, query string) {
+		c := &Confirmer{}
+		r := httptest.NewRequest("GET", ConfirmPath, nil)
+		r.URL.RawQuery = query
+		r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}))
+		w := httptest.NewRecorder()
+		c.ServeHTTP(w, r)
+		if w.Code < 400 {
+			t.Fatalf("%q confirmed with no pending nonce: %d", query, w.Code)
+		}
+	})
+}
+
+func TestAcquireStagesOnLoopback(t *testing.T) {
+	c := confirmServer(t)
+	a := &Acquirer{
+		Confirmer:    c,
+		Interfaces:   func() ([]net.Interface, error) { return nil, nil },
+		RouteTargets: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:9")},
+		Peers: func(context.Context) ([]Report, error) {
+			return []Report{{SeenAs: netip.MustParseAddr("127.0.0.2"), PeerID: "P"}}, nil
+		},
+	}
+	res := a.Acquire(context.Background())
+	if len(res.Stages) != 3 || res.Stages[0].Status != StatusPass || res.Stages[1].Status != StatusFail || res.Stages[2].Status != StatusSkip {
+		t.Fatalf("stages %+v", res.Stages)
+	}
+	if !errors.Is(res.Stages[1].Err(), ErrNoCandidates) {
+		t.Fatalf("sweep error %v, want ErrNoCandidates", res.Stages[1].Err())
+	}
+	if len(res.Addresses) != 1 || res.Addresses[0].IP.String() != "127.0.0.1" || res.FirstMS <= 0 {
+		t.Fatalf("addresses %+v first %v", res.Addresses, res.FirstMS)
+	}
+
+	// Stage 1 has no route, stage 2 nothing: stage 3 runs, and a report
+	// that does not reach our listener is not used.
+	a.RouteTargets = []netip.AddrPort{}
+	res = a.Acquire(context.Background())
+	if s := res.Stages[2]; s.Status != StatusFail || !errors.Is(s.Err(), ErrNotAddressable) || len(res.Addresses) != 0 {
+		t.Fatalf("stage 3 %+v, addresses %+v", s, res.Addresses)
+	}
+	a.Peers = func(context.Context) ([]Report, error) {
+		return []Report{{SeenAs: netip.MustParseAddr("127.0.0.2"), PeerID: "P"}, {SeenAs: netip.MustParseAddr("127.0.0.1"), PeerID: "Q"}}, nil
+	}
+	res = a.Acquire(context.Background())
+	if len(res.Addresses) != 1 || res.Addresses[0].Stage != StagePeer || res.Addresses[0].IP.String() != "127.0.0.1" {
+		t.Fatalf("addresses %+v", res.Addresses)
+	}
+}
+
+func TestIsVirtual(t *testing.T) {
+	for name, want := range map[string]bool{"docker0": true, "br-1a2b": true, "veth12": true, "wg0": true, "tailscale0": true, "eth0": false, "wlp3s0": false, "enp0s31f6": false} {
+		if IsVirtual(name) != want {
+			t.Errorf("IsVirtual(%q) = %v", name, !want)
+		}
+	}
+}
+
+func TestTable(t *testing.T) {
+	now := time.Unix(1000, 0)
+	tb := &Table{TTL: 90 * time.Second, Now: func() time.Time { return now }}
+	var fp ident.Fingerprint
+	fp[0] = 1
+	ev := func(typ beacon.Type, inst uint64, from string, seen string) beacon.Event {
+		p := &beacon.Packet{Type: typ, Instance: inst, Fingerprint: fp, Name: "b", Port: 7, Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.2")}}
+		if seen != "" {
+			p.SeenAs = netip.MustParseAddr(seen)
+		}
+		return beacon.Event{Packet: p, From: netip.MustParseAddrPort(from), At: now}
+	}
+	tb.Observe(beacon.Event{Packet: &beacon.Packet{Type: beacon.TypeQuery}, From: netip.MustParseAddrPort("10.0.0.9:1"), At: now})
+	if len(tb.Peers()) != 0 {
+		t.Fatal("an anonymous querier became a peer")
+	}
+	tb.Observe(ev(beacon.TypeReply, 1, "[fe80::2%eth0]:5", "fe80::1"))
+	tb.Observe(ev(beacon.TypeReply, 1, "10.0.0.2:5", "10.0.0.1"))
+	tb.Observe(ev(beacon.TypeReply, 1, "[fe80::2%eth0]:5", "fe80::1"))
+	ps := tb.Peers()
+	if len(ps) != 1 || ps[0].SeenAs.String() != "10.0.0.1" || len(ps[0].Addresses) != 2 || ps[0].ID != fp.ID() {
+		t.Fatalf("peers %+v", ps)
+	}
+	// A restart (new instance) forgets old addresses.
+	e := ev(beacon.TypeAnnounce, 2, "10.0.0.3:5", "")
+	e.Packet.Addrs = nil
+	tb.Observe(e)
+	if ps := tb.Peers(); len(ps[0].Addresses) != 1 || ps[0].Addresses[0].String() != "10.0.0.3" {
+		t.Fatalf("after restart: %+v", ps[0].Addresses)
+	}
+	now = now.Add(91 * time.Second)
+	if len(tb.Peers()) != 0 {
+		t.Fatal("peer did not expire")
+	}
+	now = now.Add(-91 * time.Second)
+	tb.Observe(ev(beacon.TypeAnnounce, 2, "10.0.0.3:5", ""))
+	tb.Observe(ev(beacon.TypeGoodbye, 2, "10.0.0.3:5", ""))
+	if len(tb.Peers()) != 0 {
+		t.Fatal("goodbye did not remove the peer")
+	}
+}
