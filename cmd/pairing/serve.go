@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/lanpairing/pairing/discovery/beacon"
 	"github.com/lanpairing/pairing/pairing"
 )
 
@@ -23,13 +25,19 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err := parse(fs, args, 0, stdout); err != nil {
 		return err
 	}
+	if err := beacon.ValidName(*name); err != nil {
+		return usageError{"bad --name: " + err.Error()}
+	}
 	log, err := newLogger(stderr, *logFormat, *logLevel)
 	if err != nil {
 		return err
 	}
 	d, err := pairing.Start(pairing.Config{StateDir: *stateDir, Socket: *socket, Listen: *listen, Name: *name, Logger: log})
-	if err != nil {
-		return hintError{err, "see 'pairing serve --help'; another daemon may already run ('pairing status')"}
+	switch {
+	case errors.Is(err, pairing.ErrLocked):
+		return hintError{err, "a daemon already runs on this state directory ('pairing status'); stop it or use another --state-dir"}
+	case err != nil:
+		return err
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)

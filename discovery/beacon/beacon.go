@@ -119,7 +119,8 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// Stats counts what a Beacon did. Dropped counts by reason.
+// Stats counts what a Beacon did. Dropped counts invalid packets by
+// reason: short, too_large, magic, version, type, field.
 type Stats struct {
 	Received    uint64            `json:"received"`
 	Sent        uint64            `json:"sent"`
@@ -136,11 +137,20 @@ type counters struct {
 	dropped                                      map[string]uint64
 }
 
+// dropReasons are the keys of Stats.Dropped.
+var dropReasons = []struct {
+	err error
+	key string
+}{
+	{ErrShort, "short"}, {ErrTooLarge, "too_large"}, {ErrMagic, "magic"},
+	{ErrVersion, "version"}, {ErrType, "type"}, {ErrField, "field"},
+}
+
 func (c *counters) drop(err error) {
 	reason := "invalid"
-	for _, e := range []error{ErrShort, ErrTooLarge, ErrMagic, ErrVersion, ErrType, ErrField} {
-		if errors.Is(err, e) {
-			reason = e.Error()
+	for _, r := range dropReasons {
+		if errors.Is(err, r.err) {
+			reason = r.key
 			break
 		}
 	}

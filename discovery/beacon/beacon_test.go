@@ -53,11 +53,11 @@ func TestHelperBeacon(t *testing.T) {
 	wrongVersion := append([]byte(nil), good...)
 	wrongVersion[4] = 2
 	hostile := map[string][]byte{
-		ErrShort.Error():    good[:10],
-		ErrMagic.Error():    []byte("GET / HTTP/1.1\r\n\r\n garbage garbage garbage garbage garbage garbage"),
-		ErrVersion.Error():  wrongVersion,
-		ErrTooLarge.Error(): make([]byte, 1400),
-		ErrField.Error():    append(append([]byte(nil), good...), fieldAddress, 9, 1),
+		"short":     good[:10],
+		"magic":     []byte("GET / HTTP/1.1\r\n\r\n garbage garbage garbage garbage garbage garbage"),
+		"version":   wrongVersion,
+		"too_large": make([]byte, 1400),
+		"field":     append(append([]byte(nil), good...), fieldAddress, 9, 1),
 	}
 	for _, p := range hostile {
 		if _, err := c.WriteTo(p, group); err != nil {
