@@ -51,15 +51,21 @@ func TestConfirmerPing(t *testing.T) {
 	}
 }
 
+// confirmStatus is the status a fresh Confirmer answers to a self-ping
+// with the raw query q, arriving on 127.0.0.1.
+func confirmStatus(q string) int {
+	r := httptest.NewRequest("GET", ConfirmPath, nil)
+	r.URL.RawQuery = q
+	r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}))
+	w := httptest.NewRecorder()
+	(&Confirmer{}).ServeHTTP(w, r)
+	return w.Code
+}
+
 func TestConfirmerRejectsBadRequests(t *testing.T) {
-	c := &Confirmer{}
-	for _, q := range []string{"", "?nonce=abc&addr=127.0.0.1", "?nonce=" + strings.Repeat("a", 32) + "&addr=nope", "?nonce=" + strings.Repeat("a", 32) + "&addr=127.0.0.1"} {
-		r := httptest.NewRequest("GET", ConfirmPath+q, nil)
-		r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}))
-		w := httptest.NewRecorder()
-		c.ServeHTTP(w, r)
-		if w.Code < 400 {
-			t.Errorf("%q answered %d", q, w.Code)
+	for _, q := range []string{"", "nonce=abc&addr=127.0.0.1", "nonce=" + strings.Repeat("a", 32) + "&addr=nope", "nonce=" + strings.Repeat("a", 32) + "&addr=127.0.0.1"} {
+		if code := confirmStatus(q); code < 400 {
+			t.Errorf("%q answered %d", q, code)
 		}
 	}
 }
@@ -68,14 +74,8 @@ func FuzzConfirmRequest(f *testing.F) {
 	f.Add("nonce=" + strings.Repeat("a", 32) + "&addr=127.0.0.1")
 	f.Add("addr=fe80::1%25eth0&nonce=zz")
 	f.Fuzz(func(t *testing.T, query string) {
-		c := &Confirmer{}
-		r := httptest.NewRequest("GET", ConfirmPath, nil)
-		r.URL.RawQuery = query
-		r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}))
-		w := httptest.NewRecorder()
-		c.ServeHTTP(w, r)
-		if w.Code < 400 {
-			t.Fatalf("%q confirmed with no pending nonce: %d", query, w.Code)
+		if code := confirmStatus(query); code < 400 {
+			t.Fatalf("%q confirmed with no pending nonce: %d", query, code)
 		}
 	})
 }

@@ -15,11 +15,7 @@ func TestDaemonInNamespace(t *testing.T) {
 	if lan.InHelper() {
 		t.Skip("outer test")
 	}
-	lan.RequireRoot(t)
-	l := lan.New(t)
-	h := l.Host("a")
-	h.Attach(l.Segment(), "10.9.0.1/24")
-	t.Log(h.RunTest(t, "TestHelperDaemon"))
+	t.Log(lan.RunInHost(t, "TestHelperDaemon"))
 }
 
 func TestHelperDaemon(t *testing.T) {

@@ -18,12 +18,7 @@ func TestBeaconInNamespace(t *testing.T) {
 	if lan.InHelper() {
 		t.Skip("outer test")
 	}
-	lan.RequireRoot(t)
-	l := lan.New(t)
-	h := l.Host("a")
-	h.Attach(l.Segment(), "10.9.0.1/24")
-	out := h.RunTest(t, "TestHelperBeacon")
-	t.Log(out)
+	t.Log(lan.RunInHost(t, "TestHelperBeacon"))
 }
 
 func TestHelperBeacon(t *testing.T) {

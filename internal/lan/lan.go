@@ -366,3 +366,15 @@ func (h *Host) RunTest(t testing.TB, name string, env ...string) string {
 	}
 	return string(out)
 }
+
+// RunInHost builds a one-host LAN (eth0 10.9.0.1/24 on a bridge) and runs
+// the helper test named name of the current test binary inside it. Call
+// it from an outer test that skips when InHelper.
+func RunInHost(t testing.TB, name string) string {
+	t.Helper()
+	RequireRoot(t)
+	l := New(t)
+	h := l.Host("a")
+	h.Attach(l.Segment(), "10.9.0.1/24")
+	return h.RunTest(t, name)
+}
