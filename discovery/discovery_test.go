@@ -141,6 +141,11 @@ func TestTable(t *testing.T) {
 	if len(tb.Peers()) != 0 {
 		t.Fatal("an anonymous querier became a peer")
 	}
+	tb.Self[0] = 9
+	tb.Observe(beacon.Event{Packet: &beacon.Packet{Type: beacon.TypeQuery, Fingerprint: tb.Self}, From: netip.MustParseAddrPort("10.0.0.1:1"), At: now})
+	if len(tb.Peers()) != 0 {
+		t.Fatal("our own query made us our own peer")
+	}
 	tb.Observe(ev(beacon.TypeReply, 1, "[fe80::2%eth0]:5", "fe80::1"))
 	tb.Observe(ev(beacon.TypeReply, 1, "10.0.0.2:5", "10.0.0.1"))
 	tb.Observe(ev(beacon.TypeReply, 1, "[fe80::2%eth0]:5", "fe80::1"))

@@ -68,6 +68,9 @@ type Table struct {
 	TTL    time.Duration
 	Logger *slog.Logger
 	Now    func() time.Time
+	// Self is this device's fingerprint: its own packets (e.g. the query
+	// of its own address acquisition) never make it a peer.
+	Self ident.Fingerprint
 
 	mu    sync.Mutex
 	peers map[ident.Fingerprint]*Peer
@@ -76,8 +79,8 @@ type Table struct {
 // Observe folds a beacon event into the table.
 func (t *Table) Observe(ev beacon.Event) {
 	pk := ev.Packet
-	if pk.Fingerprint.IsZero() {
-		return // an anonymous querier is no device
+	if pk.Fingerprint.IsZero() || pk.Fingerprint == t.Self {
+		return // an anonymous querier is no device, and we are not our peer
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -157,12 +160,12 @@ type DiscoverOptions struct {
 // Discover sends a beacon query and returns the devices that answered
 // before ctx ended (or the first one, with First).
 func Discover(ctx context.Context, cfg beacon.Config, opt DiscoverOptions) ([]Peer, error) {
-	var t Table
+	t := Table{Self: opt.Exclude}
 	start := time.Now()
 	elapsed := map[ident.Fingerprint]float64{}
 	err := beacon.Query(ctx, cfg, func(ev beacon.Event) bool {
 		fp := ev.Packet.Fingerprint
-		if fp.IsZero() || (!opt.Exclude.IsZero() && fp == opt.Exclude) {
+		if fp.IsZero() || fp == opt.Exclude {
 			return true
 		}
 		if _, ok := elapsed[fp]; !ok {

@@ -112,7 +112,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	d.goServe(d.server, d.listener)
 	d.log.Info("listening", "port", port)
 
-	d.table = &discovery.Table{Logger: d.log}
+	d.table = &discovery.Table{Logger: d.log, Self: d.id.Fingerprint}
 	bc := cfg.Beacon
 	bc.Fingerprint = d.id.Fingerprint
 	bc.Logger = d.log

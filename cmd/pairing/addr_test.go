@@ -129,6 +129,9 @@ func TestDaemonPeerStage(t *testing.T) {
 		if len(st.Addresses) != 1 || st.Addresses[0].IP.String() != "100.64.0.2" || st.Addresses[0].Stage != discovery.StagePeer {
 			return errorf("daemon addresses = %+v, want 100.64.0.2 from stage peer", st.Addresses)
 		}
+		if len(st.Peers) != 1 || st.Peers[0].Name != "y" {
+			return errorf("daemon peers = %+v, want y alone (never itself)", st.Peers)
+		}
 		return nil
 	})
 }

@@ -169,6 +169,7 @@ type endpoint struct {
 	instance uint64
 	u4, u6   *socket
 	count    *counters
+	ifnames  sync.Map // interface index → name, so a packet costs no netlink dump
 }
 
 func newEndpoint(cfg Config, count *counters) (*endpoint, error) {
@@ -264,6 +265,7 @@ func (e *endpoint) readLoop(s *socket, handle func(*socket, Event)) {
 				return
 			}
 			e.cfg.Logger.Debug("beacon: read", "err", err)
+			time.Sleep(10 * time.Millisecond) // never spin on a persistent error
 			continue
 		}
 		e.count.received.Add(1)
@@ -277,12 +279,24 @@ func (e *endpoint) readLoop(s *socket, handle func(*socket, Event)) {
 			e.count.own.Add(1)
 			continue
 		}
-		var ifname string
-		if ifi, err := net.InterfaceByIndex(ifindex); err == nil {
-			ifname = ifi.Name
-		}
-		handle(s, Event{Packet: p, From: from, Interface: ifname, At: time.Now()})
+		handle(s, Event{Packet: p, From: from, Interface: e.ifname(ifindex), At: time.Now()})
 	}
+}
+
+// ifname names interface index, "" when unknown.
+func (e *endpoint) ifname(index int) string {
+	if index == 0 {
+		return ""
+	}
+	if name, ok := e.ifnames.Load(index); ok {
+		return name.(string)
+	}
+	ifi, err := net.InterfaceByIndex(index)
+	if err != nil {
+		return ""
+	}
+	e.ifnames.Store(index, ifi.Name)
+	return ifi.Name
 }
 
 // Beacon is a running beacon: it listens on the group port, answers
