@@ -140,18 +140,6 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	return d, nil
 }
 
-func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      10 * time.Second,
-		IdleTimeout:       30 * time.Second,
-		MaxHeaderBytes:    8 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
-}
-
 func (d *Daemon) goServe(s *http.Server, ln net.Listener) {
 	d.wg.Add(1)
 	go func() {

@@ -1,0 +1,228 @@
+package pairing
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lanpairing/pairing/discovery/beacon"
+)
+
+// noLAN keeps the beacon fallback off the network in loopback tests.
+var noLAN = beacon.Config{Interfaces: func() ([]net.Interface, error) { return nil, nil }}
+
+type side struct {
+	id     *Identity
+	store  *Store
+	window *Window
+	srv    *Server
+	port   uint16
+}
+
+func newSide(t *testing.T, serve bool) *side {
+	t.Helper()
+	dir := t.TempDir()
+	id, err := LoadIdentity(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &side{id: id, store: st, window: &Window{}}
+	if serve {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.port = uint16(ln.Addr().(*net.TCPAddr).Port)
+		s.srv = &Server{Identity: id, Window: s.window, Store: st, Name: "server"}
+		s.srv.Serve(ln)
+		t.Cleanup(func() { s.srv.Close(context.Background()) })
+	}
+	return s
+}
+
+func (s *side) payload() *Payload {
+	info := s.window.Open()
+	return &Payload{Host: netip.MustParseAddr("127.0.0.1"), Port: s.port, Fingerprint: s.id.Fingerprint, Secret: info.Secret, Name: "server"}
+}
+
+func (c *side) join(p *Payload, code string) (*JoinResult, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return Join(ctx, p, JoinOptions{Identity: c.id, Store: c.store, Name: "client", Code: code, Beacon: noLAN})
+}
+
+func TestJoinPairsBothSides(t *testing.T) {
+	a, b := newSide(t, true), newSide(t, false)
+	res, err := b.join(a.payload(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Peer.ID != a.id.ID() || res.Peer.Name != "server" {
+		t.Fatalf("joined %+v", res.Peer)
+	}
+	if p, ok := a.store.Get(b.id.Fingerprint); !ok || p.Name != "client" || p.Kind != KindDevice {
+		t.Fatalf("server store: %+v %v", p, ok)
+	}
+	if p, ok := b.store.Get(a.id.Fingerprint); !ok || p.Port != a.port {
+		t.Fatalf("client store: %+v %v", p, ok)
+	}
+	if a.window.Info().Open {
+		t.Fatal("window still open after a success")
+	}
+}
+
+func TestJoinFailures(t *testing.T) {
+	a, b := newSide(t, true), newSide(t, false)
+	p := a.payload()
+
+	wrong := *p
+	wrong.Secret = bytes.Repeat([]byte{1}, SecretLen)
+	if _, err := b.join(&wrong, ""); !errors.Is(err, ErrWrongSecret) {
+		t.Fatalf("wrong secret: %v", err)
+	}
+
+	// A different daemon at the link's address: refused before any secret
+	// is sent.
+	impostor := newSide(t, true)
+	impostor.window.Open()
+	fake := *p
+	fake.Port = impostor.port
+	if _, err := b.join(&fake, ""); !errors.Is(err, ErrImpostor) || !strings.Contains(err.Error(), "127.0.0.1") {
+		t.Fatalf("impostor: %v", err)
+	}
+
+	// Nothing listens: unreachable, naming what was tried.
+	gone := *p
+	gone.Port = 1
+	if _, err := b.join(&gone, ""); !errors.Is(err, ErrUnreachable) || !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Fatalf("unreachable: %v", err)
+	}
+
+	// A replayed proof (computed for another TLS session) is a wrong secret.
+	if code := replay(t, a, b.id, p.Secret); code != http.StatusUnauthorized {
+		t.Fatalf("replayed proof answered %d", code)
+	}
+
+	if len(a.store.List()) != 0 || len(b.store.List()) != 0 {
+		t.Fatal("a failed attempt changed a store")
+	}
+
+	// Expired / closed window.
+	a.window.Close()
+	if _, err := b.join(p, ""); !errors.Is(err, ErrWindowClosed) {
+		t.Fatalf("closed window: %v", err)
+	}
+}
+
+// replay sends a proof bound to a made-up exporter value, as one captured
+// from another session would be.
+func replay(t *testing.T, a *side, id *Identity, secret []byte) int {
+	c, err := tls.Dial("tcp", net.JoinHostPort("127.0.0.1", portStr(a.port)), pinnedConfig(id, a.id.Fingerprint))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	body, _ := json.Marshal(PairRequest{Proof: mac(secret, clientLabel, make([]byte, 32)), Name: "x", Kind: KindDevice})
+	tr := &http.Transport{DialTLSContext: func(context.Context, string, string) (net.Conn, error) { return c, nil }}
+	resp, err := (&http.Client{Transport: tr}).Post("https://pair"+PathPair, "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func TestSecretBurnedAfterTenFailures(t *testing.T) {
+	w := &Window{}
+	first := w.Open().Secret
+	var changes int
+	w.OnChange = func(WindowInfo) { changes++ }
+	for i := range MaxFailures {
+		// Ten sources, so the per-source limit does not trip first.
+		src := netip.AddrFrom4([4]byte{10, 0, 0, byte(i)})
+		err := w.CheckProof(src, func([]byte) bool { return false })
+		if !errors.Is(err, ErrWrongSecret) {
+			t.Fatalf("attempt %d: %v", i, err)
+		}
+	}
+	info := w.Info()
+	if !info.Open || bytes.Equal(info.Secret, first) || changes != 1 {
+		t.Fatalf("after %d failures: open %v, secret renewed %v, changes %d", MaxFailures, info.Open, !bytes.Equal(info.Secret, first), changes)
+	}
+	// One source alone is stopped after a few failures.
+	src := netip.MustParseAddr("10.9.9.9")
+	var err error
+	for range sourceBurst + 1 {
+		err = w.CheckProof(src, func([]byte) bool { return false })
+	}
+	if !errors.Is(err, ErrTooMany) {
+		t.Fatalf("per-source limit: %v", err)
+	}
+}
+
+func TestCodeOnceAndCurrentStepsOnly(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	w := &Window{Now: func() time.Time { return now }}
+	secret := w.Open().Secret
+	src := netip.MustParseAddr("10.0.0.1")
+	code, _ := Code(secret, now)
+	if err := w.CheckCode(src, code); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.CheckCode(src, code); !errors.Is(err, ErrCodeReused) {
+		t.Fatalf("replayed code: %v", err)
+	}
+	old, _ := Code(secret, now.Add(-2*time.Minute))
+	if err := w.CheckCode(netip.MustParseAddr("10.0.0.2"), old); !errors.Is(err, ErrWrongCode) {
+		t.Fatalf("old code: %v", err)
+	}
+	now = now.Add(30 * time.Second)
+	prev, _ := Code(secret, now.Add(-30*time.Second))
+	if err := w.CheckCode(netip.MustParseAddr("10.0.0.3"), prev); !errors.Is(err, ErrCodeReused) {
+		t.Fatalf("previous step already used: %v", err)
+	}
+}
+
+func TestJoinWithCode(t *testing.T) {
+	a, b := newSide(t, true), newSide(t, false)
+	p := a.payload()
+	code, _ := Code(p.Secret, time.Now())
+	p.Secret = nil
+	if _, err := b.join(p, ""); !errors.Is(err, ErrNeedCode) {
+		t.Fatalf("link without code: %v", err)
+	}
+	if _, err := b.join(p, "000000"); !errors.Is(err, ErrWrongCode) && code != "000000" {
+		t.Fatalf("wrong code: %v", err)
+	}
+	if _, err := b.join(p, code); err != nil {
+		t.Fatalf("right code: %v", err)
+	}
+	if _, ok := a.store.Get(b.id.Fingerprint); !ok {
+		t.Fatal("not stored")
+	}
+}
+
+func FuzzPairRequest(f *testing.F) {
+	good, _ := json.Marshal(PairRequest{Proof: make([]byte, 32), Name: "n", Kind: KindDevice})
+	f.Add(good)
+	f.Add([]byte(`{"code":"123456","name":"x","kind":"browser"}`))
+	f.Add([]byte(`{"code":"1","proof":"AA=="}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := decodePairRequest(b)
+		if err == nil && (r.Name == "" || (r.Proof == nil) == (r.Code == "")) {
+			t.Fatalf("accepted %q", b)
+		}
+	})
+}

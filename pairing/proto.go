@@ -1,0 +1,113 @@
+package pairing
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/lanpairing/pairing/discovery/beacon"
+)
+
+// The native pairing exchange, over TLS 1.3 with both certificates:
+//
+//	POST /v1/pair  {"proof": HMAC-SHA256(secret, clientLabel ‖ exporter)
+//	                 or "code": "123456", "name", "kind"}
+//	200 {"proof": HMAC-SHA256(secret or code, serverLabel ‖ exporter), "peer": {…}}
+//	4xx {"error": "…", "reason": "window_closed|wrong_secret|wrong_code|code_reused|too_many|bad_request"}
+//
+// exporter is 32 bytes of TLS keying material (RFC 8446 §7.5) with label
+// exporterLabel: a proof is bound to its TLS session and useless in any
+// other.
+const (
+	PathPair      = "/v1/pair"
+	exporterLabel = "EXPORTER-pairing-v1"
+	clientLabel   = "pairing client proof v1"
+	serverLabel   = "pairing server proof v1"
+	// maxRequestBody bounds every request body the listener reads.
+	maxRequestBody = 16 << 10
+)
+
+// PairRequest is the client's half.
+type PairRequest struct {
+	Proof []byte `json:"proof,omitempty"`
+	Code  string `json:"code,omitempty"`
+	Name  string `json:"name"`
+	Kind  string `json:"kind"`
+}
+
+// PeerInfo describes a device in pairing answers and `join` output.
+type PeerInfo struct {
+	ID          string       `json:"id"`
+	Name        string       `json:"name"`
+	Fingerprint string       `json:"fingerprint"`
+	Addresses   []netip.Addr `json:"addresses"`
+	Port        uint16       `json:"port,omitempty"`
+}
+
+// PairResponse is the server's half.
+type PairResponse struct {
+	Proof []byte   `json:"proof"`
+	Peer  PeerInfo `json:"peer"`
+}
+
+type errorResponse struct {
+	Error  string `json:"error"`
+	Reason string `json:"reason"`
+}
+
+// ErrBadRequest is a malformed pairing request.
+var ErrBadRequest = errors.New("malformed pairing request")
+
+// decodePairRequest parses and checks a request body.
+func decodePairRequest(b []byte) (*PairRequest, error) {
+	var r PairRequest
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%w: trailing data", ErrBadRequest)
+	}
+	switch {
+	case (r.Proof == nil) == (r.Code == ""):
+		return nil, fmt.Errorf("%w: exactly one of proof and code", ErrBadRequest)
+	case r.Proof != nil && len(r.Proof) != sha256.Size:
+		return nil, fmt.Errorf("%w: proof is %d bytes", ErrBadRequest, len(r.Proof))
+	case r.Code != "" && len(r.Code) != 6:
+		return nil, fmt.Errorf("%w: code must be 6 digits", ErrBadRequest)
+	case r.Kind != KindDevice && r.Kind != KindBrowser:
+		return nil, fmt.Errorf("%w: kind %q", ErrBadRequest, r.Kind)
+	}
+	if err := beacon.ValidName(r.Name); err != nil {
+		return nil, fmt.Errorf("%w: name: %v", ErrBadRequest, err)
+	}
+	return &r, nil
+}
+
+func mac(key []byte, label string, exporter []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(label))
+	m.Write(exporter)
+	return m.Sum(nil)
+}
+
+// reasons maps pairing errors to wire reasons and back.
+var reasons = []struct {
+	err    error
+	reason string
+	status int
+}{
+	{ErrWindowClosed, "window_closed", 403},
+	{ErrWrongSecret, "wrong_secret", 401},
+	{ErrWrongCode, "wrong_code", 401},
+	{ErrCodeReused, "code_reused", 401},
+	{ErrTooMany, "too_many", 429},
+	{ErrBadRequest, "bad_request", 400},
+}
+
+func hmacEqual(a, b []byte) bool { return hmac.Equal(a, b) }

@@ -1,0 +1,179 @@
+package pairing
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/lanpairing/pairing/internal/ident"
+)
+
+// Server is the pairing listener: one TCP port, TLS 1.3 for native
+// clients and plain HTTP (self-ping, later the browser page), told apart
+// by the first byte.
+type Server struct {
+	Identity *Identity
+	Window   *Window
+	Store    *Store
+	Name     string
+	// Plain handles plain-HTTP requests (mux of the caller).
+	Plain http.Handler
+	// Self returns this device's confirmed addresses, for answers.
+	Self   func() []netip.Addr
+	Logger *slog.Logger
+	// OnPaired is called after a peer was stored.
+	OnPaired func(PairedPeer)
+
+	demux       *demux
+	tlsSrv      *http.Server
+	plainSrv    *http.Server
+	done        chan struct{}
+	shutdownErr error
+}
+
+// Serve starts serving ln in the background.
+func (s *Server) Serve(ln net.Listener) {
+	if s.Logger == nil {
+		s.Logger = slog.New(slog.DiscardHandler)
+	}
+	s.demux = newDemux(ln)
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+PathPair, s.handlePair)
+	s.tlsSrv = newHTTPServer(mux, s.Logger)
+	s.tlsSrv.TLSConfig = &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{s.Identity.TLSCertificate()},
+		// Requested and recorded, not CA-verified: identity is the
+		// fingerprint, checked against the window or the paired store.
+		ClientAuth: tls.RequestClientCert,
+	}
+	plain := s.Plain
+	if plain == nil {
+		plain = http.NotFoundHandler()
+	}
+	s.plainSrv = newHTTPServer(plain, s.Logger)
+	s.done = make(chan struct{}, 2)
+	go func() { s.tlsSrv.ServeTLS(s.demux.tls, "", ""); s.done <- struct{}{} }()
+	go func() { s.plainSrv.Serve(s.demux.plain); s.done <- struct{}{} }()
+}
+
+// Close stops the listener and waits (at most until ctx ends) for
+// requests in flight.
+func (s *Server) Close(ctx context.Context) {
+	if s.demux == nil {
+		return
+	}
+	s.demux.close()
+	s.tlsSrv.Shutdown(ctx)
+	s.plainSrv.Shutdown(ctx)
+	<-s.done
+	<-s.done
+	s.demux = nil
+}
+
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           http.MaxBytesHandler(h, maxRequestBody),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       30 * time.Second,
+		MaxHeaderBytes:    8 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+}
+
+func (s *Server) handlePair(w http.ResponseWriter, r *http.Request) {
+	src := remoteIP(r)
+	fail := func(err error) {
+		reason, status := "bad_request", http.StatusBadRequest
+		for _, x := range reasons {
+			if errors.Is(err, x.err) {
+				reason, status = x.reason, x.status
+				break
+			}
+		}
+		s.Logger.Warn("pairing failed", "from", src, "reason", reason, "err", err)
+		writeJSONStatus(w, status, errorResponse{Error: err.Error(), Reason: reason})
+	}
+	if len(r.TLS.PeerCertificates) == 0 {
+		fail(errors.New("malformed pairing request: no client certificate"))
+		return
+	}
+	clientFP := ident.Of(r.TLS.PeerCertificates[0].Raw)
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		fail(ErrBadRequest)
+		return
+	}
+	req, err := decodePairRequest(body)
+	if err != nil {
+		fail(err)
+		return
+	}
+	ekm, err := r.TLS.ExportKeyingMaterial(exporterLabel, nil, 32)
+	if err != nil {
+		fail(err)
+		return
+	}
+	var key []byte
+	if req.Code != "" {
+		err = s.Window.CheckCode(src, req.Code)
+		key = []byte(req.Code)
+	} else {
+		err = s.Window.CheckProof(src, func(secret []byte) bool {
+			key = slices.Clone(secret)
+			return hmacEqual(req.Proof, mac(secret, clientLabel, ekm))
+		})
+	}
+	if err != nil {
+		fail(err)
+		return
+	}
+	peer := PairedPeer{
+		Fingerprint: clientFP, Name: req.Name, Kind: req.Kind,
+		PairedAt: time.Now().UTC(), LastSeen: time.Now().UTC(),
+		Addresses: []netip.Addr{src},
+	}
+	if err := s.Store.Put(peer); err != nil {
+		s.Logger.Error("pairing: store", "err", err)
+		writeJSONStatus(w, http.StatusInternalServerError, errorResponse{Error: "cannot store the pairing: " + err.Error(), Reason: "internal"})
+		return
+	}
+	s.Window.Close()
+	s.Logger.Info("paired", "peer", clientFP.ID(), "name", req.Name, "kind", req.Kind, "from", src, "by", map[bool]string{true: "code", false: "secret"}[req.Code != ""])
+	if s.OnPaired != nil {
+		s.OnPaired(peer)
+	}
+	writeJSONStatus(w, http.StatusOK, PairResponse{Proof: mac(key, serverLabel, ekm), Peer: s.info()})
+}
+
+func (s *Server) info() PeerInfo {
+	var addrs []netip.Addr
+	if s.Self != nil {
+		addrs = s.Self()
+	}
+	return PeerInfo{ID: s.Identity.ID(), Name: s.Name, Fingerprint: s.Identity.Fingerprint.String(), Addresses: addrs}
+}
+
+func remoteIP(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap().WithZone("")
+}
+
+func writeJSONStatus(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,247 @@
+package pairing
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lanpairing/pairing/internal/ident"
+)
+
+// StoreFile is the paired store in the state directory.
+const StoreFile = "paired.json"
+
+const (
+	storeVersion = 1
+	// maxStoreSize bounds what is read: thousands of peers fit.
+	maxStoreSize = 4 << 20
+)
+
+// Store errors.
+var (
+	ErrStoreCorrupt = errors.New("paired store is corrupt")
+	ErrUnknownPeer  = errors.New("no paired device matches")
+	ErrAmbiguous    = errors.New("more than one paired device matches")
+)
+
+// Peer kinds.
+const (
+	KindDevice  = "device"
+	KindBrowser = "browser"
+)
+
+// PairedPeer is one paired device.
+type PairedPeer struct {
+	Fingerprint ident.Fingerprint `json:"fingerprint"`
+	ID          string            `json:"id"`
+	Name        string            `json:"name"`
+	Kind        string            `json:"kind"`
+	PairedAt    time.Time         `json:"paired_at"`
+	LastSeen    time.Time         `json:"last_seen,omitzero"`
+	Addresses   []netip.Addr      `json:"addresses"`
+	Port        uint16            `json:"port,omitempty"`
+}
+
+type storeFile struct {
+	Version int          `json:"version"`
+	Peers   []PairedPeer `json:"peers"`
+}
+
+// Store is the paired-device store: one JSON file, written atomically
+// (temp file, fsync, rename), mode 0600. Safe for concurrent use within
+// one process; the state directory lock keeps other daemons out.
+type Store struct {
+	path  string
+	mu    sync.Mutex
+	peers map[ident.Fingerprint]PairedPeer
+}
+
+// OpenStore reads the store in dir. A missing file is an empty store. A
+// corrupt one is moved aside (never overwritten) and OpenStore returns an
+// empty, usable store together with an error wrapping ErrStoreCorrupt
+// that names both files.
+func OpenStore(dir string) (*Store, error) {
+	s := &Store{path: filepath.Join(dir, StoreFile), peers: map[ident.Fingerprint]PairedPeer{}}
+	b, err := readLimited(s.path, maxStoreSize)
+	if errors.Is(err, fs.ErrNotExist) {
+		return s, nil
+	}
+	if err == nil {
+		var peers []PairedPeer
+		if peers, err = decodeStore(b); err == nil {
+			for _, p := range peers {
+				s.peers[p.Fingerprint] = p
+			}
+			return s, nil
+		}
+	}
+	aside := fmt.Sprintf("%s.corrupt-%d", s.path, time.Now().Unix())
+	if rerr := os.Rename(s.path, aside); rerr != nil {
+		return nil, fmt.Errorf("%w: %s: %v; and it cannot be moved aside: %v", ErrStoreCorrupt, s.path, err, rerr)
+	}
+	return s, fmt.Errorf("%w: %s: %v; kept as %s, starting with no paired devices", ErrStoreCorrupt, s.path, err, aside)
+}
+
+// ReadStore reads the store in dir without changing anything (for
+// commands that run without the daemon).
+func ReadStore(dir string) ([]PairedPeer, error) {
+	path := filepath.Join(dir, StoreFile)
+	b, err := readLimited(path, maxStoreSize)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	peers, err := decodeStore(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrStoreCorrupt, path, err)
+	}
+	return peers, nil
+}
+
+func readLimited(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() > max {
+		return nil, fmt.Errorf("%d bytes, more than %d", fi.Size(), max)
+	}
+	b := make([]byte, fi.Size())
+	_, err = f.ReadAt(b, 0)
+	if err != nil && fi.Size() > 0 {
+		return nil, err
+	}
+	return b, nil
+}
+
+// decodeStore parses and checks a store file.
+func decodeStore(b []byte) ([]PairedPeer, error) {
+	var f storeFile
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return nil, err
+	}
+	if dec.More() {
+		return nil, errors.New("trailing data")
+	}
+	if f.Version != storeVersion {
+		return nil, fmt.Errorf("version %d, want %d", f.Version, storeVersion)
+	}
+	seen := map[ident.Fingerprint]bool{}
+	for _, p := range f.Peers {
+		if p.Fingerprint.IsZero() || seen[p.Fingerprint] {
+			return nil, fmt.Errorf("peer %q: missing or repeated fingerprint", p.Name)
+		}
+		if p.ID != p.Fingerprint.ID() {
+			return nil, fmt.Errorf("peer %q: id %q does not match its fingerprint", p.Name, p.ID)
+		}
+		seen[p.Fingerprint] = true
+	}
+	return f.Peers, nil
+}
+
+// List returns the paired peers sorted by name.
+func (s *Store) List() []PairedPeer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return sortedPeers(s.peers)
+}
+
+func sortedPeers(m map[ident.Fingerprint]PairedPeer) []PairedPeer {
+	out := make([]PairedPeer, 0, len(m))
+	for _, p := range m {
+		p.Addresses = slices.Clone(p.Addresses)
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Name != out[j].Name {
+			return out[i].Name < out[j].Name
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}
+
+// Get returns the paired peer with fingerprint fp.
+func (s *Store) Get(fp ident.Fingerprint) (PairedPeer, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.peers[fp]
+	return p, ok
+}
+
+// Put adds or replaces a peer and writes the store. On a write error the
+// store in memory is unchanged too.
+func (s *Store) Put(p PairedPeer) error {
+	p.ID = p.Fingerprint.ID()
+	return s.update(func(m map[ident.Fingerprint]PairedPeer) { m[p.Fingerprint] = p })
+}
+
+// Remove forgets a peer and writes the store.
+func (s *Store) Remove(fp ident.Fingerprint) error {
+	return s.update(func(m map[ident.Fingerprint]PairedPeer) { delete(m, fp) })
+}
+
+func (s *Store) update(f func(map[ident.Fingerprint]PairedPeer)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next := make(map[ident.Fingerprint]PairedPeer, len(s.peers)+1)
+	for k, v := range s.peers {
+		next[k] = v
+	}
+	f(next)
+	b, err := json.MarshalIndent(storeFile{Version: storeVersion, Peers: sortedPeers(next)}, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(s.path, append(b, '\n')); err != nil {
+		return fmt.Errorf("write paired store: %w", err)
+	}
+	s.peers = next
+	return nil
+}
+
+// Resolve finds the one paired peer that query names: its device ID, a
+// unique prefix of it (dashes and case optional), its fingerprint, or its
+// name.
+func Resolve(peers []PairedPeer, query string) (PairedPeer, error) {
+	norm := func(s string) string { return strings.ToUpper(strings.ReplaceAll(s, "-", "")) }
+	q := norm(query)
+	var matches []PairedPeer
+	for _, p := range peers {
+		if p.Name == query || p.Fingerprint.String() == strings.ToUpper(query) || norm(p.ID) == q {
+			return p, nil
+		}
+		if q != "" && strings.HasPrefix(norm(p.ID), q) {
+			matches = append(matches, p)
+		}
+	}
+	switch len(matches) {
+	case 1:
+		return matches[0], nil
+	case 0:
+		return PairedPeer{}, fmt.Errorf("%w %q", ErrUnknownPeer, query)
+	}
+	var names []string
+	for _, m := range matches {
+		names = append(names, m.ID+" ("+m.Name+")")
+	}
+	return PairedPeer{}, fmt.Errorf("%w %q: %s", ErrAmbiguous, query, strings.Join(names, ", "))
+}
