@@ -15,8 +15,8 @@ help: ## list the targets
 build: ## build bin/pairing
 	$(GO) build -o $(BIN) ./cmd/pairing
 
-run: build ## run the daemon in the foreground, state and socket in ./.run
-	$(BIN) serve --state-dir $(RUN_DIR)/state --socket $(RUN_DIR)/pairing.sock
+run: build ## run the daemon with a pairing window open (QR on the terminal), state in ./.run
+	$(BIN) serve --open --state-dir $(RUN_DIR)/state --socket $(RUN_DIR)/pairing.sock
 
 deps: ## install the Debian packages the tests need, when missing (as root)
 	@missing=""; for p in $(TEST_PKGS); do command -v $${p#*:} >/dev/null 2>&1 || missing="$$missing $${p%%:*}"; done; \

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/lanpairing/pairing/discovery/beacon"
+	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/internal/ident"
 )
 
@@ -56,12 +57,7 @@ type JoinOptions struct {
 }
 
 // JoinResult is a successful join.
-type JoinResult struct {
-	Peer     PeerInfo      `json:"peer"`
-	Duration time.Duration `json:"-"`
-	DurMS    float64       `json:"duration_ms"`
-	Via      string        `json:"via"` // "address" or "beacon"
-}
+type JoinResult = control.JoinResult
 
 // Join pairs with the device in p: it tries every address in the link
 // over TLS pinned to the link's fingerprint, falls back to finding the
@@ -127,8 +123,7 @@ func Join(ctx context.Context, p *Payload, opt JoinOptions) (*JoinResult, error)
 		return nil, err
 	}
 	res.Peer.Addresses, res.Peer.Port = peer.Addresses, peer.Port
-	out := &JoinResult{Peer: res.Peer, Duration: time.Since(start), Via: via}
-	out.DurMS = float64(out.Duration.Microseconds()) / 1000
+	out := &JoinResult{Peer: res.Peer, DurationMS: float64(time.Since(start).Microseconds()) / 1000, Via: via}
 	log.Info("paired", "peer", res.Peer.ID, "name", res.Peer.Name, "at", remote, "via", via)
 	return out, nil
 }

@@ -2,7 +2,6 @@ package pairing
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,7 +30,14 @@ type Config struct {
 	Beacon          beacon.Config
 	RetryInterval   time.Duration
 	RecheckInterval time.Duration
-	Logger          *slog.Logger
+	// PairWindow is the lifetime of a pairing window.
+	PairWindow time.Duration
+	// Open opens a pairing window at start.
+	Open bool
+	// OnWindow is called whenever the pairing window opens, closes or
+	// gets a new secret (serve --open shows the QR code with it).
+	OnWindow func(control.Window, bool)
+	Logger   *slog.Logger
 }
 
 // Daemon is a running pairing daemon.
@@ -41,7 +47,9 @@ type Daemon struct {
 	state     *StateDir
 	id        *Identity
 	listener  net.Listener
-	server    *http.Server
+	server    *Server
+	window    *Window
+	store     *Store
 	ctlLn     net.Listener
 	ctlServer *http.Server
 	confirmer *discovery.Confirmer
@@ -100,16 +108,24 @@ func Start(cfg Config) (_ *Daemon, err error) {
 		return nil, err
 	}
 	d.log.Info("identity", "id", d.id.ID(), "fingerprint", d.id.Fingerprint.String(), "name", cfg.Name)
+	var serr error
+	if d.store, serr = OpenStore(cfg.StateDir); serr != nil {
+		if d.store == nil {
+			return nil, serr
+		}
+		d.log.Error("paired store", "err", serr)
+	}
+	d.window = &Window{Lifetime: cfg.PairWindow, OnChange: d.windowChanged}
 
 	if d.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	port := d.listener.Addr().(*net.TCPAddr).Port
 	d.confirmer = &discovery.Confirmer{Port: port}
-	mux := http.NewServeMux()
-	mux.Handle("GET "+discovery.ConfirmPath, d.confirmer)
-	d.server = newHTTPServer(mux, d.log)
-	d.goServe(d.server, d.listener)
+	plain := http.NewServeMux()
+	plain.Handle("GET "+discovery.ConfirmPath, d.confirmer)
+	d.server = &Server{Identity: d.id, Window: d.window, Store: d.store, Name: cfg.Name, Plain: plain, Self: d.ips, Logger: d.log}
+	d.server.Serve(d.listener)
 	d.log.Info("listening", "port", port)
 
 	d.table = &discovery.Table{Logger: d.log, Self: d.id.Fingerprint}
@@ -173,26 +189,31 @@ func (d *Daemon) listenControl() error {
 		return fmt.Errorf("control socket: %w", err)
 	}
 	d.ctlLn = ln
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+control.PathStatus, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(d.Status())
-	})
-	d.ctlServer = newHTTPServer(mux, d.log)
+	d.ctlServer = newHTTPServer(d.controlMux(), d.log)
 	d.goServe(d.ctlServer, ln)
 	return nil
 }
 
 func (d *Daemon) self() beacon.Self {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	s := beacon.Self{Name: d.cfg.Name, Port: uint16(d.Port())}
-	for _, a := range d.addrs {
-		if len(s.Addrs) < beacon.MaxAddrs {
-			s.Addrs = append(s.Addrs, a.IP)
-		}
+	s := beacon.Self{Name: d.cfg.Name, Port: uint16(d.Port()), Addrs: d.ips()}
+	if len(s.Addrs) > beacon.MaxAddrs {
+		s.Addrs = s.Addrs[:beacon.MaxAddrs]
+	}
+	if w := d.window.Info(); w.Open {
+		s.WindowOpen, s.Hint = true, Hint(w.Secret)
 	}
 	return s
+}
+
+// ips are the confirmed own addresses, best first.
+func (d *Daemon) ips() []netip.Addr {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []netip.Addr
+	for _, a := range d.addrs {
+		out = append(out, a.IP)
+	}
+	return out
 }
 
 // Port is the listener's TCP port.
@@ -221,6 +242,11 @@ func (d *Daemon) acquireLoop(ctx context.Context) {
 		if first {
 			close(d.acquired)
 			first = false
+			if d.cfg.Open {
+				if _, err := d.OpenWindow(); err != nil {
+					d.log.Warn("cannot open a pairing window", "err", err)
+				}
+			}
 		}
 		wait := d.cfg.RecheckInterval
 		if len(res.Addresses) == 0 {
@@ -306,10 +332,11 @@ func (d *Daemon) Close() error {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		for _, s := range []*http.Server{d.server, d.ctlServer} {
-			if s != nil {
-				s.Shutdown(ctx)
-			}
+		if d.server != nil {
+			d.server.Close(ctx)
+		}
+		if d.ctlServer != nil {
+			d.ctlServer.Shutdown(ctx)
 		}
 		if d.ctlLn != nil {
 			os.Remove(d.cfg.Socket)

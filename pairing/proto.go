@@ -7,9 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/netip"
 
 	"github.com/lanpairing/pairing/discovery/beacon"
+	"github.com/lanpairing/pairing/internal/control"
 )
 
 // The native pairing exchange, over TLS 1.3 with both certificates:
@@ -40,13 +40,7 @@ type PairRequest struct {
 }
 
 // PeerInfo describes a device in pairing answers and `join` output.
-type PeerInfo struct {
-	ID          string       `json:"id"`
-	Name        string       `json:"name"`
-	Fingerprint string       `json:"fingerprint"`
-	Addresses   []netip.Addr `json:"addresses"`
-	Port        uint16       `json:"port,omitempty"`
-}
+type PeerInfo = control.PeerInfo
 
 // PairResponse is the server's half.
 type PairResponse struct {

@@ -33,10 +33,14 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"serve", "[flags]", "run the daemon: find own addresses, announce, answer discovery", runServe},
+		{"serve", "[flags]", "run the daemon: find own addresses, announce, pair", runServe},
 		{"addr", "[--json]", "run the staged own-address acquisition and show every stage", runAddr},
 		{"discover", "[--timeout D] [--first] [--json]", "list devices on the LAN that answer a discovery query", runDiscover},
 		{"status", "[--json]", "show what the running daemon is doing", runStatus},
+		{"qr", "[--png FILE] [--json] [--link]", "open a pairing window and show its QR code, URL and code", runQR},
+		{"join", "URL [--json] [--code C]", "pair with the device whose QR code or link is URL", runJoin},
+		{"peers", "[--json]", "list paired devices, online state, addresses", runPeers},
+		{"unpair", "PEER", "forget a paired device (ID, ID prefix or name)", runUnpair},
 	}
 }
 

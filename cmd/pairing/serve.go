@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/lanpairing/pairing/discovery/beacon"
+	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/pairing"
 )
 
@@ -22,6 +23,8 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	name := fs.String("name", pairing.DefaultName(), "device name shown to other devices (1-63 bytes)")
 	logFormat := fs.String("log-format", "text", "log format on stderr: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	open := fs.Bool("open", false, "open a pairing window at start; log its URL (and show the QR code when stderr is a terminal)")
+	window := fs.Duration("pair-window", pairing.DefaultWindowLifetime, "how long a pairing window stays open")
 	if err := parse(fs, args, 0, stdout); err != nil {
 		return err
 	}
@@ -32,7 +35,21 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	d, err := pairing.Start(pairing.Config{StateDir: *stateDir, Socket: *socket, Listen: *listen, Name: *name, Logger: log})
+	if *window <= 0 {
+		return usageError{"--pair-window must be positive"}
+	}
+	cfg := pairing.Config{StateDir: *stateDir, Socket: *socket, Listen: *listen, Name: *name, Logger: log, Open: *open, PairWindow: *window}
+	if colorOK(stderr) {
+		cfg.OnWindow = func(w control.Window, open bool) {
+			if !open {
+				return
+			}
+			if text, err := pairing.QRText(w.URL, true); err == nil {
+				fmt.Fprintf(stderr, "\n%s\nscan to pair with %s, or on another computer: pairing join '%s'\n\n", text, w.Name, w.URL)
+			}
+		}
+	}
+	d, err := pairing.Start(cfg)
 	switch {
 	case errors.Is(err, pairing.ErrLocked):
 		return hintError{err, "a daemon already runs on this state directory ('pairing status'); stop it or use another --state-dir"}

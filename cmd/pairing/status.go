@@ -20,7 +20,7 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 	}
 	st, err := control.NewClient(*socket).Status(context.Background())
 	if err != nil {
-		return hintError{err, "start it with 'pairing serve' (or 'systemctl start pairing'), or name its socket with --socket"}
+		return daemonError(err)
 	}
 	if *asJSON {
 		return writeJSON(stdout, st)

@@ -3,6 +3,7 @@
 package control
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"syscall"
 	"time"
 
@@ -49,7 +52,7 @@ type Client struct {
 // NewClient returns a client for the socket at path.
 func NewClient(path string) *Client {
 	return &Client{Socket: path, http: &http.Client{
-		Timeout: 10 * time.Second,
+		Timeout: 30 * time.Second, // a join may wait on the network
 		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", path)
@@ -60,11 +63,21 @@ func NewClient(path string) *Client {
 // Status fetches the daemon's status.
 func (c *Client) Status(ctx context.Context) (*Status, error) {
 	var st Status
-	return &st, c.get(ctx, PathStatus, &st)
+	return &st, c.do(ctx, http.MethodGet, PathStatus, nil, &st)
 }
 
-func (c *Client) get(ctx context.Context, path string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://daemon"+path, nil)
+// do sends one request (body as JSON when not nil) and decodes the answer
+// into v; a failed request's ErrorBody becomes the error.
+func (c *Client) do(ctx context.Context, method, path string, body, v any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://daemon"+path, rd)
 	if err != nil {
 		return err
 	}
@@ -76,15 +89,102 @@ func (c *Client) get(ctx context.Context, path string, v any) error {
 		return fmt.Errorf("control socket %s: %w", c.Socket, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
 		return err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("daemon answered %s: %s", resp.Status, body)
+		var eb ErrorBody
+		if json.Unmarshal(answer, &eb) == nil && eb.Error != "" {
+			return errors.New(eb.Error)
+		}
+		return fmt.Errorf("daemon answered %s: %s", resp.Status, answer)
 	}
-	if err := json.Unmarshal(body, v); err != nil {
+	if err := json.Unmarshal(answer, v); err != nil {
 		return fmt.Errorf("daemon sent bad JSON: %w", err)
 	}
 	return nil
+}
+
+// Control endpoints beyond status.
+const (
+	PathWindow = "/v1/window"
+	PathPeers  = "/v1/peers"
+	PathJoin   = "/v1/join"
+)
+
+// Window is an open pairing window, as `pairing qr` shows it.
+type Window struct {
+	URL           string       `json:"url"`
+	LinkURL       string       `json:"link_url"`
+	Fingerprint   string       `json:"fingerprint"`
+	ID            string       `json:"id"`
+	Name          string       `json:"name"`
+	SecretExpires time.Time    `json:"secret_expires"`
+	Code          string       `json:"code"`
+	Addresses     []netip.Addr `json:"addresses"`
+	Port          int          `json:"port"`
+}
+
+// PeerInfo describes a device in pairing answers and `join` output.
+type PeerInfo struct {
+	ID          string       `json:"id"`
+	Name        string       `json:"name"`
+	Fingerprint string       `json:"fingerprint"`
+	Addresses   []netip.Addr `json:"addresses"`
+	Port        uint16       `json:"port,omitempty"`
+}
+
+// JoinRequest asks the daemon to pair with the device in URL.
+type JoinRequest struct {
+	URL  string `json:"url"`
+	Code string `json:"code,omitempty"`
+}
+
+// JoinResult is a successful join.
+type JoinResult struct {
+	Peer       PeerInfo `json:"peer"`
+	DurationMS float64  `json:"duration_ms"`
+	Via        string   `json:"via"` // "address" or "beacon"
+}
+
+// Paired is a paired device as `pairing peers` lists it.
+type Paired struct {
+	ID          string       `json:"id"`
+	Name        string       `json:"name"`
+	Fingerprint string       `json:"fingerprint"`
+	Kind        string       `json:"kind"`
+	PairedAt    time.Time    `json:"paired_at"`
+	LastSeen    time.Time    `json:"last_seen,omitzero"`
+	Addresses   []netip.Addr `json:"addresses"`
+	Online      bool         `json:"online"`
+}
+
+// ErrorBody is the body of every failed control request.
+type ErrorBody struct {
+	Error string `json:"error"`
+}
+
+// OpenWindow opens (or returns the open) pairing window.
+func (c *Client) OpenWindow(ctx context.Context) (*Window, error) {
+	var w Window
+	return &w, c.do(ctx, http.MethodPost, PathWindow, nil, &w)
+}
+
+// Peers lists the paired devices.
+func (c *Client) Peers(ctx context.Context) ([]Paired, error) {
+	var p []Paired
+	return p, c.do(ctx, http.MethodGet, PathPeers, nil, &p)
+}
+
+// Unpair forgets the paired device that peer names.
+func (c *Client) Unpair(ctx context.Context, peer string) (*Paired, error) {
+	var p Paired
+	return &p, c.do(ctx, http.MethodDelete, PathPeers+"/"+url.PathEscape(peer), nil, &p)
+}
+
+// Join asks the daemon to pair with the device in a pairing URL.
+func (c *Client) Join(ctx context.Context, req JoinRequest) (*JoinResult, error) {
+	var r JoinResult
+	return &r, c.do(ctx, http.MethodPost, PathJoin, req, &r)
 }

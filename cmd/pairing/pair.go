@@ -1,0 +1,232 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/lanpairing/pairing/discovery/beacon"
+	"github.com/lanpairing/pairing/internal/control"
+	"github.com/lanpairing/pairing/pairing"
+)
+
+func runQR(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("qr", "[--png FILE] [--json] [--link]", "Open a pairing window on the running daemon and show its QR code, URL, 6-digit code and time left; scan it with a phone or pass the URL to 'pairing join' on another computer")
+	socket := fs.String("socket", pairing.DefaultSocket(), "control socket of the daemon; env PAIRING_SOCKET")
+	png := fs.String("png", "", "also write the QR code as a PNG to `FILE`")
+	asJSON := fs.Bool("json", false, "print JSON")
+	link := fs.Bool("link", false, "a link without the secret, for sending by chat: the receiver types the code shown here")
+	if err := parse(fs, args, 0, stdout); err != nil {
+		return err
+	}
+	w, err := control.NewClient(*socket).OpenWindow(context.Background())
+	if err != nil {
+		return daemonError(err)
+	}
+	url := w.URL
+	if *link {
+		url = w.LinkURL
+	}
+	if *png != "" {
+		if err := pairing.WriteQRPNG(url, *png, 384); err != nil {
+			return err
+		}
+	}
+	if *asJSON {
+		return writeJSON(stdout, w)
+	}
+	text, err := pairing.QRText(url, colorOK(stdout))
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(stdout, text)
+	fmt.Fprintf(stdout, "\n%s\n\n", url)
+	if *link {
+		fmt.Fprintf(stdout, "send this link; the receiver types the code: %s\n", w.Code)
+	} else {
+		fmt.Fprintf(stdout, "code     %s (for a link without secret; changes every 30 s)\n", w.Code)
+	}
+	fmt.Fprintf(stdout, "device   %s (%s)\ncloses   in %s, or after one device paired\n", w.Name, w.ID, time.Until(w.SecretExpires).Round(time.Second))
+	return nil
+}
+
+// colorOK: colour only on a terminal, and never with NO_COLOR set.
+func colorOK(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok || os.Getenv("NO_COLOR") != "" {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+func runJoin(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("join", "URL [--json] [--timeout D] [--code C]", "Pair with the device whose QR code or link is URL (or the bare fragment after #): try its addresses over TLS pinned to its fingerprint, find it by discovery if none answers, prove the secret, and store it as paired")
+	stateDir := fs.String("state-dir", pairing.DefaultStateDir(), "this device's state directory (identity, paired devices)")
+	socket := fs.String("socket", pairing.DefaultSocket(), "control socket of this device's daemon, used when it runs")
+	name := fs.String("name", pairing.DefaultName(), "this device's name, shown on the other device")
+	code := fs.String("code", "", "the 6-digit code shown on the device, for a link without secret (asked on the terminal otherwise)")
+	timeout := fs.Duration("timeout", pairing.DefaultJoinTimeout, "give up after this long")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parse(fs, args, 1, stdout); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError{"join needs the URL from the other device's QR code"}
+	}
+	p, err := pairing.ParsePayload(fs.Arg(0))
+	if err != nil {
+		return hintError{err, "copy the whole URL from 'pairing qr' on the other device"}
+	}
+	if p.Secret == nil && *code == "" {
+		fmt.Fprintf(stderr, "enter the 6-digit code shown on %s: ", orDash(p.Name))
+		line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
+		*code = strings.TrimSpace(line)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	res, err := control.NewClient(*socket).Join(ctx, control.JoinRequest{URL: fs.Arg(0), Code: *code})
+	if errors.Is(err, control.ErrNoDaemon) {
+		res, err = joinHere(ctx, p, *stateDir, *name, *code)
+	}
+	if err != nil {
+		return hintError{err, joinHint(err)}
+	}
+	if *asJSON {
+		return writeJSON(stdout, res)
+	}
+	fmt.Fprintf(stdout, "paired with %s (%s) at %v in %.0f ms\n", res.Peer.Name, res.Peer.ID, res.Peer.Addresses, res.DurationMS)
+	return nil
+}
+
+// joinHere pairs without a daemon, on the state directory itself.
+func joinHere(ctx context.Context, p *pairing.Payload, dir, name, code string) (*control.JoinResult, error) {
+	sd, err := pairing.OpenStateDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer sd.Close()
+	id, err := pairing.LoadIdentity(dir)
+	if err != nil {
+		return nil, err
+	}
+	store, err := pairing.OpenStore(dir)
+	if store == nil {
+		return nil, err
+	}
+	return pairing.Join(ctx, p, pairing.JoinOptions{Identity: id, Store: store, Name: name, Code: code, Beacon: beacon.Config{}})
+}
+
+// joinHint names what to do for each way a join fails (errors that came
+// through the daemon arrive as text, so match the message too).
+func joinHint(err error) string {
+	is := func(target error) bool {
+		return errors.Is(err, target) || strings.Contains(err.Error(), target.Error())
+	}
+	switch {
+	case is(pairing.ErrImpostor):
+		return "make sure the code is from the device you mean; if that device was reinstalled, scan its new code"
+	case is(pairing.ErrWindowClosed):
+		return "run 'pairing qr' on the device and use the new code"
+	case is(pairing.ErrWrongSecret):
+		return "use the device's current code: 'pairing qr' on it shows it"
+	case is(pairing.ErrWrongCode), is(pairing.ErrCodeReused):
+		return "type the code shown by 'pairing qr' on the device now"
+	case is(pairing.ErrTooMany):
+		return "wait a minute before trying again"
+	case is(pairing.ErrUnreachable):
+		return "are both devices on the same network? 'pairing diag' on both tells why not"
+	}
+	return "see 'pairing join --help'"
+}
+
+func runPeers(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("peers", "[--json]", "List the paired devices, whether each is on the LAN now, and their last addresses")
+	stateDir := fs.String("state-dir", pairing.DefaultStateDir(), "state directory, read when no daemon runs")
+	socket := fs.String("socket", pairing.DefaultSocket(), "control socket of the daemon; env PAIRING_SOCKET")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parse(fs, args, 0, stdout); err != nil {
+		return err
+	}
+	peers, err := control.NewClient(*socket).Peers(context.Background())
+	if errors.Is(err, control.ErrNoDaemon) {
+		var stored []pairing.PairedPeer
+		stored, err = pairing.ReadStore(*stateDir)
+		peers = []control.Paired{}
+		for _, p := range stored {
+			peers = append(peers, pairing.PairedView(p, false))
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(stdout, peers)
+	}
+	if len(peers) == 0 {
+		fmt.Fprintln(stdout, "no paired devices; pair one with 'pairing qr' here and 'pairing join URL' there")
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tKIND\tPAIRED\tONLINE\tADDRESSES")
+	for _, p := range peers {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%v\n", p.ID, p.Name, p.Kind, p.PairedAt.Local().Format("2006-01-02 15:04"), p.Online, p.Addresses)
+	}
+	return tw.Flush()
+}
+
+func runUnpair(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("unpair", "PEER", "Forget a paired device, named by its ID, a unique prefix of the ID, or its name")
+	stateDir := fs.String("state-dir", pairing.DefaultStateDir(), "state directory, changed directly when no daemon runs")
+	socket := fs.String("socket", pairing.DefaultSocket(), "control socket of the daemon; env PAIRING_SOCKET")
+	if err := parse(fs, args, 1, stdout); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError{"unpair needs a device: its ID, an ID prefix or its name ('pairing peers' lists them)"}
+	}
+	p, err := control.NewClient(*socket).Unpair(context.Background(), fs.Arg(0))
+	if errors.Is(err, control.ErrNoDaemon) {
+		p, err = unpairHere(*stateDir, fs.Arg(0))
+	}
+	if err != nil {
+		return hintError{err, "'pairing peers' lists the paired devices"}
+	}
+	fmt.Fprintf(stdout, "unpaired %s (%s)\n", p.Name, p.ID)
+	return nil
+}
+
+func unpairHere(dir, query string) (*control.Paired, error) {
+	sd, err := pairing.OpenStateDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer sd.Close()
+	store, err := pairing.OpenStore(dir)
+	if err != nil {
+		return nil, err
+	}
+	p, err := pairing.Resolve(store.List(), query)
+	if err != nil {
+		return nil, err
+	}
+	if err := store.Remove(p.Fingerprint); err != nil {
+		return nil, err
+	}
+	v := pairing.PairedView(p, false)
+	return &v, nil
+}
+
+// daemonError adds the hint for a daemon that is not there.
+func daemonError(err error) error {
+	if errors.Is(err, control.ErrNoDaemon) {
+		return hintError{err, "start it with 'pairing serve' (or 'systemctl start pairing'), or name its socket with --socket"}
+	}
+	return err
+}
