@@ -41,6 +41,9 @@ fuzz: ## fuzz every decoder of outside input for 30 s each
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 30s ./discovery/beacon
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s ./internal/ident
 	$(GO) test -run '^$$' -fuzz '^FuzzConfirmRequest$$' -fuzztime 30s ./discovery
+	$(GO) test -run '^$$' -fuzz '^FuzzParsePayload$$' -fuzztime 30s ./pairing
+	$(GO) test -run '^$$' -fuzz '^FuzzPairRequest$$' -fuzztime 30s ./pairing
+	$(GO) test -run '^$$' -fuzz '^FuzzStoreDecode$$' -fuzztime 30s ./pairing
 
 install: build ## install the binary into $(PREFIX)/bin
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/pairing

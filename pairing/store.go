@@ -65,12 +65,19 @@ type Store struct {
 	peers map[ident.Fingerprint]PairedPeer
 }
 
-// OpenStore reads the store in dir. A missing file is an empty store. A
+// OpenStore reads the store in dir (the caller holds its lock). A missing file is an empty store. A
 // corrupt one is moved aside (never overwritten) and OpenStore returns an
 // empty, usable store together with an error wrapping ErrStoreCorrupt
 // that names both files.
 func OpenStore(dir string) (*Store, error) {
 	s := &Store{path: filepath.Join(dir, StoreFile), peers: map[ident.Fingerprint]PairedPeer{}}
+	// Temp files of writes a crash interrupted: the caller holds the state
+	// directory lock, so no write is in progress.
+	if stale, _ := filepath.Glob(filepath.Join(dir, "."+StoreFile+".tmp*")); len(stale) > 0 {
+		for _, f := range stale {
+			os.Remove(f)
+		}
+	}
 	b, err := readLimited(s.path, maxStoreSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return s, nil

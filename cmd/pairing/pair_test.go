@@ -6,8 +6,10 @@ import (
 	_ "image/png"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/makiuchi-d/gozxing"
 	"github.com/makiuchi-d/gozxing/qrcode"
@@ -134,3 +136,119 @@ func TestPairWithStaleAddresses(t *testing.T) {
 		t.Fatalf("a's peers: %+v", ps)
 	}
 }
+
+func TestPairFailures(t *testing.T) {
+	l, bin := lanWith(t)
+	seg := l.Segment()
+	var n []*node
+	for i, name := range []string{"a", "b", "c"} {
+		h := l.Host(name)
+		h.Attach(seg, "10.1.0."+string(rune('1'+i))+"/24")
+		n = append(n, newNode(t, h, bin))
+	}
+	a, b, c := n[0], n[1], n[2]
+	a.serve()
+	w := a.qr()
+
+	unchanged := func() {
+		t.Helper()
+		for _, x := range []*node{a, b, c} {
+			if ps := x.peers(); len(ps) != 0 {
+				t.Fatalf("%s's store changed after a failed join: %+v", x.Name, ps)
+			}
+		}
+	}
+	expectFail := func(x *node, url, want string) {
+		t.Helper()
+		_, stderr, code := x.join(url)
+		if code != 1 || !strings.Contains(stderr, want) || !strings.HasPrefix(stderr, "pairing: ") {
+			t.Fatalf("join on %s: exit %d, stderr %q; want exit 1 with %q", x.Name, code, stderr, want)
+		}
+	}
+
+	// Wrong secret: a's window counts it; 5 from b, then 5 from c burn it.
+	s := w.URL[strings.Index(w.URL, "&s=")+3:]
+	s = s[:strings.Index(s, "&")]
+	wrong := strings.Replace(w.URL, "&s="+s, "&s=AAAAAAAAAAAAAAAAAAAAAA", 1)
+	for range 5 {
+		expectFail(b, wrong, "wrong secret")
+	}
+	expectFail(b, wrong, "too many failed attempts")
+	for range 4 {
+		expectFail(c, wrong, "wrong secret")
+	}
+	expectFail(c, wrong, "the secret was replaced")
+	unchanged()
+	// The old code stops working; qr shows the new one, which works.
+	w2 := a.qr()
+	if w2.URL == w.URL {
+		t.Fatal("the secret was not replaced after 10 failures")
+	}
+	expectFail(c, w.URL, "wrong secret")
+	if _, stderr, code := c.join(w2.URL); code != 0 {
+		t.Fatalf("join with the new code: %d %s", code, stderr)
+	}
+
+	// A different daemon at the link's address: b's own daemon now serves
+	// there, and a has gone away.
+	w3 := a.qr()
+	a.daemon.Stop()
+	b.serve()
+	bst, _ := b.status()
+	fake := strings.Replace(w3.URL, "http://10.1.0.1:"+portOf(w3.URL), "http://10.1.0.2:"+itoa(bst.Port), 1)
+	expectFail(c, fake, "not the one in the QR code")
+}
+
+func TestPairWindowExpires(t *testing.T) {
+	l, bin := lanWith(t)
+	seg := l.Segment()
+	ha, hb := l.Host("a"), l.Host("b")
+	ha.Attach(seg, "10.1.0.1/24")
+	hb.Attach(seg, "10.1.0.2/24")
+	a, b := newNode(t, ha, bin), newNode(t, hb, bin)
+	a.serve("--pair-window", "1s")
+	w := a.qr()
+	time.Sleep(1200 * time.Millisecond)
+	_, stderr, code := b.join(w.URL)
+	if code != 1 || !strings.Contains(stderr, "no pairing window is open") || !strings.Contains(stderr, "run 'pairing qr'") {
+		t.Fatalf("join after expiry: exit %d: %s", code, stderr)
+	}
+	if len(a.peers()) != 0 || len(b.peers()) != 0 {
+		t.Fatal("a store changed")
+	}
+}
+
+func TestSecondServeRefused(t *testing.T) {
+	a, _ := twoHosts(t)
+	out, stderr, err := a.Run(a.bin, "serve", "--state-dir", a.state, "--socket", a.socket+"2")
+	if exitCode(err) != 1 || !strings.Contains(stderr, "state directory in use by another pairing daemon") {
+		t.Fatalf("second serve: exit %d\n%s%s", exitCode(err), out, stderr)
+	}
+	if _, err := a.status(); err != nil {
+		t.Fatalf("the first daemon suffered: %v", err)
+	}
+}
+
+func TestControlSocketOtherUID(t *testing.T) {
+	a, _ := twoHosts(t)
+	// Make every directory on the way traversable, so the socket's own
+	// mode is what keeps another user out.
+	for d := filepath.Dir(a.socket); d != "/" && d != "/tmp"; d = filepath.Dir(d) {
+		os.Chmod(d, 0o755)
+	}
+	out, stderr, err := a.Run("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", a.bin, "status", "--socket", a.socket)
+	if exitCode(err) != 1 || !strings.Contains(stderr, "permission denied") {
+		t.Fatalf("status as another uid: exit %d\n%s%s", exitCode(err), out, stderr)
+	}
+	if _, err := a.status(); err != nil {
+		t.Fatalf("root cannot use the socket: %v", err)
+	}
+}
+
+func portOf(url string) string {
+	rest := url[strings.Index(url, "://")+3:]
+	rest = rest[:strings.Index(rest, "/")]
+	return rest[strings.LastIndex(rest, ":")+1:]
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
