@@ -15,6 +15,7 @@ import (
 	"github.com/makiuchi-d/gozxing/qrcode"
 
 	"github.com/lanpairing/pairing/internal/control"
+	"github.com/lanpairing/pairing/internal/lan"
 )
 
 // twoHosts: a (10.1.0.1) and b (10.1.0.2) on one segment, a serving.
@@ -252,3 +253,59 @@ func portOf(url string) string {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+func TestPairByLinkAndCode(t *testing.T) {
+	l, bin := lanWith(t)
+	seg := l.Segment()
+	ha, hb := l.Host("a"), l.Host("b")
+	ha.Attach(seg, "10.1.0.1/24")
+	hb.Attach(seg, "10.1.0.2/24")
+	a, b := newNode(t, ha, bin), newNode(t, hb, bin)
+	a.serve("--open")
+	// serve --open logged the URL of the window it opened.
+	lan.Eventually(t, 5*time.Second, func() error {
+		if !strings.Contains(a.daemon.Stderr(), `msg="pairing window open" url="http://10.1.0.1:`) {
+			return errorf("no window URL in the log yet")
+		}
+		return nil
+	})
+	// Beacons say the window is open.
+	res, _, _ := b.discover("--timeout", "1s")
+	if p := peerNamed(res.Peers, "a"); p == nil || !p.WindowOpen {
+		t.Fatalf("discover does not show a's open window: %+v", res.Peers)
+	}
+	// The human form of qr: the code, the link and the name.
+	out, _, err := a.Run(a.bin, "qr", "--link", "--socket", a.socket)
+	if err != nil || !strings.Contains(out, "▀") && !strings.Contains(out, "█") || !strings.Contains(out, "receiver types the code") {
+		t.Fatalf("qr --link text: %v\n%s", err, out)
+	}
+	w := a.qr("--link")
+	if strings.Contains(w.LinkURL, "&s=") || !strings.Contains(w.URL, "&s=") {
+		t.Fatalf("link %q must have no secret; url %q must", w.LinkURL, w.URL)
+	}
+	if _, stderr, code := b.join(w.LinkURL, "--code", "999999"); code != 1 || !strings.Contains(stderr, "wrong code") && w.Code != "999999" {
+		t.Fatalf("wrong code: exit %d %s", code, stderr)
+	}
+	// The code goes only to the pinned device; this one pairs.
+	if _, stderr, code := b.join(w.LinkURL, "--code", a.qr().Code); code != 0 {
+		t.Fatalf("join with the code: exit %d: %s", code, stderr)
+	}
+	if ps := a.peers(); len(ps) != 1 || ps[0].Name != "b" {
+		t.Fatalf("a's peers: %+v", ps)
+	}
+
+	// unpair on a (daemon running) and on b (no daemon there).
+	if out, stderr, err := a.Run(a.bin, "unpair", "--socket", a.socket, "b"); err != nil || !strings.Contains(out, "unpaired b") {
+		t.Fatalf("unpair via daemon: %v %s %s", err, out, stderr)
+	}
+	bPeers := b.peers()
+	if out, stderr, err := b.Run(b.bin, "unpair", "--state-dir", b.state, "--socket", b.socket, bPeers[0].ID[:6]); err != nil || !strings.Contains(out, "unpaired a") {
+		t.Fatalf("unpair without daemon: %v %s %s", err, out, stderr)
+	}
+	if len(a.peers()) != 0 || len(b.peers()) != 0 {
+		t.Fatal("unpair left peers behind")
+	}
+	if _, stderr, err := b.Run(b.bin, "unpair", "--state-dir", b.state, "--socket", b.socket, "nobody"); exitCode(err) != 1 || !strings.Contains(stderr, `no paired device matches "nobody"`) {
+		t.Fatalf("unpair unknown: %s", stderr)
+	}
+}
