@@ -2,11 +2,14 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/lanpairing/pairing/internal/lan"
+	"github.com/lanpairing/pairing/pairing"
 )
 
 // TestBenchFigures prints the speed figures of `make bench`, one line each:
@@ -50,6 +53,42 @@ func TestBenchFigures(t *testing.T) {
 				t.Fatalf("addr: exit %d %+v %s", code, res.Addresses, stderr)
 			}
 			return res.FirstMS
+		})
+	})
+
+	t.Run("join_ms", func(t *testing.T) {
+		l := lan.New(t)
+		seg := l.Segment()
+		ha, hb := l.Host("a"), l.Host("b")
+		ha.Attach(seg, "10.1.0.1/24")
+		hb.Attach(seg, "10.1.0.2/24")
+		a, b := newNode(t, ha, bin), newNode(t, hb, bin)
+		a.serve()
+		var whole []float64
+		report(t, "join_ms", runs, func() float64 {
+			url := a.qr().URL // a new window: the last join closed the old one
+			start := time.Now()
+			res, stderr, code := b.join(url)
+			whole = append(whole, float64(time.Since(start).Microseconds())/1000)
+			if code != 0 {
+				t.Fatalf("join: exit %d: %s", code, stderr)
+			}
+			return res.DurationMS
+		})
+		report(t, "join_command_ms", len(whole), func() float64 { v := whole[0]; whole = whole[1:]; return v })
+	})
+
+	t.Run("qr_render_ms", func(t *testing.T) {
+		report(t, "qr_render_ms", runs, func() float64 {
+			start := time.Now()
+			w := &pairing.Window{}
+			info := w.Open()
+			p := pairing.Payload{Host: netip.MustParseAddr("192.168.1.23"), Port: 41234, Secret: info.Secret, Name: "bench",
+				Addrs: []netip.Addr{netip.MustParseAddr("192.168.1.23"), netip.MustParseAddr("fd00::23")}}
+			if _, err := pairing.QRText(p.URL(), true); err != nil {
+				t.Fatal(err)
+			}
+			return float64(time.Since(start).Microseconds()) / 1000
 		})
 	})
 
