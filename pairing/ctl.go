@@ -121,6 +121,15 @@ func (d *Daemon) windowChanged(info WindowInfo) {
 	if d.beacon != nil {
 		d.beacon.Announce() // window open/closed and the hint travel in beacons
 	}
+	d.mu.Lock()
+	if d.expiry != nil {
+		d.expiry.Stop()
+	}
+	if info.Open {
+		// At the end of its lifetime the window reads as closed; say so.
+		d.expiry = time.AfterFunc(time.Until(info.Expires), func() { d.windowChanged(WindowInfo{}) })
+	}
+	d.mu.Unlock()
 	if !info.Open {
 		d.log.Info("pairing window closed")
 		if d.cfg.OnWindow != nil {

@@ -65,6 +65,7 @@ type Daemon struct {
 	stages    []discovery.Stage
 	changed   time.Time
 	acquired  chan struct{} // closed after the first acquisition
+	expiry    *time.Timer   // fires when the open window's lifetime ends
 	closeOnce sync.Once
 }
 
@@ -327,6 +328,11 @@ func (d *Daemon) Close() error {
 		if d.cancel != nil {
 			d.cancel()
 		}
+		d.mu.Lock()
+		if d.expiry != nil {
+			d.expiry.Stop()
+		}
+		d.mu.Unlock()
 		if d.beacon != nil {
 			d.beacon.Close()
 		}

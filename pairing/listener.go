@@ -9,8 +9,8 @@ import (
 )
 
 // firstByteTimeout drops connections that stay silent: a client speaks
-// first in both TLS and HTTP.
-const firstByteTimeout = 5 * time.Second
+// first in both TLS and HTTP. A variable so a test can shorten it.
+var firstByteTimeout = 5 * time.Second
 
 // demux splits one listener into a TLS and a plain listener by the first
 // byte of each connection (0x16 starts a TLS handshake).

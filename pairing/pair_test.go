@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -225,4 +226,51 @@ func FuzzPairRequest(f *testing.F) {
 			t.Fatalf("accepted %q", b)
 		}
 	})
+}
+
+func TestListenerLimits(t *testing.T) {
+	old := firstByteTimeout
+	firstByteTimeout = 200 * time.Millisecond
+	defer func() { firstByteTimeout = old }()
+	a := newSide(t, true)
+	addr := net.JoinHostPort("127.0.0.1", portStr(a.port))
+
+	// A silent connection is dropped.
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("silent connection not dropped: %v", err)
+	}
+
+	// An oversized body is refused, and nothing is paired.
+	a.window.Open()
+	tc, err := tls.Dial("tcp", addr, pinnedConfig(newSide(t, false).id, a.id.Fingerprint))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	big := bytes.Repeat([]byte("x"), 2*maxRequestBody)
+	tr := &http.Transport{DialTLSContext: func(context.Context, string, string) (net.Conn, error) { return tc, nil }}
+	resp, err := (&http.Client{Transport: tr}).Post("https://pair"+PathPair, "application/json", bytes.NewReader(big))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || len(a.store.List()) != 0 {
+		t.Fatalf("oversized body: %d, store %v", resp.StatusCode, a.store.List())
+	}
+
+	// Plain HTTP on the same port reaches the plain handler.
+	resp, err = http.Get("http://" + addr + "/anything")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("plain HTTP: %d", resp.StatusCode)
+	}
 }

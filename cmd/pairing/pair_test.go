@@ -217,6 +217,12 @@ func TestPairWindowExpires(t *testing.T) {
 	if len(a.peers()) != 0 || len(b.peers()) != 0 {
 		t.Fatal("a store changed")
 	}
+	if !strings.Contains(a.daemon.Stderr(), `msg="pairing window closed"`) {
+		t.Fatal("the daemon did not log the window's expiry")
+	}
+	if res, _, _ := b.discover("--timeout", "1s"); len(res.Peers) != 1 || res.Peers[0].WindowOpen {
+		t.Fatalf("beacons still say the window is open: %+v", res.Peers)
+	}
 }
 
 func TestSecondServeRefused(t *testing.T) {
