@@ -1,0 +1,95 @@
+package pairing
+
+import (
+	"image"
+	"image/color"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/makiuchi-d/gozxing"
+	"github.com/makiuchi-d/gozxing/qrcode"
+)
+
+const testURL = "http://192.168.1.23:41234/p#v=1&fp=oa5Obkj4XLh6v39mrPklnFJUXvousjpRRdZLq6Vse9A&s=pvHaleBzlu874nMzFQQZ3Q&n=vm"
+
+// decodeModules reads a QR code from rows of dark (true) modules.
+func decodeModules(t *testing.T, rows [][]bool) string {
+	t.Helper()
+	const scale = 6
+	img := image.NewGray(image.Rect(0, 0, len(rows[0])*scale, len(rows)*scale))
+	for y, row := range rows {
+		for x, dark := range row {
+			c := color.Gray{255}
+			if dark {
+				c = color.Gray{0}
+			}
+			for dy := range scale {
+				for dx := range scale {
+					img.SetGray(x*scale+dx, y*scale+dy, c)
+				}
+			}
+		}
+	}
+	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := qrcode.NewQRCodeReader().Decode(bmp, nil)
+	if err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	return res.GetText()
+}
+
+// The coloured terminal form scans: every cell paints its top module in
+// the foreground and its bottom one in the background colour.
+func TestQRTextColorScans(t *testing.T) {
+	text, err := QRText(testURL, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cell := regexp.MustCompile(`\x1b\[(\d+);(\d+)m▀`)
+	var rows [][]bool
+	for _, line := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
+		var top, bottom []bool
+		for _, m := range cell.FindAllStringSubmatch(line, -1) {
+			top, bottom = append(top, m[1] == "30"), append(bottom, m[2] == "40")
+		}
+		rows = append(rows, top, bottom)
+	}
+	if got := decodeModules(t, rows); got != testURL {
+		t.Fatalf("terminal QR decodes to %q", got)
+	}
+}
+
+// The plain form (no colour) scans on a dark terminal: blocks are light.
+func TestQRTextPlainScans(t *testing.T) {
+	text, err := QRText(testURL, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows [][]bool
+	for _, line := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
+		var top, bottom []bool
+		for _, r := range line {
+			top = append(top, r == ' ' || r == '▄')
+			bottom = append(bottom, r == ' ' || r == '▀')
+		}
+		rows = append(rows, top, bottom)
+	}
+	if got := decodeModules(t, rows); got != testURL {
+		t.Fatalf("plain QR decodes to %q", got)
+	}
+}
+
+func TestQRPNG(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "qr.png")
+	if err := WriteQRPNG(testURL, path, 384); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteQRPNG(testURL, filepath.Join(t.TempDir(), "missing", "qr.png"), 384); err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Fatalf("unwritable path: %v", err)
+	}
+}
