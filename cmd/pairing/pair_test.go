@@ -18,15 +18,16 @@ import (
 	"github.com/lanpairing/pairing/internal/lan"
 )
 
-// twoHosts: a (10.1.0.1) and b (10.1.0.2) on one segment, a serving.
-func twoHosts(t *testing.T) (a, b *node) {
+// twoHosts: a (10.1.0.1) and b (10.1.0.2) on one segment, a serving
+// with the extra serve flags.
+func twoHosts(t *testing.T, serveArgs ...string) (a, b *node) {
 	l, bin := lanWith(t)
 	seg := l.Segment()
 	ha, hb := l.Host("a"), l.Host("b")
 	ha.Attach(seg, "10.1.0.1/24")
 	hb.Attach(seg, "10.1.0.2/24")
 	a, b = newNode(t, ha, bin), newNode(t, hb, bin)
-	a.serve()
+	a.serve(serveArgs...)
 	return a, b
 }
 
@@ -201,13 +202,7 @@ func TestPairFailures(t *testing.T) {
 }
 
 func TestPairWindowExpires(t *testing.T) {
-	l, bin := lanWith(t)
-	seg := l.Segment()
-	ha, hb := l.Host("a"), l.Host("b")
-	ha.Attach(seg, "10.1.0.1/24")
-	hb.Attach(seg, "10.1.0.2/24")
-	a, b := newNode(t, ha, bin), newNode(t, hb, bin)
-	a.serve("--pair-window", "1s")
+	a, b := twoHosts(t, "--pair-window", "1s")
 	w := a.qr()
 	time.Sleep(1200 * time.Millisecond)
 	_, stderr, code := b.join(w.URL)
@@ -261,13 +256,7 @@ func portOf(url string) string {
 func itoa(i int) string { return strconv.Itoa(i) }
 
 func TestPairByLinkAndCode(t *testing.T) {
-	l, bin := lanWith(t)
-	seg := l.Segment()
-	ha, hb := l.Host("a"), l.Host("b")
-	ha.Attach(seg, "10.1.0.1/24")
-	hb.Attach(seg, "10.1.0.2/24")
-	a, b := newNode(t, ha, bin), newNode(t, hb, bin)
-	a.serve("--open")
+	a, b := twoHosts(t, "--open")
 	// serve --open logged the URL of the window it opened.
 	lan.Eventually(t, 5*time.Second, func() error {
 		if !strings.Contains(a.daemon.Stderr(), `msg="pairing window open" url="http://10.1.0.1:`) {
