@@ -126,6 +126,7 @@ func TestPairByQRCode(t *testing.T) {
 
 func TestPairWithStaleAddresses(t *testing.T) {
 	a, b := twoHosts(t)
+	b.serve() // this join goes through b's own daemon
 	w := a.qr()
 	// The addresses in the link are stale (the device moved); the
 	// fingerprint and secret still find it by beacon.
@@ -136,6 +137,17 @@ func TestPairWithStaleAddresses(t *testing.T) {
 	}
 	if ps := a.peers(); len(ps) != 1 || ps[0].Name != "b" {
 		t.Fatalf("a's peers: %+v", ps)
+	}
+	// b's daemon stored a, and sees it online.
+	lan.Eventually(t, 5*time.Second, func() error {
+		ps := b.peers()
+		if len(ps) != 1 || ps[0].Name != "a" || !ps[0].Online {
+			return errorf("b's peers: %+v", ps)
+		}
+		return nil
+	})
+	if !strings.Contains(b.daemon.Stderr(), `msg=paired`) {
+		t.Fatal("b's daemon did not do the join")
 	}
 }
 
