@@ -64,7 +64,7 @@ func (d *Daemon) controlMux() *http.ServeMux {
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), DefaultJoinTimeout)
 		defer cancel()
-		res, err := Join(ctx, p, JoinOptions{Identity: d.id, Store: d.store, Name: d.cfg.Name, Code: req.Code, Beacon: d.cfg.Beacon, Logger: d.log})
+		res, err := Join(ctx, p, JoinOptions{Identity: d.id, Store: d.store, Name: d.Name(), Code: req.Code, Beacon: d.cfg.Beacon, Logger: d.log})
 		if err != nil {
 			ctlError(w, http.StatusBadGateway, err)
 			return
@@ -104,7 +104,7 @@ func (d *Daemon) describe(info WindowInfo) (control.Window, error) {
 	if len(addrs) == 0 {
 		return control.Window{}, ErrNoAddress
 	}
-	p := Payload{Host: addrs[0], Port: uint16(d.Port()), Fingerprint: d.id.Fingerprint, Secret: info.Secret, Addrs: addrs, Name: d.cfg.Name}
+	p := Payload{Host: addrs[0], Port: uint16(d.Port()), Fingerprint: d.id.Fingerprint, Secret: info.Secret, Addrs: addrs, Name: d.Name()}
 	code, err := Code(info.Secret, time.Now())
 	if err != nil {
 		return control.Window{}, err
@@ -112,7 +112,7 @@ func (d *Daemon) describe(info WindowInfo) (control.Window, error) {
 	link := p
 	link.Secret = nil
 	return control.Window{
-		URL: p.URL(), LinkURL: link.URL(), Fingerprint: d.id.Fingerprint.String(), ID: d.id.ID(), Name: d.cfg.Name,
+		URL: p.URL(), LinkURL: link.URL(), Fingerprint: d.id.Fingerprint.String(), ID: d.id.ID(), Name: p.Name,
 		SecretExpires: info.Expires, Code: code, Addresses: addrs, Port: d.Port(),
 	}, nil
 }

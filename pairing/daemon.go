@@ -37,6 +37,11 @@ type Config struct {
 	// OnWindow is called whenever the pairing window opens, closes or
 	// gets a new secret (serve --open shows the QR code with it).
 	OnWindow func(control.Window, bool)
+	// IgnoreInterfaces are interface names never used for addresses or
+	// beacons.
+	IgnoreInterfaces []string
+	// LogLevel, when set, is the level of Logger; a config reload sets it.
+	LogLevel *slog.LevelVar
 	Logger   *slog.Logger
 }
 
@@ -61,12 +66,17 @@ type Daemon struct {
 	wg     sync.WaitGroup
 
 	mu        sync.Mutex
+	name      string   // live: a config reload may change it
+	ignore    []string // live: interfaces never used
 	addrs     []discovery.Address
 	stages    []discovery.Stage
 	changed   time.Time
 	acquired  chan struct{} // closed after the first acquisition
 	expiry    *time.Timer   // fires when the open window's lifetime ends
-	closeOnce sync.Once
+	reacquire chan struct{} // asks the acquisition loop to run now
+	// lastStatus is the STATUS= line last sent (notify goroutines only).
+	lastStatus string
+	closeOnce  sync.Once
 }
 
 // Start opens the state directory, the listener, the beacon and the control
@@ -96,7 +106,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	d := &Daemon{cfg: cfg, log: cfg.Logger, started: time.Now(), acquired: make(chan struct{})}
+	d := &Daemon{cfg: cfg, log: cfg.Logger, started: time.Now(), acquired: make(chan struct{}), reacquire: make(chan struct{}, 1), name: cfg.Name, ignore: cfg.IgnoreInterfaces}
 	defer func() {
 		if err != nil {
 			d.Close()
@@ -108,7 +118,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	if d.id, err = LoadIdentity(cfg.StateDir); err != nil {
 		return nil, err
 	}
-	d.log.Info("identity", "id", d.id.ID(), "fingerprint", d.id.Fingerprint.String(), "name", cfg.Name)
+	d.log.Info("identity", "id", d.id.ID(), "fingerprint", d.id.Fingerprint.String(), "name", cfg.Name, "version", Version)
 	var serr error
 	if d.store, serr = OpenStore(cfg.StateDir); serr != nil {
 		if d.store == nil {
@@ -125,7 +135,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	d.confirmer = &discovery.Confirmer{Port: port}
 	plain := http.NewServeMux()
 	plain.Handle("GET "+discovery.ConfirmPath, d.confirmer)
-	d.server = &Server{Identity: d.id, Window: d.window, Store: d.store, Name: cfg.Name, Plain: plain, Self: d.ips, Logger: d.log}
+	d.server = &Server{Identity: d.id, Window: d.window, Store: d.store, Name: d.Name, Plain: plain, Self: d.ips, Logger: d.log}
 	d.server.Serve(d.listener)
 	d.log.Info("listening", "port", port)
 
@@ -135,6 +145,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	bc.Logger = d.log
 	bc.Self = d.self
 	bc.Handle = d.table.Observe
+	bc.Interfaces = d.interfaces
 	if bc.AnnounceInterval == 0 {
 		bc.AnnounceInterval = beacon.DefaultAnnounceInterval
 	}
@@ -152,8 +163,9 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
-	d.wg.Add(1)
+	d.wg.Add(2)
 	go d.acquireLoop(ctx)
+	go d.notifyLoop(ctx)
 	return d, nil
 }
 
@@ -196,7 +208,7 @@ func (d *Daemon) listenControl() error {
 }
 
 func (d *Daemon) self() beacon.Self {
-	s := beacon.Self{Name: d.cfg.Name, Port: uint16(d.Port()), Addrs: d.ips()}
+	s := beacon.Self{Name: d.Name(), Port: uint16(d.Port()), Addrs: d.ips()}
 	if len(s.Addrs) > beacon.MaxAddrs {
 		s.Addrs = s.Addrs[:beacon.MaxAddrs]
 	}
@@ -229,9 +241,10 @@ func (d *Daemon) Acquired() <-chan struct{} { return d.acquired }
 func (d *Daemon) acquireLoop(ctx context.Context) {
 	defer d.wg.Done()
 	acq := &discovery.Acquirer{
-		Confirmer: d.confirmer,
-		Peers:     discovery.BeaconReports(d.cfg.Beacon, discovery.DefaultReportGrace),
-		Logger:    d.log,
+		Confirmer:  d.confirmer,
+		Interfaces: d.interfaces,
+		Peers:      discovery.BeaconReports(d.cfg.Beacon, discovery.DefaultReportGrace),
+		Logger:     d.log,
 	}
 	first := true
 	for {
@@ -241,6 +254,7 @@ func (d *Daemon) acquireLoop(ctx context.Context) {
 		}
 		d.setResult(res)
 		if first {
+			d.notifyReady() // before close: the notify loop waits on it
 			close(d.acquired)
 			first = false
 			if d.cfg.Open {
@@ -257,6 +271,7 @@ func (d *Daemon) acquireLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-time.After(wait):
+		case <-d.reacquire:
 		}
 	}
 }
@@ -303,12 +318,22 @@ func (d *Daemon) setResult(res discovery.Result) {
 func (d *Daemon) Status() control.Status {
 	d.mu.Lock()
 	st := control.Status{
-		ID: d.id.ID(), Fingerprint: d.id.Fingerprint.String(), Name: d.cfg.Name, Port: d.Port(),
+		ID: d.id.ID(), Fingerprint: d.id.Fingerprint.String(), Name: d.name, Port: d.Port(),
 		Addresses: slices.Clone(d.addrs), Stages: slices.Clone(d.stages),
 		AddressesChanged: d.changed, Started: d.started,
+		Version: Version, StateDir: d.cfg.StateDir, UptimeS: time.Since(d.started).Round(time.Second).Seconds(),
 	}
 	d.mu.Unlock()
+	if w := d.window.Info(); w.Open {
+		st.Window = control.WindowState{Open: true, Expires: w.Expires}
+	}
+	st.Paired = len(d.store.List())
 	st.Peers = d.table.Peers()
+	for _, p := range st.Peers {
+		if _, ok := d.store.Get(p.Fingerprint); ok {
+			st.PairedOnline++
+		}
+	}
 	if d.beacon != nil {
 		st.Beacon = d.beacon.Stats()
 	}
@@ -325,6 +350,7 @@ func (d *Daemon) Status() control.Status {
 // removes the control socket. It is safe to call twice.
 func (d *Daemon) Close() error {
 	d.closeOnce.Do(func() {
+		sdNotify(d.log, "STOPPING=1")
 		if d.cancel != nil {
 			d.cancel()
 		}

@@ -46,7 +46,7 @@ func newSide(t *testing.T, serve bool) *side {
 			t.Fatal(err)
 		}
 		s.port = uint16(ln.Addr().(*net.TCPAddr).Port)
-		s.srv = &Server{Identity: id, Window: s.window, Store: st, Name: "server"}
+		s.srv = &Server{Identity: id, Window: s.window, Store: st, Name: func() string { return "server" }}
 		s.srv.Serve(ln)
 		t.Cleanup(func() { s.srv.Close(context.Background()) })
 	}

@@ -23,7 +23,8 @@ type Server struct {
 	Identity *Identity
 	Window   *Window
 	Store    *Store
-	Name     string
+	// Name returns this device's name (it may change on a config reload).
+	Name func() string
 	// Plain handles plain-HTTP requests (mux of the caller).
 	Plain http.Handler
 	// Self returns this device's confirmed addresses, for answers.
@@ -161,7 +162,7 @@ func (s *Server) info() PeerInfo {
 	if s.Self != nil {
 		addrs = s.Self()
 	}
-	return PeerInfo{ID: s.Identity.ID(), Name: s.Name, Fingerprint: s.Identity.Fingerprint.String(), Addresses: addrs}
+	return PeerInfo{ID: s.Identity.ID(), Name: s.Name(), Fingerprint: s.Identity.Fingerprint.String(), Addresses: addrs}
 }
 
 func remoteIP(r *http.Request) netip.Addr {

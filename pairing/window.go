@@ -53,6 +53,7 @@ type Window struct {
 	OnChange func(WindowInfo)
 
 	mu       sync.Mutex
+	lifetime time.Duration // set by SetLifetime, overrides Lifetime
 	open     bool
 	secret   []byte
 	expires  time.Time
@@ -86,7 +87,10 @@ func (w *Window) Open() WindowInfo {
 	}
 	w.renew()
 	w.open = true
-	lifetime := w.Lifetime
+	lifetime := w.lifetime
+	if lifetime == 0 {
+		lifetime = w.Lifetime
+	}
 	if lifetime == 0 {
 		lifetime = DefaultWindowLifetime
 	}
@@ -95,6 +99,13 @@ func (w *Window) Open() WindowInfo {
 	w.mu.Unlock()
 	w.changed(info)
 	return info
+}
+
+// SetLifetime changes the lifetime of windows opened from now on.
+func (w *Window) SetLifetime(d time.Duration) {
+	w.mu.Lock()
+	w.lifetime = d
+	w.mu.Unlock()
 }
 
 // Close closes the window (after a success, or on request).

@@ -22,7 +22,9 @@ func TestUsage(t *testing.T) {
 		{[]string{"discover", "--timeout", "0s"}, 2, "", "pairing: --timeout must be positive"},
 		{[]string{"discover", "extra"}, 2, "", `pairing: unexpected argument "extra"`},
 		{[]string{"serve", "--name", strings.Repeat("n", 64)}, 2, "", "pairing: bad --name: name must be 1 to 63 bytes"},
-		{[]string{"serve", "--log-format", "xml"}, 2, "", `pairing: bad --log-format "xml"`},
+		{[]string{"serve", "--log-format", "xml"}, 2, "", `pairing: bad --log-format: "xml": want text or json`},
+		{[]string{"serve", "--pair-window", "-1s"}, 2, "", `pairing: bad --pair-window: "-1s" is not a positive duration`},
+		{[]string{"serve", "--config", "/nonexistent/pairing.conf"}, 2, "", "pairing: bad config: open /nonexistent/pairing.conf"},
 		{[]string{"status", "--socket", "/nonexistent/pairing.sock"}, 1, "", "pairing: no pairing daemon is running at /nonexistent/pairing.sock; hint: start it"},
 	} {
 		var out, errOut bytes.Buffer

@@ -2,43 +2,69 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
+	"time"
 
-	"github.com/lanpairing/pairing/discovery/beacon"
 	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/pairing"
 )
 
 func runServe(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("serve", "[flags]", "Run the pairing daemon: find which own addresses others can reach, announce the device on the LAN and answer discovery queries")
+	fs := newFlags("serve", "[flags]", "Run the pairing daemon: find which own addresses others can reach, announce the device on the LAN, and pair with devices that scan its QR code. Settings come from the config file; flags override it")
+	def := pairing.DefaultSettings()
+	configPath := fs.String("config", pairing.DefaultConfigPath(), "config `file` (key = value lines); a missing default file is fine; env PAIRING_CONFIG")
 	stateDir := fs.String("state-dir", pairing.DefaultStateDir(), "directory for the identity and paired devices (mode 0700); env PAIRING_STATE_DIR")
 	socket := fs.String("socket", pairing.DefaultSocket(), "control socket path; env PAIRING_SOCKET")
-	listen := fs.String("listen", pairing.DefaultListen, "TCP address of the pairing listener (port 0: the OS chooses)")
-	name := fs.String("name", pairing.DefaultName(), "device name shown to other devices (1-63 bytes)")
-	logFormat := fs.String("log-format", "text", "log format on stderr: text or json")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	open := fs.Bool("open", false, "open a pairing window at start; log its URL (and show the QR code when stderr is a terminal)")
-	window := fs.Duration("pair-window", pairing.DefaultWindowLifetime, "how long a pairing window stays open")
+	fs.String("listen", def.Listen, "TCP address of the pairing listener (port 0: the OS chooses); config key listen")
+	fs.String("name", def.Name, "device name shown to other devices (1-63 bytes); config key name")
+	fs.Duration("pair-window", def.PairWindow, "how long a pairing window stays open; config key pair-window")
+	fs.String("log-format", def.LogFormat, "log format on stderr: text or json; config key log-format")
+	fs.String("log-level", def.LogLevel, "log level: debug, info, warn or error; config key log-level")
 	if err := parse(fs, args, 0, stdout); err != nil {
 		return err
 	}
-	if err := beacon.ValidName(*name); err != nil {
-		return usageError{"bad --name: " + err.Error()}
+	explicit := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+	// settings reads the config file and lays the flags given on the
+	// command line over it; SIGHUP calls it again.
+	settings := func() (pairing.Settings, error) {
+		s := pairing.DefaultSettings()
+		if err := pairing.LoadConfig(*configPath, explicit["config"], &s); err != nil {
+			return s, err
+		}
+		var err error
+		fs.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "name", "listen", "pair-window", "log-format", "log-level":
+				if e := pairing.SetSetting(&s, f.Name, f.Value.String()); e != nil && err == nil {
+					err = usageError{fmt.Sprintf("bad --%s: %v", f.Name, e)}
+				}
+			}
+		})
+		return s, err
 	}
-	log, err := newLogger(stderr, *logFormat, *logLevel)
+	s, err := settings()
+	if err != nil {
+		var ue usageError
+		if errors.As(err, &ue) {
+			return err
+		}
+		return usageError{err.Error()}
+	}
+	level := new(slog.LevelVar)
+	log, err := newLogger(stderr, s.LogFormat, s.LogLevel, level)
 	if err != nil {
 		return err
 	}
-	if *window <= 0 {
-		return usageError{"--pair-window must be positive"}
-	}
-	cfg := pairing.Config{StateDir: *stateDir, Socket: *socket, Listen: *listen, Name: *name, Logger: log, Open: *open, PairWindow: *window}
+	cfg := pairing.Config{StateDir: *stateDir, Socket: *socket, Listen: s.Listen, Name: s.Name, Logger: log, LogLevel: level,
+		Open: *open, PairWindow: s.PairWindow, IgnoreInterfaces: s.IgnoreInterfaces}
 	if colorOK(stderr) {
 		cfg.OnWindow = func(w control.Window, open bool) {
 			if !open {
@@ -57,28 +83,48 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sig)
-	select {
-	case <-d.Acquired():
-		st := d.Status()
-		log.Info("ready", "id", st.ID, "port", st.Port, "addresses", len(st.Addresses), "socket", *socket)
-	case s := <-sig:
-		log.Info("stopping", "signal", s.String())
-		return d.Close()
+	ready := d.Acquired()
+	for {
+		select {
+		case <-ready:
+			st := d.Status()
+			log.Info("ready", "id", st.ID, "port", st.Port, "addresses", len(st.Addresses), "socket", *socket, "config", *configPath)
+			ready = nil
+		case got := <-sig:
+			if got != syscall.SIGHUP {
+				log.Info("stopping", "signal", got.String())
+				start := time.Now()
+				err := d.Close()
+				log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
+				return err
+			}
+			next, err := settings()
+			if err != nil {
+				log.Error("config reload failed; keeping the running settings", "err", err)
+				continue
+			}
+			for _, k := range d.Reconfigure(next) {
+				log.Warn("setting changed but needs a restart", "key", k)
+			}
+			if next.LogFormat != s.LogFormat {
+				log.Warn("setting changed but needs a restart", "key", "log-format")
+			}
+			s = next
+			log.Info("config reloaded", "config", *configPath, "name", next.Name)
+		}
 	}
-	s := <-sig
-	log.Info("stopping", "signal", s.String())
-	return d.Close()
 }
 
-func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
+func newLogger(w io.Writer, format, level string, lv *slog.LevelVar) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, usageError{fmt.Sprintf("bad --log-level %q: want debug, info, warn or error", level)}
 	}
+	lv.Set(l)
 	opts := &slog.HandlerOptions{Level: lv}
-	switch strings.ToLower(format) {
+	switch format {
 	case "text":
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	case "json":

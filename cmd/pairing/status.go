@@ -25,7 +25,19 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 	if *asJSON {
 		return writeJSON(stdout, st)
 	}
-	fmt.Fprintf(stdout, "device   %s (%s)\nport     %d\nrunning  since %s\n", st.Name, st.ID, st.Port, st.Started.Format(time.RFC3339))
+	fmt.Fprintf(stdout, "device   %s (%s)\nversion  %s, up %s\nstate    %s\nport     %d\n", st.Name, st.ID, st.Version, time.Duration(st.UptimeS)*time.Second, st.StateDir, st.Port)
+	if st.Window.Open {
+		fmt.Fprintf(stdout, "window   open, closes in %s\n", time.Until(st.Window.Expires).Round(time.Second))
+	} else {
+		fmt.Fprintln(stdout, "window   closed ('pairing qr' opens one)")
+	}
+	fmt.Fprintf(stdout, "paired   %d, %d online now\n", st.Paired, st.PairedOnline)
+	b := st.Beacon
+	var dropped uint64
+	for _, n := range b.Dropped {
+		dropped += n
+	}
+	fmt.Fprintf(stdout, "beacon   %d in, %d out, %d dropped, %d rate limited, joined %v\n", b.Received, b.Sent, dropped, b.RateLimited, b.Joined)
 	if len(st.Addresses) == 0 {
 		fmt.Fprintln(stdout, "addresses: none confirmed yet")
 	} else {

@@ -41,6 +41,19 @@ type Status struct {
 	Peers            []discovery.Peer `json:"peers"`
 	Beacon           beacon.Stats     `json:"beacon"`
 	Started          time.Time        `json:"started"`
+	Version          string           `json:"version"`
+	UptimeS          float64          `json:"uptime_s"`
+	StateDir         string           `json:"state_dir"`
+	Window           WindowState      `json:"window"`
+	// Paired counts paired devices; PairedOnline those on the LAN now.
+	Paired       int `json:"paired"`
+	PairedOnline int `json:"paired_online"`
+}
+
+// WindowState says whether a pairing window is open and until when.
+type WindowState struct {
+	Open    bool      `json:"open"`
+	Expires time.Time `json:"expires,omitzero"`
 }
 
 // Client talks to a daemon's control socket.
