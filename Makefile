@@ -3,17 +3,21 @@ GO       ?= go
 PREFIX   ?= /usr/local
 BIN      := bin/pairing
 RUN_DIR  := .run
-# Debian packages the tests need: ip (namespaces, veth, bridges) and nft
-# (firewall and multicast-filter variants of the simulated LANs).
-TEST_PKGS := iproute2:ip nftables:nft
+UNITDIR  ?= /etc/systemd/system
+VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X github.com/lanpairing/pairing/pairing.Version=$(VERSION)
+# Debian packages the tests need: ip (namespaces, veth, bridges), nft
+# (firewall and multicast-filter variants of the simulated LANs),
+# systemd-analyze (the unit file) and setpriv (another uid).
+TEST_PKGS := iproute2:ip nftables:nft systemd:systemd-analyze util-linux:setpriv
 
-.PHONY: help build run test bench lint fuzz install deps
+.PHONY: help build run test bench lint fuzz install uninstall deps
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
 build: ## build bin/pairing
-	$(GO) build -o $(BIN) ./cmd/pairing
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/pairing
 
 run: build ## run the daemon with a pairing window open (QR on the terminal), state in ./.run
 	$(BIN) serve --open --state-dir $(RUN_DIR)/state --socket $(RUN_DIR)/pairing.sock
@@ -44,6 +48,14 @@ fuzz: ## fuzz every decoder of outside input for 30 s each
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePayload$$' -fuzztime 30s ./pairing
 	$(GO) test -run '^$$' -fuzz '^FuzzPairRequest$$' -fuzztime 30s ./pairing
 	$(GO) test -run '^$$' -fuzz '^FuzzStoreDecode$$' -fuzztime 30s ./pairing
+	$(GO) test -run '^$$' -fuzz '^FuzzParseConfig$$' -fuzztime 30s ./pairing
 
-install: build ## install the binary into $(PREFIX)/bin
+install: build ## install the binary into $(PREFIX)/bin and the systemd unit into $(UNITDIR)
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/pairing
+	install -d $(DESTDIR)$(UNITDIR)
+	sed 's|/usr/local/bin/pairing|$(PREFIX)/bin/pairing|' cmd/pairing/systemd/pairing.service > $(DESTDIR)$(UNITDIR)/pairing.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/pairing.service
+	@echo "now: systemctl daemon-reload && systemctl enable --now pairing"
+
+uninstall: ## remove what install put in place (not the state in /var/lib/pairing)
+	rm -f $(DESTDIR)$(PREFIX)/bin/pairing $(DESTDIR)$(UNITDIR)/pairing.service

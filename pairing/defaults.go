@@ -40,9 +40,13 @@ func DefaultStateDir() string {
 	return filepath.Join(home, ".local", "state", "pairing")
 }
 
+// serviceSocket is where the systemd service's control socket lives.
+const serviceSocket = "/run/pairing/pairing.sock"
+
 // DefaultSocket is $PAIRING_SOCKET, else pairing.sock in systemd's
-// $RUNTIME_DIRECTORY, else /run/pairing/pairing.sock for root, else in
-// $XDG_RUNTIME_DIR, else in /tmp/pairing-UID.
+// $RUNTIME_DIRECTORY, else /run/pairing/pairing.sock for root or when the
+// service runs (its group may use it), else in $XDG_RUNTIME_DIR, else in
+// /tmp/pairing-UID.
 func DefaultSocket() string {
 	if s := os.Getenv("PAIRING_SOCKET"); s != "" {
 		return s
@@ -50,8 +54,8 @@ func DefaultSocket() string {
 	if d := os.Getenv("RUNTIME_DIRECTORY"); d != "" {
 		return filepath.Join(strings.Split(d, ":")[0], "pairing.sock")
 	}
-	if os.Geteuid() == 0 {
-		return "/run/pairing/pairing.sock"
+	if _, err := os.Stat(serviceSocket); os.Geteuid() == 0 || err == nil {
+		return serviceSocket
 	}
 	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
 		return filepath.Join(d, "pairing.sock")

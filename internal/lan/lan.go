@@ -149,7 +149,9 @@ type Host struct {
 	l    *LAN
 	Name string
 	NS   string
-	nif  int
+	// Env is added to the environment of every command run in the host.
+	Env []string
+	nif int
 }
 
 // Host adds a host; name must be short (it goes into interface names).
@@ -240,7 +242,7 @@ func (h *Host) DisableIPv6() {
 // binary exits at once (no 1 s race-runtime sleep at exit).
 func (h *Host) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", h.NS, name}, args...)...)
-	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
+	cmd.Env = append(append(os.Environ(), "GORACE=atexit_sleep_ms=0"), h.Env...)
 	return cmd
 }
 
@@ -297,6 +299,9 @@ func (p *Proc) Stop() error {
 	}
 	return p.result
 }
+
+// Signal sends sig to the process.
+func (p *Proc) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
 
 // Kill kills the process at once (a crash) and waits for it.
 func (p *Proc) Kill() {
