@@ -1,10 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -78,6 +83,57 @@ func TestBenchFigures(t *testing.T) {
 		report(t, "join_command_ms", len(whole), func() float64 { v := whole[0]; whole = whole[1:]; return v })
 	})
 
+	t.Run("serve_ready_ms", func(t *testing.T) {
+		l := lan.New(t)
+		h := l.Host("a")
+		h.Attach(l.Segment(), "10.2.0.1/24")
+		h.DefaultRoute("10.2.0.254")
+		sock := filepath.Join(t.TempDir(), "notify.sock")
+		conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		h.Env = []string{"NOTIFY_SOCKET=" + sock}
+		n := newNode(t, h, bin)
+		buf := make([]byte, 4096)
+		report(t, "serve_ready_ms", 10, func() float64 {
+			start := time.Now()
+			p := n.Start(bin, "serve", "--state-dir", n.state, "--socket", n.socket)
+			defer p.Stop()
+			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			for {
+				k, err := conn.Read(buf)
+				if err != nil {
+					t.Fatalf("no READY=1: %v\n%s", err, p.Stderr())
+				}
+				if strings.HasPrefix(string(buf[:k]), "READY=1") {
+					return float64(time.Since(start).Microseconds()) / 1000
+				}
+			}
+		})
+	})
+
+	t.Run("idle", func(t *testing.T) {
+		l := lan.New(t)
+		seg := l.Segment()
+		var nodes []*node
+		for i, name := range []string{"a", "b", "c"} {
+			h := l.Host(name)
+			h.Attach(seg, fmt.Sprintf("10.1.0.%d/24", i+1))
+			nodes = append(nodes, newNode(t, h, bin))
+			nodes[i].serve()
+		}
+		pid := nodes[0].daemon.Pid()
+		time.Sleep(5 * time.Second) // settle after start
+		cpu0, t0 := cpuTicks(t, pid), time.Now()
+		time.Sleep(30 * time.Second)
+		fmt.Printf("bench idle_rss_mb %.1f MB\n", rssMB(t, pid))
+		time.Sleep(30 * time.Second)
+		cpu := float64(cpuTicks(t, pid)-cpu0) / 100 // USER_HZ
+		fmt.Printf("bench idle_cpu_pct %.3f %%\n", 100*cpu/time.Since(t0).Seconds())
+	})
+
 	t.Run("qr_render_ms", func(t *testing.T) {
 		report(t, "qr_render_ms", runs, func() float64 {
 			start := time.Now()
@@ -122,6 +178,34 @@ func TestBenchFigures(t *testing.T) {
 		}
 		return last
 	})
+}
+
+// cpuTicks is the user+system CPU time of pid in clock ticks.
+func cpuTicks(t *testing.T, pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	u, _ := strconv.Atoi(f[11])
+	s, _ := strconv.Atoi(f[12])
+	return u + s
+}
+
+// rssMB is the resident set size of pid.
+func rssMB(t *testing.T, pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.Atoi(strings.Fields(rest)[0])
+			return float64(kb) / 1024
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
 }
 
 // report runs f n times and prints the median.

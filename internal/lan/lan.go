@@ -300,6 +300,9 @@ func (p *Proc) Stop() error {
 	return p.result
 }
 
+// Pid is the process's ID (`ip netns exec` execs the command in place).
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
 // Signal sends sig to the process.
 func (p *Proc) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
 
