@@ -452,3 +452,18 @@ func IsVirtual(name string) bool {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// ConfirmObserved self-pings an address a peer said it saw us at (the
+// peer-assisted confirmation): it counts only when our own listener gets
+// the nonce there, so a peer can never make us use an address that is
+// not ours.
+func (a *Acquirer) ConfirmObserved(ctx context.Context, ip netip.Addr, by string) (Address, error) {
+	ifs, _ := a.interfaces()
+	ifname := interfaceOf(ifs, ip.WithZone(""))
+	ip = withZone(ip.WithZone(""), ifname)
+	ev, err := a.ping(ctx, ip)
+	if err != nil {
+		return Address{}, err
+	}
+	return Address{IP: ip, Interface: ifname, Stage: StagePeer, Confirmed: true, Evidence: fmt.Sprintf("observed by %s; %s", by, ev)}, nil
+}

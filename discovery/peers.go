@@ -2,6 +2,8 @@ package discovery
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -21,10 +23,13 @@ type Peer struct {
 	Addresses   []netip.Addr      `json:"addresses"`
 	Port        uint16            `json:"port"`
 	// SeenAs is the address the peer saw us at (from a reply), if any.
-	SeenAs     netip.Addr `json:"seen_as,omitzero"`
-	Source     string     `json:"source"`
-	WindowOpen bool       `json:"window_open"`
-	LastSeen   time.Time  `json:"last_seen"`
+	SeenAs netip.Addr `json:"seen_as,omitzero"`
+	// Source is where the peer was first seen (beacon or mdns); Sources
+	// lists every source that has seen it.
+	Source     string    `json:"source"`
+	Sources    []string  `json:"sources"`
+	WindowOpen bool      `json:"window_open"`
+	LastSeen   time.Time `json:"last_seen"`
 	// ElapsedMS is, in a discover, the time from the query to the peer's
 	// first reply.
 	ElapsedMS float64 `json:"elapsed_ms,omitempty"`
@@ -76,8 +81,18 @@ type Table struct {
 	peers map[ident.Fingerprint]*Peer
 }
 
+// Sources of peer information.
+const (
+	SourceBeacon = "beacon"
+	SourceMDNS   = "mdns"
+)
+
 // Observe folds a beacon event into the table.
-func (t *Table) Observe(ev beacon.Event) {
+func (t *Table) Observe(ev beacon.Event) { t.ObserveFrom(SourceBeacon, ev) }
+
+// ObserveFrom folds an event from source into the table. mDNS events have
+// no instance nonce, so they never count as a restart.
+func (t *Table) ObserveFrom(source string, ev beacon.Event) {
 	pk := ev.Packet
 	if pk.Fingerprint.IsZero() || pk.Fingerprint == t.Self {
 		return // an anonymous querier is no device, and we are not our peer
@@ -98,14 +113,21 @@ func (t *Table) Observe(ev beacon.Event) {
 	}
 	switch {
 	case p == nil:
-		p = &Peer{ID: id, Fingerprint: pk.Fingerprint, Source: "beacon", instance: pk.Instance}
+		p = &Peer{ID: id, Fingerprint: pk.Fingerprint, Source: source, instance: pk.Instance}
 		t.peers[pk.Fingerprint] = p
 		defer func() {
-			t.log().Info("peer found", "peer", id, "name", p.Name, "addresses", p.Addresses, "via", pk.Type)
+			t.log().Info("peer found", "peer", id, "name", p.Name, "addresses", p.Addresses, "source", source)
 		}()
+	case source != SourceBeacon:
+		// mDNS carries no instance nonce: it never means a restart.
+	case p.instance == 0:
+		p.instance = pk.Instance // the first beacon after mDNS
 	case p.instance != pk.Instance:
 		t.log().Info("peer restarted", "peer", id, "name", pk.Name)
 		p.instance, p.Addresses = pk.Instance, nil
+	}
+	if !slices.Contains(p.Sources, source) {
+		p.Sources = append(p.Sources, source)
 	}
 	p.merge(ev)
 }
@@ -127,6 +149,7 @@ func (t *Table) Peers() []Peer {
 		}
 		c := *p
 		c.Addresses = slices.Clone(p.Addresses)
+		c.Sources = slices.Clone(p.Sources)
 		out = append(out, c)
 	}
 	sortPeers(out)
@@ -155,25 +178,66 @@ type DiscoverOptions struct {
 	First bool
 	// Exclude is this device's own fingerprint, left out of the result.
 	Exclude ident.Fingerprint
+	// NoMDNS leaves mDNS out: beacons only.
+	NoMDNS bool
+	Logger *slog.Logger
 }
 
-// Discover sends a beacon query and returns the devices that answered
-// before ctx ended (or the first one, with First).
+// Discover asks the LAN by beacon and by mDNS at once and returns the
+// devices that answered either before ctx ended (or the first one, with
+// First). An mDNS query of the library always runs its whole second; with
+// First, Discover does not wait for it (it ends on its own, its late
+// entries ignored). It fails only when neither source could ask.
 func Discover(ctx context.Context, cfg beacon.Config, opt DiscoverOptions) ([]Peer, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	t := Table{Self: opt.Exclude}
 	start := time.Now()
+	var mu sync.Mutex
 	elapsed := map[ident.Fingerprint]float64{}
-	err := beacon.Query(ctx, cfg, func(ev beacon.Event) bool {
+	observe := func(source string, ev beacon.Event) {
 		fp := ev.Packet.Fingerprint
 		if fp.IsZero() || fp == opt.Exclude {
-			return true
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if ctx.Err() != nil {
+			return
 		}
 		if _, ok := elapsed[fp]; !ok {
-			elapsed[fp] = ms(ev.At.Sub(start))
+			elapsed[fp] = ms(time.Since(start))
 		}
-		t.Observe(ev)
-		return !opt.First
+		t.ObserveFrom(source, ev)
+		if opt.First {
+			cancel()
+		}
+	}
+	mdnsErr := make(chan error, 1)
+	if opt.NoMDNS {
+		mdnsErr <- errors.New("mdns off")
+	} else {
+		go func() {
+			mdnsErr <- Browse(ctx, cfg.Interfaces, opt.Logger, func(ev beacon.Event) { observe(SourceMDNS, ev) })
+		}()
+	}
+	berr := beacon.Query(ctx, cfg, func(ev beacon.Event) bool {
+		observe(SourceBeacon, ev)
+		return true
 	})
+	var err error
+	if berr != nil {
+		select {
+		case merr := <-mdnsErr:
+			if merr != nil {
+				err = fmt.Errorf("%w; %v", berr, merr)
+			}
+		case <-ctx.Done():
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	cancel() // late entries are ignored from here on
 	peers := t.Peers()
 	for i := range peers {
 		peers[i].ElapsedMS = elapsed[peers[i].Fingerprint]

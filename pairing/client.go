@@ -220,7 +220,7 @@ func pairOver(ctx context.Context, conn *tls.Conn, p *Payload, opt JoinOptions) 
 		req.Code, key = opt.Code, []byte(opt.Code)
 	}
 	body, _ := json.Marshal(req)
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+conn.RemoteAddr().String()+PathPair, bytes.NewReader(body))
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://pair"+PathPair, bytes.NewReader(body)) // written to conn: the host is not used
 	if err != nil {
 		return nil, err
 	}

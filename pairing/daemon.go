@@ -42,7 +42,9 @@ type Config struct {
 	IgnoreInterfaces []string
 	// LogLevel, when set, is the level of Logger; a config reload sets it.
 	LogLevel *slog.LevelVar
-	Logger   *slog.Logger
+	// NoMDNS turns mDNS advertising and browsing off.
+	NoMDNS bool
+	Logger *slog.Logger
 }
 
 // Daemon is a running pairing daemon.
@@ -60,8 +62,11 @@ type Daemon struct {
 	confirmer *discovery.Confirmer
 	beacon    *beacon.Beacon
 	table     *discovery.Table
+	acq       *discovery.Acquirer
+	adv       *discovery.Advertiser // nil with NoMDNS
 	started   time.Time
 
+	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
@@ -71,9 +76,12 @@ type Daemon struct {
 	addrs     []discovery.Address
 	stages    []discovery.Stage
 	changed   time.Time
-	acquired  chan struct{} // closed after the first acquisition
-	expiry    *time.Timer   // fires when the open window's lifetime ends
-	reacquire chan struct{} // asks the acquisition loop to run now
+	acquired  chan struct{}                    // closed after the first acquisition
+	expiry    *time.Timer                      // fires when the open window's lifetime ends
+	reacquire chan struct{}                    // asks the acquisition loop to run now
+	closing   bool                             // Close has begun: goLoop starts nothing
+	observed  map[netip.Addr]discovery.Address // confirmed from peers' observations
+	told      map[string]time.Time             // observations sent, by peer and address
 	// lastStatus is the STATUS= line last sent (notify goroutines only).
 	lastStatus string
 	closeOnce  sync.Once
@@ -106,7 +114,10 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	d := &Daemon{cfg: cfg, log: cfg.Logger, started: time.Now(), acquired: make(chan struct{}), reacquire: make(chan struct{}, 1), name: cfg.Name, ignore: cfg.IgnoreInterfaces}
+	d := &Daemon{cfg: cfg, log: cfg.Logger, started: time.Now(), acquired: make(chan struct{}), reacquire: make(chan struct{}, 1), name: cfg.Name,
+		observed: map[netip.Addr]discovery.Address{}, told: map[string]time.Time{}, ignore: cfg.IgnoreInterfaces}
+	// Before anything that may start work: handlers use d.ctx.
+	d.ctx, d.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
 			d.Close()
@@ -135,7 +146,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	d.confirmer = &discovery.Confirmer{Port: port}
 	plain := http.NewServeMux()
 	plain.Handle("GET "+discovery.ConfirmPath, d.confirmer)
-	d.server = &Server{Identity: d.id, Window: d.window, Store: d.store, Name: d.Name, Plain: plain, Self: d.ips, Logger: d.log}
+	d.server = &Server{Identity: d.id, Window: d.window, Store: d.store, Name: d.Name, Plain: plain, Self: d.ips, Logger: d.log, OnObserved: d.onObserved}
 	d.server.Serve(d.listener)
 	d.log.Info("listening", "port", port)
 
@@ -144,7 +155,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	bc.Fingerprint = d.id.Fingerprint
 	bc.Logger = d.log
 	bc.Self = d.self
-	bc.Handle = d.table.Observe
+	bc.Handle = d.onBeacon
 	bc.Interfaces = d.interfaces
 	if bc.AnnounceInterval == 0 {
 		bc.AnnounceInterval = beacon.DefaultAnnounceInterval
@@ -161,22 +172,30 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	if err = d.listenControl(); err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	d.cancel = cancel
-	d.wg.Add(2)
-	go d.acquireLoop(ctx)
-	go d.notifyLoop(ctx)
+	d.acq = &discovery.Acquirer{
+		Confirmer:  d.confirmer,
+		Interfaces: d.interfaces,
+		Peers:      discovery.BeaconReports(d.cfg.Beacon, discovery.DefaultReportGrace),
+		Logger:     d.log,
+	}
+	if !cfg.NoMDNS {
+		d.adv = &discovery.Advertiser{Name: cfg.Name, Fingerprint: d.id.Fingerprint, Port: port, Logger: d.log}
+	}
+	d.goLoop(d.acquireLoop)
+	d.goLoop(d.notifyLoop)
+	d.goLoop(d.watchNetwork)
+	if d.adv != nil {
+		d.goLoop(d.browseLoop)
+	}
 	return d, nil
 }
 
 func (d *Daemon) goServe(s *http.Server, ln net.Listener) {
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
+	d.goLoop(func(context.Context) {
 		if err := s.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.log.Error("server stopped", "err", err)
 		}
-	}()
+	})
 }
 
 // listenControl opens the control socket (mode 0660), replacing a stale
@@ -238,20 +257,29 @@ func (d *Daemon) Identity() *Identity { return d.id }
 // Acquired is closed once the first address acquisition has finished.
 func (d *Daemon) Acquired() <-chan struct{} { return d.acquired }
 
-func (d *Daemon) acquireLoop(ctx context.Context) {
-	defer d.wg.Done()
-	acq := &discovery.Acquirer{
-		Confirmer:  d.confirmer,
-		Interfaces: d.interfaces,
-		Peers:      discovery.BeaconReports(d.cfg.Beacon, discovery.DefaultReportGrace),
-		Logger:     d.log,
+// goLoop runs f in a goroutine that Close waits for; after Close has
+// begun it runs nothing.
+func (d *Daemon) goLoop(f func(context.Context)) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closing {
+		return
 	}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		f(d.ctx)
+	}()
+}
+
+func (d *Daemon) acquireLoop(ctx context.Context) {
 	first := true
 	for {
-		res := acq.Acquire(ctx)
+		res := d.acq.Acquire(ctx)
 		if ctx.Err() != nil {
 			return
 		}
+		d.keepObserved(ctx, &res)
 		d.setResult(res)
 		if first {
 			d.notifyReady() // before close: the notify loop waits on it
@@ -291,6 +319,9 @@ func (d *Daemon) setResult(res discovery.Result) {
 		d.changed = time.Now()
 	}
 	d.mu.Unlock()
+	if d.adv != nil {
+		d.adv.Update(res.Addresses)
+	}
 	if !changed {
 		return
 	}
@@ -311,6 +342,9 @@ func (d *Daemon) setResult(res discovery.Result) {
 		if err := d.beacon.Announce(); err != nil {
 			d.log.Warn("announce failed", "err", err)
 		}
+	}
+	if w := d.window.Info(); w.Open {
+		d.windowChanged(w) // the QR code carries the new addresses
 	}
 }
 
@@ -351,9 +385,10 @@ func (d *Daemon) Status() control.Status {
 func (d *Daemon) Close() error {
 	d.closeOnce.Do(func() {
 		sdNotify(d.log, "STOPPING=1")
-		if d.cancel != nil {
-			d.cancel()
-		}
+		d.mu.Lock()
+		d.closing = true
+		d.mu.Unlock()
+		d.cancel()
 		d.mu.Lock()
 		if d.expiry != nil {
 			d.expiry.Stop()
@@ -361,6 +396,9 @@ func (d *Daemon) Close() error {
 		d.mu.Unlock()
 		if d.beacon != nil {
 			d.beacon.Close()
+		}
+		if d.adv != nil {
+			d.adv.Close()
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()

@@ -38,7 +38,11 @@ func (d *Daemon) Reconfigure(s Settings) (restart []string) {
 	d.mu.Lock()
 	oldName, oldIgnore := d.name, d.ignore
 	d.name, d.ignore = s.Name, s.IgnoreInterfaces
+	addrs := slices.Clone(d.addrs)
 	d.mu.Unlock()
+	if d.adv != nil && oldName != s.Name {
+		d.adv.SetName(s.Name, addrs)
+	}
 	d.window.SetLifetime(s.PairWindow)
 	if d.cfg.LogLevel != nil {
 		var lv slog.Level
@@ -58,6 +62,9 @@ func (d *Daemon) Reconfigure(s Settings) (restart []string) {
 	}
 	if s.Listen != d.cfg.Listen {
 		restart = append(restart, "listen")
+	}
+	if s.MDNS == d.cfg.NoMDNS {
+		restart = append(restart, "mdns")
 	}
 	return restart
 }
@@ -120,7 +127,6 @@ const statusEvery = 5 * time.Second
 // ping goes out only when the daemon answers its own Status, so a
 // deadlocked daemon gets restarted.
 func (d *Daemon) notifyLoop(ctx context.Context) {
-	defer d.wg.Done()
 	wd, _ := sd.SdWatchdogEnabled(false)
 	every := statusEvery
 	if wd > 0 {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 
 	"github.com/lanpairing/pairing/discovery/beacon"
 	"github.com/lanpairing/pairing/internal/control"
@@ -23,7 +24,11 @@ import (
 // exporterLabel: a proof is bound to its TLS session and useless in any
 // other.
 const (
-	PathPair      = "/v1/pair"
+	PathPair = "/v1/pair"
+	// PathObserved: POST {"addr": "…"}, over TLS with the caller's
+	// certificate: "I see you at this address". The receiver confirms it
+	// with its own self-ping before using it.
+	PathObserved  = "/v1/observed"
 	exporterLabel = "EXPORTER-pairing-v1"
 	clientLabel   = "pairing client proof v1"
 	serverLabel   = "pairing server proof v1"
@@ -51,6 +56,11 @@ type PairResponse struct {
 type errorResponse struct {
 	Error  string `json:"error"`
 	Reason string `json:"reason"`
+}
+
+// ObservedRequest tells a peer where we see it.
+type ObservedRequest struct {
+	Addr netip.Addr `json:"addr"`
 }
 
 // ErrBadRequest is a malformed pairing request.

@@ -1,6 +1,7 @@
 package pairing
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -32,6 +33,8 @@ type Server struct {
 	Logger *slog.Logger
 	// OnPaired is called after a peer was stored.
 	OnPaired func(PairedPeer)
+	// OnObserved is called when a peer says where it sees us.
+	OnObserved func(addr netip.Addr, by ident.Fingerprint)
 
 	demux       *demux
 	tlsSrv      *http.Server
@@ -48,6 +51,7 @@ func (s *Server) Serve(ln net.Listener) {
 	s.demux = newDemux(ln)
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+PathPair, s.handlePair)
+	mux.HandleFunc("POST "+PathObserved, s.handleObserved)
 	s.tlsSrv = newHTTPServer(mux, s.Logger)
 	s.tlsSrv.TLSConfig = &tls.Config{
 		MinVersion:   tls.VersionTLS13,
@@ -155,6 +159,24 @@ func (s *Server) handlePair(w http.ResponseWriter, r *http.Request) {
 		s.OnPaired(peer)
 	}
 	writeJSONStatus(w, http.StatusOK, PairResponse{Proof: mac(key, serverLabel, ekm), Peer: s.info()})
+}
+
+func (s *Server) handleObserved(w http.ResponseWriter, r *http.Request) {
+	var req ObservedRequest
+	body, err := io.ReadAll(r.Body)
+	if err == nil {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		err = dec.Decode(&req)
+	}
+	if err != nil || !req.Addr.IsValid() || len(r.TLS.PeerCertificates) == 0 {
+		writeJSONStatus(w, http.StatusBadRequest, errorResponse{Error: "want {\"addr\": IP} and a client certificate", Reason: "bad_request"})
+		return
+	}
+	if s.OnObserved != nil {
+		s.OnObserved(req.Addr, ident.Of(r.TLS.PeerCertificates[0].Raw))
+	}
+	w.WriteHeader(http.StatusAccepted)
 }
 
 func (s *Server) info() PeerInfo {

@@ -15,18 +15,19 @@ import (
 )
 
 func runDiscover(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("discover", "[--timeout D] [--first] [--json]", "Send a discovery query on every interface and list the devices that answer, with the addresses they have and the address they see us at")
+	fs := newFlags("discover", "[--timeout D] [--first] [--json]", "Ask the LAN by beacon and mDNS on every interface and list the devices that answer, with the addresses they have and the address they see us at")
 	timeout := fs.Duration("timeout", 2*time.Second, "how long to wait for answers")
 	first := fs.Bool("first", false, "return as soon as one device answered")
 	asJSON := fs.Bool("json", false, "print JSON")
 	stateDir := fs.String("state-dir", pairing.DefaultStateDir(), "state directory of this device's daemon, whose own answer is left out")
+	noMDNS := fs.Bool("no-mdns", false, "ask by beacon only, not by mDNS")
 	if err := parse(fs, args, 0, stdout); err != nil {
 		return err
 	}
 	if *timeout <= 0 {
 		return usageError{"--timeout must be positive"}
 	}
-	opt := discovery.DiscoverOptions{First: *first}
+	opt := discovery.DiscoverOptions{First: *first, NoMDNS: *noMDNS}
 	opt.Exclude, _ = pairing.ReadFingerprint(*stateDir)
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
@@ -58,7 +59,7 @@ func runDiscover(args []string, stdout, stderr io.Writer) error {
 			if p.SeenAs.IsValid() {
 				seen = p.SeenAs.String()
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", p.ID, p.Name, strings.Join(addrs, ","), p.Port, seen, p.Source)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", p.ID, p.Name, strings.Join(addrs, ","), p.Port, seen, strings.Join(p.Sources, "+"))
 		}
 		tw.Flush()
 	}

@@ -156,3 +156,12 @@ func hasAddr(as []netip.Addr, ip string) bool {
 }
 
 func errorf(format string, a ...any) error { return fmt.Errorf(format, a...) }
+
+func hasAddrs(st *control.Status, ip string) bool {
+	for _, a := range st.Addresses {
+		if a.IP.WithZone("").String() == ip {
+			return true
+		}
+	}
+	return false
+}

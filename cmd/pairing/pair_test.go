@@ -316,3 +316,25 @@ func TestPairByLinkAndCode(t *testing.T) {
 		t.Fatalf("unpair unknown: %s", stderr)
 	}
 }
+
+// TestPairOverLinkLocal: a link-local address (with the joiner's zone)
+// works as the URL's host.
+func TestPairOverLinkLocal(t *testing.T) {
+	a, b := twoHosts(t)
+	w := a.qr()
+	st, _ := a.status()
+	var ll string
+	for _, ad := range st.Addresses {
+		if ad.IP.IsLinkLocalUnicast() {
+			ll = ad.IP.WithZone("").String()
+		}
+	}
+	if ll == "" {
+		t.Fatalf("a has no link-local address: %+v", st.Addresses)
+	}
+	url := strings.Replace(w.URL, "http://10.1.0.1:", "http://["+ll+"%25eth0]:", 1)
+	res, stderr, code := b.join(url)
+	if code != 0 || res.Via != "address" {
+		t.Fatalf("join over %s: exit %d %+v %s", url, code, res, stderr)
+	}
+}

@@ -21,6 +21,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	configPath := fs.String("config", pairing.DefaultConfigPath(), "config `file` (key = value lines); a missing default file is fine; env PAIRING_CONFIG")
 	stateDir := fs.String("state-dir", pairing.DefaultStateDir(), "directory for the identity and paired devices (mode 0700); env PAIRING_STATE_DIR")
 	socket := fs.String("socket", pairing.DefaultSocket(), "control socket path; env PAIRING_SOCKET")
+	noMDNS := fs.Bool("no-mdns", false, "do not advertise or browse by mDNS; config key mdns = false")
 	open := fs.Bool("open", false, "open a pairing window at start; log its URL (and show the QR code when stderr is a terminal)")
 	fs.String("listen", def.Listen, "TCP address of the pairing listener (port 0: the OS chooses); config key listen")
 	fs.String("name", def.Name, "device name shown to other devices (1-63 bytes); config key name")
@@ -64,7 +65,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	cfg := pairing.Config{StateDir: *stateDir, Socket: *socket, Listen: s.Listen, Name: s.Name, Logger: log, LogLevel: level,
-		Open: *open, PairWindow: s.PairWindow, IgnoreInterfaces: s.IgnoreInterfaces}
+		Open: *open, PairWindow: s.PairWindow, IgnoreInterfaces: s.IgnoreInterfaces, NoMDNS: *noMDNS || !s.MDNS}
 	if colorOK(stderr) {
 		cfg.OnWindow = func(w control.Window, open bool) {
 			if !open {

@@ -440,6 +440,10 @@ func (b *Beacon) run() {
 	}
 }
 
+// Refresh joins the groups on interfaces that appeared since the last
+// check (call it when the network changed).
+func (b *Beacon) Refresh() { b.refresh() }
+
 // Announce sends an announce now, e.g. after the own addresses changed.
 func (b *Beacon) Announce() error {
 	_, err := b.multicast(b.packet(TypeAnnounce))

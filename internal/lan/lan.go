@@ -110,25 +110,38 @@ func (l *LAN) Segment() *Segment {
 
 // FilterMulticast makes the segment drop multicast UDP while unicast
 // passes, like AP/client isolation or an IGMP-snooping switch without a
-// querier. ICMPv6 stays, so neighbour discovery works. It covers ports
-// attached before and after the call.
+// querier. ICMPv6 stays, so neighbour discovery works. Like every filter
+// here it covers ports attached before and after the call.
 func (s *Segment) FilterMulticast() {
+	s.filter("ip daddr 224.0.0.0/4 drop", "ip6 daddr ff00::/8 meta l4proto udp drop")
+}
+
+// DropUDP makes the segment drop UDP to port (IPv4 and IPv6), e.g. the
+// beacon port or mDNS, as a filtering switch or AP would.
+func (s *Segment) DropUDP(port int) {
+	s.filter(fmt.Sprintf("udp dport %d drop", port))
+}
+
+// filter adds rules, matched on traffic entering the bridge from the
+// segment's ports (an nft set, since this kernel has no bridge meta).
+func (s *Segment) filter(rules ...string) {
 	s.l.t.Helper()
-	s.filtered = true
-	s.l.nft(s.l.sw, fmt.Sprintf(`table bridge %[1]s {
+	if !s.filtered {
+		s.filtered = true
+		s.l.nft(s.l.sw, fmt.Sprintf(`table bridge %s {
 	set ports { type ifname; }
-	chain forward_filter {
-		type filter hook forward priority 0; policy accept;
-		iifname @ports ip daddr 224.0.0.0/4 drop
-		iifname @ports ip6 daddr ff00::/8 meta l4proto udp drop
-	}
+	chain forward_filter { type filter hook forward priority 0; policy accept; }
 }`, s.table()))
-	for _, p := range s.ports {
-		s.addFilteredPort(p)
+		for _, p := range s.ports {
+			s.addFilteredPort(p)
+		}
+	}
+	for _, r := range rules {
+		s.l.nft(s.l.sw, fmt.Sprintf("add rule bridge %s forward_filter iifname @ports %s\n", s.table(), r))
 	}
 }
 
-func (s *Segment) table() string { return "mcf_" + s.Name }
+func (s *Segment) table() string { return "filter_" + s.Name }
 
 func (s *Segment) addFilteredPort(port string) {
 	s.l.nft(s.l.sw, fmt.Sprintf("add element bridge %s ports { %q }\n", s.table(), port))
