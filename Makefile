@@ -8,8 +8,10 @@ VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X github.com/lanpairing/pairing/pairing.Version=$(VERSION)
 # Debian packages the tests need: ip (namespaces, veth, bridges), nft
 # (firewall and multicast-filter variants of the simulated LANs),
-# systemd-analyze (the unit file) and setpriv (another uid).
-TEST_PKGS := iproute2:ip nftables:nft systemd:systemd-analyze util-linux:setpriv
+# systemd-analyze (the unit file), setpriv (another uid), and avahi with
+# its D-Bus (a real mDNS peer, run only inside test namespaces).
+TEST_PKGS := iproute2:ip nftables:nft systemd:systemd-analyze util-linux:setpriv \
+	avahi-daemon:avahi-daemon avahi-utils:avahi-browse dbus:dbus-daemon
 
 .PHONY: help build run test bench lint fuzz install uninstall deps
 
@@ -26,7 +28,10 @@ deps: ## install the Debian packages the tests need, when missing (as root)
 	@missing=""; for p in $(TEST_PKGS); do command -v $${p#*:} >/dev/null 2>&1 || missing="$$missing $${p%%:*}"; done; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
-			echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing >/dev/null; \
+			echo "installing:$$missing"; \
+			guard=""; if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; guard=1; fi; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing >/dev/null; rc=$$?; \
+			if [ -n "$$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi; [ $$rc = 0 ] || exit $$rc; \
 		else echo "missing:$$missing (install as root; namespace tests will skip)"; fi; \
 	fi
 

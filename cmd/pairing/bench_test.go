@@ -134,6 +134,50 @@ func TestBenchFigures(t *testing.T) {
 		fmt.Printf("bench idle_cpu_pct %.3f %%\n", 100*cpu/time.Since(t0).Seconds())
 	})
 
+	t.Run("netchange_reannounce_ms", func(t *testing.T) {
+		a, b := twoHostsWith(t, bin)
+		b.serve()
+		i := 0
+		report(t, "netchange_reannounce_ms", 10, func() float64 {
+			i++
+			old, next := fmt.Sprintf("10.1.0.%d", 19+i), fmt.Sprintf("10.1.0.%d", 20+i)
+			if i == 1 {
+				old = "10.1.0.1"
+			}
+			// Delete first: deleting a primary address takes its
+			// secondaries in the same subnet with it.
+			start := time.Now()
+			a.Run("ip", "addr", "del", old+"/24", "dev", "eth0")
+			a.Run("ip", "addr", "add", next+"/24", "dev", "eth0")
+			for time.Since(start) < 10*time.Second {
+				if st, err := b.status(); err == nil && len(st.Peers) == 1 && hasAddr(st.Peers[0].Addresses, next) {
+					return float64(time.Since(start).Microseconds()) / 1000
+				}
+			}
+			t.Fatalf("b never saw %s", next)
+			return 0
+		})
+	})
+
+	t.Run("discover_mdns_first_ms", func(t *testing.T) {
+		l := lan.New(t)
+		seg := l.Segment()
+		seg.DropUDP(27280) // beacons filtered: only mDNS answers
+		ha, hq := l.Host("a"), l.Host("q")
+		ha.Attach(seg, "10.1.0.1/24")
+		hq.Attach(seg, "10.1.0.2/24")
+		hq.DefaultRoute("10.1.0.254")
+		a, q := newNode(t, ha, bin), newNode(t, hq, bin)
+		a.serve()
+		report(t, "discover_mdns_first_ms", runs, func() float64 {
+			res, stderr, code := q.discover("--first", "--timeout", "2s")
+			if code != 0 || len(res.Peers) != 1 || res.Peers[0].Source != "mdns" {
+				t.Fatalf("discover: exit %d %+v %s", code, res.Peers, stderr)
+			}
+			return res.Peers[0].ElapsedMS
+		})
+	})
+
 	t.Run("qr_render_ms", func(t *testing.T) {
 		report(t, "qr_render_ms", runs, func() float64 {
 			start := time.Now()
@@ -158,8 +202,9 @@ func TestBenchFigures(t *testing.T) {
 	}
 	q := nodes[0]
 	nodes[1].serve()
+	// The beacon alone (mDNS answers too, and is timed separately).
 	report(t, "discover_first_peer_ms", runs, func() float64 {
-		res, stderr, code := q.discover("--first", "--timeout", "2s")
+		res, stderr, code := q.discover("--first", "--no-mdns", "--timeout", "2s")
 		if code != 0 || len(res.Peers) != 1 {
 			t.Fatalf("discover: exit %d %+v %s", code, res.Peers, stderr)
 		}
@@ -168,7 +213,7 @@ func TestBenchFigures(t *testing.T) {
 	nodes[2].serve()
 	nodes[3].serve()
 	report(t, "discover_all_ms", runs, func() float64 {
-		res, stderr, code := q.discover("--timeout", "600ms")
+		res, stderr, code := q.discover("--no-mdns", "--timeout", "600ms")
 		if code != 0 || len(res.Peers) != 3 {
 			t.Fatalf("discover: exit %d %+v %s", code, res.Peers, stderr)
 		}

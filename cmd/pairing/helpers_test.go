@@ -53,7 +53,7 @@ func (n *node) serve(extra ...string) *lan.Proc {
 			return err
 		}
 		if len(st.Stages) == 0 {
-			return fmt.Errorf("%s: no acquisition yet", n.Name)
+			return fmt.Errorf("%s: no acquisition yet; status: %.600s", n.Name, st.raw)
 		}
 		return nil
 	})
@@ -69,15 +69,22 @@ func (n *node) serve(extra ...string) *lan.Proc {
 	return n.daemon
 }
 
-func (n *node) status() (*control.Status, error) {
+// status is the daemon's status, with the raw JSON for error messages.
+type status struct {
+	control.Status
+	raw string
+}
+
+func (n *node) status() (*status, error) {
 	out, errOut, err := n.Run(n.bin, "status", "--json", "--socket", n.socket)
 	if err != nil {
 		return nil, fmt.Errorf("status on %s: %v: %s", n.Name, err, errOut)
 	}
-	var st control.Status
-	if err := json.Unmarshal([]byte(out), &st); err != nil {
+	var st status
+	if err := json.Unmarshal([]byte(out), &st.Status); err != nil {
 		return nil, fmt.Errorf("status JSON: %v\n%s", err, out)
 	}
+	st.raw = out
 	return &st, nil
 }
 
@@ -157,7 +164,7 @@ func hasAddr(as []netip.Addr, ip string) bool {
 
 func errorf(format string, a ...any) error { return fmt.Errorf(format, a...) }
 
-func hasAddrs(st *control.Status, ip string) bool {
+func hasAddrs(st *status, ip string) bool {
 	for _, a := range st.Addresses {
 		if a.IP.WithZone("").String() == ip {
 			return true

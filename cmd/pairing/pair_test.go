@@ -21,7 +21,13 @@ import (
 // twoHosts: a (10.1.0.1) and b (10.1.0.2) on one segment, a serving
 // with the extra serve flags.
 func twoHosts(t *testing.T, serveArgs ...string) (a, b *node) {
-	l, bin := lanWith(t)
+	lan.RequireRoot(t)
+	return twoHostsWith(t, lan.BuildPairing(t, true), serveArgs...)
+}
+
+// twoHostsWith is twoHosts with a given binary.
+func twoHostsWith(t *testing.T, bin string, serveArgs ...string) (a, b *node) {
+	l := lan.New(t)
 	seg := l.Segment()
 	ha, hb := l.Host("a"), l.Host("b")
 	ha.Attach(seg, "10.1.0.1/24")
