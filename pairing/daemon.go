@@ -304,39 +304,52 @@ func (d *Daemon) acquireLoop(ctx context.Context) {
 	}
 }
 
+// setResult installs an acquisition's result, plus the addresses peers'
+// observations confirmed (keepObserved re-checked them before).
 func (d *Daemon) setResult(res discovery.Result) {
-	ips := func(as []discovery.Address) []netip.Addr {
-		var out []netip.Addr
-		for _, a := range as {
-			out = append(out, a.IP)
+	d.updateAddrs(func() ([]discovery.Address, []discovery.Stage) {
+		addrs := slices.Clone(res.Addresses)
+		for ip, a := range d.observed {
+			if !slices.ContainsFunc(addrs, func(x discovery.Address) bool { return x.IP.WithZone("") == ip }) {
+				addrs = append(addrs, a)
+			}
 		}
-		return out
-	}
+		return addrs, res.Stages
+	})
+}
+
+// updateAddrs replaces the addresses and stages with what f returns; f
+// runs under d.mu and sees the current ones, so concurrent updates (the
+// acquisition loop, a peer's observation) never undo each other. Then it
+// re-announces when the addresses changed.
+func (d *Daemon) updateAddrs(f func() ([]discovery.Address, []discovery.Stage)) {
 	d.mu.Lock()
-	changed := !slices.Equal(ips(d.addrs), ips(res.Addresses))
-	d.addrs, d.stages = res.Addresses, res.Stages
+	old := ips(d.addrs)
+	d.addrs, d.stages = f()
+	addrs, stages := slices.Clone(d.addrs), slices.Clone(d.stages)
+	changed := !slices.Equal(old, ips(addrs))
 	if changed {
 		d.changed = time.Now()
 	}
-	d.mu.Unlock()
 	if d.adv != nil {
-		d.adv.Update(res.Addresses)
+		d.adv.Update(addrs) // under d.mu: updates apply in order
 	}
+	d.mu.Unlock()
 	if !changed {
 		return
 	}
-	for _, s := range res.Stages {
+	for _, s := range stages {
 		d.log.Info("address stage", "stage", s.Name, "status", s.Status, "err", s.Error, "duration_ms", s.DurationMS)
 	}
-	if len(res.Addresses) == 0 {
+	if len(addrs) == 0 {
 		var why []any
-		for _, s := range res.Stages {
+		for _, s := range stages {
 			why = append(why, s.Name, s.Status+": "+s.Error)
 		}
 		d.log.Warn("no reachable own address; retrying", append(why, "retry", d.cfg.RetryInterval)...)
 	} else {
-		best := res.Addresses[0]
-		d.log.Info("own addresses", "addresses", ips(res.Addresses), "best", best.IP, "interface", best.Interface, "stage", best.Stage, "evidence", best.Evidence)
+		best := addrs[0]
+		d.log.Info("own addresses", "addresses", ips(addrs), "best", best.IP, "interface", best.Interface, "stage", best.Stage, "evidence", best.Evidence)
 	}
 	if d.beacon != nil {
 		if err := d.beacon.Announce(); err != nil {
@@ -346,6 +359,14 @@ func (d *Daemon) setResult(res discovery.Result) {
 	if w := d.window.Info(); w.Open {
 		d.windowChanged(w) // the QR code carries the new addresses
 	}
+}
+
+func ips(as []discovery.Address) []netip.Addr {
+	var out []netip.Addr
+	for _, a := range as {
+		out = append(out, a.IP)
+	}
+	return out
 }
 
 // Status is a snapshot of what the daemon is doing.

@@ -114,18 +114,20 @@ func (d *Daemon) onObserved(addr netip.Addr, by ident.Fingerprint) {
 			d.log.Info("observed: a peer's view of our address did not confirm", "addr", addr, "by", by.ID(), "err", err)
 			return
 		}
-		d.mu.Lock()
-		d.observed[addr] = a
-		res := discovery.Result{Addresses: append(slices.Clone(d.addrs), a), Stages: d.stages}
-		d.mu.Unlock()
 		d.log.Info("observed: address confirmed from a peer's view", "addr", a.IP, "by", by.ID(), "evidence", a.Evidence)
-		d.setResult(res)
+		d.updateAddrs(func() ([]discovery.Address, []discovery.Stage) {
+			d.observed[addr] = a
+			if slices.ContainsFunc(d.addrs, func(x discovery.Address) bool { return x.IP.WithZone("") == addr }) {
+				return d.addrs, d.stages
+			}
+			return append(slices.Clone(d.addrs), a), d.stages
+		})
 	})
 }
 
-// keepObserved adds the addresses confirmed from peers' observations to an
-// acquisition result, after checking each again; those that fail are
-// forgotten.
+// keepObserved checks the addresses confirmed from peers' observations
+// again before an acquisition result is installed (setResult adds those
+// still here); those that fail are forgotten.
 func (d *Daemon) keepObserved(ctx context.Context, res *discovery.Result) {
 	d.mu.Lock()
 	obs := make([]discovery.Address, 0, len(d.observed))
@@ -141,9 +143,7 @@ func (d *Daemon) keepObserved(ctx context.Context, res *discovery.Result) {
 			d.mu.Lock()
 			delete(d.observed, a.IP.WithZone(""))
 			d.mu.Unlock()
-			continue
 		}
-		res.Addresses = append(res.Addresses, a)
 	}
 }
 

@@ -54,8 +54,8 @@ func TestDiscoverThreeHosts(t *testing.T) {
 			if want := fmt.Sprintf("10.1.0.%d", i+1); p.SeenAs.String() != want {
 				t.Errorf("%s says it sees %s as %v, want %s", m.Name, n.Name, p.SeenAs, want)
 			}
-			if p.Port == 0 || p.Source != "beacon" || p.ID == "" {
-				t.Errorf("peer %s: port %d source %q id %q", m.Name, p.Port, p.Source, p.ID)
+			if p.Port == 0 || !slices.Contains(p.Sources, "beacon") || p.ID == "" {
+				t.Errorf("peer %s: port %d sources %q id %q", m.Name, p.Port, p.Sources, p.ID)
 			}
 		}
 	}

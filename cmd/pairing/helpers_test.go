@@ -42,6 +42,15 @@ func (n *node) serve(extra ...string) *lan.Proc {
 	n.t.Helper()
 	args := append([]string{"serve", "--state-dir", n.state, "--socket", n.socket, "--name", n.Name, "--log-level", "debug"}, extra...)
 	n.daemon = n.Start(n.bin, args...)
+	n.t.Cleanup(func() {
+		n.daemon.Stop()
+		if strings.Contains(n.daemon.Stderr(), "WARNING: DATA RACE") {
+			n.t.Errorf("data race in the daemon on %s", n.Name)
+		}
+		if n.t.Failed() {
+			n.t.Logf("daemon log of %s:\n%s", n.Name, n.daemon.Stderr())
+		}
+	})
 	lan.Eventually(n.t, 10*time.Second, func() error {
 		select {
 		case <-n.daemon.Done():
@@ -56,15 +65,6 @@ func (n *node) serve(extra ...string) *lan.Proc {
 			return fmt.Errorf("%s: no acquisition yet; status: %.600s", n.Name, st.raw)
 		}
 		return nil
-	})
-	n.t.Cleanup(func() {
-		n.daemon.Stop()
-		if strings.Contains(n.daemon.Stderr(), "WARNING: DATA RACE") {
-			n.t.Errorf("data race in the daemon on %s", n.Name)
-		}
-		if n.t.Failed() {
-			n.t.Logf("daemon log of %s:\n%s", n.Name, n.daemon.Stderr())
-		}
 	})
 	return n.daemon
 }
