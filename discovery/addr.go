@@ -115,10 +115,6 @@ func (a *Acquirer) Acquire(ctx context.Context) Result {
 	}
 	start := time.Now()
 	var res Result
-	ifs, ifErr := a.interfaces()
-	if ifErr != nil {
-		log.Warn("addr: list interfaces", "err", ifErr)
-	}
 	add := func(addrs []Address) {
 		for _, ad := range addrs {
 			if !slices.ContainsFunc(res.Addresses, func(x Address) bool { return x.IP == ad.IP }) {
@@ -129,29 +125,13 @@ func (a *Acquirer) Acquire(ctx context.Context) Result {
 			res.FirstMS = ms(time.Since(start))
 		}
 	}
-	for _, st := range []struct {
-		name string
-		run  func(context.Context, []net.Interface) (Stage, []Address)
-	}{
-		{StagePreferred, a.preferred},
-		{StageSweep, a.sweep},
-		{StagePeer, a.peer},
-	} {
-		t0 := time.Now()
+	for _, name := range []string{StagePreferred, StageSweep, StagePeer} {
 		var s Stage
 		var found []Address
-		switch {
-		case st.name == StagePeer && len(res.Addresses) > 0:
-			s = Stage{Status: StatusSkip, Error: "an earlier stage confirmed an address"}
-		case st.name == StagePeer && a.Peers == nil:
-			s = Stage{Status: StatusSkip, Error: "no discovery available"}
-		default:
-			s, found = st.run(ctx, ifs)
-		}
-		s.Name, s.Duration = st.name, time.Since(t0)
-		s.DurationMS = ms(s.Duration)
-		if s.err != nil {
-			s.Error = s.err.Error()
+		if name == StagePeer && len(res.Addresses) > 0 {
+			s = Stage{Name: name, Status: StatusSkip, Error: "an earlier stage confirmed an address"}
+		} else {
+			s, found = a.RunStage(ctx, name)
 		}
 		log.Debug("addr: stage", "stage", s.Name, "status", s.Status, "err", s.Error, "confirmed", len(found), "duration", s.Duration.Round(time.Microsecond))
 		res.Stages = append(res.Stages, s)
@@ -160,6 +140,35 @@ func (a *Acquirer) Acquire(ctx context.Context) Result {
 	res.Duration = time.Since(start)
 	res.DurationMS = ms(res.Duration)
 	return res
+}
+
+// RunStage runs one stage alone (for diagnostics): StagePreferred,
+// StageSweep or StagePeer.
+func (a *Acquirer) RunStage(ctx context.Context, name string) (Stage, []Address) {
+	ifs, _ := a.interfaces()
+	t0 := time.Now()
+	var s Stage
+	var found []Address
+	switch name {
+	case StagePreferred:
+		s, found = a.preferred(ctx, ifs)
+	case StageSweep:
+		s, found = a.sweep(ctx, ifs)
+	case StagePeer:
+		if a.Peers == nil {
+			s = Stage{Status: StatusSkip, Error: "no discovery available"}
+		} else {
+			s, found = a.peer(ctx, ifs)
+		}
+	default:
+		s = Stage{Status: StatusFail, err: fmt.Errorf("unknown stage %q", name)}
+	}
+	s.Name, s.Duration = name, time.Since(t0)
+	s.DurationMS = ms(s.Duration)
+	if s.err != nil {
+		s.Error = s.err.Error()
+	}
+	return s, found
 }
 
 func (a *Acquirer) interfaces() ([]net.Interface, error) {
