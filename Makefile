@@ -9,9 +9,10 @@ LDFLAGS  := -X github.com/lanpairing/pairing/pairing.Version=$(VERSION)
 # Debian packages the tests need: ip (namespaces, veth, bridges), nft
 # (firewall and multicast-filter variants of the simulated LANs),
 # systemd-analyze (the unit file), setpriv (another uid), and avahi with
-# its D-Bus (a real mDNS peer, run only inside test namespaces).
+# its D-Bus (a real mDNS peer), coturn (a real TURN server); the daemons
+# run only inside test namespaces.
 TEST_PKGS := iproute2:ip nftables:nft systemd:systemd-analyze util-linux:setpriv \
-	avahi-daemon:avahi-daemon avahi-utils:avahi-browse dbus:dbus-daemon
+	avahi-daemon:avahi-daemon avahi-utils:avahi-browse dbus:dbus-daemon coturn:turnserver
 
 .PHONY: help build run test bench lint fuzz install uninstall deps
 

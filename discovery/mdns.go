@@ -3,18 +3,21 @@ package discovery
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"log"
 	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/mdns"
+	"github.com/miekg/dns"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 
 	"github.com/lanpairing/pairing/discovery/beacon"
 	"github.com/lanpairing/pairing/internal/ident"
@@ -140,15 +143,20 @@ func (a *Advertiser) Close() {
 	}
 }
 
-// mdnsQueryTimeout is how long one library query listens. The library
-// always waits its whole timeout, so Browse runs the queries in the
-// background and hands on every entry as it arrives.
+// mdnsQueryTimeout bounds one Browse when ctx has no deadline.
 const mdnsQueryTimeout = time.Second
 
-// Browse queries _pairing._tcp on every usable interface at once (the
-// library queries one interface per call) and calls handle for each
-// pairing entry as soon as it arrives, one call at a time, until ctx ends
-// or the queries finish. Entries without a valid fingerprint are dropped.
+// Browse asks for _pairing._tcp on every usable interface at once and
+// calls handle for each complete pairing entry as soon as it arrives, one
+// call at a time, until ctx ends (or a second passes, when ctx has no
+// deadline). Entries without a valid fingerprint are dropped.
+//
+// The query is our own (github.com/miekg/dns), not hashicorp/mdns's
+// client: that client keeps writing to an entry after handing it over (a
+// data race), always waits its whole timeout, and queries IPv4 only on a
+// host with a route to 224.0.0.251. This one sends a legacy query from an
+// ephemeral port out of each interface; responders (hashicorp/mdns,
+// avahi, Bonjour) answer it by unicast, which needs no port 5353.
 func Browse(ctx context.Context, interfaces func() ([]net.Interface, error), logger *slog.Logger, handle func(beacon.Event)) error {
 	if interfaces == nil {
 		interfaces = net.Interfaces
@@ -156,110 +164,246 @@ func Browse(ctx context.Context, interfaces func() ([]net.Interface, error), log
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, mdnsQueryTimeout)
+		defer cancel()
+	}
 	ifs, err := interfaces()
 	if err != nil {
 		return err
 	}
-	type entry struct {
-		e      *mdns.ServiceEntry
-		ifname string
+	q := new(dns.Msg)
+	q.SetQuestion(MDNSService+".local.", dns.TypePTR)
+	q.RecursionDesired = false
+	query, err := q.Pack()
+	if err != nil {
+		return err
 	}
-	// Buffered, and read concurrently: the library drops entries that
-	// nobody is reading at the moment it has them.
-	entries := make(chan entry, 64)
+	type packet struct {
+		msg    *dns.Msg
+		ifname string
+		from   netip.Addr
+	}
+	packets := make(chan packet, 64)
 	var wg sync.WaitGroup
-	std := slog.NewLogLogger(logger.Handler(), slog.LevelDebug)
-	queried := 0
-	for _, ifi := range ifs {
-		if ifi.Flags&net.FlagUp == 0 || ifi.Flags&net.FlagMulticast == 0 || ifi.Flags&net.FlagLoopback != 0 {
+	sent := 0
+	for _, v6 := range []bool{false, true} {
+		c, err := mdnsSocket(v6)
+		if err != nil {
+			logger.Debug("mdns: socket", "v6", v6, "err", err)
 			continue
 		}
-		queried++
-		ch := make(chan *mdns.ServiceEntry, 32)
-		wg.Add(2)
-		go func() {
-			defer wg.Done()
-			defer close(ch)
-			p := &mdns.QueryParam{Service: MDNSService, Domain: "local", Timeout: mdnsQueryTimeout, Interface: &ifi, Entries: ch, Logger: std}
-			if err := mdns.QueryContext(ctx, p); err != nil && ctx.Err() == nil {
-				logger.Debug("mdns: query", "interface", ifi.Name, "err", err)
+		go func() { <-ctx.Done(); c.Close() }()
+		group := netip.AddrPortFrom(netip.MustParseAddr("224.0.0.251"), 5353)
+		if v6 {
+			group = netip.AddrPortFrom(netip.MustParseAddr("ff02::fb"), 5353)
+		}
+		for _, ifi := range ifs {
+			if ifi.Flags&net.FlagUp == 0 || ifi.Flags&net.FlagMulticast == 0 || ifi.Flags&net.FlagLoopback != 0 {
+				continue
 			}
-		}()
+			if err := c.writeTo(query, group, ifi.Index); err != nil {
+				logger.Debug("mdns: query not sent", "interface", ifi.Name, "v6", v6, "err", err)
+				continue
+			}
+			sent++
+		}
+		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for e := range ch {
+			buf := make([]byte, 9000)
+			for {
+				n, from, ifindex, err := c.read(buf)
+				if err != nil {
+					return
+				}
+				m := new(dns.Msg)
+				if m.Unpack(buf[:n]) != nil || !m.Response {
+					continue
+				}
+				var ifname string
+				if ifi, err := net.InterfaceByIndex(ifindex); err == nil {
+					ifname = ifi.Name
+				}
 				select {
-				case entries <- entry{e, ifi.Name}:
+				case packets <- packet{m, ifname, from}:
 				case <-ctx.Done():
+					return
 				}
 			}
 		}()
 	}
-	if queried == 0 {
-		return fmt.Errorf("mdns: no interface can multicast")
+	if sent == 0 {
+		return fmt.Errorf("mdns: no interface could send a query")
 	}
-	go func() { wg.Wait(); close(entries) }()
-	for en := range entries {
-		ev, err := mdnsEvent(en.e, en.ifname)
-		if err != nil {
-			logger.Debug("mdns: entry dropped", "name", en.e.Name, "err", err)
-			continue
+	go func() { wg.Wait(); close(packets) }()
+	// Records from every answer, joined by name: PTR names the instance,
+	// SRV its host and port, TXT its fields, A/AAAA the host's addresses.
+	srv := map[string]*dns.SRV{}
+	txt := map[string][]string{}
+	addrs := map[string][]netip.Addr{}
+	done := map[string]string{} // instance → what was handed on
+	for p := range packets {
+		var instances []string
+		for _, rr := range append(p.msg.Answer, p.msg.Extra...) {
+			name := strings.ToLower(rr.Header().Name)
+			switch r := rr.(type) {
+			case *dns.PTR:
+				instances = append(instances, strings.ToLower(r.Ptr))
+			case *dns.SRV:
+				srv[name] = r
+				instances = append(instances, name)
+			case *dns.TXT:
+				txt[name] = r.Txt
+			case *dns.A:
+				if a, ok := netip.AddrFromSlice(r.A.To4()); ok && !slices.Contains(addrs[name], a) {
+					addrs[name] = append(addrs[name], a)
+				}
+			case *dns.AAAA:
+				if a, ok := netip.AddrFromSlice(r.AAAA); ok {
+					if a.IsLinkLocalUnicast() {
+						a = a.WithZone(p.ifname)
+					}
+					if !slices.Contains(addrs[name], a) {
+						addrs[name] = append(addrs[name], a)
+					}
+				}
+			}
 		}
-		if ctx.Err() == nil {
-			handle(ev)
+		for _, inst := range instances {
+			s, ok := srv[inst]
+			if !ok || txt[inst] == nil || !strings.HasSuffix(inst, "."+MDNSService+".local.") {
+				continue
+			}
+			host := strings.ToLower(s.Target)
+			as := addrs[host]
+			if len(as) == 0 {
+				as = []netip.Addr{p.from} // the answer's source, at least
+			}
+			key := fmt.Sprint(s.Port, txt[inst], as)
+			if done[inst] == key {
+				continue
+			}
+			done[inst] = key
+			ev, err := mdnsEvent(inst, int(s.Port), txt[inst], as, p.ifname)
+			if err != nil {
+				logger.Debug("mdns: entry dropped", "name", inst, "err", err)
+				continue
+			}
+			if ctx.Err() == nil {
+				handle(ev)
+			}
 		}
 	}
 	return nil
 }
 
-// mdnsEvent turns a service entry into the event a beacon would give.
-func mdnsEvent(e *mdns.ServiceEntry, ifname string) (beacon.Event, error) {
+// mdnsConn is an ephemeral UDP socket of one family that can send to a
+// multicast group out of a chosen interface and tells where answers came in.
+type mdnsConn struct {
+	c  net.PacketConn
+	p4 *ipv4.PacketConn
+	p6 *ipv6.PacketConn
+}
+
+// mdnsSocket opens an mdnsConn.
+func mdnsSocket(v6 bool) (*mdnsConn, error) {
+	network, addr := "udp4", "0.0.0.0:0"
+	if v6 {
+		network, addr = "udp6", "[::]:0"
+	}
+	c, err := net.ListenPacket(network, addr)
+	if err != nil {
+		return nil, err
+	}
+	m := &mdnsConn{c: c}
+	if v6 {
+		m.p6 = ipv6.NewPacketConn(c)
+		err = errors.Join(m.p6.SetControlMessage(ipv6.FlagInterface, true), m.p6.SetMulticastHopLimit(255))
+	} else {
+		m.p4 = ipv4.NewPacketConn(c)
+		err = errors.Join(m.p4.SetControlMessage(ipv4.FlagInterface, true), m.p4.SetMulticastTTL(255))
+	}
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *mdnsConn) writeTo(b []byte, dst netip.AddrPort, ifindex int) error {
+	ua := net.UDPAddrFromAddrPort(dst)
+	if m.p6 != nil {
+		_, err := m.p6.WriteTo(b, &ipv6.ControlMessage{IfIndex: ifindex}, ua)
+		return err
+	}
+	_, err := m.p4.WriteTo(b, &ipv4.ControlMessage{IfIndex: ifindex}, ua)
+	return err
+}
+
+func (m *mdnsConn) read(b []byte) (int, netip.Addr, int, error) {
+	var n, ifindex int
+	var src net.Addr
+	var err error
+	if m.p6 != nil {
+		var cm *ipv6.ControlMessage
+		n, cm, src, err = m.p6.ReadFrom(b)
+		if cm != nil {
+			ifindex = cm.IfIndex
+		}
+	} else {
+		var cm *ipv4.ControlMessage
+		n, cm, src, err = m.p4.ReadFrom(b)
+		if cm != nil {
+			ifindex = cm.IfIndex
+		}
+	}
+	if err != nil {
+		return 0, netip.Addr{}, 0, err
+	}
+	ua, _ := src.(*net.UDPAddr)
+	if ua == nil {
+		return 0, netip.Addr{}, 0, fmt.Errorf("source %v", src)
+	}
+	return n, ua.AddrPort().Addr().Unmap(), ifindex, nil
+}
+
+func (m *mdnsConn) Close() error { return m.c.Close() }
+
+// mdnsEvent turns a resolved service into the event a beacon would give.
+func mdnsEvent(instance string, port int, fields []string, addrs []netip.Addr, ifname string) (beacon.Event, error) {
 	txt := map[string]string{}
-	for _, f := range e.InfoFields {
+	for _, f := range fields {
 		if k, v, ok := strings.Cut(f, "="); ok {
 			txt[k] = v
 		}
 	}
 	fp, err := base64.RawURLEncoding.DecodeString(txt["fp"])
 	if err != nil || len(fp) != len(ident.Fingerprint{}) {
-		return beacon.Event{}, fmt.Errorf("no valid fp= in TXT %q", e.InfoFields)
+		return beacon.Event{}, fmt.Errorf("no valid fp= in TXT %q", fields)
 	}
-	if e.Port <= 0 || e.Port > 65535 {
-		return beacon.Event{}, fmt.Errorf("bad port %d", e.Port)
+	if port <= 0 || port > 65535 {
+		return beacon.Event{}, fmt.Errorf("bad port %d", port)
 	}
-	p := &beacon.Packet{Type: beacon.TypeAnnounce, Port: uint16(e.Port), Name: txt["n"]}
+	if v := txt["v"]; v != "" && v != mdnsVersion {
+		return beacon.Event{}, fmt.Errorf("version %q", v)
+	}
+	p := &beacon.Packet{Type: beacon.TypeAnnounce, Port: uint16(port), Name: txt["n"]}
 	copy(p.Fingerprint[:], fp)
 	if beacon.ValidName(p.Name) != nil {
-		p.Name = strings.TrimSuffix(strings.SplitN(e.Name, "."+MDNSService, 2)[0], ".")
+		p.Name = strings.TrimSuffix(instance, "."+MDNSService+".local.")
 		if beacon.ValidName(p.Name) != nil {
 			p.Name = "?"
 		}
 	}
-	var from netip.Addr
-	if a, ok := netip.AddrFromSlice(e.AddrV4); ok && e.AddrV4 != nil {
-		p.Addrs = append(p.Addrs, a.Unmap())
-		from = a.Unmap()
+	// IPv4 first: it is what a phone or another computer uses most.
+	slices.SortStableFunc(addrs, func(a, b netip.Addr) int { return addrRank(a) - addrRank(b) })
+	if len(addrs) > beacon.MaxAddrs {
+		addrs = addrs[:beacon.MaxAddrs]
 	}
-	if e.AddrV6IPAddr != nil {
-		if a, ok := netip.AddrFromSlice(e.AddrV6IPAddr.IP); ok {
-			a = a.WithZone(e.AddrV6IPAddr.Zone)
-			if !slices.Contains(p.Addrs, a) {
-				p.Addrs = append(p.Addrs, a)
-			}
-			if !from.IsValid() {
-				from = a
-			}
-		}
-	}
-	if !from.IsValid() {
-		return beacon.Event{}, fmt.Errorf("no address")
-	}
-	if v := txt["v"]; v != "" && v != mdnsVersion {
-		if _, err := strconv.Atoi(v); err != nil {
-			return beacon.Event{}, fmt.Errorf("bad version %q", v)
-		}
-	}
-	return beacon.Event{Packet: p, From: netip.AddrPortFrom(from, p.Port), Interface: ifname, At: time.Now()}, nil
+	p.Addrs = addrs
+	return beacon.Event{Packet: p, From: netip.AddrPortFrom(addrs[0], p.Port), Interface: ifname, At: time.Now()}, nil
 }
 
 // SetName renames the advertised device and re-advertises addrs.

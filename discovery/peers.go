@@ -185,9 +185,7 @@ type DiscoverOptions struct {
 
 // Discover asks the LAN by beacon and by mDNS at once and returns the
 // devices that answered either before ctx ended (or the first one, with
-// First). An mDNS query of the library always runs its whole second; with
-// First, Discover does not wait for it (it ends on its own, its late
-// entries ignored). It fails only when neither source could ask.
+// First). It fails only when neither source could ask.
 func Discover(ctx context.Context, cfg beacon.Config, opt DiscoverOptions) ([]Peer, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

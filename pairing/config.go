@@ -29,7 +29,8 @@ type Settings struct {
 	STUN             []string
 	TURN             []string
 	TURNUser         string
-	TURNSecret       string
+	TURNPassword     string // static credentials
+	TURNSecret       string // or a coturn use-auth-secret to mint them
 	LogLevel         string
 	LogFormat        string
 }
@@ -109,6 +110,10 @@ var configKeys = map[string]func(s *Settings, v string) error{
 	"turn": func(s *Settings, v string) error { return iceURLs(&s.TURN, v, "turn", "turns") },
 	"turn-user": func(s *Settings, v string) error {
 		s.TURNUser = v
+		return nil
+	},
+	"turn-password": func(s *Settings, v string) error {
+		s.TURNPassword = v
 		return nil
 	},
 	"turn-secret": func(s *Settings, v string) error {

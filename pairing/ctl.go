@@ -172,5 +172,5 @@ func PairedView(p PairedPeer, online bool) control.Paired {
 		addrs = []netip.Addr{}
 	}
 	return control.Paired{ID: p.ID, Name: p.Name, Fingerprint: p.Fingerprint.String(), Kind: p.Kind,
-		PairedAt: p.PairedAt, LastSeen: p.LastSeen, Addresses: addrs, Online: online}
+		PairedAt: p.PairedAt, LastSeen: p.LastSeen, Addresses: addrs, Port: p.Port, Online: online}
 }

@@ -41,6 +41,7 @@ func commands() []command {
 		{"join", "URL [--json] [--code C]", "pair with the device whose QR code or link is URL", runJoin},
 		{"peers", "[--json]", "list paired devices, online state, addresses", runPeers},
 		{"unpair", "PEER", "forget a paired device (ID, ID prefix or name)", runUnpair},
+		{"diag", "[--json] [--out FILE]", "find out why discovery or pairing fails on this network", runDiag},
 	}
 }
 
@@ -84,6 +85,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		case errors.As(err, &he):
 			fmt.Fprintf(stderr, "pairing: %s; hint: %s\n", lower(err.Error()), he.hint)
 			return 1
+		case err.Error() == "":
+			return 1 // the command already said why
 		default:
 			fmt.Fprintf(stderr, "pairing: %s\n", lower(err.Error()))
 			return 1

@@ -170,6 +170,7 @@ type Paired struct {
 	PairedAt    time.Time    `json:"paired_at"`
 	LastSeen    time.Time    `json:"last_seen,omitzero"`
 	Addresses   []netip.Addr `json:"addresses"`
+	Port        uint16       `json:"port,omitempty"`
 	Online      bool         `json:"online"`
 }
 

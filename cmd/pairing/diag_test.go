@@ -1,0 +1,210 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lanpairing/pairing/diag"
+	"github.com/lanpairing/pairing/internal/lan"
+)
+
+// runDiag runs `pairing diag --json` on n with the config text and checks
+// that every step of the suite ran and that ok matches the statuses.
+func (n *node) runDiag(t *testing.T, config string) *diag.Report {
+	t.Helper()
+	conf := filepath.Join(t.TempDir(), "pairing.conf")
+	os.WriteFile(conf, []byte(config), 0o644)
+	out, stderr, err := n.Run(n.bin, "diag", "--json", "--config", conf, "--state-dir", n.state, "--socket", n.socket)
+	var rep diag.Report
+	if jerr := json.Unmarshal([]byte(out), &rep); jerr != nil {
+		t.Fatalf("diag JSON: %v\n%s\n%s", jerr, out, stderr)
+	}
+	if len(rep.Steps) != diag.StepCount() {
+		t.Fatalf("%d steps ran, want all %d", len(rep.Steps), diag.StepCount())
+	}
+	failed := false
+	for _, s := range rep.Steps {
+		if s.Status == "" || s.Name == "" {
+			t.Fatalf("a step did not run: %+v", s)
+		}
+		failed = failed || s.Status == diag.Fail
+	}
+	if rep.OK == failed || (exitCode(err) == 1) != failed {
+		t.Fatalf("ok %v, exit %d, but a step failed: %v", rep.OK, exitCode(err), failed)
+	}
+	if !strings.Contains(stderr, "diag: step") {
+		t.Errorf("steps were not logged as they ran: %s", stderr)
+	}
+	return &rep
+}
+
+func step(t *testing.T, rep *diag.Report, name string) diag.Step {
+	t.Helper()
+	for _, s := range rep.Steps {
+		if s.Name == name {
+			return s
+		}
+	}
+	t.Fatalf("no step %q", name)
+	return diag.Step{}
+}
+
+// expect checks one step's status and that its hint says want.
+func expect(t *testing.T, rep *diag.Report, name, status, want string) {
+	t.Helper()
+	s := step(t, rep, name)
+	if s.Status != status || !strings.Contains(s.Hint+" "+s.Error, want) {
+		b, _ := json.MarshalIndent(rep.Steps, "", " ")
+		t.Fatalf("step %q: %s %q / hint %q; want %s with %q\n%s", name, s.Status, s.Error, s.Hint, status, want, b)
+	}
+}
+
+// diagLAN: hosts a, b, c on one segment (10.1.0.x/24, default route via
+// a gateway nobody owns, as on a home LAN), b and c serving.
+func diagLAN(t *testing.T) (*lan.LAN, *lan.Segment, []*node) {
+	t.Parallel()
+	l, bin := lanWith(t)
+	seg := l.Segment()
+	var ns []*node
+	for i, name := range []string{"a", "b", "c"} {
+		h := l.Host(name)
+		h.Attach(seg, "10.1.0."+itoa(i+1)+"/24")
+		h.DefaultRoute("10.1.0.254")
+		ns = append(ns, newNode(t, h, bin))
+	}
+	ns[1].serve()
+	ns[2].serve()
+	return l, seg, ns
+}
+
+func TestDiagHealthy(t *testing.T) {
+	_, _, n := diagLAN(t)
+	a, b := n[0], n[1]
+	a.serve()
+	if _, stderr, code := a.join(b.qr().URL); code != 0 {
+		t.Fatalf("pairing a with b: %s", stderr)
+	}
+	rep := a.runDiag(t, "")
+	for _, s := range rep.Steps {
+		if s.Status != diag.Pass {
+			b, _ := json.MarshalIndent(s, "", " ")
+			t.Errorf("step %s is %s on a healthy LAN:\n%s", s.Name, s.Status, b)
+		}
+	}
+	if p := step(t, rep, "peers"); !strings.Contains(p.Summary, "b (sees us as 10.1.0.1)") || !strings.Contains(p.Summary, "c (") {
+		t.Errorf("peers: %q", p.Summary)
+	}
+	t.Logf("healthy run: %.0f ms", rep.DurationMS)
+}
+
+func TestDiagNoDefaultRoute(t *testing.T) {
+	t.Parallel()
+	l, bin := lanWith(t)
+	h := l.Host("a")
+	h.Attach(l.Segment(), "10.1.0.1/24")
+	a := newNode(t, h, bin)
+	a.serve()
+	rep := a.runDiag(t, "")
+	expect(t, rep, "routes", diag.Warn, "no default route")
+	expect(t, rep, "preferred address", diag.Fail, "no route to the outside")
+	expect(t, rep, "self-reachability", diag.Pass, "")
+}
+
+func TestDiagFirewallOnPreferred(t *testing.T) {
+	_, seg, n := diagLAN(t)
+	a := n[0]
+	a.Attach(seg, "10.2.0.1/24")
+	a.DropInboundTCP("10.1.0.1")
+	a.serve()
+	rep := a.runDiag(t, "")
+	expect(t, rep, "preferred address", diag.Fail, "a firewall drops it")
+	expect(t, rep, "self-reachability", diag.Warn, "a firewall drops inbound TCP on some addresses")
+}
+
+func TestDiagMulticastFiltered(t *testing.T) {
+	_, seg, n := diagLAN(t)
+	a, b := n[0], n[1]
+	a.serve()
+	if _, stderr, code := a.join(b.qr().URL); code != 0 {
+		t.Fatalf("pairing a with b: %s", stderr)
+	}
+	seg.FilterMulticast()
+	rep := a.runDiag(t, "")
+	expect(t, rep, "peers", diag.Fail, "no multicast received from any peer while unicast to b")
+	expect(t, rep, "paired peers", diag.Pass, "")
+}
+
+func TestDiagInterfaceDown(t *testing.T) {
+	t.Parallel()
+	l, bin := lanWith(t)
+	h := l.Host("a")
+	link := h.Attach(l.Segment(), "10.1.0.1/24")
+	link.Down()
+	rep := newNode(t, h, bin).runDiag(t, "")
+	t.Logf("run: %.0f ms", rep.DurationMS)
+	expect(t, rep, "interfaces", diag.Fail, "ip link set eth0 up")
+	expect(t, rep, "self-reachability", diag.Fail, "connect to the LAN")
+}
+
+func TestDiagOnlyLoopback(t *testing.T) {
+	t.Parallel()
+	l, bin := lanWith(t)
+	rep := newNode(t, l.Host("a"), bin).runDiag(t, "")
+	expect(t, rep, "interfaces", diag.Fail, "only loopback is up")
+	expect(t, rep, "multicast", diag.Fail, "pair with the QR code")
+}
+
+func TestDiagNoPeers(t *testing.T) {
+	t.Parallel()
+	l, bin := lanWith(t)
+	h := l.Host("a")
+	h.Attach(l.Segment(), "10.1.0.1/24")
+	a := newNode(t, h, bin)
+	a.serve()
+	rep := a.runDiag(t, "")
+	expect(t, rep, "peers", diag.Fail, "is 'pairing serve' running on the other device")
+	expect(t, rep, "daemon", diag.Pass, "")
+}
+
+func TestDiagDaemonNotRunning(t *testing.T) {
+	_, _, n := diagLAN(t)
+	rep := n[0].runDiag(t, "")
+	expect(t, rep, "daemon", diag.Fail, "start the daemon")
+	expect(t, rep, "peers", diag.Pass, "")
+}
+
+func TestDiagTURN(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat("/usr/bin/turnserver"); err != nil && os.Getenv("CI") != "true" {
+		t.Skip("needs coturn (apt-get install coturn; 'make test' does it)")
+	}
+	l, bin := lanWith(t)
+	h := l.Host("a")
+	h.Attach(l.Segment(), "10.1.0.1/24")
+	h.DefaultRoute("10.1.0.254")
+	dir := t.TempDir()
+	ts := h.Start("turnserver", "-n", "--listening-ip=127.0.0.1", "--listening-port=3478", "--relay-ip=127.0.0.1",
+		"--min-port=49152", "--max-port=49252", "--realm=test.local", "--use-auth-secret", "--static-auth-secret=S3cret",
+		"--fingerprint", "--allow-loopback-peers", "--no-tls", "--no-dtls", "--no-cli",
+		"--userdb="+filepath.Join(dir, "turndb"), "--pidfile="+filepath.Join(dir, "turn.pid"), "--log-file=stdout")
+	lan.Eventually(t, 5*time.Second, func() error {
+		if !strings.Contains(ts.Stdout(), "Total General servers") && !strings.Contains(ts.Stdout(), "IPv4. UDP listener opened on : 127.0.0.1:3478") {
+			return errorf("turnserver not ready:\n%s", ts.Stdout())
+		}
+		return nil
+	})
+	a := newNode(t, h, bin)
+	a.serve()
+	conf := "turn = turn:127.0.0.1:3478?transport=udp\nturn-user = alice\n"
+	rep := a.runDiag(t, conf+"turn-secret = wrong\n")
+	expect(t, rep, "webrtc", diag.Fail, "refused the credentials")
+	rep = a.runDiag(t, conf+"turn-secret = S3cret\n")
+	expect(t, rep, "webrtc", diag.Pass, "")
+	if s := step(t, rep, "webrtc"); !strings.Contains(s.Summary, "relays at 127.0.0.1:") {
+		t.Fatalf("webrtc summary %q lacks the relay allocation", s.Summary)
+	}
+}

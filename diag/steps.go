@@ -1,0 +1,569 @@
+package diag
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/lanpairing/pairing/discovery"
+	"github.com/lanpairing/pairing/discovery/beacon"
+	"github.com/lanpairing/pairing/internal/control"
+	"github.com/lanpairing/pairing/internal/ident"
+	"github.com/lanpairing/pairing/pairing"
+)
+
+// Paths a test may swap.
+var (
+	procRoute     = "/proc/net/route"
+	procIPv6Route = "/proc/net/ipv6_route"
+	procUDP       = []string{"/proc/net/udp", "/proc/net/udp6"}
+)
+
+// Interface is step 1's record of one interface.
+type Interface struct {
+	Name  string   `json:"name"`
+	Index int      `json:"index"`
+	Flags string   `json:"flags"`
+	MTU   int      `json:"mtu"`
+	Kind  string   `json:"kind"` // loopback, physical, virtual, vpn
+	Addrs []string `json:"addresses"`
+}
+
+var vpnPrefixes = []string{"tun", "wg", "tailscale", "utun", "ppp", "zt", "tap"}
+
+func kindOf(ifi net.Interface) string {
+	switch {
+	case ifi.Flags&net.FlagLoopback != 0:
+		return "loopback"
+	case slices.ContainsFunc(vpnPrefixes, func(p string) bool { return strings.HasPrefix(ifi.Name, p) }):
+		return "vpn"
+	case discovery.IsVirtual(ifi.Name):
+		return "virtual"
+	}
+	return "physical"
+}
+
+func (r *runner) interfaces(ctx context.Context, s *Step) {
+	ifs, err := r.cfg.Interfaces()
+	if err != nil {
+		s.Status, s.Error = Fail, err.Error()
+		return
+	}
+	var list []Interface
+	var up, down []string
+	for _, ifi := range ifs {
+		in := Interface{Name: ifi.Name, Index: ifi.Index, Flags: ifi.Flags.String(), MTU: ifi.MTU, Kind: kindOf(ifi)}
+		addrs, _ := ifi.Addrs()
+		for _, a := range addrs {
+			in.Addrs = append(in.Addrs, a.String())
+		}
+		list = append(list, in)
+		if in.Kind == "loopback" {
+			continue
+		}
+		if ifi.Flags&net.FlagUp != 0 && ifi.Flags&net.FlagRunning != 0 && len(addrs) > 0 {
+			up = append(up, fmt.Sprintf("%s %v (%s)", ifi.Name, in.Addrs, in.Kind))
+		} else {
+			down = append(down, ifi.Name)
+		}
+	}
+	s.Details = list
+	switch {
+	case len(up) == 0 && len(down) > 0:
+		s.Status, s.Error = Fail, fmt.Sprintf("no interface is up with an address (down or no carrier: %s)", strings.Join(down, ", "))
+		s.Hint = "connect to the network: plug the cable in or join the Wi-Fi (ip link set " + down[0] + " up)"
+	case len(up) == 0:
+		s.Status, s.Error = Fail, "only loopback is up"
+		s.Hint = "this device has no network interface: connect it to the LAN"
+	default:
+		s.Summary = strings.Join(up, "; ")
+		if len(down) > 0 {
+			s.Summary += "; down: " + strings.Join(down, ", ")
+		}
+	}
+}
+
+// Route is step 2's record of a default route.
+type Route struct {
+	Family    string `json:"family"`
+	Gateway   string `json:"gateway"`
+	Interface string `json:"interface"`
+}
+
+func (r *runner) routes(ctx context.Context, s *Step) {
+	defs := defaultRoutes()
+	s.Details = map[string]any{"default": defs}
+	if len(defs) == 0 {
+		s.Status, s.Error = Warn, "no default route"
+		s.Hint = "fine on an isolated LAN, but the preferred-address check cannot work; the interface sweep finds the LAN address"
+		return
+	}
+	var parts []string
+	for _, d := range defs {
+		parts = append(parts, fmt.Sprintf("%s default via %s dev %s", d.Family, d.Gateway, d.Interface))
+		if slices.ContainsFunc(vpnPrefixes, func(p string) bool { return strings.HasPrefix(d.Interface, p) }) {
+			s.Status, s.Error = Warn, fmt.Sprintf("default route goes through %s", d.Interface)
+			s.Hint = fmt.Sprintf("a VPN holds the default route: LAN discovery may leave by %s; allow LAN access in the VPN (split tunnelling)", d.Interface)
+		}
+	}
+	s.Summary = strings.Join(parts, "; ")
+}
+
+// defaultRoutes reads the kernel's IPv4 and IPv6 default routes.
+func defaultRoutes() []Route {
+	var out []Route
+	if f, err := os.Open(procRoute); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			fl := strings.Fields(sc.Text())
+			if len(fl) < 8 || fl[1] != "00000000" || fl[7] != "00000000" {
+				continue
+			}
+			gw, err := hex.DecodeString(fl[2])
+			if err != nil || len(gw) != 4 {
+				continue
+			}
+			out = append(out, Route{"v4", net.IPv4(gw[3], gw[2], gw[1], gw[0]).String(), fl[0]})
+		}
+		f.Close()
+	}
+	if f, err := os.Open(procIPv6Route); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			fl := strings.Fields(sc.Text())
+			if len(fl) < 10 || fl[0] != strings.Repeat("0", 32) || fl[1] != "00" || fl[9] == "lo" {
+				continue
+			}
+			gw, err := hex.DecodeString(fl[4])
+			if err != nil {
+				continue
+			}
+			a, _ := netip.AddrFromSlice(gw)
+			out = append(out, Route{"v6", a.String(), fl[9]})
+		}
+		f.Close()
+	}
+	return out
+}
+
+// ensureListener opens the temporary listener the self-pings dial.
+func (r *runner) ensureListener() error {
+	if r.ln != nil {
+		return nil
+	}
+	ln, err := net.Listen("tcp", ":0")
+	if err != nil {
+		return err
+	}
+	r.ln = ln
+	r.confirmer = &discovery.Confirmer{Port: ln.Addr().(*net.TCPAddr).Port}
+	mux := http.NewServeMux()
+	mux.Handle("GET "+discovery.ConfirmPath, r.confirmer)
+	r.srv = &http.Server{Handler: mux, ReadHeaderTimeout: time.Second}
+	go r.srv.Serve(ln)
+	r.acq = &discovery.Acquirer{Confirmer: r.confirmer, Interfaces: r.cfg.Interfaces, Logger: r.log}
+	return nil
+}
+
+func (r *runner) preferred(ctx context.Context, s *Step) {
+	if err := r.ensureListener(); err != nil {
+		s.Status, s.Error, s.Hint = Fail, "cannot bind a TCP listener: "+err.Error(), "another program holds the ports, or the system is out of resources"
+		return
+	}
+	st, found := r.acq.RunStage(ctx, discovery.StagePreferred)
+	s.Details = st.Details
+	if len(found) > 0 {
+		var as []string
+		for _, a := range found {
+			as = append(as, fmt.Sprintf("%s on %s", a.IP, a.Interface))
+			if discovery.IsVirtual(a.Interface) {
+				s.Status, s.Error = Warn, fmt.Sprintf("the preferred address %s is on %s, a virtual adapter", a.IP, a.Interface)
+				s.Hint = "the default route leaves by a container or VM bridge: phones on the LAN usually cannot reach it; the interface sweep lists the LAN address"
+			}
+		}
+		s.Summary = "confirmed " + strings.Join(as, ", ")
+		return
+	}
+	s.Status, s.Error = Fail, firstLine(st.Error)
+	switch {
+	case errors.Is(st.Err(), discovery.ErrNotAddressable):
+		s.Hint = fmt.Sprintf("inbound TCP to the preferred address on port %d did not arrive while bind worked: a firewall drops it — allow the port (or the pairing daemon's port)", r.confirmer.Port)
+	default:
+		s.Hint = "no route to the outside: without a default route the outbound address is unknown; the interface sweep (self-reachability) finds the LAN address"
+	}
+}
+
+func (r *runner) listener(ctx context.Context, s *Step) {
+	if err := r.ensureListener(); err != nil {
+		s.Status, s.Error = Fail, err.Error()
+		return
+	}
+	d := map[string]any{"diag_port": r.confirmer.Port}
+	s.Summary = fmt.Sprintf("bound TCP port %d for the self-pings", r.confirmer.Port)
+	if st, err := r.daemonStatus(ctx); err == nil {
+		d["daemon_port"] = st.Port
+		s.Summary += fmt.Sprintf("; the daemon listens on %d", st.Port)
+	}
+	s.Details = d
+}
+
+func (r *runner) selfReach(ctx context.Context, s *Step) {
+	if err := r.ensureListener(); err != nil {
+		s.Status, s.Error = Fail, err.Error()
+		return
+	}
+	st, found := r.acq.RunStage(ctx, discovery.StageSweep)
+	s.Details = st.Details
+	if len(found) == 0 {
+		s.Status, s.Error = Fail, firstLine(st.Error)
+		if errors.Is(st.Err(), discovery.ErrNoCandidates) {
+			s.Hint = "no private, link-local or ULA address on any interface that is up: connect to the LAN"
+		} else {
+			s.Hint = fmt.Sprintf("no address of this device reaches its own listener: a firewall drops inbound TCP (port %d here) — allow it", r.confirmer.Port)
+		}
+		return
+	}
+	var as []string
+	for _, a := range found {
+		as = append(as, a.IP.String())
+	}
+	s.Summary = "reachable: " + strings.Join(as, ", ")
+	if cands, ok := st.Details.(map[string]any)["candidates"].([]discovery.Candidate); ok && len(cands) > len(found) {
+		s.Status = Warn
+		s.Error = fmt.Sprintf("%d of %d addresses do not reach the listener", len(cands)-len(found), len(cands))
+		s.Hint = "a firewall drops inbound TCP on some addresses; the QR code uses the reachable ones"
+	}
+}
+
+func (r *runner) multicast(ctx context.Context, s *Step) {
+	res, err := beacon.Loopback(ctx, beacon.Config{Interfaces: r.cfg.Interfaces})
+	s.Details = res
+	if err != nil {
+		s.Status, s.Error = Fail, err.Error()
+		return
+	}
+	var ok, bad []string
+	for _, x := range res {
+		if x.Received {
+			ok = append(ok, x.Interface+"/"+x.Family)
+		} else {
+			bad = append(bad, fmt.Sprintf("%s/%s (%s)", x.Interface, x.Family, orText(x.Error, "no loopback")))
+		}
+	}
+	switch {
+	case len(ok) == 0:
+		s.Status, s.Error = Fail, "cannot send and receive multicast on any interface"
+		s.Hint = "no interface that is up can multicast: discovery cannot work here; pair with the QR code, which carries the address"
+		if len(bad) > 0 {
+			s.Error += ": " + strings.Join(bad, ", ")
+		}
+	case len(bad) > 0:
+		s.Summary = "works on " + strings.Join(ok, ", ")
+		s.Status, s.Error = Warn, "not on "+strings.Join(bad, ", ")
+		s.Hint = "those interfaces cannot carry discovery"
+	default:
+		s.Summary = "join, send and receive work on " + strings.Join(ok, ", ")
+	}
+}
+
+func (r *runner) peers(ctx context.Context, s *Step) {
+	self, _ := pairing.ReadFingerprint(r.cfg.StateDir)
+	r.self = self
+	qctx, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+	defer cancel()
+	peers, err := discovery.Discover(qctx, beacon.Config{Interfaces: r.cfg.Interfaces}, discovery.DiscoverOptions{Exclude: self, Logger: r.log})
+	type seen struct {
+		ID      string       `json:"id"`
+		Name    string       `json:"name"`
+		Addrs   []netip.Addr `json:"addresses"`
+		SeenAs  string       `json:"seen_as,omitempty"`
+		Sources []string     `json:"sources"`
+	}
+	var list []seen
+	var beaconOnly, mdnsOnly, names []string
+	for _, p := range peers {
+		sa := ""
+		if p.SeenAs.IsValid() {
+			sa = p.SeenAs.String()
+		}
+		list = append(list, seen{p.ID, p.Name, p.Addresses, sa, p.Sources})
+		names = append(names, fmt.Sprintf("%s (sees us as %s)", p.Name, orText(sa, "?")))
+		switch {
+		case len(p.Sources) == 1 && p.Sources[0] == discovery.SourceBeacon:
+			beaconOnly = append(beaconOnly, p.Name)
+		case len(p.Sources) == 1 && p.Sources[0] == discovery.SourceMDNS:
+			mdnsOnly = append(mdnsOnly, p.Name)
+		}
+	}
+	s.Details = list
+	switch {
+	case err != nil && len(peers) == 0:
+		s.Status, s.Error = Fail, err.Error()
+		s.Hint = "no interface can send a discovery query"
+	case len(peers) == 0:
+		s.Status, s.Error = Fail, "no other device answered by beacon or mDNS"
+		if p, ok := r.reachablePaired(ctx); ok {
+			s.Hint = fmt.Sprintf("no multicast received from any peer while unicast to %s works: the network filters multicast (AP/client isolation or IGMP snooping) — use the QR code, which carries the address", p)
+		} else {
+			s.Hint = "is 'pairing serve' running on the other device? If it is, the network filters multicast (AP/client isolation or IGMP snooping) — use the QR code, which carries the address"
+		}
+	default:
+		s.Summary = strings.Join(names, ", ")
+		if len(mdnsOnly) > 0 {
+			s.Status, s.Error = Warn, "found by mDNS but not by beacon: "+strings.Join(mdnsOnly, ", ")
+			s.Hint = fmt.Sprintf("UDP port %d (the beacon) is filtered on this network, or those devices run an older pairing", beacon.DefaultPort)
+		}
+		if len(beaconOnly) > 0 {
+			s.Status, s.Error = Warn, "found by beacon but not by mDNS: "+strings.Join(beaconOnly, ", ")
+			s.Hint = "mDNS (UDP 5353) is filtered on this network, or those devices run with mDNS off"
+		}
+	}
+}
+
+// reachablePaired reports a paired peer that answers by unicast now.
+func (r *runner) reachablePaired(ctx context.Context) (string, bool) {
+	for _, p := range r.pairedList(ctx) {
+		if probePeer(ctx, p) == nil {
+			return fmt.Sprintf("%s (%v)", p.Name, p.Addresses), true
+		}
+	}
+	return "", false
+}
+
+func (r *runner) mdns(ctx context.Context, s *Step) {
+	d := map[string]any{}
+	s.Details = d
+	var problems []string
+	// Can this process use 5353?
+	ifs, _ := r.cfg.Interfaces()
+	var ifi *net.Interface
+	for i := range ifs {
+		if ifs[i].Flags&net.FlagUp != 0 && ifs[i].Flags&net.FlagMulticast != 0 && ifs[i].Flags&net.FlagLoopback == 0 {
+			ifi = &ifs[i]
+			break
+		}
+	}
+	if ifi == nil {
+		s.Status, s.Error, s.Hint = Fail, "no interface can multicast", "mDNS needs an interface that is up and can multicast"
+		return
+	}
+	c, err := net.ListenMulticastUDP("udp4", ifi, &net.UDPAddr{IP: net.IPv4(224, 0, 0, 251), Port: 5353})
+	if err != nil {
+		d["port_5353"] = err.Error()
+		problems = append(problems, "cannot join 224.0.0.251:5353 on "+ifi.Name+": "+err.Error())
+	} else {
+		c.Close()
+		d["port_5353"] = "usable"
+	}
+	// Who else holds 5353 here (avahi, Bonjour, our daemon)?
+	holders := udpHolders(5353)
+	d["responders"] = holders
+	// Is our own service visible?
+	st, derr := r.daemonStatus(ctx)
+	seenSelf := false
+	if derr == nil {
+		self, _ := ident.Parse(st.Fingerprint)
+		bctx, cancel := context.WithTimeout(ctx, 1200*time.Millisecond)
+		discovery.Browse(bctx, r.cfg.Interfaces, r.log, func(ev beacon.Event) {
+			if ev.Packet.Fingerprint == self {
+				seenSelf = true
+				cancel()
+			}
+		})
+		cancel()
+		d["own_service_visible"] = seenSelf
+	}
+	var sum []string
+	if len(holders) > 0 {
+		sum = append(sum, "port 5353 held by "+strings.Join(holders, ", "))
+	} else {
+		sum = append(sum, "no mDNS responder on this host")
+	}
+	if derr == nil {
+		sum = append(sum, map[bool]string{true: "our service is visible", false: "our service is not visible"}[seenSelf])
+	}
+	s.Summary = strings.Join(sum, "; ")
+	switch {
+	case len(problems) > 0:
+		s.Status, s.Error = Fail, strings.Join(problems, "; ")
+		s.Hint = "mDNS cannot work on this host; discovery still has the beacon, and the QR code carries the address"
+	case derr == nil && !seenSelf:
+		s.Status, s.Error = Warn, "the daemon's _pairing._tcp service does not answer"
+		s.Hint = "the daemon runs with mDNS off (--no-mdns, mdns = false), or it has no confirmed address yet"
+	}
+}
+
+// udpHolders names the processes holding local UDP port (by socket inode).
+func udpHolders(port int) []string {
+	want := fmt.Sprintf(":%04X", port)
+	inodes := map[string]bool{}
+	for _, path := range procUDP {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) > 9 && strings.HasSuffix(f[1], want) {
+				inodes["socket:["+f[9]+"]"] = true
+			}
+		}
+	}
+	if len(inodes) == 0 {
+		return nil
+	}
+	var names []string
+	pids, _ := filepath.Glob("/proc/[0-9]*")
+	for _, pd := range pids {
+		fds, _ := os.ReadDir(pd + "/fd")
+		for _, fd := range fds {
+			l, _ := os.Readlink(pd + "/fd/" + fd.Name())
+			if inodes[l] {
+				comm, _ := os.ReadFile(pd + "/comm")
+				n := fmt.Sprintf("%s (pid %s)", strings.TrimSpace(string(comm)), filepath.Base(pd))
+				if !slices.Contains(names, n) {
+					names = append(names, n)
+				}
+			}
+		}
+	}
+	if len(names) == 0 {
+		names = append(names, fmt.Sprintf("%d socket(s) of other users", len(inodes)))
+	}
+	return names
+}
+
+func (r *runner) daemon(ctx context.Context, s *Step) {
+	st, err := r.daemonStatus(ctx)
+	if err != nil {
+		s.Status, s.Error = Fail, err.Error()
+		s.Hint = "start the daemon: sudo systemctl start pairing (or pairing serve); without it this device cannot be found or paired"
+		return
+	}
+	var as []string
+	for _, a := range st.Addresses {
+		as = append(as, a.IP.String())
+	}
+	win := "closed"
+	if st.Window.Open {
+		win = "open"
+	}
+	s.Summary = fmt.Sprintf("%s (%s) up %s, port %d, addresses %s, window %s, %d devices seen, %d of %d paired online",
+		st.Name, st.ID, time.Duration(st.UptimeS)*time.Second, st.Port, orText(strings.Join(as, " "), "none"), win, len(st.Peers), st.PairedOnline, st.Paired)
+	s.Details = map[string]any{"addresses": st.Addresses, "window": st.Window, "peers": len(st.Peers), "beacon": st.Beacon}
+	if len(st.Addresses) == 0 {
+		s.Status, s.Error = Warn, "the daemon has no reachable address"
+		s.Hint = "see the address steps above for why; peers can still confirm one (observed)"
+	}
+}
+
+// pairedList is the paired devices, from the daemon or the state dir.
+func (r *runner) pairedList(ctx context.Context) []control.Paired {
+	if _, err := r.daemonStatus(ctx); err == nil {
+		c, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		defer cancel()
+		if ps, err := control.NewClient(r.cfg.Socket).Peers(c); err == nil {
+			return ps
+		}
+	}
+	stored, _ := pairing.ReadStore(r.cfg.StateDir)
+	var out []control.Paired
+	for _, p := range stored {
+		out = append(out, pairing.PairedView(p, false))
+	}
+	return out
+}
+
+// probePeer checks that the paired device answers TLS at its last address
+// with its own fingerprint.
+func probePeer(ctx context.Context, p control.Paired) error {
+	fp, err := ident.Parse(p.Fingerprint)
+	if err != nil {
+		return err
+	}
+	if p.Port == 0 || len(p.Addresses) == 0 {
+		return errors.New("no last address known")
+	}
+	var errs []error
+	for _, a := range p.Addresses {
+		c, cancel := context.WithTimeout(ctx, 700*time.Millisecond)
+		d := tls.Dialer{Config: &tls.Config{MinVersion: tls.VersionTLS13, InsecureSkipVerify: true,
+			VerifyConnection: func(cs tls.ConnectionState) error {
+				if len(cs.PeerCertificates) == 0 || ident.Of(cs.PeerCertificates[0].Raw) != fp {
+					return errors.New("another device answers there")
+				}
+				return nil
+			}}}
+		conn, err := d.DialContext(c, "tcp", netip.AddrPortFrom(a, p.Port).String())
+		cancel()
+		if err == nil {
+			conn.Close()
+			return nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %v", netip.AddrPortFrom(a, p.Port), err))
+	}
+	return errors.Join(errs...)
+}
+
+func (r *runner) paired(ctx context.Context, s *Step) {
+	list := r.pairedList(ctx)
+	if len(list) == 0 {
+		s.Status, s.Summary = Skip, "no paired devices"
+		return
+	}
+	type res struct {
+		Name  string `json:"name"`
+		ID    string `json:"id"`
+		OK    bool   `json:"reachable"`
+		Error string `json:"error,omitempty"`
+	}
+	var out []res
+	var ok, bad []string
+	for _, p := range list {
+		err := probePeer(ctx, p)
+		x := res{Name: p.Name, ID: p.ID, OK: err == nil}
+		if err != nil {
+			x.Error = err.Error()
+			bad = append(bad, p.Name)
+		} else {
+			ok = append(ok, p.Name)
+		}
+		out = append(out, x)
+	}
+	s.Details = out
+	s.Summary = fmt.Sprintf("%d of %d reachable", len(ok), len(list))
+	if len(bad) > 0 {
+		s.Status, s.Error = Warn, "not reachable now: "+strings.Join(bad, ", ")
+		s.Hint = "those devices are off or away, or their address changed (they are found again by discovery when they come back)"
+	}
+}
+
+func (r *runner) clock(ctx context.Context, s *Step) {
+	now := r.cfg.Now()
+	floor := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	s.Summary = now.UTC().Format(time.RFC3339)
+	if now.Before(floor) || now.Year() > 2100 {
+		s.Status, s.Error = Fail, "the system clock is wrong: "+now.UTC().Format(time.RFC3339)
+		s.Hint = "pairing windows and TURN credentials depend on the time: set the clock (enable NTP)"
+	}
+}
+
+func firstLine(s string) string { return strings.SplitN(s, "\n", 2)[0] }
+
+func orText(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
