@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
@@ -176,6 +177,34 @@ func TestBenchFigures(t *testing.T) {
 			}
 			return res.Peers[0].ElapsedMS
 		})
+	})
+
+	t.Run("diag", func(t *testing.T) {
+		l := lan.New(t)
+		seg := l.Segment()
+		var ns []*node
+		for i, name := range []string{"a", "b", "c"} {
+			h := l.Host(name)
+			h.Attach(seg, fmt.Sprintf("10.1.0.%d/24", i+1))
+			h.DefaultRoute("10.1.0.254")
+			ns = append(ns, newNode(t, h, bin))
+			ns[i].serve()
+		}
+		a := ns[0]
+		diagMS := func() float64 {
+			out, _, _ := a.Run(bin, "diag", "--json", "--config", "/dev/null", "--state-dir", a.state, "--socket", a.socket)
+			var rep struct {
+				DurationMS float64 `json:"duration_ms"`
+			}
+			if err := json.Unmarshal([]byte(out), &rep); err != nil {
+				t.Fatalf("diag: %v\n%s", err, out)
+			}
+			return rep.DurationMS
+		}
+		report(t, "diag_healthy_ms", 5, diagMS)
+		seg.FilterMulticast()
+		a.Run("ip", "route", "del", "default")
+		report(t, "diag_worst_ms", 3, diagMS)
 	})
 
 	t.Run("qr_render_ms", func(t *testing.T) {

@@ -168,6 +168,17 @@ func TestDiagNoPeers(t *testing.T) {
 	rep := a.runDiag(t, "")
 	expect(t, rep, "peers", diag.Fail, "is 'pairing serve' running on the other device")
 	expect(t, rep, "daemon", diag.Pass, "")
+
+	// The text form, with the report also written to a file.
+	file := filepath.Join(t.TempDir(), "report.json")
+	out, _, err := a.Run(a.bin, "diag", "--out", file, "--config", "/dev/null", "--state-dir", a.state, "--socket", a.socket)
+	if exitCode(err) != 1 || !strings.Contains(out, "✗ peers") || !strings.Contains(out, "    hint: is 'pairing serve' running") || !strings.Contains(out, "12 steps:") {
+		t.Fatalf("text report (exit %d):\n%s", exitCode(err), out)
+	}
+	var saved diag.Report
+	if b, err := os.ReadFile(file); err != nil || json.Unmarshal(b, &saved) != nil || len(saved.Steps) != 12 {
+		t.Fatalf("--out file: %v", err)
+	}
 }
 
 func TestDiagDaemonNotRunning(t *testing.T) {

@@ -1,0 +1,77 @@
+package diag
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestTimeoutsBoundTheRun: no step may take longer than the whole, and the
+// whole, every timeout hit, stays within MaxDuration.
+func TestTimeoutsBoundTheRun(t *testing.T) {
+	var sum time.Duration
+	for _, s := range steps {
+		if s.timeout <= 0 || s.timeout > MaxDuration {
+			t.Errorf("step %s: timeout %s", s.name, s.timeout)
+		}
+		sum += s.timeout
+	}
+	if sum > MaxDuration {
+		t.Fatalf("step timeouts add up to %s > %s", sum, MaxDuration)
+	}
+}
+
+// TestRunNeverStopsEarly: a step that panics or overruns is recorded and
+// the next one still runs.
+func TestRunNeverStopsEarly(t *testing.T) {
+	saved := steps
+	defer func() { steps = saved }()
+	steps = []step{
+		{"panics", time.Second, func(r *runner, ctx context.Context, s *Step) { panic("boom") }},
+		{"hangs", 50 * time.Millisecond, func(r *runner, ctx context.Context, s *Step) { time.Sleep(200 * time.Millisecond) }},
+		{"fine", time.Second, func(r *runner, ctx context.Context, s *Step) { s.Summary = "ok" }},
+	}
+	var progress []string
+	rep := Run(context.Background(), Config{
+		Interfaces: func() ([]net.Interface, error) { return nil, errors.New("none") },
+		Progress:   func(s Step) { progress = append(progress, s.Name) },
+	})
+	if rep.OK || len(rep.Steps) != 3 || rep.Steps[2].Status != Pass {
+		t.Fatalf("report %+v", rep)
+	}
+	if !strings.Contains(rep.Steps[0].Error, "boom") || !strings.Contains(rep.Steps[1].Error, "timed out") {
+		t.Fatalf("steps %+v", rep.Steps)
+	}
+	if strings.Join(progress, ",") != "panics,hangs,fine" {
+		t.Fatalf("progress %v", progress)
+	}
+	b, _ := json.Marshal(rep)
+	for _, k := range []string{`"ok":false`, `"started":`, `"duration_ms":`, `"steps":[{"name":"panics","status":"fail"`, `"error":`, `"hint":`} {
+		if !bytes.Contains(b, []byte(k)) {
+			t.Errorf("JSON lacks %s: %s", k, b)
+		}
+	}
+}
+
+func TestTextReport(t *testing.T) {
+	var buf bytes.Buffer
+	WriteStep(&buf, Step{Name: "peers", Status: Fail, DurationMS: 1500, Error: "no other device answered", Hint: "use the QR code"}, false)
+	WriteStep(&buf, Step{Name: "clock", Status: Pass, DurationMS: 0.2, Summary: "2026-11-21T22:00:00Z"}, false)
+	WriteSummary(&buf, &Report{OK: false, DurationMS: 2500, Steps: []Step{{Status: Fail}, {Status: Pass}}})
+	want := "✗ peers                 1500 ms  no other device answered\n    hint: use the QR code\n" +
+		"✓ clock                    0 ms  2026-11-21T22:00:00Z\n\n" +
+		"2 steps: 1 passed, 0 warnings, 1 failed, 0 skipped in 2.5 s; see the hints above\n"
+	if buf.String() != want {
+		t.Fatalf("got\n%s\nwant\n%s", buf.String(), want)
+	}
+	buf.Reset()
+	WriteStep(&buf, Step{Name: "x", Status: Warn}, true)
+	if !strings.HasPrefix(buf.String(), "\x1b[33m!\x1b[0m") {
+		t.Fatalf("colour: %q", buf.String())
+	}
+}
