@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -73,5 +74,30 @@ func TestTextReport(t *testing.T) {
 	WriteStep(&buf, Step{Name: "x", Status: Warn}, true)
 	if !strings.HasPrefix(buf.String(), "\x1b[33m!\x1b[0m") {
 		t.Fatalf("colour: %q", buf.String())
+	}
+}
+
+func TestRoutesParsing(t *testing.T) {
+	dir := t.TempDir()
+	old4, old6 := procRoute, procIPv6Route
+	defer func() { procRoute, procIPv6Route = old4, old6 }()
+	procRoute, procIPv6Route = dir+"/route", dir+"/ipv6_route"
+	os.WriteFile(procRoute, []byte("Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"+
+		"wg0\t00000000\t0100000A\t0003\t0\t0\t0\t00000000\t0\t0\t0\n"+
+		"eth0\t0001A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n"), 0o644)
+	os.WriteFile(procIPv6Route, []byte("00000000000000000000000000000000 00 00000000000000000000000000000000 00 fe800000000000000000000000000001 00000400 00000001 00000000 00000003 eth0\n"+
+		"00000000000000000000000000000000 00 00000000000000000000000000000000 00 00000000000000000000000000000000 ffffffff 00000001 00000000 00200200 lo\n"), 0o644)
+	defs := defaultRoutes()
+	if len(defs) != 2 || defs[0] != (Route{"v4", "10.0.0.1", "wg0"}) || defs[1] != (Route{"v6", "fe80::1", "eth0"}) {
+		t.Fatalf("default routes %+v", defs)
+	}
+	all := ipv4Routes()
+	if len(all) != 2 || all[1].Prefix.String() != "192.168.1.0/24" || all[1].Interface != "eth0" {
+		t.Fatalf("routes %+v", all)
+	}
+	var s Step
+	(&runner{cfg: Config{Interfaces: func() ([]net.Interface, error) { return nil, nil }}}).routes(context.Background(), &s)
+	if s.Status != Warn || !strings.Contains(s.Error, "default route goes through wg0") {
+		t.Fatalf("step %+v", s)
 	}
 }

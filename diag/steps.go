@@ -103,7 +103,28 @@ type Route struct {
 
 func (r *runner) routes(ctx context.Context, s *Step) {
 	defs := defaultRoutes()
-	s.Details = map[string]any{"default": defs}
+	all := ipv4Routes()
+	s.Details = map[string]any{"default": defs, "ipv4": all}
+	// A VPN route that covers a LAN address of a physical interface
+	// captures the LAN: traffic to peers leaves by the tunnel.
+	ifs, _ := r.cfg.Interfaces()
+	for _, rt := range all {
+		if !slices.ContainsFunc(vpnPrefixes, func(p string) bool { return strings.HasPrefix(rt.Interface, p) }) || rt.Prefix.Bits() == 0 {
+			continue
+		}
+		for _, ifi := range ifs {
+			if kindOf(ifi) != "physical" {
+				continue
+			}
+			addrs, _ := ifi.Addrs()
+			for _, a := range addrs {
+				if pfx, err := netip.ParsePrefix(a.String()); err == nil && rt.Prefix.Contains(pfx.Addr()) {
+					s.Status, s.Error = Warn, fmt.Sprintf("route %s goes through %s and covers %s's address %s", rt.Prefix, rt.Interface, ifi.Name, pfx.Addr())
+					s.Hint = "a VPN route captures the LAN: peers are unreachable while it is up; allow LAN access in the VPN (split tunnelling)"
+				}
+			}
+		}
+	}
 	if len(defs) == 0 {
 		s.Status, s.Error = Warn, "no default route"
 		s.Hint = "fine on an isolated LAN, but the preferred-address check cannot work; the interface sweep finds the LAN address"
@@ -118,6 +139,54 @@ func (r *runner) routes(ctx context.Context, s *Step) {
 		}
 	}
 	s.Summary = strings.Join(parts, "; ")
+}
+
+// IPv4Route is one entry of the kernel's IPv4 routing table.
+type IPv4Route struct {
+	Prefix    netip.Prefix `json:"prefix"`
+	Gateway   string       `json:"gateway,omitempty"`
+	Interface string       `json:"interface"`
+}
+
+// ipv4Routes reads the kernel's IPv4 routing table.
+func ipv4Routes() []IPv4Route {
+	b, err := os.ReadFile(procRoute)
+	if err != nil {
+		return nil
+	}
+	le := func(h string) (netip.Addr, bool) {
+		x, err := hex.DecodeString(h)
+		if err != nil || len(x) != 4 {
+			return netip.Addr{}, false
+		}
+		return netip.AddrFrom4([4]byte{x[3], x[2], x[1], x[0]}), true
+	}
+	var out []IPv4Route
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 8 {
+			continue
+		}
+		dst, ok1 := le(f[1])
+		gw, ok2 := le(f[2])
+		mask, ok3 := le(f[7])
+		if !ok1 || !ok2 || !ok3 {
+			continue
+		}
+		m := mask.As4()
+		bits := 0
+		for _, x := range m {
+			for ; x != 0; x <<= 1 {
+				bits++
+			}
+		}
+		rt := IPv4Route{Prefix: netip.PrefixFrom(dst, bits).Masked(), Interface: f[0]}
+		if !gw.IsUnspecified() {
+			rt.Gateway = gw.String()
+		}
+		out = append(out, rt)
+	}
+	return out
 }
 
 // defaultRoutes reads the kernel's IPv4 and IPv6 default routes.
