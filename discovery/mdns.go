@@ -3,7 +3,6 @@ package discovery
 import (
 	"context"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"log"
 	"log/slog"
@@ -16,11 +15,10 @@ import (
 
 	"github.com/hashicorp/mdns"
 	"github.com/miekg/dns"
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
 
 	"github.com/lanpairing/pairing/discovery/beacon"
 	"github.com/lanpairing/pairing/internal/ident"
+	"github.com/lanpairing/pairing/internal/mcast"
 )
 
 // MDNSService is the DNS-SD service type pairing advertises and browses.
@@ -189,7 +187,7 @@ func Browse(ctx context.Context, interfaces func() ([]net.Interface, error), log
 	var wg sync.WaitGroup
 	sent := 0
 	for _, v6 := range []bool{false, true} {
-		c, err := mdnsSocket(v6)
+		c, err := mcast.Listen(v6, 0, 255) // mDNS uses TTL 255
 		if err != nil {
 			logger.Debug("mdns: socket", "v6", v6, "err", err)
 			continue
@@ -203,7 +201,7 @@ func Browse(ctx context.Context, interfaces func() ([]net.Interface, error), log
 			if ifi.Flags&net.FlagUp == 0 || ifi.Flags&net.FlagMulticast == 0 || ifi.Flags&net.FlagLoopback != 0 {
 				continue
 			}
-			if err := c.writeTo(query, group, ifi.Index); err != nil {
+			if err := c.WriteTo(query, group, ifi.Index); err != nil {
 				logger.Debug("mdns: query not sent", "interface", ifi.Name, "v6", v6, "err", err)
 				continue
 			}
@@ -214,7 +212,7 @@ func Browse(ctx context.Context, interfaces func() ([]net.Interface, error), log
 			defer wg.Done()
 			buf := make([]byte, 9000)
 			for {
-				n, from, ifindex, err := c.read(buf)
+				n, src, ifindex, err := c.Read(buf)
 				if err != nil {
 					return
 				}
@@ -227,7 +225,7 @@ func Browse(ctx context.Context, interfaces func() ([]net.Interface, error), log
 					ifname = ifi.Name
 				}
 				select {
-				case packets <- packet{m, ifname, from}:
+				case packets <- packet{m, ifname, src.Addr()}:
 				case <-ctx.Done():
 					return
 				}
@@ -298,78 +296,6 @@ func Browse(ctx context.Context, interfaces func() ([]net.Interface, error), log
 	}
 	return nil
 }
-
-// mdnsConn is an ephemeral UDP socket of one family that can send to a
-// multicast group out of a chosen interface and tells where answers came in.
-type mdnsConn struct {
-	c  net.PacketConn
-	p4 *ipv4.PacketConn
-	p6 *ipv6.PacketConn
-}
-
-// mdnsSocket opens an mdnsConn.
-func mdnsSocket(v6 bool) (*mdnsConn, error) {
-	network, addr := "udp4", "0.0.0.0:0"
-	if v6 {
-		network, addr = "udp6", "[::]:0"
-	}
-	c, err := net.ListenPacket(network, addr)
-	if err != nil {
-		return nil, err
-	}
-	m := &mdnsConn{c: c}
-	if v6 {
-		m.p6 = ipv6.NewPacketConn(c)
-		err = errors.Join(m.p6.SetControlMessage(ipv6.FlagInterface, true), m.p6.SetMulticastHopLimit(255))
-	} else {
-		m.p4 = ipv4.NewPacketConn(c)
-		err = errors.Join(m.p4.SetControlMessage(ipv4.FlagInterface, true), m.p4.SetMulticastTTL(255))
-	}
-	if err != nil {
-		c.Close()
-		return nil, err
-	}
-	return m, nil
-}
-
-func (m *mdnsConn) writeTo(b []byte, dst netip.AddrPort, ifindex int) error {
-	ua := net.UDPAddrFromAddrPort(dst)
-	if m.p6 != nil {
-		_, err := m.p6.WriteTo(b, &ipv6.ControlMessage{IfIndex: ifindex}, ua)
-		return err
-	}
-	_, err := m.p4.WriteTo(b, &ipv4.ControlMessage{IfIndex: ifindex}, ua)
-	return err
-}
-
-func (m *mdnsConn) read(b []byte) (int, netip.Addr, int, error) {
-	var n, ifindex int
-	var src net.Addr
-	var err error
-	if m.p6 != nil {
-		var cm *ipv6.ControlMessage
-		n, cm, src, err = m.p6.ReadFrom(b)
-		if cm != nil {
-			ifindex = cm.IfIndex
-		}
-	} else {
-		var cm *ipv4.ControlMessage
-		n, cm, src, err = m.p4.ReadFrom(b)
-		if cm != nil {
-			ifindex = cm.IfIndex
-		}
-	}
-	if err != nil {
-		return 0, netip.Addr{}, 0, err
-	}
-	ua, _ := src.(*net.UDPAddr)
-	if ua == nil {
-		return 0, netip.Addr{}, 0, fmt.Errorf("source %v", src)
-	}
-	return n, ua.AddrPort().Addr().Unmap(), ifindex, nil
-}
-
-func (m *mdnsConn) Close() error { return m.c.Close() }
 
 // mdnsEvent turns a resolved service into the event a beacon would give.
 func mdnsEvent(instance string, port int, fields []string, addrs []netip.Addr, ifname string) (beacon.Event, error) {

@@ -42,10 +42,7 @@ func TestAddrPreferredWithDefaultRoute(t *testing.T) {
 }
 
 func TestAddrNoDefaultRoute(t *testing.T) {
-	l, bin := lanWith(t)
-	h := l.Host("a")
-	h.Attach(l.Segment(), "10.2.0.1/24")
-	res, stderr, code := newNode(t, h, bin).addr()
+	res, stderr, code := loneNode(t, "10.2.0.1/24").addr()
 	if code != 0 {
 		t.Fatalf("addr: exit %d: %s", code, stderr)
 	}
@@ -85,21 +82,22 @@ func TestAddrInboundDroppedOnPreferred(t *testing.T) {
 }
 
 // peerOnlyLAN: host x has only a non-private address, no IPv6 and no
-// default route, so stages 1 and 2 find nothing; host y runs the daemon.
-func peerOnlyLAN(t *testing.T) (x, y *node) {
-	l, bin := lanWith(t)
+// default route, so stages 1 and 2 find nothing; host y is an ordinary
+// neighbour. Neither runs a daemon yet.
+func peerOnlyLAN(t *testing.T, bin string) (x, y *node) {
+	l := lan.New(t)
 	seg := l.Segment()
 	hx, hy := l.Host("x"), l.Host("y")
 	hx.DisableIPv6()
 	hx.Attach(seg, "100.64.0.2/24")
 	hy.Attach(seg, "100.64.0.3/24")
-	x, y = newNode(t, hx, bin), newNode(t, hy, bin)
-	y.serve()
-	return x, y
+	return newNode(t, hx, bin), newNode(t, hy, bin)
 }
 
 func TestAddrPeerStage(t *testing.T) {
-	x, _ := peerOnlyLAN(t)
+	_, bin := lanWith(t)
+	x, y := peerOnlyLAN(t, bin)
+	y.serve()
 	res, stderr, code := x.addr()
 	if code != 0 {
 		t.Fatalf("addr: exit %d: %s\n%+v", code, stderr, res)
@@ -119,7 +117,9 @@ func TestAddrPeerStage(t *testing.T) {
 }
 
 func TestDaemonPeerStage(t *testing.T) {
-	x, _ := peerOnlyLAN(t)
+	_, bin := lanWith(t)
+	x, y := peerOnlyLAN(t, bin)
+	y.serve()
 	x.serve()
 	lan.Eventually(t, 5*time.Second, func() error {
 		st, err := x.status()

@@ -45,13 +45,7 @@ func TestBenchFigures(t *testing.T) {
 	})
 
 	t.Run("addr_fallback_peer_ms", func(t *testing.T) {
-		l := lan.New(t)
-		seg := l.Segment()
-		hx, hy := l.Host("x"), l.Host("y")
-		hx.DisableIPv6()
-		hx.Attach(seg, "100.64.0.2/24")
-		hy.Attach(seg, "100.64.0.3/24")
-		x, y := newNode(t, hx, bin), newNode(t, hy, bin)
+		x, y := peerOnlyLAN(t, bin)
 		y.serve()
 		report(t, "addr_fallback_peer_ms", runs, func() float64 {
 			res, stderr, code := x.addr()

@@ -103,10 +103,7 @@ func TestDiagHealthy(t *testing.T) {
 
 func TestDiagNoDefaultRoute(t *testing.T) {
 	t.Parallel()
-	l, bin := lanWith(t)
-	h := l.Host("a")
-	h.Attach(l.Segment(), "10.1.0.1/24")
-	a := newNode(t, h, bin)
+	a := loneNode(t, "10.1.0.1/24")
 	a.serve()
 	rep := a.runDiag(t, "")
 	expect(t, rep, "routes", diag.Warn, "no default route")
@@ -160,10 +157,7 @@ func TestDiagOnlyLoopback(t *testing.T) {
 
 func TestDiagNoPeers(t *testing.T) {
 	t.Parallel()
-	l, bin := lanWith(t)
-	h := l.Host("a")
-	h.Attach(l.Segment(), "10.1.0.1/24")
-	a := newNode(t, h, bin)
+	a := loneNode(t, "10.1.0.1/24")
 	a.serve()
 	rep := a.runDiag(t, "")
 	expect(t, rep, "peers", diag.Fail, "is 'pairing serve' running on the other device")

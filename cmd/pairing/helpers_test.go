@@ -172,3 +172,11 @@ func hasAddrs(st *status, ip string) bool {
 	}
 	return false
 }
+
+// loneNode is host a alone on a segment with the address cidr.
+func loneNode(t *testing.T, cidr string) *node {
+	l, bin := lanWith(t)
+	h := l.Host("a")
+	h.Attach(l.Segment(), cidr)
+	return newNode(t, h, bin)
+}

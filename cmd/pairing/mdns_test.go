@@ -183,13 +183,8 @@ func TestLinkDownAndUp(t *testing.T) {
 // x's beacon come from 100.64.0.2 and tells x, which confirms it at once
 // (long before its own 10 s retry).
 func TestObservedAddress(t *testing.T) {
-	l, bin := lanWith(t)
-	seg := l.Segment()
-	hx, hy := l.Host("x"), l.Host("y")
-	hx.DisableIPv6()
-	hx.Attach(seg, "100.64.0.2/24")
-	hy.Attach(seg, "100.64.0.3/24")
-	x, y := newNode(t, hx, bin), newNode(t, hy, bin)
+	_, bin := lanWith(t)
+	x, y := peerOnlyLAN(t, bin)
 	x.serve()
 	if st, _ := x.status(); len(st.Addresses) != 0 {
 		t.Fatalf("x found an address alone: %+v", st.Addresses)

@@ -201,7 +201,7 @@ func (e *endpoint) sockets() []*socket {
 
 func (e *endpoint) close() {
 	for _, s := range e.sockets() {
-		s.close()
+		s.Close()
 	}
 }
 
@@ -229,14 +229,14 @@ func (e *endpoint) multicast(p *Packet) (int, error) {
 	var errs []error
 	for _, s := range e.sockets() {
 		group := netip.AddrPortFrom(e.cfg.Group4, uint16(e.cfg.Port))
-		if s.v6 {
+		if s.V6 {
 			group = netip.AddrPortFrom(e.cfg.Group6, uint16(e.cfg.Port))
 		}
 		for _, ifi := range ifs {
-			if ok, _ := multicastInterface(ifi, s.v6); !ok {
+			if ok, _ := multicastInterface(ifi, s.V6); !ok {
 				continue
 			}
-			if err := s.writeTo(b, group, ifi.Index); err != nil {
+			if err := s.WriteTo(b, group, ifi.Index); err != nil {
 				e.count.sendErrors.Add(1)
 				errs = append(errs, fmt.Errorf("%s: %w", ifi.Name, err))
 				continue
@@ -259,7 +259,7 @@ func (e *endpoint) multicast(p *Packet) (int, error) {
 func (e *endpoint) readLoop(s *socket, handle func(*socket, Event)) {
 	buf := make([]byte, MaxPacketSize+1) // one more byte reveals oversize
 	for {
-		n, from, ifindex, err := s.read(buf)
+		n, from, ifindex, err := s.Read(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -382,12 +382,12 @@ func (b *Beacon) refresh() int {
 			continue
 		}
 		fam, group := "v4", b.cfg.Group4
-		if s.v6 {
+		if s.V6 {
 			fam, group = "v6", b.cfg.Group6
 		}
 		for _, ifi := range ifs {
 			key := fmt.Sprintf("%s/%s", ifi.Name, fam)
-			ok, why := multicastInterface(ifi, s.v6)
+			ok, why := multicastInterface(ifi, s.V6)
 			if !ok {
 				if b.joined[key] {
 					b.cfg.Logger.Info("beacon: interface unusable", "interface", ifi.Name, "family", fam, "reason", why)
@@ -398,7 +398,7 @@ func (b *Beacon) refresh() int {
 			if b.joined[key] {
 				continue
 			}
-			if err := s.join(&ifi, group); err != nil {
+			if err := s.Join(&ifi, group); err != nil {
 				b.cfg.Logger.Info("beacon: cannot join group; skipping interface", "interface", ifi.Name, "family", fam, "err", err)
 				continue
 			}
@@ -490,7 +490,7 @@ func (b *Beacon) answer(s *socket, ev Event) {
 	// Reply from the ephemeral socket of the same family, so the querier
 	// sees a source address it can reach.
 	out := b.u4
-	if s.v6 {
+	if s.V6 {
 		out = b.u6
 	}
 	go func() {
@@ -507,7 +507,7 @@ func (b *Beacon) answer(s *socket, ev Event) {
 		p.SeenAs = src.WithZone("")
 		buf, err := p.Append(nil)
 		if err == nil && out != nil {
-			err = out.writeTo(buf, ev.From, 0)
+			err = out.WriteTo(buf, ev.From, 0)
 		}
 		if err != nil {
 			b.count.sendErrors.Add(1)
@@ -566,7 +566,7 @@ func (b *Beacon) Close() error {
 		b.cfg.Logger.Debug("beacon: goodbye not sent", "err", err)
 	}
 	for _, s := range b.allSockets() {
-		s.close()
+		s.Close()
 	}
 	b.wg.Wait()
 	return nil

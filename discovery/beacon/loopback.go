@@ -42,7 +42,7 @@ func Loopback(ctx context.Context, cfg Config) ([]LoopResult, error) {
 	var socks []*socket
 	defer func() {
 		for _, s := range socks {
-			s.close()
+			s.Close()
 		}
 	}()
 	for _, v6 := range []bool{false, true} {
@@ -67,12 +67,12 @@ func Loopback(ctx context.Context, cfg Config) ([]LoopResult, error) {
 			case rerr != nil || serr != nil:
 				r.Error = errors.Join(rerr, serr).Error()
 			default:
-				if err := recv.join(&ifi, group); err != nil {
+				if err := recv.Join(&ifi, group); err != nil {
 					r.Error = "join: " + err.Error()
 					break
 				}
 				r.Joined = true
-				if err := send.writeTo(probe, netip.AddrPortFrom(group, uint16(cfg.Port)), ifi.Index); err != nil {
+				if err := send.WriteTo(probe, netip.AddrPortFrom(group, uint16(cfg.Port)), ifi.Index); err != nil {
 					r.Error = "send: " + err.Error()
 					break
 				}
@@ -92,13 +92,13 @@ func Loopback(ctx context.Context, cfg Config) ([]LoopResult, error) {
 		go func() { // ends when the deferred close closes s
 			buf := make([]byte, MaxPacketSize+1)
 			for {
-				n, _, ifindex, err := s.read(buf)
+				n, _, ifindex, err := s.Read(buf)
 				if err != nil {
 					return
 				}
 				if p, err := Decode(buf[:n]); err == nil && p.Instance == instance {
 					key := ifindex * 2
-					if s.v6 {
+					if s.V6 {
 						key++
 					}
 					select {
