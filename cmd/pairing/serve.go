@@ -49,6 +49,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 				}
 			}
 		})
+		if *noMDNS {
+			s.MDNS = false
+		}
 		return s, err
 	}
 	s, err := settings()
@@ -65,7 +68,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	cfg := pairing.Config{StateDir: *stateDir, Socket: *socket, Listen: s.Listen, Name: s.Name, Logger: log, LogLevel: level,
-		Open: *open, PairWindow: s.PairWindow, IgnoreInterfaces: s.IgnoreInterfaces, NoMDNS: *noMDNS || !s.MDNS}
+		Open: *open, PairWindow: s.PairWindow, IgnoreInterfaces: s.IgnoreInterfaces, NoMDNS: !s.MDNS}
 	if colorOK(stderr) {
 		cfg.OnWindow = func(w control.Window, open bool) {
 			if !open {
