@@ -42,13 +42,14 @@ func commands() []command {
 		{"peers", "[--json]", "list paired devices, online state, addresses", runPeers},
 		{"unpair", "PEER", "forget a paired device (ID, ID prefix or name)", runUnpair},
 		{"diag", "[--json] [--out FILE]", "find out why discovery or pairing fails on this network", runDiag},
+		{"turn-credentials", "--secret S --user U [--ttl D]", "mint TURN REST credentials (coturn use-auth-secret)", runTURNCredentials},
 	}
 }
 
 func usage(w io.Writer) {
 	fmt.Fprintf(w, "pairing finds devices on the local network and pairs with them.\n\nUsage:\n")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  pairing %-8s %-34s %s\n", c.name, c.args, c.summary)
+		fmt.Fprintf(w, "  pairing %-16s %-34s %s\n", c.name, c.args, c.summary)
 	}
 	fmt.Fprintf(w, "\nRun 'pairing COMMAND --help' for a command's flags.\n")
 }

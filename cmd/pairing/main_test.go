@@ -2,8 +2,13 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/lanpairing/pairing/internal/turncred"
 )
 
 // TestUsage checks the CLI's rules: bad usage exits 2 with one line on
@@ -25,6 +30,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"serve", "--log-format", "xml"}, 2, "", `pairing: bad --log-format: "xml": want text or json`},
 		{[]string{"serve", "--pair-window", "-1s"}, 2, "", `pairing: bad --pair-window: "-1s" is not a positive duration`},
 		{[]string{"serve", "--config", "/nonexistent/pairing.conf"}, 2, "", "pairing: bad config: open /nonexistent/pairing.conf"},
+		{[]string{"turn-credentials", "--user", "alice"}, 2, "", "pairing: --secret is required"},
 		{[]string{"status", "--socket", "/nonexistent/pairing.sock"}, 1, "", "pairing: no pairing daemon is running at /nonexistent/pairing.sock; hint: start it"},
 	} {
 		var out, errOut bytes.Buffer
@@ -32,5 +38,26 @@ func TestUsage(t *testing.T) {
 		if code != c.code || !strings.Contains(out.String(), c.out) || !strings.Contains(errOut.String(), c.errOut) {
 			t.Errorf("pairing %v: exit %d (want %d)\nstdout: %s\nstderr: %s", c.args, code, c.code, out.String(), errOut.String())
 		}
+	}
+}
+
+func TestTURNCredentials(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run([]string{"turn-credentials", "--secret", "s3cret", "--user", "alice", "--ttl", "1h", "--json"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	var got struct{ Username, Password string }
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	exp, user, _ := strings.Cut(got.Username, ":")
+	e, _ := strconv.ParseInt(exp, 10, 64)
+	if user != "alice" || time.Until(time.Unix(e, 0)) < 59*time.Minute || time.Until(time.Unix(e, 0)) > time.Hour+time.Minute {
+		t.Fatalf("username %q", got.Username)
+	}
+	// The same algorithm the daemon uses, checked against coturn in
+	// TestDiagTURN; here against the formula itself.
+	if u, p := turncred.Mint("s3cret", "alice", time.Hour, time.Unix(e, 0).Add(-time.Hour)); u != got.Username || p != got.Password {
+		t.Fatalf("password %q, want %q", got.Password, p)
 	}
 }
