@@ -1,0 +1,110 @@
+package rtc
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/lanpairing/pairing/internal/ident"
+	"github.com/lanpairing/pairing/pairing"
+)
+
+// offerOf makes a real pion offer whose DTLS certificate is id's.
+func offerOf(t *testing.T, id *pairing.Identity) string {
+	t.Helper()
+	// No mDNS: a test sends nothing outside loopback and its namespaces.
+	var se webrtc.SettingEngine
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	api := webrtc.NewAPI(webrtc.WithSettingEngine(se))
+	pc, err := api.NewPeerConnection(webrtc.Configuration{Certificates: []webrtc.Certificate{Certificate(id.Key, id.Cert)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if _, err := pc.CreateDataChannel("x", nil); err != nil {
+		t.Fatal(err)
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return offer.SDP
+}
+
+func identity(t *testing.T) *pairing.Identity {
+	id, err := pairing.LoadIdentity(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// The identity certificate given to pion yields the device fingerprint in
+// the SDP: one fingerprint identifies a device everywhere.
+func TestIdentityIsDTLSFingerprint(t *testing.T) {
+	id := identity(t)
+	fps, err := Fingerprints(offerOf(t, id))
+	if err != nil || len(fps) == 0 {
+		t.Fatalf("Fingerprints = %v, %v", fps, err)
+	}
+	for _, f := range fps {
+		if f != id.Fingerprint {
+			t.Fatalf("SDP fingerprint %s, identity %s", f, id.Fingerprint)
+		}
+	}
+}
+
+func TestAuthorize(t *testing.T) {
+	a, b := identity(t), identity(t)
+	offer := offerOf(t, a)
+	paired := func(f ident.Fingerprint) bool { return f == a.Fingerprint }
+	if fp, err := Authorize(offer, a.Fingerprint, paired); err != nil || fp != a.Fingerprint {
+		t.Fatalf("paired device: %v", err)
+	}
+	// Unpaired device.
+	if _, err := Authorize(offerOf(t, b), b.Fingerprint, paired); !errors.Is(err, ErrNotPaired) {
+		t.Fatalf("unpaired: %v", err)
+	}
+	// A paired device presenting someone else's fingerprint over its own TLS.
+	if _, err := Authorize(offer, b.Fingerprint, func(ident.Fingerprint) bool { return true }); !errors.Is(err, ErrNotTLSPeer) {
+		t.Fatalf("other TLS peer: %v", err)
+	}
+	// Session-level and media-level fingerprints that differ.
+	mixed := strings.Replace(offer, "m=application", "a=fingerprint:sha-256 "+b.Fingerprint.String()+"\r\nm=application", 1)
+	if _, err := Authorize(mixed, a.Fingerprint, paired); !errors.Is(err, ErrMixed) {
+		t.Fatalf("mixed: %v", err)
+	}
+	// No fingerprint, another hash, garbage.
+	none := strings.ReplaceAll(offer, "a=fingerprint:", "a=x-fingerprint:")
+	if _, err := Authorize(none, a.Fingerprint, paired); !errors.Is(err, ErrNoFingerprint) {
+		t.Fatalf("none: %v", err)
+	}
+	sha1 := strings.Replace(offer, "a=fingerprint:sha-256", "a=fingerprint:sha-1", 1)
+	if _, err := Authorize(sha1, a.Fingerprint, paired); !errors.Is(err, ErrSDP) {
+		t.Fatalf("sha-1: %v", err)
+	}
+	if _, err := Authorize("not sdp", a.Fingerprint, paired); !errors.Is(err, ErrSDP) {
+		t.Fatalf("garbage: %v", err)
+	}
+	if err := AuthorizeAnswer(offer, b.Fingerprint); !errors.Is(err, ErrNotExpected) {
+		t.Fatalf("answer from another device: %v", err)
+	}
+}
+
+func FuzzFingerprints(f *testing.F) {
+	f.Add("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=fingerprint:sha-256 " + ident.Of([]byte("x")).String() + "\r\n")
+	f.Add("v=0\r\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		fps, err := Fingerprints(s)
+		if err == nil {
+			for _, fp := range fps {
+				if fp.IsZero() && !strings.Contains(s, "00:00") {
+					t.Fatalf("zero fingerprint from %q", s)
+				}
+			}
+		}
+	})
+}
