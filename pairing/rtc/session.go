@@ -1,0 +1,233 @@
+package rtc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/lanpairing/pairing/internal/ident"
+	"github.com/lanpairing/pairing/internal/pionlog"
+)
+
+// Config configures an Endpoint.
+type Config struct {
+	Certificate webrtc.Certificate
+	ICEServers  []webrtc.ICEServer
+	// RelayOnly uses TURN relays only (ICE transport policy relay).
+	RelayOnly bool
+	// Loopback allows loopback candidates (tests on one host).
+	Loopback bool
+	Logger   *slog.Logger
+}
+
+// Endpoint makes WebRTC sessions with the device's identity.
+type Endpoint struct {
+	cfg Config
+	api *webrtc.API
+}
+
+// NewEndpoint prepares the pion API: identity certificate, pion logs into
+// slog, plain host candidates (daemons need no mDNS names).
+func NewEndpoint(cfg Config) *Endpoint {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	se := webrtc.SettingEngine{LoggerFactory: pionlog.Factory{Logger: cfg.Logger}}
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetIncludeLoopbackCandidate(cfg.Loopback)
+	if cfg.RelayOnly {
+		se.SetRelayAcceptanceMinWait(0) // relay is the only choice: take it at once
+	}
+	return &Endpoint{cfg: cfg, api: webrtc.NewAPI(webrtc.WithSettingEngine(se))}
+}
+
+// Event is one step of a session's connection sequence.
+type Event struct {
+	AtMS  float64 `json:"at_ms"` // since the session began
+	What  string  `json:"what"`  // e.g. "ice: checking", "dtls: connected"
+	State string  `json:"state"`
+}
+
+// Session is one WebRTC connection to a paired device.
+type Session struct {
+	Peer  ident.Fingerprint
+	Role  string // "offer" or "answer"
+	start time.Time
+	pc    *webrtc.PeerConnection
+	log   *slog.Logger
+
+	mu     sync.Mutex
+	events []Event
+	pair   string
+	dc     *webrtc.DataChannel
+	open   chan struct{}
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (e *Endpoint) newSession(peer ident.Fingerprint, role string) (*Session, error) {
+	conf := webrtc.Configuration{Certificates: []webrtc.Certificate{e.cfg.Certificate}, ICEServers: e.cfg.ICEServers}
+	if e.cfg.RelayOnly {
+		conf.ICETransportPolicy = webrtc.ICETransportPolicyRelay
+	}
+	pc, err := e.api.NewPeerConnection(conf)
+	if err != nil {
+		return nil, err
+	}
+	s := &Session{Peer: peer, Role: role, start: time.Now(), pc: pc, open: make(chan struct{}), closed: make(chan struct{}),
+		log: e.cfg.Logger.With("peer", peer.ID(), "role", role)}
+	pc.OnSignalingStateChange(func(st webrtc.SignalingState) { s.event("signaling", st.String()) })
+	pc.OnICEGatheringStateChange(func(st webrtc.ICEGatheringState) { s.event("ice gathering", st.String()) })
+	pc.OnICEConnectionStateChange(func(st webrtc.ICEConnectionState) { s.event("ice", st.String()) })
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		s.event("connection", st.String())
+		if st == webrtc.PeerConnectionStateConnected {
+			// Not inside the DTLS callback: that deadlocks in pion.
+			go s.recordPair()
+		}
+		if st == webrtc.PeerConnectionStateFailed || st == webrtc.PeerConnectionStateClosed {
+			s.once.Do(func() { close(s.closed) })
+		}
+	})
+	if dt := pc.SCTP().Transport(); dt != nil {
+		dt.OnStateChange(func(st webrtc.DTLSTransportState) { s.event("dtls", st.String()) })
+	}
+	return s, nil
+}
+
+func (s *Session) event(what, state string) {
+	ms := float64(time.Since(s.start).Microseconds()) / 1000
+	s.mu.Lock()
+	s.events = append(s.events, Event{AtMS: ms, What: what, State: state})
+	s.mu.Unlock()
+	s.log.Info("webrtc: "+what, "state", state, "at_ms", ms)
+}
+
+func (s *Session) recordPair() {
+	sctp := s.pc.SCTP()
+	if sctp == nil || sctp.Transport() == nil || sctp.Transport().ICETransport() == nil {
+		return
+	}
+	p, err := sctp.Transport().ICETransport().GetSelectedCandidatePair()
+	if err != nil || p == nil {
+		return
+	}
+	desc := fmt.Sprintf("%s %s:%d ↔ %s %s:%d (%s)", p.Local.Typ, p.Local.Address, p.Local.Port, p.Remote.Typ, p.Remote.Address, p.Remote.Port, p.Local.Protocol)
+	s.mu.Lock()
+	s.pair = desc
+	s.mu.Unlock()
+	s.log.Info("webrtc: selected candidate pair", "pair", desc)
+}
+
+// Events returns the connection sequence so far and the selected pair.
+func (s *Session) Events() ([]Event, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Event(nil), s.events...), s.pair
+}
+
+// Channel waits until the data channel is open.
+func (s *Session) Channel(ctx context.Context) (*webrtc.DataChannel, error) {
+	select {
+	case <-s.open:
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.dc, nil
+	case <-s.closed:
+		return nil, errors.New("the connection failed before the data channel opened (network blocks it? run 'pairing diag')")
+	case <-ctx.Done():
+		return nil, fmt.Errorf("data channel not open: %w", ctx.Err())
+	}
+}
+
+func (s *Session) setChannel(dc *webrtc.DataChannel) {
+	dc.OnOpen(func() {
+		s.mu.Lock()
+		s.dc = dc
+		s.mu.Unlock()
+		s.event("data channel", "open")
+		close(s.open)
+	})
+}
+
+// Close closes the connection. It is safe to call twice.
+func (s *Session) Close() error {
+	err := s.pc.Close()
+	s.once.Do(func() { close(s.closed) })
+	return err
+}
+
+// gather applies desc locally and waits until ICE gathering completes
+// (non-trickle signalling), returning the full local description.
+func (s *Session) gather(ctx context.Context, desc webrtc.SessionDescription) (string, error) {
+	done := webrtc.GatheringCompletePromise(s.pc) // before SetLocalDescription
+	if err := s.pc.SetLocalDescription(desc); err != nil {
+		return "", err
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return "", fmt.Errorf("ICE gathering: %w", ctx.Err())
+	}
+	return s.pc.LocalDescription().SDP, nil
+}
+
+// Offer starts a session to peer: a data channel and a complete offer.
+func (e *Endpoint) Offer(ctx context.Context, peer ident.Fingerprint) (*Session, string, error) {
+	s, err := e.newSession(peer, "offer")
+	if err != nil {
+		return nil, "", err
+	}
+	dc, err := s.pc.CreateDataChannel("pairing", nil)
+	if err != nil {
+		s.Close()
+		return nil, "", err
+	}
+	s.setChannel(dc)
+	offer, err := s.pc.CreateOffer(nil)
+	if err == nil {
+		var sdp string
+		if sdp, err = s.gather(ctx, offer); err == nil {
+			return s, sdp, nil
+		}
+	}
+	s.Close()
+	return nil, "", err
+}
+
+// Finish applies the peer's answer, after checking that its fingerprint
+// is the peer's.
+func (s *Session) Finish(answer string) error {
+	if err := AuthorizeAnswer(answer, s.Peer); err != nil {
+		return err
+	}
+	return s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer})
+}
+
+// Answer accepts an offer that Authorize has already approved and returns
+// the session and the complete answer.
+func (e *Endpoint) Answer(ctx context.Context, offer string, peer ident.Fingerprint) (*Session, string, error) {
+	s, err := e.newSession(peer, "answer")
+	if err != nil {
+		return nil, "", err
+	}
+	s.pc.OnDataChannel(func(dc *webrtc.DataChannel) { s.setChannel(dc) })
+	err = s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer})
+	if err == nil {
+		var ans webrtc.SessionDescription
+		if ans, err = s.pc.CreateAnswer(nil); err == nil {
+			var sdp string
+			if sdp, err = s.gather(ctx, ans); err == nil {
+				return s, sdp, nil
+			}
+		}
+	}
+	s.Close()
+	return nil, "", err
+}

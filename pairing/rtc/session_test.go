@@ -1,0 +1,149 @@
+package rtc
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/lanpairing/pairing/internal/ident"
+	"github.com/lanpairing/pairing/pairing"
+)
+
+type memSink struct {
+	mu    sync.Mutex
+	texts []string
+	files map[string][]byte
+	max   int64
+}
+
+func (m *memSink) Text(from ident.Fingerprint, text string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.texts = append(m.texts, text)
+	return nil
+}
+
+type memFile struct {
+	m    *memSink
+	name string
+	buf  bytes.Buffer
+}
+
+func (f *memFile) Write(b []byte) (int, error) { return f.buf.Write(b) }
+func (f *memFile) Abort()                      {}
+func (f *memFile) Commit(string) error {
+	f.m.mu.Lock()
+	defer f.m.mu.Unlock()
+	f.m.files[f.name] = f.buf.Bytes()
+	return nil
+}
+
+func (m *memSink) text(i int) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if i >= len(m.texts) {
+		return ""
+	}
+	return m.texts[i]
+}
+
+func (m *memSink) file(name string) []byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.files[name]
+}
+
+func (m *memSink) File(from ident.Fingerprint, name string, size int64) (FileWriter, error) {
+	if size > m.max {
+		return nil, fmt.Errorf("file too large: %d bytes, at most %d", size, m.max)
+	}
+	return &memFile{m: m, name: name}, nil
+}
+
+// connect makes a session from a to b in process (the signalling is a
+// function call here; the daemon carries it over TLS).
+func connect(t *testing.T, ea, eb *Endpoint, a, b *pairing.Identity, sink Sink) (*Session, *Session) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sa, offer, err := ea.Offer(ctx, b.Fingerprint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, err := Authorize(offer, a.Fingerprint, func(f ident.Fingerprint) bool { return f == a.Fingerprint })
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, answer, err := eb.Answer(ctx, offer, from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sa.Finish(answer); err != nil {
+		t.Fatal(err)
+	}
+	dcb, err := sb.Channel(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	Serve(dcb, from, sink, slog.New(slog.DiscardHandler))
+	return sa, sb
+}
+
+func endpoints(t *testing.T) (*Endpoint, *Endpoint, *pairing.Identity, *pairing.Identity) {
+	a, b := identity(t), identity(t)
+	return NewEndpoint(Config{Certificate: Certificate(a.Key, a.Cert), Loopback: true}),
+		NewEndpoint(Config{Certificate: Certificate(b.Key, b.Cert), Loopback: true}), a, b
+}
+
+func TestSendTextAndFile(t *testing.T) {
+	ea, eb, a, b := endpoints(t)
+	sink := &memSink{files: map[string][]byte{}, max: 8 << 20}
+	sa, sb := connect(t, ea, eb, a, b, sink)
+	defer sa.Close()
+	defer sb.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	dc, err := sa.Channel(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := SendText(ctx, dc, "hello"); err != nil || sink.text(0) != "hello" {
+		t.Fatalf("text: %v %q", err, sink.text(0))
+	}
+	data := make([]byte, 5<<20+123)
+	rand.Read(data)
+	sum, err := SendFile(ctx, dc, "data.bin", int64(len(data)), bytes.NewReader(data), nil)
+	want := sha256.Sum256(data)
+	if err != nil || sum != hex.EncodeToString(want[:]) || !bytes.Equal(sink.file("data.bin"), data) {
+		t.Fatalf("file: %v, %d bytes arrived", err, len(sink.file("data.bin")))
+	}
+	// Too large: refused before any byte is sent.
+	big := make([]byte, 9<<20)
+	if _, err := SendFile(ctx, dc, "big.bin", int64(len(big)), bytes.NewReader(big), nil); !errors.Is(err, ErrRefused) {
+		t.Fatalf("too large: %v", err)
+	}
+	ev, pair := sa.Events()
+	if len(ev) < 4 || pair == "" {
+		t.Fatalf("events %+v, pair %q", ev, pair)
+	}
+}
+
+func TestNoLeakAfterCycles(t *testing.T) {
+	ea, eb, a, b := endpoints(t)
+	for range 50 {
+		sa, sb := connect(t, ea, eb, a, b, &memSink{files: map[string][]byte{}})
+		sa.Close()
+		sb.Close()
+	}
+	goleak.VerifyNone(t, goleak.IgnoreCurrent())
+}

@@ -1,0 +1,264 @@
+package rtc
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"log/slog"
+	"sync"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/lanpairing/pairing/internal/ident"
+)
+
+// The data channel protocol: JSON control messages (text) and file bytes
+// (binary).
+//
+//	sender → {"t":"text","text":…}                     ← {"t":"ack","ok":…}
+//	sender → {"t":"file","name":…,"size":…}            ← {"t":"ready"} or {"t":"ack","ok":false,…}
+//	sender → binary chunks …, {"t":"end","sha256":…}   ← {"t":"ack","ok":…,"error":…}
+const (
+	chunkSize = 64 << 10
+	// highWater and lowWater bound what waits in the SCTP send buffer:
+	// enough to keep the link busy, little memory.
+	highWater = 4 << 20
+	lowWater  = 1 << 20
+	// maxControl bounds a control message.
+	maxControl = 64 << 10
+)
+
+type message struct {
+	T      string `json:"t"`
+	Text   string `json:"text,omitempty"`
+	Name   string `json:"name,omitempty"`
+	Size   int64  `json:"size,omitempty"`
+	SHA256 string `json:"sha256,omitempty"`
+	OK     bool   `json:"ok,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+// Sink receives what paired devices send.
+type Sink interface {
+	Text(from ident.Fingerprint, text string) error
+	File(from ident.Fingerprint, name string, size int64) (FileWriter, error)
+}
+
+// FileWriter takes a file's bytes; Commit keeps it when the sum matches,
+// Abort drops it.
+type FileWriter interface {
+	io.Writer
+	Commit(sha256hex string) error
+	Abort()
+}
+
+// ErrRefused is the receiver's no.
+var ErrRefused = errors.New("the receiver refused")
+
+// sender waits for the receiver's replies on dc.
+type sender struct {
+	dc      *webrtc.DataChannel
+	replies chan message
+	low     chan struct{}
+}
+
+func newSender(dc *webrtc.DataChannel) *sender {
+	s := &sender{dc: dc, replies: make(chan message, 4), low: make(chan struct{}, 1)}
+	dc.OnMessage(func(m webrtc.DataChannelMessage) {
+		var msg message
+		if m.IsString && len(m.Data) <= maxControl && json.Unmarshal(m.Data, &msg) == nil {
+			select {
+			case s.replies <- msg:
+			default:
+			}
+		}
+	})
+	dc.SetBufferedAmountLowThreshold(lowWater)
+	dc.OnBufferedAmountLow(func() {
+		select {
+		case s.low <- struct{}{}:
+		default:
+		}
+	})
+	return s
+}
+
+func (s *sender) send(m message) error {
+	b, _ := json.Marshal(m)
+	return s.dc.SendText(string(b))
+}
+
+func (s *sender) reply(ctx context.Context) (message, error) {
+	select {
+	case m := <-s.replies:
+		return m, nil
+	case <-ctx.Done():
+		return message{}, fmt.Errorf("no answer from the receiver: %w", ctx.Err())
+	}
+}
+
+func ackErr(m message) error {
+	if m.T == "ack" && m.OK {
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrRefused, m.Error)
+}
+
+// SendText delivers a text message and waits for the receiver's ack.
+func SendText(ctx context.Context, dc *webrtc.DataChannel, text string) error {
+	s := newSender(dc)
+	if err := s.send(message{T: "text", Text: text}); err != nil {
+		return err
+	}
+	m, err := s.reply(ctx)
+	if err != nil {
+		return err
+	}
+	return ackErr(m)
+}
+
+// SendFile streams size bytes of r as name, with back-pressure, and waits
+// for the receiver to confirm the SHA-256. progress gets the bytes sent.
+func SendFile(ctx context.Context, dc *webrtc.DataChannel, name string, size int64, r io.Reader, progress func(int64)) (string, error) {
+	s := newSender(dc)
+	if err := s.send(message{T: "file", Name: name, Size: size}); err != nil {
+		return "", err
+	}
+	m, err := s.reply(ctx)
+	if err != nil {
+		return "", err
+	}
+	if m.T != "ready" {
+		return "", ackErr(m)
+	}
+	h := sha256.New()
+	buf := make([]byte, chunkSize)
+	var sent int64
+	for sent < size {
+		n, err := io.ReadFull(r, buf[:min(int64(len(buf)), size-sent)])
+		if err != nil {
+			return "", fmt.Errorf("read after %d of %d bytes: %w", sent, size, err)
+		}
+		for dc.BufferedAmount() > highWater {
+			select {
+			case <-s.low:
+			case m := <-s.replies: // an early refusal
+				return "", ackErr(m)
+			case <-ctx.Done():
+				return "", ctx.Err()
+			}
+		}
+		if err := dc.Send(buf[:n]); err != nil {
+			return "", err
+		}
+		h.Write(buf[:n])
+		sent += int64(n)
+		if progress != nil {
+			progress(sent)
+		}
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if err := s.send(message{T: "end", SHA256: sum}); err != nil {
+		return "", err
+	}
+	if m, err = s.reply(ctx); err != nil {
+		return "", err
+	}
+	return sum, ackErr(m)
+}
+
+// Serve handles what a paired device sends on dc, into sink. It returns at
+// once; the work happens in the channel's callbacks.
+func Serve(dc *webrtc.DataChannel, from ident.Fingerprint, sink Sink, log *slog.Logger) {
+	var (
+		mu   sync.Mutex
+		w    FileWriter
+		h    hash.Hash
+		got  int64
+		want int64
+		bad  error // the file is refused; its bytes are dropped
+	)
+	send := func(m message) {
+		b, _ := json.Marshal(m)
+		dc.SendText(string(b))
+	}
+	ack := func(err error) {
+		if err != nil {
+			send(message{T: "ack", Error: err.Error()})
+			return
+		}
+		send(message{T: "ack", OK: true})
+	}
+	dc.OnMessage(func(m webrtc.DataChannelMessage) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !m.IsString {
+			if w == nil || bad != nil {
+				return
+			}
+			got += int64(len(m.Data))
+			if got > want {
+				bad = fmt.Errorf("more bytes than announced (%d)", want)
+				w.Abort()
+				ack(bad)
+				return
+			}
+			if _, err := w.Write(m.Data); err != nil {
+				bad = err
+				w.Abort()
+				ack(err)
+				return
+			}
+			h.Write(m.Data)
+			return
+		}
+		var msg message
+		if len(m.Data) > maxControl || json.Unmarshal(m.Data, &msg) != nil {
+			ack(errors.New("malformed message"))
+			return
+		}
+		switch msg.T {
+		case "text":
+			ack(sink.Text(from, msg.Text))
+		case "file":
+			if w != nil && bad == nil {
+				w.Abort()
+			}
+			w, h, got, want, bad = nil, sha256.New(), 0, msg.Size, nil
+			fw, err := sink.File(from, msg.Name, msg.Size)
+			if err != nil {
+				bad = err
+				log.Warn("inbox: file refused", "from", from.ID(), "name", msg.Name, "size", msg.Size, "err", err)
+				ack(err)
+				return
+			}
+			w = fw
+			send(message{T: "ready"})
+		case "end":
+			if bad != nil || w == nil {
+				return // already answered
+			}
+			var err error
+			switch sum := hex.EncodeToString(h.Sum(nil)); {
+			case got != want:
+				err = fmt.Errorf("got %d bytes, announced %d", got, want)
+			case sum != msg.SHA256:
+				err = fmt.Errorf("SHA-256 mismatch: got %s, sender says %s", sum, msg.SHA256)
+			}
+			if err == nil {
+				err = w.Commit(msg.SHA256)
+			} else {
+				w.Abort()
+			}
+			w = nil
+			ack(err)
+		default:
+			ack(fmt.Errorf("unknown message %q", msg.T))
+		}
+	})
+}
