@@ -1,19 +1,25 @@
 package rtc
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
+	"math/big"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/lanpairing/pairing/internal/ident"
-	"github.com/lanpairing/pairing/pairing"
 )
 
 // offerOf makes a real pion offer whose DTLS certificate is id's.
-func offerOf(t *testing.T, id *pairing.Identity) string {
+func offerOf(t *testing.T, id *testIdentity) string {
 	t.Helper()
 	// No mDNS: a test sends nothing outside loopback and its namespaces.
 	var se webrtc.SettingEngine
@@ -34,12 +40,27 @@ func offerOf(t *testing.T, id *pairing.Identity) string {
 	return offer.SDP
 }
 
-func identity(t *testing.T) *pairing.Identity {
-	id, err := pairing.LoadIdentity(t.TempDir())
+// testIdentity is a device identity as pairing makes it (rtc cannot
+// import pairing, which imports rtc).
+type testIdentity struct {
+	Key         *ecdsa.PrivateKey
+	Cert        *x509.Certificate
+	Fingerprint ident.Fingerprint
+}
+
+func identity(t *testing.T) *testIdentity {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return id
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "pairing"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return &testIdentity{key, cert, ident.Of(der)}
 }
 
 // The identity certificate given to pion yields the device fingerprint in

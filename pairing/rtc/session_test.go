@@ -16,7 +16,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/lanpairing/pairing/internal/ident"
-	"github.com/lanpairing/pairing/pairing"
 )
 
 type memSink struct {
@@ -72,7 +71,7 @@ func (m *memSink) File(from ident.Fingerprint, name string, size int64) (FileWri
 
 // connect makes a session from a to b in process (the signalling is a
 // function call here; the daemon carries it over TLS).
-func connect(t *testing.T, ea, eb *Endpoint, a, b *pairing.Identity, sink Sink) (*Session, *Session) {
+func connect(t *testing.T, ea, eb *Endpoint, a, b *testIdentity, sink Sink) (*Session, *Session) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -99,7 +98,7 @@ func connect(t *testing.T, ea, eb *Endpoint, a, b *pairing.Identity, sink Sink) 
 	return sa, sb
 }
 
-func endpoints(t *testing.T) (*Endpoint, *Endpoint, *pairing.Identity, *pairing.Identity) {
+func endpoints(t *testing.T) (*Endpoint, *Endpoint, *testIdentity, *testIdentity) {
 	a, b := identity(t), identity(t)
 	return NewEndpoint(Config{Certificate: Certificate(a.Key, a.Cert), Loopback: true}),
 		NewEndpoint(Config{Certificate: Certificate(b.Key, b.Cert), Loopback: true}), a, b

@@ -1,0 +1,212 @@
+package pairing
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+
+	"github.com/lanpairing/pairing/internal/ident"
+	"github.com/lanpairing/pairing/pairing/rtc"
+)
+
+// Inbox errors.
+var (
+	ErrBadFileName = errors.New("refused: not a plain file name")
+	ErrTooLarge    = errors.New("refused: file too large")
+	ErrInboxFull   = errors.New("refused: inbox full")
+)
+
+// Defaults of the inbox, with their reasons.
+const (
+	// DefaultMaxFile: large enough for photos and videos of a phone.
+	DefaultMaxFile = 4 << 30
+	// DefaultMaxInbox: a cap so a paired device cannot fill the disk.
+	DefaultMaxInbox = 16 << 30
+	inboxLog        = "inbox.jsonl"
+	maxNameLen      = 200
+)
+
+// InboxItem is one thing a paired device sent.
+type InboxItem struct {
+	Kind   string    `json:"kind"` // text or file
+	From   string    `json:"from"` // device ID
+	Name   string    `json:"from_name,omitempty"`
+	At     time.Time `json:"at"`
+	Text   string    `json:"text,omitempty"`
+	File   string    `json:"file,omitempty"` // name in the inbox
+	Size   int64     `json:"size,omitempty"`
+	SHA256 string    `json:"sha256,omitempty"`
+}
+
+// Inbox keeps what paired devices send: files in Dir (never overwriting
+// one), and a log of texts and files. It implements rtc.Sink.
+type Inbox struct {
+	Dir      string
+	MaxFile  int64
+	MaxTotal int64
+	// NameOf names a device for the log.
+	NameOf func(ident.Fingerprint) string
+	mu     sync.Mutex
+}
+
+var _ rtc.Sink = (*Inbox)(nil)
+
+func (in *Inbox) name(fp ident.Fingerprint) string {
+	if in.NameOf == nil {
+		return ""
+	}
+	return in.NameOf(fp)
+}
+
+// Text records a text message.
+func (in *Inbox) Text(from ident.Fingerprint, text string) error {
+	return in.record(InboxItem{Kind: "text", From: from.ID(), Name: in.name(from), At: time.Now().UTC(), Text: text})
+}
+
+func (in *Inbox) record(it InboxItem) error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if err := os.MkdirAll(in.Dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(filepath.Join(in.Dir, inboxLog), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	b, _ := json.Marshal(it)
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+// List returns what arrived, oldest first.
+func (in *Inbox) List() ([]InboxItem, error) {
+	f, err := os.Open(filepath.Join(in.Dir, inboxLog))
+	if errors.Is(err, fs.ErrNotExist) {
+		return []InboxItem{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	items := []InboxItem{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 256<<10), 256<<10)
+	for sc.Scan() {
+		var it InboxItem
+		if json.Unmarshal(sc.Bytes(), &it) == nil {
+			items = append(items, it) // a torn last line (crash) is skipped
+		}
+	}
+	return items, sc.Err()
+}
+
+// CheckFileName accepts only a plain file name: no directories, no
+// parent references, no hidden or control characters.
+func CheckFileName(name string) error {
+	switch {
+	case name == "" || name == "." || name == "..":
+	case len(name) > maxNameLen:
+	case strings.ContainsAny(name, `/\`) || strings.HasPrefix(name, "."):
+	case strings.ContainsFunc(name, unicode.IsControl):
+	default:
+		return nil
+	}
+	return fmt.Errorf("%w: %q", ErrBadFileName, name)
+}
+
+// File starts receiving a file: checked name, size within the limits.
+func (in *Inbox) File(from ident.Fingerprint, name string, size int64) (rtc.FileWriter, error) {
+	if err := CheckFileName(name); err != nil {
+		return nil, err
+	}
+	maxFile, maxTotal := in.MaxFile, in.MaxTotal
+	if maxFile == 0 {
+		maxFile = DefaultMaxFile
+	}
+	if maxTotal == 0 {
+		maxTotal = DefaultMaxInbox
+	}
+	if size < 0 || size > maxFile {
+		return nil, fmt.Errorf("%w: %d bytes, at most %d", ErrTooLarge, size, maxFile)
+	}
+	if err := os.MkdirAll(in.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	if used := dirSize(in.Dir); used+size > maxTotal {
+		return nil, fmt.Errorf("%w: %d bytes used of %d, the file needs %d", ErrInboxFull, used, maxTotal, size)
+	}
+	f, err := os.CreateTemp(in.Dir, ".incoming-*")
+	if err != nil {
+		return nil, err
+	}
+	return &inboxFile{in: in, f: f, from: from, name: name, size: size}, nil
+}
+
+// dirSize is what the received files (and those arriving) take.
+func dirSize(dir string) int64 {
+	var n int64
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.Name() == inboxLog {
+			continue
+		}
+		if info, err := e.Info(); err == nil && info.Mode().IsRegular() {
+			n += info.Size()
+		}
+	}
+	return n
+}
+
+type inboxFile struct {
+	in   *Inbox
+	f    *os.File
+	from ident.Fingerprint
+	name string
+	size int64
+}
+
+func (w *inboxFile) Write(b []byte) (int, error) { return w.f.Write(b) }
+
+func (w *inboxFile) Abort() {
+	w.f.Close()
+	os.Remove(w.f.Name())
+}
+
+// Commit keeps the file under its name, or "name (2).ext" and so on when
+// that exists: a link never replaces an existing file.
+func (w *inboxFile) Commit(sum string) error {
+	tmp := w.f.Name()
+	defer os.Remove(tmp)
+	if err := w.f.Sync(); err != nil {
+		w.f.Close()
+		return err
+	}
+	if err := w.f.Close(); err != nil {
+		return err
+	}
+	ext := filepath.Ext(w.name)
+	base := strings.TrimSuffix(w.name, ext)
+	final := w.name
+	for i := 2; ; i++ {
+		err := os.Link(tmp, filepath.Join(w.in.Dir, final))
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrExist) || i > 1000 {
+			return err
+		}
+		final = fmt.Sprintf("%s (%d)%s", base, i, ext)
+	}
+	return w.in.record(InboxItem{Kind: "file", From: w.from.ID(), Name: w.in.name(w.from), At: time.Now().UTC(), File: final, Size: w.size, SHA256: sum})
+}

@@ -1,0 +1,66 @@
+package pairing
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/lanpairing/pairing/internal/ident"
+)
+
+func TestInbox(t *testing.T) {
+	dir := t.TempDir()
+	in := &Inbox{Dir: filepath.Join(dir, "inbox"), MaxFile: 100, MaxTotal: 250}
+	from := ident.Of([]byte("peer"))
+	for _, name := range []string{"../etc/passwd", "a/b", `a\b`, "..", ".hidden", "bad\x00name", ""} {
+		if _, err := in.File(from, name, 1); !errors.Is(err, ErrBadFileName) {
+			t.Errorf("name %q: %v", name, err)
+		}
+	}
+	if _, err := in.File(from, "big", 101); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("too large: %v", err)
+	}
+	put := func(name, data string) {
+		t.Helper()
+		w, err := in.File(from, name, int64(len(data)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write([]byte(data))
+		if err := w.Commit("sum"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("a.txt", "one")
+	put("a.txt", "two") // never overwrites
+	if b, _ := os.ReadFile(filepath.Join(in.Dir, "a.txt")); string(b) != "one" {
+		t.Fatalf("a.txt = %q", b)
+	}
+	if b, _ := os.ReadFile(filepath.Join(in.Dir, "a (2).txt")); string(b) != "two" {
+		t.Fatalf("a (2).txt = %q", b)
+	}
+	put("fill", string(make([]byte, 100)))
+	put("fill2", string(make([]byte, 90)))
+	if _, err := in.File(from, "more", 60); !errors.Is(err, ErrInboxFull) {
+		t.Fatalf("full: %v", err)
+	}
+	w, _ := in.File(from, "aborted", 1)
+	w.Abort()
+	if err := in.Text(from, "hi"); err != nil {
+		t.Fatal(err)
+	}
+	items, err := in.List()
+	if err != nil || len(items) != 5 || items[1].File != "a (2).txt" || items[4].Text != "hi" {
+		t.Fatalf("items %+v %v", items, err)
+	}
+	entries, _ := os.ReadDir(in.Dir)
+	for _, e := range entries {
+		if e.Name() == "aborted" || filepath.Ext(e.Name()) == ".incoming" {
+			t.Fatalf("left behind: %s", e.Name())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "etc")); err == nil {
+		t.Fatal("something was written outside the inbox")
+	}
+}
