@@ -33,6 +33,13 @@ type Settings struct {
 	TURNSecret       string // or a coturn use-auth-secret to mint them
 	LogLevel         string
 	LogFormat        string
+	// RelayOnly makes WebRTC use TURN relays only.
+	RelayOnly bool
+	// Inbox is where received files go ("" = inbox in the state dir);
+	// MaxFileMB and MaxInboxMB limit them.
+	Inbox      string
+	MaxFileMB  int64
+	MaxInboxMB int64
 }
 
 // DefaultSettings are the settings without a config file or flags.
@@ -120,6 +127,23 @@ var configKeys = map[string]func(s *Settings, v string) error{
 		s.TURNSecret = v
 		return nil
 	},
+	"relay-only": func(s *Settings, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", v)
+		}
+		s.RelayOnly = b
+		return nil
+	},
+	"inbox": func(s *Settings, v string) error {
+		if !filepath.IsAbs(v) {
+			return fmt.Errorf("%q is not an absolute path", v)
+		}
+		s.Inbox = v
+		return nil
+	},
+	"max-file-mb":  func(s *Settings, v string) error { return positive(&s.MaxFileMB, v) },
+	"max-inbox-mb": func(s *Settings, v string) error { return positive(&s.MaxInboxMB, v) },
 	"log-level": func(s *Settings, v string) error {
 		if !slices.Contains([]string{"debug", "info", "warn", "error"}, v) {
 			return fmt.Errorf("%q: want debug, info, warn or error", v)
@@ -134,6 +158,15 @@ var configKeys = map[string]func(s *Settings, v string) error{
 		s.LogFormat = v
 		return nil
 	},
+}
+
+func positive(dst *int64, v string) error {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 {
+		return fmt.Errorf("%q is not a positive whole number", v)
+	}
+	*dst = n
+	return nil
 }
 
 func splitList(v string) []string {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/lanpairing/pairing/internal/control"
@@ -70,6 +71,28 @@ func (d *Daemon) controlMux() *http.ServeMux {
 			return
 		}
 		writeJSONStatus(w, http.StatusOK, res)
+	})
+	mux.HandleFunc("POST "+control.PathSend, func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		size, _ := strconv.ParseInt(q.Get("size"), 10, 64)
+		res, err := d.Send(r.Context(), q.Get("peer"), q.Get("kind"), q.Get("name"), size, r.Body)
+		if err != nil {
+			status := http.StatusBadGateway
+			if errors.Is(err, ErrUnknownPeer) || errors.Is(err, ErrAmbiguous) || errors.Is(err, ErrBadFileName) {
+				status = http.StatusBadRequest
+			}
+			ctlError(w, status, err)
+			return
+		}
+		writeJSONStatus(w, http.StatusOK, res)
+	})
+	mux.HandleFunc("GET "+control.PathInbox, func(w http.ResponseWriter, r *http.Request) {
+		items, err := d.cfg.Inbox.List()
+		if err != nil {
+			ctlError(w, http.StatusInternalServerError, err)
+			return
+		}
+		writeJSONStatus(w, http.StatusOK, items)
 	})
 	return mux
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/lanpairing/pairing/discovery"
 	"github.com/lanpairing/pairing/discovery/beacon"
 	"github.com/lanpairing/pairing/internal/control"
+	"github.com/lanpairing/pairing/pairing/rtc"
 )
 
 // Config configures a Daemon. Zero fields take the defaults of defaults.go.
@@ -44,7 +45,12 @@ type Config struct {
 	LogLevel *slog.LevelVar
 	// NoMDNS turns mDNS advertising and browsing off.
 	NoMDNS bool
-	Logger *slog.Logger
+	// WebRTC: STUN/TURN servers and credentials, relay-only, the inbox.
+	STUN, TURN                         []string
+	TURNUser, TURNPassword, TURNSecret string
+	RelayOnly                          bool
+	Inbox                              *Inbox
+	Logger                             *slog.Logger
 }
 
 // Daemon is a running pairing daemon.
@@ -80,6 +86,7 @@ type Daemon struct {
 	expiry    *time.Timer                      // fires when the open window's lifetime ends
 	reacquire chan struct{}                    // asks the acquisition loop to run now
 	closing   bool                             // Close has begun: goLoop starts nothing
+	sessions  []*rtc.Session                   // latest WebRTC sessions, for status
 	observed  map[netip.Addr]discovery.Address // confirmed from peers' observations
 	told      map[string]time.Time             // observations sent, by peer and address
 	// lastStatus is the STATUS= line last sent (notify goroutines only).
@@ -146,7 +153,15 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	d.confirmer = &discovery.Confirmer{Port: port}
 	plain := http.NewServeMux()
 	plain.Handle("GET "+discovery.ConfirmPath, d.confirmer)
-	d.server = &Server{Identity: d.id, Window: d.window, Store: d.store, Name: d.Name, Plain: plain, Self: d.ips, Logger: d.log, OnObserved: d.onObserved}
+	if d.cfg.Inbox == nil {
+		d.cfg.Inbox = &Inbox{}
+	}
+	if d.cfg.Inbox.Dir == "" {
+		d.cfg.Inbox.Dir = filepath.Join(cfg.StateDir, "inbox")
+	}
+	d.cfg.Inbox.NameOf = d.peerName
+	d.server = &Server{Identity: d.id, Window: d.window, Store: d.store, Name: d.Name, Plain: plain, Self: d.ips, Logger: d.log,
+		OnObserved: d.onObserved, OnConnect: d.onConnect}
 	d.server.Serve(d.listener)
 	d.log.Info("listening", "port", port)
 
@@ -222,6 +237,10 @@ func (d *Daemon) listenControl() error {
 	}
 	d.ctlLn = ln
 	d.ctlServer = newHTTPServer(d.controlMux(), d.log)
+	// A send streams a whole file through the socket: no body limit or
+	// read/write deadline there (the socket is for root and its group).
+	d.ctlServer.Handler = d.controlMux()
+	d.ctlServer.ReadTimeout, d.ctlServer.WriteTimeout = 0, 0
 	d.goServe(d.ctlServer, ln)
 	return nil
 }
@@ -383,6 +402,7 @@ func (d *Daemon) Status() control.Status {
 		st.Window = control.WindowState{Open: true, Expires: w.Expires}
 	}
 	st.Paired = len(d.store.List())
+	st.Connections = d.connections()
 	st.Peers = d.table.Peers()
 	for _, p := range st.Peers {
 		if _, ok := d.store.Get(p.Fingerprint); ok {
@@ -421,6 +441,7 @@ func (d *Daemon) Close() error {
 		if d.adv != nil {
 			d.adv.Close()
 		}
+		d.closeSessions()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		if d.server != nil {

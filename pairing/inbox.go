@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/internal/ident"
 	"github.com/lanpairing/pairing/pairing/rtc"
 )
@@ -35,16 +36,7 @@ const (
 )
 
 // InboxItem is one thing a paired device sent.
-type InboxItem struct {
-	Kind   string    `json:"kind"` // text or file
-	From   string    `json:"from"` // device ID
-	Name   string    `json:"from_name,omitempty"`
-	At     time.Time `json:"at"`
-	Text   string    `json:"text,omitempty"`
-	File   string    `json:"file,omitempty"` // name in the inbox
-	Size   int64     `json:"size,omitempty"`
-	SHA256 string    `json:"sha256,omitempty"`
-}
+type InboxItem = control.InboxItem
 
 // Inbox keeps what paired devices send: files in Dir (never overwriting
 // one), and a log of texts and files. It implements rtc.Sink.

@@ -28,7 +28,11 @@ const (
 	// PathObserved: POST {"addr": "…"}, over TLS with the caller's
 	// certificate: "I see you at this address". The receiver confirms it
 	// with its own self-ping before using it.
-	PathObserved  = "/v1/observed"
+	PathObserved = "/v1/observed"
+	// PathConnect: POST {"sdp": offer} over TLS with the caller's
+	// certificate, answered {"sdp": answer}: WebRTC signalling between
+	// paired devices (non-trickle).
+	PathConnect   = "/v1/connect"
 	exporterLabel = "EXPORTER-pairing-v1"
 	clientLabel   = "pairing client proof v1"
 	serverLabel   = "pairing server proof v1"
@@ -56,6 +60,11 @@ type PairResponse struct {
 type errorResponse struct {
 	Error  string `json:"error"`
 	Reason string `json:"reason"`
+}
+
+// ConnectMessage carries an offer or an answer.
+type ConnectMessage struct {
+	SDP string `json:"sdp"`
 }
 
 // ObservedRequest tells a peer where we see it.

@@ -35,6 +35,8 @@ type Server struct {
 	OnPaired func(PairedPeer)
 	// OnObserved is called when a peer says where it sees us.
 	OnObserved func(addr netip.Addr, by ident.Fingerprint)
+	// OnConnect answers a WebRTC offer from the TLS peer tlsPeer.
+	OnConnect func(ctx context.Context, offer string, tlsPeer ident.Fingerprint, from netip.Addr) (string, error)
 
 	demux       *demux
 	tlsSrv      *http.Server
@@ -52,6 +54,7 @@ func (s *Server) Serve(ln net.Listener) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+PathPair, s.handlePair)
 	mux.HandleFunc("POST "+PathObserved, s.handleObserved)
+	mux.HandleFunc("POST "+PathConnect, s.handleConnect)
 	s.tlsSrv = newHTTPServer(mux, s.Logger)
 	s.tlsSrv.TLSConfig = &tls.Config{
 		MinVersion:   tls.VersionTLS13,
@@ -177,6 +180,24 @@ func (s *Server) handleObserved(w http.ResponseWriter, r *http.Request) {
 		s.OnObserved(req.Addr, ident.Of(r.TLS.PeerCertificates[0].Raw))
 	}
 	w.WriteHeader(http.StatusAccepted)
+}
+
+func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) {
+	var req ConnectMessage
+	body, err := io.ReadAll(r.Body)
+	if err == nil {
+		err = json.Unmarshal(body, &req)
+	}
+	if err != nil || req.SDP == "" || len(r.TLS.PeerCertificates) == 0 || s.OnConnect == nil {
+		writeJSONStatus(w, http.StatusBadRequest, errorResponse{Error: "want {\"sdp\": offer} and a client certificate", Reason: "bad_request"})
+		return
+	}
+	answer, err := s.OnConnect(r.Context(), req.SDP, ident.Of(r.TLS.PeerCertificates[0].Raw), remoteIP(r))
+	if err != nil {
+		writeJSONStatus(w, http.StatusForbidden, errorResponse{Error: err.Error(), Reason: "refused"})
+		return
+	}
+	writeJSONStatus(w, http.StatusOK, ConnectMessage{SDP: answer})
 }
 
 func (s *Server) info() PeerInfo {

@@ -41,6 +41,8 @@ func commands() []command {
 		{"join", "URL [--json] [--code C]", "pair with the device whose QR code or link is URL", runJoin},
 		{"peers", "[--json]", "list paired devices, online state, addresses", runPeers},
 		{"unpair", "PEER", "forget a paired device (ID, ID prefix or name)", runUnpair},
+		{"send", "PEER (TEXT | --file F)", "send a text or a file to a paired device (WebRTC)", runSend},
+		{"inbox", "[--json]", "list what paired devices sent", runInbox},
 		{"diag", "[--json] [--out FILE]", "find out why discovery or pairing fails on this network", runDiag},
 		{"turn-credentials", "--secret S --user U [--ttl D]", "mint TURN REST credentials (coturn use-auth-secret)", runTURNCredentials},
 	}

@@ -48,6 +48,46 @@ type Status struct {
 	// Paired counts paired devices; PairedOnline those on the LAN now.
 	Paired       int `json:"paired"`
 	PairedOnline int `json:"paired_online"`
+	// Connections are the latest WebRTC sessions, newest last.
+	Connections []Connection `json:"connections"`
+}
+
+// Connection is one WebRTC session: its state sequence and selected pair.
+type Connection struct {
+	Peer   string      `json:"peer"`
+	Role   string      `json:"role"` // offer or answer
+	Events []ConnEvent `json:"events"`
+	Pair   string      `json:"selected_pair,omitempty"`
+}
+
+// ConnEvent is one state change of a Connection.
+type ConnEvent struct {
+	AtMS  float64 `json:"at_ms"`
+	What  string  `json:"what"`
+	State string  `json:"state"`
+}
+
+// SendResult is a delivered message or file.
+type SendResult struct {
+	Peer       string  `json:"peer"`
+	Name       string  `json:"name"`
+	Bytes      int64   `json:"bytes"`
+	SHA256     string  `json:"sha256,omitempty"`
+	ConnectMS  float64 `json:"connect_ms"`
+	DurationMS float64 `json:"duration_ms"`
+	Pair       string  `json:"selected_pair,omitempty"`
+}
+
+// InboxItem is one thing a paired device sent.
+type InboxItem struct {
+	Kind   string    `json:"kind"` // text or file
+	From   string    `json:"from"` // device ID
+	Name   string    `json:"from_name,omitempty"`
+	At     time.Time `json:"at"`
+	Text   string    `json:"text,omitempty"`
+	File   string    `json:"file,omitempty"` // name in the inbox
+	Size   int64     `json:"size,omitempty"`
+	SHA256 string    `json:"sha256,omitempty"`
 }
 
 // WindowState says whether a pairing window is open and until when.
@@ -94,7 +134,12 @@ func (c *Client) do(ctx context.Context, method, path string, body, v any) error
 	if err != nil {
 		return err
 	}
-	resp, err := c.http.Do(req)
+	return c.finish(c.http, req, v)
+}
+
+// finish sends req and decodes the answer into v.
+func (c *Client) finish(hc *http.Client, req *http.Request, v any) error {
+	resp, err := hc.Do(req)
 	if err != nil {
 		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
 			return fmt.Errorf("%w at %s", ErrNoDaemon, c.Socket)
@@ -124,6 +169,8 @@ const (
 	PathWindow = "/v1/window"
 	PathPeers  = "/v1/peers"
 	PathJoin   = "/v1/join"
+	PathSend   = "/v1/send"
+	PathInbox  = "/v1/inbox"
 )
 
 // Window is an open pairing window, as `pairing qr` shows it.
@@ -195,6 +242,27 @@ func (c *Client) Peers(ctx context.Context) ([]Paired, error) {
 func (c *Client) Unpair(ctx context.Context, peer string) (*Paired, error) {
 	var p Paired
 	return &p, c.do(ctx, http.MethodDelete, PathPeers+"/"+url.PathEscape(peer), nil, &p)
+}
+
+// Inbox lists what paired devices sent.
+func (c *Client) Inbox(ctx context.Context) ([]InboxItem, error) {
+	var items []InboxItem
+	return items, c.do(ctx, http.MethodGet, PathInbox, nil, &items)
+}
+
+// Send asks the daemon to deliver body (a text, or a file called name) to
+// peer; it streams body and has no time limit but ctx's.
+func (c *Client) Send(ctx context.Context, peer, kind, name string, size int64, body io.Reader) (*SendResult, error) {
+	q := url.Values{"peer": {peer}, "kind": {kind}, "name": {name}, "size": {fmt.Sprint(size)}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://daemon"+PathSend+"?"+q.Encode(), body)
+	if err != nil {
+		return nil, err
+	}
+	req.ContentLength = size
+	hc := *c.http
+	hc.Timeout = 0
+	var r SendResult
+	return &r, c.finish(&hc, req, &r)
 }
 
 // Join asks the daemon to pair with the device in a pairing URL.

@@ -156,6 +156,9 @@ func (s *Session) setChannel(dc *webrtc.DataChannel) {
 	})
 }
 
+// Done is closed when the connection failed or was closed.
+func (s *Session) Done() <-chan struct{} { return s.closed }
+
 // Close closes the connection. It is safe to call twice.
 func (s *Session) Close() error {
 	err := s.pc.Close()

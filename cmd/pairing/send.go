@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/lanpairing/pairing/internal/control"
+	"github.com/lanpairing/pairing/pairing"
+)
+
+func runSend(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("send", "PEER (TEXT | --file F) [--json]", "Send a text message or a file to a paired device over a WebRTC data channel (the running daemon connects)")
+	socket := fs.String("socket", pairing.DefaultSocket(), "control socket of the daemon; env PAIRING_SOCKET")
+	file := fs.String("file", "", "send this `file` instead of a text")
+	asJSON := fs.Bool("json", false, "print JSON")
+	// Flags may follow PEER: parse them out wherever they are.
+	var rest []string
+	for len(args) > 0 {
+		if err := parse(fs, args, 100, stdout); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		rest = append(rest, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(rest) == 0 {
+		return usageError{"send needs a paired device ('pairing peers' lists them)"}
+	}
+	peer, text := rest[0], strings.Join(rest[1:], " ")
+	if (text == "") == (*file == "") {
+		return usageError{"send needs either a TEXT or --file F"}
+	}
+	c := control.NewClient(*socket)
+	var res *control.SendResult
+	var err error
+	if *file != "" {
+		f, ferr := os.Open(*file)
+		if ferr != nil {
+			return ferr
+		}
+		defer f.Close()
+		fi, ferr := f.Stat()
+		if ferr != nil || !fi.Mode().IsRegular() {
+			return fmt.Errorf("%s is not a regular file", *file)
+		}
+		var body io.Reader = f
+		stop := func() {}
+		if colorOK(stderr) {
+			body, stop = progress(stderr, f, fi.Size())
+		}
+		res, err = c.Send(context.Background(), peer, "file", filepath.Base(*file), fi.Size(), body)
+		stop()
+	} else {
+		res, err = c.Send(context.Background(), peer, "text", "", int64(len(text)), strings.NewReader(text))
+	}
+	if err != nil {
+		if errors.Is(err, control.ErrNoDaemon) {
+			return daemonError(err)
+		}
+		return hintError{err, "is the device on the network? 'pairing peers' shows whether it is online; 'pairing diag' tells why a connection fails"}
+	}
+	if *asJSON {
+		return writeJSON(stdout, res)
+	}
+	if *file != "" {
+		mbps := float64(res.Bytes) * 8 / 1e6 / ((res.DurationMS - res.ConnectMS) / 1000)
+		fmt.Fprintf(stdout, "sent %s (%d bytes) to %s in %.0f ms (%.0f Mbit/s), SHA-256 %s confirmed\n", res.Name, res.Bytes, res.Peer, res.DurationMS, mbps, res.SHA256[:16])
+	} else {
+		fmt.Fprintf(stdout, "sent to %s in %.0f ms\n", res.Peer, res.DurationMS)
+	}
+	return nil
+}
+
+// progress wraps r with a progress line on w, redrawn a few times a second.
+func progress(w io.Writer, r io.Reader, size int64) (io.Reader, func()) {
+	var n atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				fmt.Fprintf(w, "\r%-60s\r", "")
+				return
+			case <-t.C:
+				sent := n.Load()
+				fmt.Fprintf(w, "\r%6.1f / %.1f MB  %3d%%", float64(sent)/1e6, float64(size)/1e6, sent*100/max(size, 1))
+			}
+		}
+	}()
+	return readerFunc(func(b []byte) (int, error) {
+			k, err := r.Read(b)
+			n.Add(int64(k))
+			return k, err
+		}), func() {
+			close(done)
+		}
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(b []byte) (int, error) { return f(b) }
+
+func runInbox(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("inbox", "[--json]", "List the texts and files paired devices sent to this device")
+	socket := fs.String("socket", pairing.DefaultSocket(), "control socket of the daemon; env PAIRING_SOCKET")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parse(fs, args, 0, stdout); err != nil {
+		return err
+	}
+	items, err := control.NewClient(*socket).Inbox(context.Background())
+	if err != nil {
+		return daemonError(err)
+	}
+	if *asJSON {
+		return writeJSON(stdout, items)
+	}
+	if len(items) == 0 {
+		fmt.Fprintln(stdout, "the inbox is empty")
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	for _, it := range items {
+		what := it.Text
+		if it.Kind == "file" {
+			what = fmt.Sprintf("%s (%d bytes)", it.File, it.Size)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", it.At.Local().Format("2006-01-02 15:04"), orDash(it.Name), it.Kind, what)
+	}
+	return tw.Flush()
+}
