@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/lanpairing/pairing/diag"
 	"github.com/lanpairing/pairing/internal/lan"
@@ -192,16 +191,11 @@ func TestDiagTURN(t *testing.T) {
 	h.Attach(l.Segment(), "10.1.0.1/24")
 	h.DefaultRoute("10.1.0.254")
 	dir := t.TempDir()
-	ts := h.Start("turnserver", "-n", "--listening-ip=127.0.0.1", "--listening-port=3478", "--relay-ip=127.0.0.1",
+	h.Start("turnserver", "-n", "--listening-ip=127.0.0.1", "--listening-port=3478", "--relay-ip=127.0.0.1",
 		"--min-port=49152", "--max-port=49252", "--realm=test.local", "--use-auth-secret", "--static-auth-secret=S3cret",
 		"--fingerprint", "--allow-loopback-peers", "--no-tls", "--no-dtls", "--no-cli",
 		"--userdb="+filepath.Join(dir, "turndb"), "--pidfile="+filepath.Join(dir, "turn.pid"), "--log-file=stdout")
-	lan.Eventually(t, 5*time.Second, func() error {
-		if !strings.Contains(ts.Stdout(), "Total General servers") && !strings.Contains(ts.Stdout(), "IPv4. UDP listener opened on : 127.0.0.1:3478") {
-			return errorf("turnserver not ready:\n%s", ts.Stdout())
-		}
-		return nil
-	})
+	h.WaitUDP(t, 3478)
 	a := newNode(t, h, bin)
 	a.serve()
 	conf := "turn = turn:127.0.0.1:3478?transport=udp\nturn-user = alice\n"

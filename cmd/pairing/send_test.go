@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/lanpairing/pairing/internal/control"
+	"github.com/lanpairing/pairing/internal/lan"
 )
 
 // pairedPair: a and b serving (extra serve flags for both) and paired.
@@ -88,5 +89,82 @@ func TestSendTextAndFile(t *testing.T) {
 	}
 	if !strings.Contains(c.Pair, "host 10.1.0.") {
 		t.Errorf("selected pair %q", c.Pair)
+	}
+}
+
+// startCoturn runs coturn in h, listening and relaying on ip, with the
+// REST shared secret S3cret (TESTING.md's recipe).
+func startCoturn(t *testing.T, h *lan.Host, ip string) {
+	t.Helper()
+	if _, err := os.Stat("/usr/bin/turnserver"); err != nil && os.Getenv("CI") != "true" {
+		t.Skip("needs coturn (apt-get install coturn; 'make test' does it)")
+	}
+	dir := t.TempDir()
+	h.Start("turnserver", "-n", "--listening-ip="+ip, "--listening-port=3478", "--relay-ip="+ip,
+		"--min-port=49152", "--max-port=49252", "--realm=test.local", "--use-auth-secret", "--static-auth-secret=S3cret",
+		"--fingerprint", "--no-tls", "--no-dtls", "--no-cli",
+		"--userdb="+filepath.Join(dir, "turndb"), "--pidfile="+filepath.Join(dir, "turn.pid"), "--log-file=stdout")
+	h.WaitUDP(t, 3478)
+}
+
+func writeConf(t *testing.T, text string) string {
+	p := filepath.Join(t.TempDir(), "pairing.conf")
+	os.WriteFile(p, []byte(text), 0o644)
+	return p
+}
+
+func TestSendRelayOnly(t *testing.T) {
+	for _, c := range []struct {
+		secret string
+		ok     bool
+	}{{"S3cret", true}, {"wrong", false}} {
+		t.Run(c.secret, func(t *testing.T) {
+			conf := writeConf(t, "turn = turn:10.1.0.1:3478?transport=udp\nturn-user = pair\nturn-secret = "+c.secret+"\nrelay-only = true\n")
+			a, b := twoHosts(t, "--config", conf)
+			startCoturn(t, a.Host, "10.1.0.1")
+			b.serve("--config", conf)
+			if _, stderr, code := a.join(b.qr().URL); code != 0 {
+				t.Fatalf("pairing: %s", stderr)
+			}
+			res, stderr, code := a.send("b", "through the relay")
+			if !c.ok {
+				if code != 1 || !strings.Contains(stderr, "the TURN server refused the credentials") {
+					t.Fatalf("wrong secret: exit %d %s", code, stderr)
+				}
+				return
+			}
+			if code != 0 || !strings.Contains(res.Pair, "relay") {
+				t.Fatalf("relay-only send: exit %d %+v %s", code, res, stderr)
+			}
+			t.Logf("relay: connect %.0f ms, pair %s", res.ConnectMS, res.Pair)
+			if items := b.inbox(); len(items) != 1 || items[0].Text != "through the relay" {
+				t.Fatalf("b's inbox: %+v", items)
+			}
+		})
+	}
+}
+
+func TestSendRefusedByReceiver(t *testing.T) {
+	a, b := pairedPair(t, "--config", writeConf(t, "max-file-mb = 1\n"))
+	file := filepath.Join(t.TempDir(), "two.bin")
+	os.WriteFile(file, make([]byte, 2<<20), 0o644)
+	if _, stderr, code := a.send("b", "--file", file); code != 1 || !strings.Contains(stderr, "file too large") {
+		t.Fatalf("too large: exit %d %s", code, stderr)
+	}
+	if items := b.inbox(); len(items) != 0 {
+		t.Fatalf("b's inbox: %+v", items)
+	}
+	entries, _ := os.ReadDir(filepath.Join(b.state, "inbox"))
+	for _, e := range entries {
+		if e.Name() != "inbox.jsonl" {
+			t.Fatalf("left in b's inbox: %s", e.Name())
+		}
+	}
+	if !strings.Contains(b.daemon.Stderr(), "inbox: file refused") {
+		t.Error("the refusal was not logged")
+	}
+	// Not paired: refused before anything is set up.
+	if _, stderr, code := a.send("nobody", "hi"); code != 1 || !strings.Contains(stderr, `no paired device matches "nobody"`) {
+		t.Fatalf("unknown peer: exit %d %s", code, stderr)
 	}
 }

@@ -399,3 +399,17 @@ func RunInHost(t testing.TB, name string) string {
 	h.Attach(l.Segment(), "10.9.0.1/24")
 	return h.RunTest(t, name)
 }
+
+// WaitUDP waits until a socket in the host is bound to UDP port (a
+// server's readiness, whatever it prints and however it buffers).
+func (h *Host) WaitUDP(t testing.TB, port int) {
+	t.Helper()
+	want := fmt.Sprintf(":%04X ", port)
+	Eventually(t, 5*time.Second, func() error {
+		out, _, err := h.Run("cat", "/proc/net/udp", "/proc/net/udp6")
+		if err == nil && strings.Contains(out, want) {
+			return nil
+		}
+		return fmt.Errorf("nothing bound to UDP %d in %s", port, h.Name)
+	})
+}

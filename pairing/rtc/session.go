@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -197,12 +198,19 @@ func (e *Endpoint) Offer(ctx context.Context, peer ident.Fingerprint) (*Session,
 	if err == nil {
 		var sdp string
 		if sdp, err = s.gather(ctx, offer); err == nil {
-			return s, sdp, nil
+			if e.cfg.RelayOnly && !strings.Contains(sdp, " typ relay") {
+				err = ErrNoRelay
+			} else {
+				return s, sdp, nil
+			}
 		}
 	}
 	s.Close()
 	return nil, "", err
 }
+
+// ErrNoRelay means relay-only mode gathered no TURN relay candidate.
+var ErrNoRelay = errors.New("no TURN relay candidate: the TURN server refused the credentials (turn-user, turn-password or turn-secret) or cannot be reached")
 
 // Finish applies the peer's answer, after checking that its fingerprint
 // is the peer's.
