@@ -201,6 +201,47 @@ func TestBenchFigures(t *testing.T) {
 		report(t, "diag_worst_ms", 3, diagMS)
 	})
 
+	t.Run("rtc", func(t *testing.T) {
+		a, b := twoHostsWith(t, bin)
+		b.serve()
+		if _, stderr, code := a.join(b.qr().URL); code != 0 {
+			t.Fatalf("pairing: %s", stderr)
+		}
+		report(t, "rtc_connect_ms", runs, func() float64 {
+			res, stderr, code := a.send("b", "ping")
+			if code != 0 {
+				t.Fatalf("send: exit %d: %s", code, stderr)
+			}
+			return res.ConnectMS
+		})
+		file := filepath.Join(t.TempDir(), "50mb.bin")
+		os.WriteFile(file, make([]byte, 50<<20), 0o644)
+		reportUnit(t, "rtc_throughput_mbps", "Mbit/s", 3, func() float64 {
+			res, stderr, code := a.send("b", "--file", file)
+			if code != 0 {
+				t.Fatalf("send: %s", stderr)
+			}
+			return float64(res.Bytes) * 8 / 1e6 / ((res.DurationMS - res.ConnectMS) / 1000)
+		})
+	})
+
+	t.Run("rtc_turn_connect_ms", func(t *testing.T) {
+		conf := writeConf(t, "turn = turn:10.1.0.1:3478?transport=udp\nturn-secret = S3cret\nrelay-only = true\n")
+		a, b := twoHostsWith(t, bin, "--config", conf)
+		startCoturn(t, a.Host, "10.1.0.1")
+		b.serve("--config", conf)
+		if _, stderr, code := a.join(b.qr().URL); code != 0 {
+			t.Fatalf("pairing: %s", stderr)
+		}
+		report(t, "rtc_turn_connect_ms", runs, func() float64 {
+			res, stderr, code := a.send("b", "ping")
+			if code != 0 || !strings.Contains(res.Pair, "relay") {
+				t.Fatalf("send: %s %+v", stderr, res)
+			}
+			return res.ConnectMS
+		})
+	})
+
 	t.Run("qr_render_ms", func(t *testing.T) {
 		report(t, "qr_render_ms", runs, func() float64 {
 			start := time.Now()
@@ -276,13 +317,16 @@ func rssMB(t *testing.T, pid int) float64 {
 	return 0
 }
 
-// report runs f n times and prints the median.
-func report(t *testing.T, name string, n int, f func() float64) {
+// report runs f n times and prints the median in ms.
+func report(t *testing.T, name string, n int, f func() float64) { reportUnit(t, name, "ms", n, f) }
+
+// reportUnit runs f n times and prints the median.
+func reportUnit(t *testing.T, name, unit string, n int, f func() float64) {
 	var v []float64
 	for range n {
 		v = append(v, f())
 	}
 	slices.Sort(v)
-	fmt.Printf("bench %s %.2f ms\n", name, v[len(v)/2])
+	fmt.Printf("bench %s %.2f %s\n", name, v[len(v)/2], unit)
 	t.Logf("%s: min %.2f median %.2f max %.2f over %d runs", name, v[0], v[len(v)/2], v[len(v)-1], n)
 }

@@ -28,6 +28,9 @@ func pairedPair(t *testing.T, serveArgs ...string) (a, b *node) {
 func (n *node) send(args ...string) (control.SendResult, string, int) {
 	n.t.Helper()
 	out, stderr, err := n.Run(n.bin, append([]string{"send", "--json", "--socket", n.socket}, args...)...)
+	if err != nil && exitCode(err) != 1 {
+		stderr += " (" + err.Error() + ")"
+	}
 	var res control.SendResult
 	if exitCode(err) == 0 {
 		if jerr := json.Unmarshal([]byte(out), &res); jerr != nil {
