@@ -110,21 +110,22 @@ func (d *Daemon) onConnect(ctx context.Context, offer string, tlsPeer ident.Fing
 	}
 	ctx, cancel := context.WithTimeout(ctx, signalTimeout)
 	defer cancel()
-	s, answer, err := d.endpoint().Answer(ctx, offer, fp)
+	s, answer, err := d.endpoint().Answer(ctx, offer, fp, func(dc *webrtc.DataChannel) {
+		rtc.Serve(dc, fp, d.cfg.Inbox, d.log)
+	})
 	if err != nil {
 		return "", err
 	}
 	d.track(s)
 	d.goLoop(func(ctx context.Context) {
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		dc, err := s.Channel(cctx)
+		_, err := s.Channel(cctx)
 		cancel()
 		if err != nil {
 			d.log.Info("webrtc: incoming connection did not open", "peer", fp.ID(), "err", err)
 			s.Close()
 			return
 		}
-		rtc.Serve(dc, fp, d.cfg.Inbox, d.log)
 		select {
 		case <-s.Done():
 		case <-ctx.Done():

@@ -16,6 +16,10 @@ import (
 	"github.com/lanpairing/pairing/internal/pionlog"
 )
 
+// sctpReceiveBuffer is the SCTP receive window: enough for a LAN's
+// bandwidth-delay product with room to spare.
+const sctpReceiveBuffer = 8 << 20
+
 // Config configures an Endpoint.
 type Config struct {
 	Certificate webrtc.Certificate
@@ -42,6 +46,9 @@ func NewEndpoint(cfg Config) *Endpoint {
 	se := webrtc.SettingEngine{LoggerFactory: pionlog.Factory{Logger: cfg.Logger}}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetIncludeLoopbackCandidate(cfg.Loopback)
+	// A larger SCTP receive window than pion's 1 MiB keeps a LAN link busy
+	// during file transfers.
+	se.SetSCTPMaxReceiveBufferSize(sctpReceiveBuffer)
 	if cfg.RelayOnly {
 		se.SetRelayAcceptanceMinWait(0) // relay is the only choice: take it at once
 	}
@@ -222,13 +229,20 @@ func (s *Session) Finish(answer string) error {
 }
 
 // Answer accepts an offer that Authorize has already approved and returns
-// the session and the complete answer.
-func (e *Endpoint) Answer(ctx context.Context, offer string, peer ident.Fingerprint) (*Session, string, error) {
+// the session and the complete answer. onChannel gets the peer's data
+// channel as soon as it exists, before any message can arrive: set its
+// handlers there (later, a message could find none and be lost).
+func (e *Endpoint) Answer(ctx context.Context, offer string, peer ident.Fingerprint, onChannel func(*webrtc.DataChannel)) (*Session, string, error) {
 	s, err := e.newSession(peer, "answer")
 	if err != nil {
 		return nil, "", err
 	}
-	s.pc.OnDataChannel(func(dc *webrtc.DataChannel) { s.setChannel(dc) })
+	s.pc.OnDataChannel(func(dc *webrtc.DataChannel) {
+		if onChannel != nil {
+			onChannel(dc)
+		}
+		s.setChannel(dc)
+	})
 	err = s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer})
 	if err == nil {
 		var ans webrtc.SessionDescription

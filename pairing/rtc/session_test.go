@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
 
 	"github.com/lanpairing/pairing/internal/ident"
@@ -83,18 +84,18 @@ func connect(t *testing.T, ea, eb *Endpoint, a, b *testIdentity, sink Sink) (*Se
 	if err != nil {
 		t.Fatal(err)
 	}
-	sb, answer, err := eb.Answer(ctx, offer, from)
+	sb, answer, err := eb.Answer(ctx, offer, from, func(dc *webrtc.DataChannel) {
+		Serve(dc, from, sink, slog.New(slog.DiscardHandler))
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := sa.Finish(answer); err != nil {
 		t.Fatal(err)
 	}
-	dcb, err := sb.Channel(ctx)
-	if err != nil {
+	if _, err := sb.Channel(ctx); err != nil {
 		t.Fatal(err)
 	}
-	Serve(dcb, from, sink, slog.New(slog.DiscardHandler))
 	return sa, sb
 }
 
@@ -137,10 +138,23 @@ func TestSendTextAndFile(t *testing.T) {
 	}
 }
 
+// TestNoLeakAfterCycles: 50 connections, each sending a text at once
+// (the receiver's handler must be in place before its first message), and
+// no goroutine left after they closed.
 func TestNoLeakAfterCycles(t *testing.T) {
 	ea, eb, a, b := endpoints(t)
-	for range 50 {
-		sa, sb := connect(t, ea, eb, a, b, &memSink{files: map[string][]byte{}})
+	for i := range 50 {
+		sink := &memSink{files: map[string][]byte{}}
+		sa, sb := connect(t, ea, eb, a, b, sink)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		dc, err := sa.Channel(ctx)
+		if err == nil {
+			err = SendText(ctx, dc, "hi")
+		}
+		cancel()
+		if err != nil || sink.text(0) != "hi" {
+			t.Fatalf("cycle %d: %v", i, err)
+		}
 		sa.Close()
 		sb.Close()
 	}

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/pion/webrtc/v4"
 
@@ -27,10 +28,13 @@ const (
 	chunkSize = 64 << 10
 	// highWater and lowWater bound what waits in the SCTP send buffer:
 	// enough to keep the link busy, little memory.
-	highWater = 4 << 20
-	lowWater  = 1 << 20
+	highWater = 8 << 20
+	lowWater  = 2 << 20
 	// maxControl bounds a control message.
 	maxControl = 64 << 10
+	// replyTimeout bounds the wait for each answer of the receiver (after
+	// the last byte, it has to write and check the whole file).
+	replyTimeout = 30 * time.Second
 )
 
 type message struct {
@@ -94,9 +98,13 @@ func (s *sender) send(m message) error {
 }
 
 func (s *sender) reply(ctx context.Context) (message, error) {
+	t := time.NewTimer(replyTimeout)
+	defer t.Stop()
 	select {
 	case m := <-s.replies:
 		return m, nil
+	case <-t.C:
+		return message{}, fmt.Errorf("the receiver did not answer within %s", replyTimeout)
 	case <-ctx.Done():
 		return message{}, fmt.Errorf("no answer from the receiver: %w", ctx.Err())
 	}
@@ -172,8 +180,9 @@ func SendFile(ctx context.Context, dc *webrtc.DataChannel, name string, size int
 	return sum, ackErr(m)
 }
 
-// Serve handles what a paired device sends on dc, into sink. It returns at
-// once; the work happens in the channel's callbacks.
+// Serve handles what a paired device sends on dc, into sink. Call it
+// before the channel opens (Answer's onChannel). It returns at once; the
+// work happens in the channel's callbacks.
 func Serve(dc *webrtc.DataChannel, from ident.Fingerprint, sink Sink, log *slog.Logger) {
 	var (
 		mu   sync.Mutex
