@@ -17,7 +17,7 @@ import (
 )
 
 func runQR(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("qr", "[--png FILE] [--json] [--link]", "Open a pairing window on the running daemon and show its QR code, URL, 6-digit code and time left; scan it with a phone or pass the URL to 'pairing join' on another computer")
+	fs := newFlags("qr", "[--png FILE] [--json] [--link]", "Open a pairing window on the running daemon and show its QR code, URL, 6-digit code and time left; on another computer, pass the URL to 'pairing join'")
 	socket := fs.String("socket", pairing.DefaultSocket(), "control socket of the daemon; env PAIRING_SOCKET")
 	png := fs.String("png", "", "also write the QR code as a PNG to `FILE`")
 	asJSON := fs.Bool("json", false, "print JSON")
