@@ -9,9 +9,16 @@ import (
 	"github.com/lanpairing/pairing/internal/lan"
 )
 
-func lanWith(t *testing.T) (*lan.LAN, string) {
+// rootBin skips (or in CI fails) without root, and builds the race
+// binary the namespace tests run.
+func rootBin(t *testing.T) string {
 	lan.RequireRoot(t)
-	return lan.New(t), lan.BuildPairing(t, true)
+	return lan.BuildPairing(t, true)
+}
+
+func lanWith(t *testing.T) (*lan.LAN, string) {
+	bin := rootBin(t)
+	return lan.New(t), bin
 }
 
 func TestAddrPreferredWithDefaultRoute(t *testing.T) {
@@ -95,7 +102,7 @@ func peerOnlyLAN(t *testing.T, bin string) (x, y *node) {
 }
 
 func TestAddrPeerStage(t *testing.T) {
-	_, bin := lanWith(t)
+	bin := rootBin(t)
 	x, y := peerOnlyLAN(t, bin)
 	y.serve()
 	res, stderr, code := x.addr()
@@ -117,7 +124,7 @@ func TestAddrPeerStage(t *testing.T) {
 }
 
 func TestDaemonPeerStage(t *testing.T) {
-	_, bin := lanWith(t)
+	bin := rootBin(t)
 	x, y := peerOnlyLAN(t, bin)
 	y.serve()
 	x.serve()

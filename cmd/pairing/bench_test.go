@@ -110,14 +110,9 @@ func TestBenchFigures(t *testing.T) {
 	})
 
 	t.Run("idle", func(t *testing.T) {
-		l := lan.New(t)
-		seg := l.Segment()
-		var nodes []*node
-		for i, name := range []string{"a", "b", "c"} {
-			h := l.Host(name)
-			h.Attach(seg, fmt.Sprintf("10.1.0.%d/24", i+1))
-			nodes = append(nodes, newNode(t, h, bin))
-			nodes[i].serve()
+		_, nodes := segmentOf(t, bin, false, "a", "b", "c")
+		for _, n := range nodes {
+			n.serve()
 		}
 		pid := nodes[0].daemon.Pid()
 		time.Sleep(5 * time.Second) // settle after start
@@ -174,15 +169,9 @@ func TestBenchFigures(t *testing.T) {
 	})
 
 	t.Run("diag", func(t *testing.T) {
-		l := lan.New(t)
-		seg := l.Segment()
-		var ns []*node
-		for i, name := range []string{"a", "b", "c"} {
-			h := l.Host(name)
-			h.Attach(seg, fmt.Sprintf("10.1.0.%d/24", i+1))
-			h.DefaultRoute("10.1.0.254")
-			ns = append(ns, newNode(t, h, bin))
-			ns[i].serve()
+		seg, ns := segmentOf(t, bin, true, "a", "b", "c")
+		for _, n := range ns {
+			n.serve()
 		}
 		a := ns[0]
 		diagMS := func() float64 {
@@ -256,14 +245,7 @@ func TestBenchFigures(t *testing.T) {
 		})
 	})
 
-	l := lan.New(t)
-	seg := l.Segment()
-	var nodes []*node
-	for i, name := range []string{"q", "p1", "p2", "p3"} {
-		h := l.Host(name)
-		h.Attach(seg, fmt.Sprintf("10.1.0.%d/24", i+1))
-		nodes = append(nodes, newNode(t, h, bin))
-	}
+	_, nodes := segmentOf(t, bin, false, "q", "p1", "p2", "p3")
 	q := nodes[0]
 	nodes[1].serve()
 	// The beacon alone (mDNS answers too, and is timed separately).

@@ -64,24 +64,17 @@ func expect(t *testing.T, rep *diag.Report, name, status, want string) {
 
 // diagLAN: hosts a, b, c on one segment (10.1.0.x/24, default route via
 // a gateway nobody owns, as on a home LAN), b and c serving.
-func diagLAN(t *testing.T) (*lan.LAN, *lan.Segment, []*node) {
+func diagLAN(t *testing.T) (*lan.Segment, []*node) {
 	t.Parallel()
-	l, bin := lanWith(t)
-	seg := l.Segment()
-	var ns []*node
-	for i, name := range []string{"a", "b", "c"} {
-		h := l.Host(name)
-		h.Attach(seg, "10.1.0."+itoa(i+1)+"/24")
-		h.DefaultRoute("10.1.0.254")
-		ns = append(ns, newNode(t, h, bin))
-	}
+	bin := rootBin(t)
+	seg, ns := segmentOf(t, bin, true, "a", "b", "c")
 	ns[1].serve()
 	ns[2].serve()
-	return l, seg, ns
+	return seg, ns
 }
 
 func TestDiagHealthy(t *testing.T) {
-	_, _, n := diagLAN(t)
+	_, n := diagLAN(t)
 	a, b := n[0], n[1]
 	a.serve()
 	if _, stderr, code := a.join(b.qr().URL); code != 0 {
@@ -111,7 +104,7 @@ func TestDiagNoDefaultRoute(t *testing.T) {
 }
 
 func TestDiagFirewallOnPreferred(t *testing.T) {
-	_, seg, n := diagLAN(t)
+	seg, n := diagLAN(t)
 	a := n[0]
 	a.Attach(seg, "10.2.0.1/24")
 	a.DropInboundTCP("10.1.0.1")
@@ -122,7 +115,7 @@ func TestDiagFirewallOnPreferred(t *testing.T) {
 }
 
 func TestDiagMulticastFiltered(t *testing.T) {
-	_, seg, n := diagLAN(t)
+	seg, n := diagLAN(t)
 	a, b := n[0], n[1]
 	a.serve()
 	if _, stderr, code := a.join(b.qr().URL); code != 0 {
@@ -175,7 +168,7 @@ func TestDiagNoPeers(t *testing.T) {
 }
 
 func TestDiagDaemonNotRunning(t *testing.T) {
-	_, _, n := diagLAN(t)
+	_, n := diagLAN(t)
 	rep := n[0].runDiag(t, "")
 	expect(t, rep, "daemon", diag.Fail, "start the daemon")
 	expect(t, rep, "peers", diag.Pass, "")

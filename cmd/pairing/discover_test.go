@@ -13,25 +13,17 @@ import (
 )
 
 // threeHosts builds a LAN of hosts a, b, c (10.1.0.1-3) running serve.
-func threeHosts(t *testing.T) (*lan.LAN, []*node) {
-	lan.RequireRoot(t)
-	bin := lan.BuildPairing(t, true)
-	l := lan.New(t)
-	seg := l.Segment()
-	var nodes []*node
-	for i, name := range []string{"a", "b", "c"} {
-		h := l.Host(name)
-		h.Attach(seg, fmt.Sprintf("10.1.0.%d/24", i+1))
-		nodes = append(nodes, newNode(t, h, bin))
-	}
+func threeHosts(t *testing.T) []*node {
+	bin := rootBin(t)
+	_, nodes := segmentOf(t, bin, false, "a", "b", "c")
 	for _, n := range nodes {
 		n.serve()
 	}
-	return l, nodes
+	return nodes
 }
 
 func TestDiscoverThreeHosts(t *testing.T) {
-	_, nodes := threeHosts(t)
+	nodes := threeHosts(t)
 	for i, n := range nodes {
 		res, stderr, code := n.discover("--timeout", "1500ms")
 		if code != 0 {
@@ -75,7 +67,7 @@ func TestDiscoverThreeHosts(t *testing.T) {
 }
 
 func TestDiscoverFirstAndText(t *testing.T) {
-	_, nodes := threeHosts(t)
+	nodes := threeHosts(t)
 	res, stderr, code := nodes[0].discover("--first", "--timeout", "3s")
 	if code != 0 || len(res.Peers) != 1 {
 		t.Fatalf("discover --first: exit %d, %d peers: %s", code, len(res.Peers), stderr)
@@ -152,7 +144,7 @@ func TestLinkDownMultiHomed(t *testing.T) {
 }
 
 func TestGoodbye(t *testing.T) {
-	_, nodes := threeHosts(t)
+	nodes := threeHosts(t)
 	a, b := nodes[0], nodes[1]
 	peerCount := func(want int) func() error {
 		return func() error {

@@ -180,3 +180,21 @@ func loneNode(t *testing.T, cidr string) *node {
 	h.Attach(l.Segment(), cidr)
 	return newNode(t, h, bin)
 }
+
+// segmentOf builds one segment with hosts named names at 10.1.0.1, .2, …
+// (/24), each with a default route via 10.1.0.254 (an address nobody
+// owns, as on a home LAN) when route is set. Nothing runs yet.
+func segmentOf(t *testing.T, bin string, route bool, names ...string) (*lan.Segment, []*node) {
+	l := lan.New(t)
+	seg := l.Segment()
+	var ns []*node
+	for i, name := range names {
+		h := l.Host(name)
+		h.Attach(seg, fmt.Sprintf("10.1.0.%d/24", i+1))
+		if route {
+			h.DefaultRoute("10.1.0.254")
+		}
+		ns = append(ns, newNode(t, h, bin))
+	}
+	return seg, ns
+}

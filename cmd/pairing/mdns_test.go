@@ -183,7 +183,7 @@ func TestLinkDownAndUp(t *testing.T) {
 // x's beacon come from 100.64.0.2 and tells x, which confirms it at once
 // (long before its own 10 s retry).
 func TestObservedAddress(t *testing.T) {
-	_, bin := lanWith(t)
+	bin := rootBin(t)
 	x, y := peerOnlyLAN(t, bin)
 	x.serve()
 	if st, _ := x.status(); len(st.Addresses) != 0 {

@@ -21,20 +21,14 @@ import (
 // twoHosts: a (10.1.0.1) and b (10.1.0.2) on one segment, a serving
 // with the extra serve flags.
 func twoHosts(t *testing.T, serveArgs ...string) (a, b *node) {
-	lan.RequireRoot(t)
-	return twoHostsWith(t, lan.BuildPairing(t, true), serveArgs...)
+	return twoHostsWith(t, rootBin(t), serveArgs...)
 }
 
 // twoHostsWith is twoHosts with a given binary.
 func twoHostsWith(t *testing.T, bin string, serveArgs ...string) (a, b *node) {
-	l := lan.New(t)
-	seg := l.Segment()
-	ha, hb := l.Host("a"), l.Host("b")
-	ha.Attach(seg, "10.1.0.1/24")
-	hb.Attach(seg, "10.1.0.2/24")
-	a, b = newNode(t, ha, bin), newNode(t, hb, bin)
-	a.serve(serveArgs...)
-	return a, b
+	_, ns := segmentOf(t, bin, false, "a", "b")
+	ns[0].serve(serveArgs...)
+	return ns[0], ns[1]
 }
 
 func (n *node) qr(args ...string) control.Window {
@@ -158,14 +152,8 @@ func TestPairWithStaleAddresses(t *testing.T) {
 }
 
 func TestPairFailures(t *testing.T) {
-	l, bin := lanWith(t)
-	seg := l.Segment()
-	var n []*node
-	for i, name := range []string{"a", "b", "c"} {
-		h := l.Host(name)
-		h.Attach(seg, "10.1.0."+string(rune('1'+i))+"/24")
-		n = append(n, newNode(t, h, bin))
-	}
+	bin := rootBin(t)
+	_, n := segmentOf(t, bin, false, "a", "b", "c")
 	a, b, c := n[0], n[1], n[2]
 	a.serve()
 	w := a.qr()
