@@ -236,9 +236,9 @@ func (d *Daemon) listenControl() error {
 		return fmt.Errorf("control socket: %w", err)
 	}
 	d.ctlLn = ln
-	d.ctlServer = newHTTPServer(d.controlMux(), d.log)
 	// A send streams a whole file through the socket: no body limit or
 	// read/write deadline there (the socket is for root and its group).
+	d.ctlServer = newHTTPServer(nil, d.log)
 	d.ctlServer.Handler = d.controlMux()
 	d.ctlServer.ReadTimeout, d.ctlServer.WriteTimeout = 0, 0
 	d.goServe(d.ctlServer, ln)
