@@ -162,9 +162,9 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	d.cfg.Inbox.NameOf = d.peerName
 	d.server = &Server{Identity: d.id, Window: d.window, Store: d.store, Name: d.Name, Plain: plain, Self: d.ips, Logger: d.log,
 		OnObserved: d.onObserved, OnConnect: d.onConnect}
-	d.server.Serve(d.listener)
-	d.log.Info("listening", "port", port)
 
+	// Everything the handlers use exists before the first packet or
+	// request can arrive: the beacon and the listener start last.
 	d.table = &discovery.Table{Logger: d.log, Self: d.id.Fingerprint}
 	bc := cfg.Beacon
 	bc.Fingerprint = d.id.Fingerprint
@@ -177,24 +177,25 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	}
 	d.table.TTL = 3 * bc.AnnounceInterval
 	d.cfg.Beacon = bc
+	d.acq = &discovery.Acquirer{
+		Confirmer:  d.confirmer,
+		Interfaces: d.interfaces,
+		Peers:      discovery.BeaconReports(bc, discovery.DefaultReportGrace),
+		Logger:     d.log,
+	}
+	if !cfg.NoMDNS {
+		d.adv = &discovery.Advertiser{Name: cfg.Name, Fingerprint: d.id.Fingerprint, Port: port, Logger: d.log}
+	}
 	if d.beacon, err = beacon.New(bc); err != nil {
 		// No multicast socket at all: run on, the QR code still works.
 		d.log.Warn("beacon disabled", "err", err)
 		d.beacon = nil
 		err = nil
 	}
-
+	d.server.Serve(d.listener)
+	d.log.Info("listening", "port", port)
 	if err = d.listenControl(); err != nil {
 		return nil, err
-	}
-	d.acq = &discovery.Acquirer{
-		Confirmer:  d.confirmer,
-		Interfaces: d.interfaces,
-		Peers:      discovery.BeaconReports(d.cfg.Beacon, discovery.DefaultReportGrace),
-		Logger:     d.log,
-	}
-	if !cfg.NoMDNS {
-		d.adv = &discovery.Advertiser{Name: cfg.Name, Fingerprint: d.id.Fingerprint, Port: port, Logger: d.log}
 	}
 	d.goLoop(d.acquireLoop)
 	d.goLoop(d.notifyLoop)
