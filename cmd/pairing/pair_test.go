@@ -287,9 +287,11 @@ func TestPairByLinkAndCode(t *testing.T) {
 	if _, stderr, code := b.join(w.LinkURL, "--code", "999999"); code != 1 || !strings.Contains(stderr, "wrong code") && w.Code != "999999" {
 		t.Fatalf("wrong code: exit %d %s", code, stderr)
 	}
-	// The code goes only to the pinned device; this one pairs.
-	if _, stderr, code := b.join(w.LinkURL, "--code", a.qr().Code); code != 0 {
-		t.Fatalf("join with the code: exit %d: %s", code, stderr)
+	// Without --code, join asks for it; the code goes only to the pinned
+	// device, and this one pairs.
+	out, stderr, err := b.RunInput(a.qr().Code+"\n", b.bin, "join", "--json", "--state-dir", b.state, "--socket", b.socket, "--name", "b", w.LinkURL)
+	if err != nil || !strings.Contains(stderr, "enter the 6-digit code shown on a:") || !strings.Contains(out, `"name": "a"`) {
+		t.Fatalf("join asking for the code: %v\n%s\n%s", err, out, stderr)
 	}
 	if ps := a.peers(); len(ps) != 1 || ps[0].Name != "b" {
 		t.Fatalf("a's peers: %+v", ps)

@@ -261,10 +261,16 @@ func (h *Host) Command(ctx context.Context, name string, args ...string) *exec.C
 
 // Run runs a command inside the host to completion (at most 30 s).
 func (h *Host) Run(name string, args ...string) (stdout, stderr string, err error) {
+	return h.RunInput("", name, args...)
+}
+
+// RunInput is Run with input on the command's standard input.
+func (h *Host) RunInput(input, name string, args ...string) (stdout, stderr string, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var o, e bytes.Buffer
 	cmd := h.Command(ctx, name, args...)
+	cmd.Stdin = strings.NewReader(input)
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err = cmd.Run()
 	return o.String(), e.String(), err
