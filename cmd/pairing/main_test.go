@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -60,4 +61,36 @@ func TestTURNCredentials(t *testing.T) {
 	if u, p := turncred.Mint("s3cret", "alice", time.Hour, time.Unix(e, 0).Add(-time.Hour)); u != got.Username || p != got.Password {
 		t.Fatalf("password %q, want %q", got.Password, p)
 	}
+}
+
+// TestProgress: the progress line of send shows the bytes and percentage
+// as they go, and is cleared at the end.
+func TestProgress(t *testing.T) {
+	var out safeBuffer
+	r, stop := progress(&out, strings.NewReader(strings.Repeat("x", 4<<20)), 4<<20)
+	defer stop()
+	r.Read(make([]byte, 1<<20))
+	for deadline := time.Now().Add(2 * time.Second); !strings.Contains(out.String(), "1.0 / 4.2 MB   25%"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("progress output %q", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+type safeBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *safeBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *safeBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
