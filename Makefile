@@ -9,10 +9,11 @@ LDFLAGS  := -X github.com/lanpairing/pairing/pairing.Version=$(VERSION)
 # Debian packages the tests need: ip (namespaces, veth, bridges), nft
 # (firewall and multicast-filter variants of the simulated LANs),
 # systemd-analyze (the unit file), setpriv (another uid), and avahi with
-# its D-Bus (a real mDNS peer), coturn (a real TURN server); the daemons
+# its D-Bus (a real mDNS peer), coturn (a real TURN server), chromium (a
+# real phone browser); the daemons
 # run only inside test namespaces.
 TEST_PKGS := iproute2:ip nftables:nft systemd:systemd-analyze util-linux:setpriv \
-	avahi-daemon:avahi-daemon avahi-utils:avahi-browse dbus:dbus-daemon coturn:turnserver
+	avahi-daemon:avahi-daemon avahi-utils:avahi-browse dbus:dbus-daemon coturn:turnserver chromium:chromium
 
 .PHONY: help build run test bench lint fuzz install uninstall deps
 

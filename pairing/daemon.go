@@ -18,6 +18,7 @@ import (
 	"github.com/lanpairing/pairing/discovery/beacon"
 	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/pairing/rtc"
+	"github.com/lanpairing/pairing/pairing/web"
 )
 
 // Config configures a Daemon. Zero fields take the defaults of defaults.go.
@@ -87,6 +88,7 @@ type Daemon struct {
 	reacquire chan struct{}                    // asks the acquisition loop to run now
 	closing   bool                             // Close has begun: goLoop starts nothing
 	sessions  []*rtc.Session                   // latest WebRTC sessions, for status
+	offers    offerLimiter                     // browser offers per source
 	observed  map[netip.Addr]discovery.Address // confirmed from peers' observations
 	told      map[string]time.Time             // observations sent, by peer and address
 	// lastStatus is the STATUS= line last sent (notify goroutines only).
@@ -153,6 +155,10 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	d.confirmer = &discovery.Confirmer{Port: port}
 	plain := http.NewServeMux()
 	plain.Handle("GET "+discovery.ConfirmPath, d.confirmer)
+	page := web.Handler()
+	plain.Handle("GET /p", page)
+	plain.Handle("GET /p/", page)
+	plain.HandleFunc("POST /p/offer", d.handleBrowserOffer)
 	if d.cfg.Inbox == nil {
 		d.cfg.Inbox = &Inbox{}
 	}

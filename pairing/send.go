@@ -39,9 +39,10 @@ func (d *Daemon) peerName(fp ident.Fingerprint) string {
 	return p.Name
 }
 
-// endpoint makes the WebRTC endpoint with the configured ICE servers;
-// TURN REST credentials are minted fresh for each session.
-func (d *Daemon) endpoint() *rtc.Endpoint {
+// endpoint makes the WebRTC endpoint with the configured ICE servers
+// (TURN REST credentials minted fresh for each session); for a browser it
+// resolves the .local names its host candidates hide behind.
+func (d *Daemon) endpoint(browser bool) *rtc.Endpoint {
 	var servers []webrtc.ICEServer
 	for _, u := range d.cfg.STUN {
 		servers = append(servers, webrtc.ICEServer{URLs: []string{u}})
@@ -53,7 +54,8 @@ func (d *Daemon) endpoint() *rtc.Endpoint {
 	for _, u := range d.cfg.TURN {
 		servers = append(servers, webrtc.ICEServer{URLs: []string{u}, Username: user, Credential: pass})
 	}
-	return rtc.NewEndpoint(rtc.Config{Certificate: rtc.Certificate(d.id.Key, d.id.Cert), ICEServers: servers, RelayOnly: d.cfg.RelayOnly, Logger: d.log})
+	return rtc.NewEndpoint(rtc.Config{Certificate: rtc.Certificate(d.id.Key, d.id.Cert), ICEServers: servers, RelayOnly: d.cfg.RelayOnly,
+		MDNSQuery: browser, Logger: d.log})
 }
 
 func orDefault(s, def string) string {
@@ -110,7 +112,7 @@ func (d *Daemon) onConnect(ctx context.Context, offer string, tlsPeer ident.Fing
 	}
 	ctx, cancel := context.WithTimeout(ctx, signalTimeout)
 	defer cancel()
-	s, answer, err := d.endpoint().Answer(ctx, offer, fp, func(dc *webrtc.DataChannel) {
+	s, answer, err := d.endpoint(false).Answer(ctx, offer, fp, func(dc *webrtc.DataChannel) {
 		rtc.Serve(dc, fp, d.cfg.Inbox, d.log)
 	})
 	if err != nil {
@@ -162,7 +164,7 @@ func (d *Daemon) Send(ctx context.Context, query, kind, name string, size int64,
 	if len(addrs) == 0 {
 		return nil, fmt.Errorf("%s is not on the LAN and has no known address", p.Name)
 	}
-	s, offer, err := d.endpoint().Offer(ctx, p.Fingerprint)
+	s, offer, err := d.endpoint(false).Offer(ctx, p.Fingerprint)
 	if err != nil {
 		return nil, err
 	}

@@ -231,6 +231,20 @@ func TestBenchFigures(t *testing.T) {
 		})
 	})
 
+	t.Run("browser_pair_ms", func(t *testing.T) {
+		requireChromium(t)
+		a, b := twoHostsWith(t, bin)
+		// The page's own clock, from navigation start to paired: browser
+		// start-up is not in it.
+		report(t, "browser_pair_ms", 5, func() float64 {
+			status, ms := browseTimed(t, b.Host, a.qr().URL, t.TempDir(), "")
+			if !strings.HasPrefix(status, "Paired with") || ms == 0 {
+				t.Fatalf("page: %q", status)
+			}
+			return ms
+		})
+	})
+
 	t.Run("qr_render_ms", func(t *testing.T) {
 		report(t, "qr_render_ms", runs, func() float64 {
 			start := time.Now()

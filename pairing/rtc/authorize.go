@@ -104,6 +104,10 @@ func AuthorizeAnswer(text string, want ident.Fingerprint) error {
 	return nil
 }
 
+// RemoteFingerprint is the one fingerprint an SDP carries (all its
+// a=fingerprint lines must agree).
+func RemoteFingerprint(text string) (ident.Fingerprint, error) { return single(text) }
+
 func single(text string) (ident.Fingerprint, error) {
 	fps, err := Fingerprints(text)
 	if err != nil {

@@ -28,7 +28,10 @@ type Config struct {
 	RelayOnly bool
 	// Loopback allows loopback candidates (tests on one host).
 	Loopback bool
-	Logger   *slog.Logger
+	// MDNSQuery resolves the peer's .local host candidates (browsers hide
+	// their addresses behind them); daemons use plain addresses.
+	MDNSQuery bool
+	Logger    *slog.Logger
 }
 
 // Endpoint makes WebRTC sessions with the device's identity.
@@ -45,6 +48,9 @@ func NewEndpoint(cfg Config) *Endpoint {
 	}
 	se := webrtc.SettingEngine{LoggerFactory: pionlog.Factory{Logger: cfg.Logger}}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	if cfg.MDNSQuery {
+		se.SetICEMulticastDNSMode(ice.MulticastDNSModeQueryOnly)
+	}
 	se.SetIncludeLoopbackCandidate(cfg.Loopback)
 	// A larger SCTP receive window than pion's 1 MiB keeps a LAN link busy
 	// during file transfers.

@@ -1,0 +1,52 @@
+package web
+
+import (
+	"io/fs"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// The page references nothing outside the daemon that serves it: no
+// scheme-qualified or protocol-relative URL, scripts only from /p/.
+func TestNothingFromElsewhere(t *testing.T) {
+	external := regexp.MustCompile(`(?i)(https?:)?//[a-z0-9.-]+\.[a-z]`)
+	fs.WalkDir(assets, ".", func(path string, d fs.DirEntry, err error) error {
+		if d.IsDir() {
+			return nil
+		}
+		b, _ := assets.ReadFile(path)
+		for _, line := range strings.Split(string(b), "\n") {
+			code, _, _ := strings.Cut(line, "// ") // comments may say anything
+			if m := external.FindString(code); m != "" {
+				t.Errorf("%s refers to %q: %s", path, m, line)
+			}
+		}
+		return nil
+	})
+	for _, src := range regexp.MustCompile(`src="([^"]+)"`).FindAllStringSubmatch(mustRead(t, "index.html"), -1) {
+		if !strings.HasPrefix(src[1], "/p/") {
+			t.Errorf("script %q not from the daemon", src[1])
+		}
+	}
+}
+
+func TestServes(t *testing.T) {
+	h := Handler()
+	for path, ctype := range map[string]string{"/p": "text/html", "/p/app.js": "text/javascript", "/p/sha256.js": "text/javascript"} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
+		if w.Code != 200 || !strings.HasPrefix(w.Header().Get("Content-Type"), ctype) || !strings.Contains(w.Header().Get("Content-Security-Policy"), "default-src 'self'") {
+			t.Errorf("%s: %d %v", path, w.Code, w.Header())
+		}
+	}
+}
+
+func mustRead(t *testing.T, name string) string {
+	b, err := assets.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
