@@ -129,6 +129,18 @@ func (d *Daemon) browserChannel(dc *webrtc.DataChannel, fp ident.Fingerprint, sr
 		dc.SendText(string(b))
 	}
 	var mu sync.Mutex // one message at a time
+	// The page's channel, for messages to it (pion keeps one OnOpen per
+	// channel, and the session has it).
+	d.mu.Lock()
+	d.pages[fp] = dc
+	d.mu.Unlock()
+	dc.OnClose(func() {
+		d.mu.Lock()
+		if d.pages[fp] == dc {
+			delete(d.pages, fp)
+		}
+		d.mu.Unlock()
+	})
 	dc.OnMessage(func(m webrtc.DataChannelMessage) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -192,4 +204,19 @@ func (d *Daemon) pairBrowser(msg browserMessage, fp ident.Fingerprint, src netip
 	d.window.Close()
 	d.log.Info("paired", "peer", fp.ID(), "name", name, "kind", KindBrowser, "from", src)
 	send(map[string]any{"t": "paired", "name": d.Name()})
+}
+
+// ErrPageClosed means the paired browser has no page open now.
+var ErrPageClosed = errors.New("the browser has no pairing page open now (a browser gets messages while its page is open)")
+
+// sendToPage delivers a text to a paired browser's open page.
+func (d *Daemon) sendToPage(fp ident.Fingerprint, text string) error {
+	d.mu.Lock()
+	dc := d.pages[fp]
+	d.mu.Unlock()
+	if dc == nil {
+		return ErrPageClosed
+	}
+	b, _ := json.Marshal(map[string]any{"t": "text", "text": text})
+	return dc.SendText(string(b))
 }

@@ -14,9 +14,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pion/webrtc/v4"
+
 	"github.com/lanpairing/pairing/discovery"
 	"github.com/lanpairing/pairing/discovery/beacon"
 	"github.com/lanpairing/pairing/internal/control"
+	"github.com/lanpairing/pairing/internal/ident"
 	"github.com/lanpairing/pairing/pairing/rtc"
 	"github.com/lanpairing/pairing/pairing/web"
 )
@@ -83,14 +86,15 @@ type Daemon struct {
 	addrs     []discovery.Address
 	stages    []discovery.Stage
 	changed   time.Time
-	acquired  chan struct{}                    // closed after the first acquisition
-	expiry    *time.Timer                      // fires when the open window's lifetime ends
-	reacquire chan struct{}                    // asks the acquisition loop to run now
-	closing   bool                             // Close has begun: goLoop starts nothing
-	sessions  []*rtc.Session                   // latest WebRTC sessions, for status
-	offers    offerLimiter                     // browser offers per source
-	observed  map[netip.Addr]discovery.Address // confirmed from peers' observations
-	told      map[string]time.Time             // observations sent, by peer and address
+	acquired  chan struct{}                             // closed after the first acquisition
+	expiry    *time.Timer                               // fires when the open window's lifetime ends
+	reacquire chan struct{}                             // asks the acquisition loop to run now
+	closing   bool                                      // Close has begun: goLoop starts nothing
+	sessions  []*rtc.Session                            // latest WebRTC sessions, for status
+	offers    offerLimiter                              // browser offers per source
+	pages     map[ident.Fingerprint]*webrtc.DataChannel // open browser pages, by browser
+	observed  map[netip.Addr]discovery.Address          // confirmed from peers' observations
+	told      map[string]time.Time                      // observations sent, by peer and address
 	// lastStatus is the STATUS= line last sent (notify goroutines only).
 	lastStatus string
 	closeOnce  sync.Once
@@ -124,7 +128,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	d := &Daemon{cfg: cfg, log: cfg.Logger, started: time.Now(), acquired: make(chan struct{}), reacquire: make(chan struct{}, 1), name: cfg.Name,
-		observed: map[netip.Addr]discovery.Address{}, told: map[string]time.Time{}, ignore: cfg.IgnoreInterfaces}
+		observed: map[netip.Addr]discovery.Address{}, told: map[string]time.Time{}, pages: map[ident.Fingerprint]*webrtc.DataChannel{}, ignore: cfg.IgnoreInterfaces}
 	// Before anything that may start work: handlers use d.ctx.
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	defer func() {

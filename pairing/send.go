@@ -148,6 +148,20 @@ func (d *Daemon) Send(ctx context.Context, query, kind, name string, size int64,
 	if err != nil {
 		return nil, err
 	}
+	if p.Kind == KindBrowser {
+		// A browser is reached through its open page, not a new connection.
+		if kind != "text" {
+			return nil, errors.New("a browser takes text messages only")
+		}
+		b, err := io.ReadAll(io.LimitReader(body, 32<<10))
+		if err == nil {
+			err = d.sendToPage(p.Fingerprint, string(b))
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &control.SendResult{Peer: p.Name, Bytes: int64(len(b)), DurationMS: msSince(start)}, nil
+	}
 	var addrs []netip.AddrPort
 	for _, tp := range d.table.Peers() {
 		if tp.Fingerprint == p.Fingerprint {

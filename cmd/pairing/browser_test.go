@@ -37,9 +37,9 @@ func browse(t *testing.T, h *lan.Host, url, profile, message string) string {
 
 // browseTimed is browse, also returning the page's own time from
 // navigation start to paired (0 when it did not pair).
-func browseTimed(t *testing.T, h *lan.Host, url, profile, message string) (string, float64) {
+func browseTimed(t *testing.T, h *lan.Host, url, profile, message string, env ...string) (string, float64) {
 	t.Helper()
-	out := h.RunTest(t, "TestHelperBrowser", "PAIR_URL="+url, "PAIR_PROFILE="+profile, "PAIR_MESSAGE="+message)
+	out := h.RunTest(t, "TestHelperBrowser", append([]string{"PAIR_URL=" + url, "PAIR_PROFILE=" + profile, "PAIR_MESSAGE=" + message}, env...)...)
 	i := strings.Index(out, "STATUS<")
 	if i < 0 {
 		t.Fatalf("no status from the page:\n%s", out)
@@ -76,8 +76,9 @@ func TestBrowserPairs(t *testing.T) {
 	})
 	// The same browser profile again, with the window closed: the same
 	// paired device (its certificate is in IndexedDB).
-	if status := browse(t, b.Host, w.URL, profile, ""); status != "Paired with “a”." {
-		t.Fatalf("page status on reload %q", status)
+	out := b.RunTest(t, "TestHelperBrowser", "PAIR_URL="+w.URL, "PAIR_PROFILE="+profile, "PAIR_BIN="+a.bin, "PAIR_SOCKET="+a.socket)
+	if !strings.Contains(out, "STATUS<Paired with “a”.>STATUS") || !strings.Contains(out, "PAGE_GOT_MESSAGE") {
+		t.Fatalf("reload and a message to the page:\n%s", out)
 	}
 	if again := a.peers(); len(again) != 1 || again[0].Fingerprint != ps[0].Fingerprint {
 		t.Fatalf("after reload: %+v", again)
@@ -86,8 +87,16 @@ func TestBrowserPairs(t *testing.T) {
 	if status := browse(t, b.Host, w.URL, t.TempDir(), ""); !strings.Contains(status, "pairing window on the device is closed") {
 		t.Fatalf("closed window: %q", status)
 	}
-	// A wrong secret in the fragment.
+	// Link and code: the page asks for the code shown on the device.
 	w2 := a.qr()
+	if status, _ := browseTimed(t, b.Host, w2.LinkURL, t.TempDir(), "", "PAIR_CODE="+w2.Code); status != "Paired with “a”." {
+		t.Fatalf("link and code: %q", status)
+	}
+	if ps := a.peers(); len(ps) != 2 {
+		t.Fatalf("after pairing by code: %+v", ps)
+	}
+	// A wrong secret in the fragment.
+	w2 = a.qr()
 	s := w2.URL[strings.Index(w2.URL, "&s=")+3:]
 	s = s[:strings.Index(s, "&")]
 	bad := strings.Replace(w2.URL, "&s="+s, "&s=AAAAAAAAAAAAAAAAAAAAAA", 1)
@@ -100,7 +109,7 @@ func TestBrowserPairs(t *testing.T) {
 	if status := browse(t, b.Host, other, t.TempDir(), ""); !strings.Contains(status, "This is not the device in the QR code") {
 		t.Fatalf("tampered fingerprint: %q", status)
 	}
-	if ps := a.peers(); len(ps) != 1 {
+	if ps := a.peers(); len(ps) != 2 {
 		t.Fatalf("a failed attempt paired something: %+v", ps)
 	}
 }
@@ -164,6 +173,18 @@ func TestHelperBrowser(t *testing.T) {
 			}
 		}
 	}
+	waitFor := func(cond string) {
+		for deadline := time.Now().Add(10 * time.Second); eval(cond) != "true"; {
+			if time.Now().After(deadline) {
+				t.Fatalf("page never got to %s; status %q", cond, eval(`document.getElementById("status").textContent`))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if code := os.Getenv("PAIR_CODE"); code != "" {
+		waitFor(`!document.getElementById("codeform").hidden`)
+		eval(fmt.Sprintf(`document.getElementById("code").value = %q; document.getElementById("codeform").requestSubmit(); "typed"`, code))
+	}
 	var status string
 	for deadline := time.Now().Add(15 * time.Second); ; {
 		status = eval(`(document.getElementById("status")||{}).textContent + "|" + (document.getElementById("status")||{}).className`)
@@ -175,6 +196,15 @@ func TestHelperBrowser(t *testing.T) {
 	if m := os.Getenv("PAIR_MESSAGE"); m != "" && strings.HasSuffix(status, "|ok") {
 		eval(fmt.Sprintf(`document.getElementById("msg").value = %q; document.getElementById("msgform").requestSubmit(); "sent"`, m))
 		time.Sleep(500 * time.Millisecond)
+	}
+	// A message from the device to the open page (pairing send).
+	if bin, sock := os.Getenv("PAIR_BIN"), os.Getenv("PAIR_SOCKET"); bin != "" && strings.HasSuffix(status, "|ok") {
+		out, err := exec.Command(bin, "send", "--socket", sock, "browser", "hi page").CombinedOutput()
+		if err != nil {
+			t.Fatalf("pairing send to the page: %v %s", err, out)
+		}
+		waitFor(`document.getElementById("status").textContent === "Message from the device: hi page"`)
+		fmt.Println("PAGE_GOT_MESSAGE")
 	}
 	text, _, _ := strings.Cut(status, "|")
 	fmt.Printf("STATUS<%s>STATUS\n", text)
