@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,23 +26,6 @@ func TestConnectRefusalsInNamespace(t *testing.T) {
 	t.Log(lan.RunInHost(t, "TestHelperConnectRefusals"))
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestHelperConnectRefusals: offers that must be refused before anything
 // is set up, and one that is accepted.
 func TestHelperConnectRefusals(t *testing.T) {
@@ -52,7 +34,7 @@ func TestHelperConnectRefusals(t *testing.T) {
 	}
 	defer goleak.VerifyNone(t)
 	dir := t.TempDir()
-	var logs lockedBuffer
+	var logs lan.SyncBuffer
 	d, err := Start(Config{StateDir: filepath.Join(dir, "d"), Socket: filepath.Join(dir, "d.sock"), Name: "d",
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {

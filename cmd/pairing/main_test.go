@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/lanpairing/pairing/internal/lan"
 	"github.com/lanpairing/pairing/internal/turncred"
 )
 
@@ -66,7 +66,7 @@ func TestTURNCredentials(t *testing.T) {
 // TestProgress: the progress line of send shows the bytes and percentage
 // as they go, and is cleared at the end.
 func TestProgress(t *testing.T) {
-	var out safeBuffer
+	var out lan.SyncBuffer
 	r, stop := progress(&out, strings.NewReader(strings.Repeat("x", 4<<20)), 4<<20)
 	defer stop()
 	r.Read(make([]byte, 1<<20))
@@ -76,21 +76,4 @@ func TestProgress(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-type safeBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *safeBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *safeBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

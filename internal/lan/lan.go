@@ -279,8 +279,8 @@ func (h *Host) RunInput(input, name string, args ...string) (stdout, stderr stri
 // Proc is a background process in a host.
 type Proc struct {
 	cmd    *exec.Cmd
-	out    syncBuffer
-	err    syncBuffer
+	out    SyncBuffer
+	err    SyncBuffer
 	done   chan struct{}
 	result error
 }
@@ -334,18 +334,22 @@ func (p *Proc) Kill() {
 // Done is closed when the process has exited.
 func (p *Proc) Done() <-chan struct{} { return p.done }
 
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer safe for one writer and readers at once
+// (a process's output, a logger's).
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+// Write appends p.
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+// String returns what was written so far.
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
