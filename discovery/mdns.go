@@ -220,12 +220,8 @@ func Browse(ctx context.Context, interfaces func() ([]net.Interface, error), log
 				if m.Unpack(buf[:n]) != nil || !m.Response {
 					continue
 				}
-				var ifname string
-				if ifi, err := net.InterfaceByIndex(ifindex); err == nil {
-					ifname = ifi.Name
-				}
 				select {
-				case packets <- packet{m, ifname, src.Addr()}:
+				case packets <- packet{m, mcast.InterfaceName(ifindex), src.Addr()}:
 				case <-ctx.Done():
 					return
 				}

@@ -31,9 +31,6 @@ const (
 	signalTimeout = 3 * time.Second
 )
 
-// ErrNotPaired means the named device is not paired.
-var ErrNotPaired = errors.New("not a paired device")
-
 func (d *Daemon) peerName(fp ident.Fingerprint) string {
 	p, _ := d.store.Get(fp)
 	return p.Name

@@ -38,11 +38,10 @@ type Server struct {
 	// OnConnect answers a WebRTC offer from the TLS peer tlsPeer.
 	OnConnect func(ctx context.Context, offer string, tlsPeer ident.Fingerprint, from netip.Addr) (string, error)
 
-	demux       *demux
-	tlsSrv      *http.Server
-	plainSrv    *http.Server
-	done        chan struct{}
-	shutdownErr error
+	demux    *demux
+	tlsSrv   *http.Server
+	plainSrv *http.Server
+	done     chan struct{}
 }
 
 // Serve starts serving ln in the background.

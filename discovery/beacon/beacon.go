@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/lanpairing/pairing/internal/mcast"
 )
 
 // Defaults. Each is a field of Config; zero values mean these.
@@ -169,7 +171,6 @@ type endpoint struct {
 	instance uint64
 	u4, u6   *socket
 	count    *counters
-	ifnames  sync.Map // interface index → name, so a packet costs no netlink dump
 }
 
 func newEndpoint(cfg Config, count *counters) (*endpoint, error) {
@@ -279,24 +280,8 @@ func (e *endpoint) readLoop(s *socket, handle func(*socket, Event)) {
 			e.count.own.Add(1)
 			continue
 		}
-		handle(s, Event{Packet: p, From: from, Interface: e.ifname(ifindex), At: time.Now()})
+		handle(s, Event{Packet: p, From: from, Interface: mcast.InterfaceName(ifindex), At: time.Now()})
 	}
-}
-
-// ifname names interface index, "" when unknown.
-func (e *endpoint) ifname(index int) string {
-	if index == 0 {
-		return ""
-	}
-	if name, ok := e.ifnames.Load(index); ok {
-		return name.(string)
-	}
-	ifi, err := net.InterfaceByIndex(index)
-	if err != nil {
-		return ""
-	}
-	e.ifnames.Store(index, ifi.Name)
-	return ifi.Name
 }
 
 // Beacon is a running beacon: it listens on the group port, answers

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
 	"syscall"
 
 	"golang.org/x/net/ipv4"
@@ -143,3 +144,22 @@ func (s *Conn) WriteTo(b []byte, dst netip.AddrPort, ifindex int) error {
 
 // Close closes the socket.
 func (s *Conn) Close() error { return s.conn.Close() }
+
+var ifnames sync.Map // interface index → name
+
+// InterfaceName names the interface with index (as Read reports it), ""
+// when unknown. Names are cached: a packet costs no netlink dump.
+func InterfaceName(index int) string {
+	if index == 0 {
+		return ""
+	}
+	if name, ok := ifnames.Load(index); ok {
+		return name.(string)
+	}
+	ifi, err := net.InterfaceByIndex(index)
+	if err != nil {
+		return ""
+	}
+	ifnames.Store(index, ifi.Name)
+	return ifi.Name
+}
