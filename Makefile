@@ -4,6 +4,7 @@ PREFIX   ?= /usr/local
 BIN      := bin/pairing
 RUN_DIR  := .run
 UNITDIR  ?= /etc/systemd/system
+SYSCTLDIR ?= /etc/sysctl.d
 VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X github.com/lanpairing/pairing/pairing.Version=$(VERSION)
 # Debian packages the tests need: ip (namespaces, veth, bridges), nft
@@ -58,12 +59,13 @@ fuzz: ## fuzz every decoder of outside input for 30 s each
 	$(GO) test -run '^$$' -fuzz '^FuzzParseConfig$$' -fuzztime 30s ./pairing
 	$(GO) test -run '^$$' -fuzz '^FuzzFingerprints$$' -fuzztime 30s ./pairing/rtc
 
-install: build ## install the binary into $(PREFIX)/bin and the systemd unit into $(UNITDIR)
+install: build ## install the binary into $(PREFIX)/bin, the systemd unit into $(UNITDIR), UDP buffer limits into $(SYSCTLDIR)
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/pairing
 	install -d $(DESTDIR)$(UNITDIR)
 	sed 's|/usr/local/bin/pairing|$(PREFIX)/bin/pairing|' cmd/pairing/systemd/pairing.service > $(DESTDIR)$(UNITDIR)/pairing.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/pairing.service
-	@echo "now: systemctl daemon-reload && systemctl enable --now pairing"
+	install -D -m 0644 cmd/pairing/systemd/60-pairing.conf $(DESTDIR)$(SYSCTLDIR)/60-pairing.conf
+	@echo "now: sysctl --system && systemctl daemon-reload && systemctl enable --now pairing"
 
 uninstall: ## remove what install put in place (not the state in /var/lib/pairing)
-	rm -f $(DESTDIR)$(PREFIX)/bin/pairing $(DESTDIR)$(UNITDIR)/pairing.service
+	rm -f $(DESTDIR)$(PREFIX)/bin/pairing $(DESTDIR)$(UNITDIR)/pairing.service $(DESTDIR)$(SYSCTLDIR)/60-pairing.conf

@@ -205,7 +205,7 @@ func TestBenchFigures(t *testing.T) {
 		})
 		file := filepath.Join(t.TempDir(), "50mb.bin")
 		os.WriteFile(file, make([]byte, 50<<20), 0o644)
-		reportUnit(t, "rtc_throughput_mbps", "Mbit/s", 3, func() float64 {
+		reportUnit(t, "rtc_throughput_mbps", "Mbit/s", 5, func() float64 {
 			res, stderr, code := a.send("b", "--file", file)
 			if code != 0 {
 				t.Fatalf("send: %s", stderr)

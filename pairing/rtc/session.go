@@ -55,6 +55,9 @@ func NewEndpoint(cfg Config) *Endpoint {
 	// A larger SCTP receive window than pion's 1 MiB keeps a LAN link busy
 	// during file transfers.
 	se.SetSCTPMaxReceiveBufferSize(sctpReceiveBuffer)
+	if n, err := newNet(cfg.Logger); err == nil {
+		se.SetNet(n)
+	}
 	if cfg.RelayOnly {
 		se.SetRelayAcceptanceMinWait(0) // relay is the only choice: take it at once
 	}
