@@ -103,11 +103,12 @@ func (d *Daemon) handleBrowserOffer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.track(s)
+	// The connection lives as long as the page: it is how the device
+	// reaches the page. A page that goes away closes it, or ICE notices.
 	d.goLoop(func(ctx context.Context) {
 		select {
 		case <-s.Done():
 		case <-ctx.Done():
-		case <-time.After(idleClose):
 		}
 		s.Close()
 	})

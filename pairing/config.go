@@ -40,6 +40,8 @@ type Settings struct {
 	Inbox      string
 	MaxFileMB  int64
 	MaxInboxMB int64
+	// ConnectionIdle closes a WebRTC connection nothing was sent on.
+	ConnectionIdle time.Duration
 }
 
 // DefaultSettings are the settings without a config file or flags.
@@ -51,6 +53,9 @@ func DefaultSettings() Settings {
 		MDNS:       true,
 		LogLevel:   "info",
 		LogFormat:  "text",
+		// ConnectionIdle: a minute spares the next send the connection
+		// set-up (~10 ms), at the cost of keep-alives while it lasts.
+		ConnectionIdle: DefaultConnectionIdle,
 	}
 }
 
@@ -93,14 +98,8 @@ var configKeys = map[string]func(s *Settings, v string) error{
 		s.Listen = v
 		return nil
 	},
-	"pair-window": func(s *Settings, v string) error {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return fmt.Errorf("%q is not a positive duration (e.g. 10m)", v)
-		}
-		s.PairWindow = d
-		return nil
-	},
+	"pair-window":     func(s *Settings, v string) error { return duration(&s.PairWindow, v) },
+	"connection-idle": func(s *Settings, v string) error { return duration(&s.ConnectionIdle, v) },
 	"ignore-interfaces": func(s *Settings, v string) error {
 		s.IgnoreInterfaces = splitList(v)
 		return nil
@@ -158,6 +157,15 @@ var configKeys = map[string]func(s *Settings, v string) error{
 		s.LogFormat = v
 		return nil
 	},
+}
+
+func duration(dst *time.Duration, v string) error {
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return fmt.Errorf("%q is not a positive duration (e.g. 10m)", v)
+	}
+	*dst = d
+	return nil
 }
 
 func positive(dst *int64, v string) error {

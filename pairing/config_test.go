@@ -23,6 +23,7 @@ turn-user = me
 turn-secret = s3cret = yes
 log-level = debug
 log-format = json
+connection-idle = 90s
 `), "test.conf", &s)
 	if err != nil {
 		t.Fatal(err)
@@ -31,7 +32,8 @@ log-format = json
 		IgnoreInterfaces: []string{"docker0", "virbr0"}, MDNS: false,
 		STUN:     []string{"stun:stun.example.net:3478"},
 		TURN:     []string{"turn:turn.example.net:3478?transport=udp", "turns:turn.example.net:5349"},
-		TURNUser: "me", TURNSecret: "s3cret = yes", LogLevel: "debug", LogFormat: "json"}
+		TURNUser: "me", TURNSecret: "s3cret = yes", LogLevel: "debug", LogFormat: "json",
+		ConnectionIdle: 90 * time.Second}
 	if !reflect.DeepEqual(s, want) {
 		t.Fatalf("got  %+v\nwant %+v", s, want)
 	}
@@ -42,6 +44,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"name = ok\nbogus = 1", "test.conf:2: bogus: unknown key"},
 		{"pair-window = 10x", "test.conf:1: pair-window: \"10x\" is not a positive duration"},
 		{"pair-window = -1m", "test.conf:1: pair-window"},
+		{"connection-idle = 0s", "test.conf:1: connection-idle: \"0s\" is not a positive duration"},
 		{"\n\nmdns = maybe", "test.conf:3: mdns: \"maybe\" is not true or false"},
 		{"listen = 41234", "test.conf:1: listen"},
 		{"stun = http://x", "test.conf:1: stun"},

@@ -54,7 +54,10 @@ type Config struct {
 	TURNUser, TURNPassword, TURNSecret string
 	RelayOnly                          bool
 	Inbox                              *Inbox
-	Logger                             *slog.Logger
+	// ConnectionIdle is how long a connection stays open with nothing
+	// sent (0: DefaultConnectionIdle); the receiver waits twice that.
+	ConnectionIdle time.Duration
+	Logger         *slog.Logger
 }
 
 // Daemon is a running pairing daemon.
@@ -91,6 +94,7 @@ type Daemon struct {
 	reacquire chan struct{}                             // asks the acquisition loop to run now
 	closing   bool                                      // Close has begun: goLoop starts nothing
 	sessions  []*rtc.Session                            // latest WebRTC sessions, for status
+	kept      map[ident.Fingerprint]*kept               // open connections for the next send, by device
 	offers    offerLimiter                              // browser offers per source
 	pages     map[ident.Fingerprint]*webrtc.DataChannel // open browser pages, by browser
 	observed  map[netip.Addr]discovery.Address          // confirmed from peers' observations
@@ -128,7 +132,8 @@ func Start(cfg Config) (_ *Daemon, err error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	d := &Daemon{cfg: cfg, log: cfg.Logger, started: time.Now(), acquired: make(chan struct{}), reacquire: make(chan struct{}, 1), name: cfg.Name,
-		observed: map[netip.Addr]discovery.Address{}, told: map[string]time.Time{}, pages: map[ident.Fingerprint]*webrtc.DataChannel{}, ignore: cfg.IgnoreInterfaces}
+		observed: map[netip.Addr]discovery.Address{}, told: map[string]time.Time{}, pages: map[ident.Fingerprint]*webrtc.DataChannel{}, ignore: cfg.IgnoreInterfaces,
+		kept: map[ident.Fingerprint]*kept{}}
 	// Before anything that may start work: handlers use d.ctx.
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	defer func() {
@@ -165,6 +170,9 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	plain.HandleFunc("POST /p/offer", d.handleBrowserOffer)
 	if d.cfg.Inbox == nil {
 		d.cfg.Inbox = &Inbox{}
+	}
+	if d.cfg.ConnectionIdle <= 0 {
+		d.cfg.ConnectionIdle = DefaultConnectionIdle
 	}
 	if d.cfg.Inbox.Dir == "" {
 		d.cfg.Inbox.Dir = filepath.Join(cfg.StateDir, "inbox")

@@ -25,11 +25,82 @@ import (
 const (
 	// keepSessions is how many WebRTC sessions status remembers.
 	keepSessions = 16
-	// idleClose closes an incoming session nothing happened on.
-	idleClose = 2 * time.Minute
+	// DefaultConnectionIdle is how long a sender keeps a connection with
+	// nothing sent on it; the receiver closes it after twice that.
+	DefaultConnectionIdle = time.Minute
 	// signalTimeout bounds one signalling call to one address.
 	signalTimeout = 3 * time.Second
+	// pingTimeout bounds the check that a kept connection still works: a
+	// LAN answers in milliseconds.
+	pingTimeout = time.Second
 )
+
+// kept is an open connection to a paired device, waiting for the next send.
+type kept struct {
+	s    *rtc.Session
+	dc   *webrtc.DataChannel
+	idle *time.Timer
+}
+
+// take removes the kept connection to fp from the pool, if there is one.
+func (d *Daemon) take(fp ident.Fingerprint) *kept {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	k := d.kept[fp]
+	if k != nil {
+		delete(d.kept, fp)
+		k.idle.Stop()
+	}
+	return k
+}
+
+// keep puts a connection that just served a send into the pool, where it
+// closes after the idle time. A second one to the same device (two sends
+// at once) is closed instead.
+func (d *Daemon) keep(fp ident.Fingerprint, s *rtc.Session, dc *webrtc.DataChannel) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closing || d.kept[fp] != nil {
+		go s.Close()
+		return
+	}
+	k := &kept{s: s, dc: dc}
+	k.idle = time.AfterFunc(d.cfg.ConnectionIdle, func() {
+		d.mu.Lock()
+		mine := d.kept[fp] == k
+		if mine {
+			delete(d.kept, fp)
+		}
+		d.mu.Unlock()
+		if mine {
+			d.log.Info("webrtc: closing idle connection", "peer", fp.ID(), "idle", d.cfg.ConnectionIdle)
+			s.Close()
+		}
+	})
+	d.kept[fp] = k
+}
+
+// reuse returns the kept connection to fp when it still answers a ping.
+func (d *Daemon) reuse(ctx context.Context, fp ident.Fingerprint) (*rtc.Session, *webrtc.DataChannel) {
+	k := d.take(fp)
+	if k == nil {
+		return nil, nil
+	}
+	select {
+	case <-k.s.Done():
+		d.log.Info("webrtc: kept connection was closed; reconnecting", "peer", fp.ID())
+	default:
+		pctx, cancel := context.WithTimeout(ctx, pingTimeout)
+		err := rtc.Ping(pctx, k.dc)
+		cancel()
+		if err == nil {
+			return k.s, k.dc
+		}
+		d.log.Info("webrtc: kept connection does not answer; reconnecting", "peer", fp.ID(), "err", err)
+	}
+	k.s.Close()
+	return nil, nil
+}
 
 func (d *Daemon) peerName(fp ident.Fingerprint) string {
 	p, _ := d.store.Get(fp)
@@ -93,6 +164,11 @@ func (d *Daemon) closeSessions() {
 	d.mu.Lock()
 	ss := d.sessions
 	d.sessions = nil
+	for fp, k := range d.kept {
+		k.idle.Stop()
+		ss = append(ss, k.s)
+		delete(d.kept, fp)
+	}
 	d.mu.Unlock()
 	for _, s := range ss {
 		s.Close()
@@ -125,21 +201,27 @@ func (d *Daemon) onConnect(ctx context.Context, offer string, tlsPeer ident.Fing
 			s.Close()
 			return
 		}
-		select {
-		case <-s.Done():
-		case <-ctx.Done():
-		case <-time.After(idleClose):
-		}
-		s.Close()
+		d.closeWhenIdle(ctx, s, 2*d.cfg.ConnectionIdle)
 	})
 	return answer, nil
 }
 
+// closeWhenIdle closes s when no message went over it for idle, or when
+// the daemon stops.
+func (d *Daemon) closeWhenIdle(ctx context.Context, s *rtc.Session, idle time.Duration) {
+	if s.WaitIdle(ctx, idle) {
+		d.log.Info("webrtc: closing idle connection", "peer", s.Peer.ID(), "idle", idle)
+	}
+	s.Close()
+}
+
 // Send delivers a text (kind "text", body the text) or a file (kind
-// "file", body its size bytes) to the paired device query names, over a
-// new WebRTC session: found by the peer table first, then its last
-// addresses.
-func (d *Daemon) Send(ctx context.Context, query, kind, name string, size int64, body io.Reader) (*control.SendResult, error) {
+// "file", body its size bytes) to the paired device query names. It uses
+// the connection kept from the last send when that still answers, else a
+// new one: the device found by the peer table first, then its last
+// addresses. The connection is kept for the next send until it has been
+// idle for Config.ConnectionIdle.
+func (d *Daemon) Send(ctx context.Context, query, kind, name string, size int64, body io.Reader) (_ *control.SendResult, err error) {
 	start := time.Now()
 	p, err := Resolve(d.store.List(), query)
 	if err != nil {
@@ -159,40 +241,21 @@ func (d *Daemon) Send(ctx context.Context, query, kind, name string, size int64,
 		}
 		return &control.SendResult{Peer: p.Name, Bytes: int64(len(b)), DurationMS: msSince(start)}, nil
 	}
-	var addrs []netip.AddrPort
-	for _, tp := range d.table.Peers() {
-		if tp.Fingerprint == p.Fingerprint {
-			for _, a := range tp.Addresses {
-				addrs = append(addrs, netip.AddrPortFrom(a, tp.Port))
-			}
+	s, dc := d.reuse(ctx, p.Fingerprint)
+	reused := s != nil
+	if !reused {
+		if s, dc, err = d.dial(ctx, p); err != nil {
+			return nil, err
 		}
 	}
-	for _, a := range p.Addresses {
-		if ap := netip.AddrPortFrom(a, p.Port); p.Port != 0 && !slices.Contains(addrs, ap) {
-			addrs = append(addrs, ap)
+	defer func() {
+		if err != nil {
+			s.Close()
+		} else {
+			d.keep(p.Fingerprint, s, dc)
 		}
-	}
-	if len(addrs) == 0 {
-		return nil, fmt.Errorf("%s is not on the LAN and has no known address", p.Name)
-	}
-	s, offer, err := d.endpoint(false).Offer(ctx, p.Fingerprint)
-	if err != nil {
-		return nil, err
-	}
-	d.track(s)
-	defer s.Close()
-	answer, err := d.signal(ctx, p.Fingerprint, addrs, offer)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.Finish(answer); err != nil {
-		return nil, err
-	}
-	dc, err := s.Channel(ctx)
-	if err != nil {
-		return nil, err
-	}
-	res := &control.SendResult{Peer: p.Name, Name: name, ConnectMS: msSince(start)}
+	}()
+	res := &control.SendResult{Peer: p.Name, Name: name, ConnectMS: msSince(start), Reused: reused}
 	switch kind {
 	case "text":
 		b, err := io.ReadAll(io.LimitReader(body, 32<<10+1))
@@ -219,8 +282,46 @@ func (d *Daemon) Send(ctx context.Context, query, kind, name string, size int64,
 	}
 	res.DurationMS = msSince(start)
 	_, res.Pair = s.Events()
-	d.log.Info("sent", "peer", p.ID, "name", p.Name, "kind", kind, "bytes", res.Bytes, "connect_ms", res.ConnectMS, "duration_ms", res.DurationMS, "pair", res.Pair)
+	d.log.Info("sent", "peer", p.ID, "name", p.Name, "kind", kind, "bytes", res.Bytes, "reused", reused, "connect_ms", res.ConnectMS, "duration_ms", res.DurationMS, "pair", res.Pair)
 	return res, nil
+}
+
+// dial opens a new connection to p, up to its open data channel.
+func (d *Daemon) dial(ctx context.Context, p PairedPeer) (*rtc.Session, *webrtc.DataChannel, error) {
+	var addrs []netip.AddrPort
+	for _, tp := range d.table.Peers() {
+		if tp.Fingerprint == p.Fingerprint {
+			for _, a := range tp.Addresses {
+				addrs = append(addrs, netip.AddrPortFrom(a, tp.Port))
+			}
+		}
+	}
+	for _, a := range p.Addresses {
+		if ap := netip.AddrPortFrom(a, p.Port); p.Port != 0 && !slices.Contains(addrs, ap) {
+			addrs = append(addrs, ap)
+		}
+	}
+	if len(addrs) == 0 {
+		return nil, nil, fmt.Errorf("%s is not on the LAN and has no known address", p.Name)
+	}
+	s, offer, err := d.endpoint(false).Offer(ctx, p.Fingerprint)
+	if err != nil {
+		return nil, nil, err
+	}
+	d.track(s)
+	answer, err := d.signal(ctx, p.Fingerprint, addrs, offer)
+	if err == nil {
+		err = s.Finish(answer)
+	}
+	var dc *webrtc.DataChannel
+	if err == nil {
+		dc, err = s.Channel(ctx)
+	}
+	if err != nil {
+		s.Close()
+		return nil, nil, err
+	}
+	return s, dc, nil
 }
 
 // signal POSTs the offer to the peer's connect endpoint (TLS pinned to its

@@ -191,15 +191,25 @@ func TestBenchFigures(t *testing.T) {
 	})
 
 	t.Run("rtc", func(t *testing.T) {
-		a, b := twoHostsWith(t, bin)
+		// a closes its connections at once, so each send connects anew;
+		// b keeps them (the default), so its sends reuse one.
+		a, b := twoHostsWith(t, bin, "--config", writeConf(t, "connection-idle = 1ms\n"))
 		b.serve()
 		if _, stderr, code := a.join(b.qr().URL); code != 0 {
 			t.Fatalf("pairing: %s", stderr)
 		}
 		report(t, "rtc_connect_ms", runs, func() float64 {
 			res, stderr, code := a.send("b", "ping")
-			if code != 0 {
-				t.Fatalf("send: exit %d: %s", code, stderr)
+			if code != 0 || res.Reused {
+				t.Fatalf("send: exit %d, reused %v: %s", code, res.Reused, stderr)
+			}
+			return res.ConnectMS
+		})
+		b.send("a", "hello")
+		report(t, "rtc_reuse_ms", runs, func() float64 {
+			res, stderr, code := b.send("a", "ping")
+			if code != 0 || !res.Reused {
+				t.Fatalf("send: exit %d, reused %v: %s", code, res.Reused, stderr)
 			}
 			return res.ConnectMS
 		})
@@ -215,7 +225,7 @@ func TestBenchFigures(t *testing.T) {
 	})
 
 	t.Run("rtc_turn_connect_ms", func(t *testing.T) {
-		conf := writeConf(t, "turn = turn:10.1.0.1:3478?transport=udp\nturn-secret = S3cret\nrelay-only = true\n")
+		conf := writeConf(t, "turn = turn:10.1.0.1:3478?transport=udp\nturn-secret = S3cret\nrelay-only = true\nconnection-idle = 1ms\n")
 		a, b := twoHostsWith(t, bin, "--config", conf)
 		startCoturn(t, a.Host, "10.1.0.1")
 		b.serve("--config", conf)
@@ -224,7 +234,7 @@ func TestBenchFigures(t *testing.T) {
 		}
 		report(t, "rtc_turn_connect_ms", runs, func() float64 {
 			res, stderr, code := a.send("b", "ping")
-			if code != 0 || !strings.Contains(res.Pair, "relay") {
+			if code != 0 || res.Reused || !strings.Contains(res.Pair, "relay") {
 				t.Fatalf("send: %s %+v", stderr, res)
 			}
 			return res.ConnectMS

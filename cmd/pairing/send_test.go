@@ -6,10 +6,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/internal/lan"
@@ -170,4 +172,72 @@ func TestSendRefusedByReceiver(t *testing.T) {
 	if _, stderr, code := a.send("nobody", "hi"); code != 1 || !strings.Contains(stderr, `no paired device matches "nobody"`) {
 		t.Fatalf("unknown peer: exit %d %s", code, stderr)
 	}
+}
+
+// TestSendConnectionLifecycle: a second send reuses the connection; a
+// receiver that died is noticed and the next send connects anew; idle
+// connections close on the sending side and, when the sender vanished, on
+// the receiving side.
+func TestSendConnectionLifecycle(t *testing.T) {
+	aConf := writeConf(t, "connection-idle = 5s\n")
+	bConf := writeConf(t, "connection-idle = 1s\n") // b closes after 2 s
+	a, b := twoHosts(t, "--config", aConf)
+	b.serve("--config", bConf)
+	if _, stderr, code := a.join(b.qr().URL); code != 0 {
+		t.Fatalf("pairing a with b: %s", stderr)
+	}
+	send := func(text string) control.SendResult {
+		t.Helper()
+		res, stderr, code := a.send("b", text)
+		if code != 0 {
+			t.Fatalf("send %q: exit %d: %s", text, code, stderr)
+		}
+		return res
+	}
+	if one, two := send("one"), send("two"); one.Reused || !two.Reused {
+		t.Fatalf("first send reused %v, second reused %v; want a new connection, then the same", one.Reused, two.Reused)
+	}
+	if st, _ := a.status(); len(st.Connections) != 1 {
+		t.Fatalf("a made %d connections for two sends: %s", len(st.Connections), st.raw)
+	}
+
+	// b crashes and comes back: the kept connection looks open to a (ICE
+	// has not noticed yet) but does not answer.
+	b.daemon.Kill()
+	if strings.Contains(b.daemon.Stderr(), "WARNING: DATA RACE") {
+		t.Errorf("data race in b's first daemon:\n%s", b.daemon.Stderr())
+	}
+	b.serve("--config", bConf)
+	if three := send("three"); three.Reused {
+		t.Fatal("the send after b's restart claims to reuse the dead connection")
+	}
+	if !strings.Contains(a.daemon.Stderr(), "webrtc: kept connection") {
+		t.Errorf("a did not log why it reconnected:\n%s", a.daemon.Stderr())
+	}
+	var texts []string
+	for _, it := range b.inbox() {
+		texts = append(texts, it.Text)
+	}
+	if strings.Join(texts, ",") != "one,two,three" {
+		t.Fatalf("b's inbox: %q", texts)
+	}
+
+	// Idle on a's side: closed after 5 s, and the next send connects anew.
+	lan.Eventually(t, 15*time.Second, func() error {
+		if !strings.Contains(a.daemon.Stderr(), "webrtc: closing idle connection") {
+			return errors.New("a has not closed its idle connection")
+		}
+		return nil
+	})
+	if four := send("four"); four.Reused {
+		t.Fatal("the send after the idle close claims to reuse the connection")
+	}
+	// The sender vanishes: b closes the connection once idle for 2 s.
+	a.daemon.Kill()
+	lan.Eventually(t, 15*time.Second, func() error {
+		if !strings.Contains(b.daemon.Stderr(), "webrtc: closing idle connection") {
+			return errors.New("b has not closed the connection of the vanished sender")
+		}
+		return nil
+	})
 }

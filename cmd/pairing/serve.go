@@ -70,7 +70,8 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	cfg := pairing.Config{StateDir: *stateDir, Socket: *socket, Listen: s.Listen, Name: s.Name, Logger: log, LogLevel: level,
 		Open: *open, PairWindow: s.PairWindow, IgnoreInterfaces: s.IgnoreInterfaces, NoMDNS: !s.MDNS,
 		STUN: s.STUN, TURN: s.TURN, TURNUser: s.TURNUser, TURNPassword: s.TURNPassword, TURNSecret: s.TURNSecret,
-		RelayOnly: s.RelayOnly, Inbox: &pairing.Inbox{Dir: s.Inbox, MaxFile: s.MaxFileMB << 20, MaxTotal: s.MaxInboxMB << 20}}
+		RelayOnly: s.RelayOnly, Inbox: &pairing.Inbox{Dir: s.Inbox, MaxFile: s.MaxFileMB << 20, MaxTotal: s.MaxInboxMB << 20},
+		ConnectionIdle: s.ConnectionIdle}
 	if colorOK(stderr) {
 		cfg.OnWindow = func(w control.Window, open bool) {
 			if !open {

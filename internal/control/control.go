@@ -69,11 +69,14 @@ type ConnEvent struct {
 
 // SendResult is a delivered message or file.
 type SendResult struct {
-	Peer       string  `json:"peer"`
-	Name       string  `json:"name"`
-	Bytes      int64   `json:"bytes"`
-	SHA256     string  `json:"sha256,omitempty"`
+	Peer   string `json:"peer"`
+	Name   string `json:"name"`
+	Bytes  int64  `json:"bytes"`
+	SHA256 string `json:"sha256,omitempty"`
+	// ConnectMS is the time to an open data channel: a new connection,
+	// or the check that a kept one (Reused) still answers.
 	ConnectMS  float64 `json:"connect_ms"`
+	Reused     bool    `json:"reused"`
 	DurationMS float64 `json:"duration_ms"`
 	Pair       string  `json:"selected_pair,omitempty"`
 }

@@ -176,6 +176,40 @@ func (s *Session) setChannel(dc *webrtc.DataChannel) {
 // Done is closed when the connection failed or was closed.
 func (s *Session) Done() <-chan struct{} { return s.closed }
 
+// messages counts the data-channel messages sent and received so far.
+func (s *Session) messages() uint64 {
+	var n uint64
+	for _, st := range s.pc.GetStats() {
+		if d, ok := st.(webrtc.DataChannelStats); ok {
+			n += uint64(d.MessagesSent) + uint64(d.MessagesReceived)
+		}
+	}
+	return n
+}
+
+// WaitIdle returns when the connection closed, ctx ended, or no
+// data-channel message went either way for idle. It reports whether the
+// connection went idle.
+func (s *Session) WaitIdle(ctx context.Context, idle time.Duration) bool {
+	t := time.NewTicker(max(idle/4, 50*time.Millisecond))
+	defer t.Stop()
+	last, since := s.messages(), time.Now()
+	for {
+		select {
+		case <-s.closed:
+			return false
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			if n := s.messages(); n != last {
+				last, since = n, time.Now()
+			} else if time.Since(since) >= idle {
+				return true
+			}
+		}
+	}
+}
+
 // Close closes the connection. It is safe to call twice.
 func (s *Session) Close() error {
 	err := s.pc.Close()

@@ -159,3 +159,45 @@ func TestNoLeakAfterCycles(t *testing.T) {
 	}
 	goleak.VerifyNone(t, goleak.IgnoreCurrent())
 }
+
+// TestPingAndIdle: a ping is answered; WaitIdle does not fire while
+// messages flow, and fires once they stop.
+func TestPingAndIdle(t *testing.T) {
+	ea, eb, a, b := endpoints(t)
+	sa, sb := connect(t, ea, eb, a, b, &memSink{files: map[string][]byte{}})
+	defer sa.Close()
+	defer sb.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	dc, err := sa.Channel(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Ping(ctx, dc); err != nil {
+		t.Fatal(err)
+	}
+	const idle = time.Second
+	busy := time.Now()
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(idle / 5):
+				Ping(ctx, dc)
+			}
+		}
+	}()
+	time.AfterFunc(3*idle, func() { close(stop) })
+	if !sb.WaitIdle(ctx, idle) {
+		t.Fatal("WaitIdle returned without the connection going idle")
+	}
+	if took := time.Since(busy); took < 3*idle {
+		t.Fatalf("idle after %s, while pings still flowed for %s", took, 3*idle)
+	}
+	sa.Close()
+	if sb.WaitIdle(ctx, time.Hour) {
+		t.Fatal("WaitIdle says idle for a closed connection")
+	}
+}

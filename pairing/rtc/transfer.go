@@ -21,6 +21,7 @@ import (
 // The data channel protocol: JSON control messages (text) and file bytes
 // (binary).
 //
+//	sender → {"t":"ping"}                              ← {"t":"pong"}
 //	sender → {"t":"text","text":…}                     ← {"t":"ack","ok":…}
 //	sender → {"t":"file","name":…,"size":…}            ← {"t":"ready"} or {"t":"ack","ok":false,…}
 //	sender → binary chunks …, {"t":"end","sha256":…}   ← {"t":"ack","ok":…,"error":…}
@@ -115,6 +116,23 @@ func ackErr(m message) error {
 		return nil
 	}
 	return fmt.Errorf("%w: %s", ErrRefused, m.Error)
+}
+
+// Ping checks that the receiver still answers on dc (a kept connection
+// whose peer went away looks open until ICE times out, seconds later).
+func Ping(ctx context.Context, dc *webrtc.DataChannel) error {
+	s := newSender(dc)
+	if err := s.send(message{T: "ping"}); err != nil {
+		return err
+	}
+	m, err := s.reply(ctx)
+	if err != nil {
+		return err
+	}
+	if m.T != "pong" {
+		return fmt.Errorf("unexpected answer %q to a ping", m.T)
+	}
+	return nil
 }
 
 // SendText delivers a text message and waits for the receiver's ack.
@@ -232,6 +250,8 @@ func Serve(dc *webrtc.DataChannel, from ident.Fingerprint, sink Sink, log *slog.
 			return
 		}
 		switch msg.T {
+		case "ping":
+			send(message{T: "pong"})
 		case "text":
 			ack(sink.Text(from, msg.Text))
 		case "file":
