@@ -117,12 +117,21 @@ func CheckFileName(name string) error {
 	return fmt.Errorf("%w: %q", ErrBadFileName, name)
 }
 
+// SetLimits changes the size limits (0: the default) for the next files.
+func (in *Inbox) SetLimits(maxFile, maxTotal int64) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.MaxFile, in.MaxTotal = maxFile, maxTotal
+}
+
 // File starts receiving a file: checked name, size within the limits.
 func (in *Inbox) File(from ident.Fingerprint, name string, size int64) (rtc.FileWriter, error) {
 	if err := CheckFileName(name); err != nil {
 		return nil, err
 	}
+	in.mu.Lock()
 	maxFile, maxTotal := in.MaxFile, in.MaxTotal
+	in.mu.Unlock()
 	if maxFile == 0 {
 		maxFile = DefaultMaxFile
 	}

@@ -1,10 +1,12 @@
 package pairing
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -66,7 +68,32 @@ func (d *Daemon) Reconfigure(s Settings) (restart []string) {
 	if s.MDNS == d.cfg.NoMDNS {
 		restart = append(restart, "mdns")
 	}
+	if inbox := cmp.Or(s.Inbox, filepath.Join(d.cfg.StateDir, "inbox")); inbox != d.cfg.Inbox.Dir {
+		restart = append(restart, "inbox")
+	}
+	d.cfg.Inbox.SetLimits(s.MaxFileMB<<20, s.MaxInboxMB<<20)
+	d.reconfigureWebRTC(s)
 	return restart
+}
+
+// reconfigureWebRTC applies the WebRTC settings to the next connections.
+// Kept connections close, so the next send uses the new settings.
+func (d *Daemon) reconfigureWebRTC(s Settings) {
+	d.mu.Lock()
+	c := &d.cfg
+	changed := !slices.Equal(c.STUN, s.STUN) || !slices.Equal(c.TURN, s.TURN) || c.TURNUser != s.TURNUser ||
+		c.TURNPassword != s.TURNPassword || c.TURNSecret != s.TURNSecret || c.RelayOnly != s.RelayOnly
+	c.STUN, c.TURN, c.TURNUser, c.TURNPassword, c.TURNSecret, c.RelayOnly = s.STUN, s.TURN, s.TURNUser, s.TURNPassword, s.TURNSecret, s.RelayOnly
+	if s.ConnectionIdle > 0 {
+		c.ConnectionIdle = s.ConnectionIdle
+	}
+	d.mu.Unlock()
+	if changed {
+		d.log.Info("webrtc settings changed; closing kept connections", "stun", len(s.STUN), "turn", len(s.TURN), "relay_only", s.RelayOnly)
+		for _, ss := range d.dropKept() {
+			ss.Close()
+		}
+	}
 }
 
 // Reacquire asks for a new own-address acquisition now.

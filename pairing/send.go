@@ -65,7 +65,8 @@ func (d *Daemon) keep(fp ident.Fingerprint, s *rtc.Session, dc *webrtc.DataChann
 		return
 	}
 	k := &kept{s: s, dc: dc}
-	k.idle = time.AfterFunc(d.cfg.ConnectionIdle, func() {
+	idle := d.cfg.ConnectionIdle
+	k.idle = time.AfterFunc(idle, func() {
 		d.mu.Lock()
 		mine := d.kept[fp] == k
 		if mine {
@@ -73,7 +74,7 @@ func (d *Daemon) keep(fp ident.Fingerprint, s *rtc.Session, dc *webrtc.DataChann
 		}
 		d.mu.Unlock()
 		if mine {
-			d.log.Info("webrtc: closing idle connection", "peer", fp.ID(), "idle", d.cfg.ConnectionIdle)
+			d.log.Info("webrtc: closing idle connection", "peer", fp.ID(), "idle", idle)
 			s.Close()
 		}
 	})
@@ -111,19 +112,29 @@ func (d *Daemon) peerName(fp ident.Fingerprint) string {
 // (TURN REST credentials minted fresh for each session); for a browser it
 // resolves the .local names its host candidates hide behind.
 func (d *Daemon) endpoint(browser bool) *rtc.Endpoint {
+	d.mu.Lock()
+	cfg := d.cfg // a config reload changes the WebRTC settings
+	d.mu.Unlock()
 	var servers []webrtc.ICEServer
-	for _, u := range d.cfg.STUN {
+	for _, u := range cfg.STUN {
 		servers = append(servers, webrtc.ICEServer{URLs: []string{u}})
 	}
-	user, pass := d.cfg.TURNUser, d.cfg.TURNPassword
-	if d.cfg.TURNSecret != "" {
-		user, pass = turncred.Mint(d.cfg.TURNSecret, orDefault(d.cfg.TURNUser, "pairing"), 24*time.Hour, time.Now())
+	user, pass := cfg.TURNUser, cfg.TURNPassword
+	if cfg.TURNSecret != "" {
+		user, pass = turncred.Mint(cfg.TURNSecret, orDefault(cfg.TURNUser, "pairing"), 24*time.Hour, time.Now())
 	}
-	for _, u := range d.cfg.TURN {
+	for _, u := range cfg.TURN {
 		servers = append(servers, webrtc.ICEServer{URLs: []string{u}, Username: user, Credential: pass})
 	}
-	return rtc.NewEndpoint(rtc.Config{Certificate: rtc.Certificate(d.id.Key, d.id.Cert), ICEServers: servers, RelayOnly: d.cfg.RelayOnly,
+	return rtc.NewEndpoint(rtc.Config{Certificate: rtc.Certificate(d.id.Key, d.id.Cert), ICEServers: servers, RelayOnly: cfg.RelayOnly,
 		MDNSQuery: browser, Logger: d.log})
+}
+
+// connectionIdle is the live connection-idle setting.
+func (d *Daemon) connectionIdle() time.Duration {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg.ConnectionIdle
 }
 
 func orDefault(s, def string) string {
@@ -164,15 +175,23 @@ func (d *Daemon) closeSessions() {
 	d.mu.Lock()
 	ss := d.sessions
 	d.sessions = nil
+	d.mu.Unlock()
+	for _, s := range append(ss, d.dropKept()...) {
+		s.Close()
+	}
+}
+
+// dropKept empties the pool of kept connections and returns them.
+func (d *Daemon) dropKept() []*rtc.Session {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var ss []*rtc.Session
 	for fp, k := range d.kept {
 		k.idle.Stop()
 		ss = append(ss, k.s)
 		delete(d.kept, fp)
 	}
-	d.mu.Unlock()
-	for _, s := range ss {
-		s.Close()
-	}
+	return ss
 }
 
 // onConnect answers a paired device's offer. Before anything is set up,
@@ -201,7 +220,7 @@ func (d *Daemon) onConnect(ctx context.Context, offer string, tlsPeer ident.Fing
 			s.Close()
 			return
 		}
-		d.closeWhenIdle(ctx, s, 2*d.cfg.ConnectionIdle)
+		d.closeWhenIdle(ctx, s, 2*d.connectionIdle())
 	})
 	return answer, nil
 }

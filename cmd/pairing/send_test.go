@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -240,4 +241,51 @@ func TestSendConnectionLifecycle(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestSendSettingsReload: SIGHUP applies the inbox limits and the WebRTC
+// settings to the next send (closing the kept connection), and says which
+// setting needs a restart.
+func TestSendSettingsReload(t *testing.T) {
+	aConf, bConf := writeConf(t, "name = a\n"), writeConf(t, "name = b\n")
+	a, b := twoHosts(t, "--config", aConf)
+	b.serve("--config", bConf)
+	if _, stderr, code := a.join(b.qr().URL); code != 0 {
+		t.Fatalf("pairing a with b: %s", stderr)
+	}
+	file := filepath.Join(t.TempDir(), "two.bin")
+	os.WriteFile(file, make([]byte, 2<<20), 0o644)
+	if _, stderr, code := a.send("b", "--file", file); code != 0 {
+		t.Fatalf("send before the reload: %s", stderr)
+	}
+	reload := func(n *node, conf, text string, reloads int) {
+		t.Helper()
+		os.WriteFile(conf, []byte(text), 0o644)
+		n.daemon.Signal(syscall.SIGHUP)
+		lan.Eventually(t, 5*time.Second, func() error {
+			if strings.Count(n.daemon.Stderr(), "config reloaded") < reloads {
+				return errors.New("not reloaded yet")
+			}
+			return nil
+		})
+	}
+	reload(b, bConf, "name = b\nmax-file-mb = 1\ninbox = /nonexistent/elsewhere\n", 1)
+	if _, stderr, code := a.send("b", "--file", file); code != 1 || !strings.Contains(stderr, "file too large") {
+		t.Fatalf("after b's reload with max-file-mb = 1: exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(b.daemon.Stderr(), `msg="setting changed but needs a restart" key=inbox`) {
+		t.Errorf("b did not say the inbox needs a restart:\n%s", b.daemon.Stderr())
+	}
+	// a keeps a direct connection (the refused file closed the last
+	// one); relay-only with no TURN server must refuse the next send
+	// rather than reuse it.
+	for i := range 2 {
+		if res, stderr, code := a.send("b", "hi"); code != 0 || res.Reused != (i == 1) {
+			t.Fatalf("text %d: exit %d, reused %v: %s", i, code, res.Reused, stderr)
+		}
+	}
+	reload(a, aConf, "name = a\nrelay-only = true\n", 1)
+	if _, stderr, code := a.send("b", "hi"); code != 1 || !strings.Contains(stderr, "no TURN relay candidate") {
+		t.Fatalf("after a's reload with relay-only: exit %d: %s", code, stderr)
+	}
 }
