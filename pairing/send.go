@@ -30,6 +30,8 @@ const (
 	DefaultConnectionIdle = time.Minute
 	// signalTimeout bounds one signalling call to one address.
 	signalTimeout = 3 * time.Second
+	// maxText bounds a text message; larger ones go as files.
+	maxText = 32 << 10
 	// pingTimeout bounds the check that a kept connection still works: a
 	// LAN answers in milliseconds.
 	pingTimeout = time.Second
@@ -246,19 +248,32 @@ func (d *Daemon) Send(ctx context.Context, query, kind, name string, size int64,
 	if err != nil {
 		return nil, err
 	}
-	if p.Kind == KindBrowser {
-		// A browser is reached through its open page, not a new connection.
-		if kind != "text" {
-			return nil, errors.New("a browser takes text messages only")
-		}
-		b, err := io.ReadAll(io.LimitReader(body, 32<<10))
-		if err == nil {
-			err = d.sendToPage(p.Fingerprint, string(b))
-		}
-		if err != nil {
+	// What is wrong with the request is said before connecting.
+	var text []byte
+	switch kind {
+	case "text":
+		if text, err = io.ReadAll(io.LimitReader(body, maxText+1)); err != nil {
 			return nil, err
 		}
-		return &control.SendResult{Peer: p.Name, Bytes: int64(len(b)), DurationMS: msSince(start)}, nil
+		if len(text) > maxText {
+			return nil, errors.New("a text message is at most 32 KiB; send a file instead")
+		}
+	case "file":
+		if p.Kind == KindBrowser {
+			return nil, errors.New("a browser takes text messages only")
+		}
+		if err := CheckFileName(name); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("unknown kind %q", kind)
+	}
+	if p.Kind == KindBrowser {
+		// A browser is reached through its open page, not a new connection.
+		if err := d.sendToPage(p.Fingerprint, string(text)); err != nil {
+			return nil, err
+		}
+		return &control.SendResult{Peer: p.Name, Bytes: int64(len(text)), DurationMS: msSince(start)}, nil
 	}
 	s, dc := d.reuse(ctx, p.Fingerprint)
 	reused := s != nil
@@ -275,29 +290,16 @@ func (d *Daemon) Send(ctx context.Context, query, kind, name string, size int64,
 		}
 	}()
 	res := &control.SendResult{Peer: p.Name, Name: name, ConnectMS: msSince(start), Reused: reused}
-	switch kind {
-	case "text":
-		b, err := io.ReadAll(io.LimitReader(body, 32<<10+1))
-		if err != nil {
+	if kind == "text" {
+		if err := rtc.SendText(ctx, dc, string(text)); err != nil {
 			return nil, err
 		}
-		if len(b) > 32<<10 {
-			return nil, errors.New("a text message is at most 32 KiB; send a file instead")
-		}
-		if err := rtc.SendText(ctx, dc, string(b)); err != nil {
-			return nil, err
-		}
-		res.Bytes = int64(len(b))
-	case "file":
-		if err := CheckFileName(name); err != nil {
-			return nil, err
-		}
+		res.Bytes = int64(len(text))
+	} else {
 		if res.SHA256, err = rtc.SendFile(ctx, dc, name, size, body, nil); err != nil {
 			return nil, err
 		}
 		res.Bytes = size
-	default:
-		return nil, fmt.Errorf("unknown kind %q", kind)
 	}
 	res.DurationMS = msSince(start)
 	_, res.Pair = s.Events()

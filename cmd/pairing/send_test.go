@@ -169,6 +169,14 @@ func TestSendRefusedByReceiver(t *testing.T) {
 	if !strings.Contains(b.daemon.Stderr(), "inbox: file refused") {
 		t.Error("the refusal was not logged")
 	}
+	// A bad request is refused before connecting.
+	before, _ := a.status()
+	if _, stderr, code := a.send("b", strings.Repeat("x", 33<<10)); code != 1 || !strings.Contains(stderr, "at most 32 KiB") {
+		t.Fatalf("33 KiB text: exit %d %s", code, stderr)
+	}
+	if after, _ := a.status(); len(after.Connections) != len(before.Connections) {
+		t.Fatalf("a connected for a text it refuses: %d connections, then %d", len(before.Connections), len(after.Connections))
+	}
 	// Not paired: refused before anything is set up.
 	if _, stderr, code := a.send("nobody", "hi"); code != 1 || !strings.Contains(stderr, `no paired device matches "nobody"`) {
 		t.Fatalf("unknown peer: exit %d %s", code, stderr)
