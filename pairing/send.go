@@ -93,6 +93,10 @@ func (d *Daemon) reuse(ctx context.Context, fp ident.Fingerprint) (*rtc.Session,
 	case <-k.s.Done():
 		d.log.Info("webrtc: kept connection was closed; reconnecting", "peer", fp.ID())
 	default:
+		if k.dc.ReadyState() != webrtc.DataChannelStateOpen {
+			d.log.Info("webrtc: kept connection was closed; reconnecting", "peer", fp.ID(), "channel", k.dc.ReadyState().String())
+			break
+		}
 		pctx, cancel := context.WithTimeout(ctx, pingTimeout)
 		err := rtc.Ping(pctx, k.dc)
 		cancel()

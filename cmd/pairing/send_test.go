@@ -184,7 +184,8 @@ func TestSendRefusedByReceiver(t *testing.T) {
 }
 
 // TestSendConnectionLifecycle: a second send reuses the connection; a
-// receiver that died is noticed and the next send connects anew; idle
+// receiver that died or stopped is noticed and the next send connects
+// anew; idle
 // connections close on the sending side and, when the sender vanished, on
 // the receiving side.
 func TestSendConnectionLifecycle(t *testing.T) {
@@ -231,6 +232,23 @@ func TestSendConnectionLifecycle(t *testing.T) {
 		t.Fatalf("b's inbox: %q", texts)
 	}
 
+	// b stops cleanly: the connection closes on a's side at once, and the
+	// next send connects anew without waiting for a ping.
+	b.daemon.Stop()
+	b.serve("--config", bConf)
+	if four := send("four"); four.Reused {
+		t.Fatal("the send after b's clean restart claims to reuse the closed connection")
+	}
+	var timeouts int
+	for _, l := range strings.Split(a.daemon.Stderr(), "\n") {
+		if strings.Contains(l, "webrtc: kept connection") && strings.Contains(l, "deadline exceeded") {
+			timeouts++
+		}
+	}
+	if timeouts != 1 {
+		t.Errorf("a waited for %d pings (want 1, after the kill); it should see at once that b closed the connection:\n%s", timeouts, a.daemon.Stderr())
+	}
+
 	// Idle on a's side: closed after 5 s, and the next send connects anew.
 	lan.Eventually(t, 15*time.Second, func() error {
 		if !strings.Contains(a.daemon.Stderr(), "webrtc: closing idle connection") {
@@ -238,7 +256,7 @@ func TestSendConnectionLifecycle(t *testing.T) {
 		}
 		return nil
 	})
-	if four := send("four"); four.Reused {
+	if five := send("five"); five.Reused {
 		t.Fatal("the send after the idle close claims to reuse the connection")
 	}
 	// The sender vanishes: b closes the connection once idle for 2 s.
