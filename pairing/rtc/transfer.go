@@ -202,92 +202,98 @@ func SendFile(ctx context.Context, dc *webrtc.DataChannel, name string, size int
 // before the channel opens (Answer's onChannel). It returns at once; the
 // work happens in the channel's callbacks.
 func Serve(dc *webrtc.DataChannel, from ident.Fingerprint, sink Sink, log *slog.Logger) {
-	var (
-		mu   sync.Mutex
-		w    FileWriter
-		h    hash.Hash
-		got  int64
-		want int64
-		bad  error // the file is refused; its bytes are dropped
-	)
-	send := func(m message) {
-		b, _ := json.Marshal(m)
-		dc.SendText(string(b))
-	}
-	ack := func(err error) {
-		if err != nil {
-			send(message{T: "ack", Error: err.Error()})
-			return
-		}
-		send(message{T: "ack", OK: true})
-	}
+	var mu sync.Mutex
+	r := &receiver{from: from, sink: sink, log: log}
 	dc.OnMessage(func(m webrtc.DataChannelMessage) {
 		mu.Lock()
 		defer mu.Unlock()
-		if !m.IsString {
-			if w == nil || bad != nil {
-				return
-			}
-			got += int64(len(m.Data))
-			if got > want {
-				bad = fmt.Errorf("more bytes than announced (%d)", want)
-				w.Abort()
-				ack(bad)
-				return
-			}
-			if _, err := w.Write(m.Data); err != nil {
-				bad = err
-				w.Abort()
-				ack(err)
-				return
-			}
-			h.Write(m.Data)
-			return
-		}
-		var msg message
-		if len(m.Data) > maxControl || json.Unmarshal(m.Data, &msg) != nil {
-			ack(errors.New("malformed message"))
-			return
-		}
-		switch msg.T {
-		case "ping":
-			send(message{T: "pong"})
-		case "text":
-			ack(sink.Text(from, msg.Text))
-		case "file":
-			if w != nil && bad == nil {
-				w.Abort()
-			}
-			w, h, got, want, bad = nil, sha256.New(), 0, msg.Size, nil
-			fw, err := sink.File(from, msg.Name, msg.Size)
-			if err != nil {
-				bad = err
-				log.Warn("inbox: file refused", "from", from.ID(), "name", msg.Name, "size", msg.Size, "err", err)
-				ack(err)
-				return
-			}
-			w = fw
-			send(message{T: "ready"})
-		case "end":
-			if bad != nil || w == nil {
-				return // already answered
-			}
-			var err error
-			switch sum := hex.EncodeToString(h.Sum(nil)); {
-			case got != want:
-				err = fmt.Errorf("got %d bytes, announced %d", got, want)
-			case sum != msg.SHA256:
-				err = fmt.Errorf("SHA-256 mismatch: got %s, sender says %s", sum, msg.SHA256)
-			}
-			if err == nil {
-				err = w.Commit(msg.SHA256)
-			} else {
-				w.Abort()
-			}
-			w = nil
-			ack(err)
-		default:
-			ack(fmt.Errorf("unknown message %q", msg.T))
+		for _, reply := range r.handle(m.IsString, m.Data) {
+			b, _ := json.Marshal(reply)
+			dc.SendText(string(b))
 		}
 	})
+}
+
+// receiver is the receiving side of the protocol: one file at a time.
+type receiver struct {
+	from ident.Fingerprint
+	sink Sink
+	log  *slog.Logger
+	w    FileWriter
+	h    hash.Hash
+	got  int64
+	want int64
+	bad  error // the file is refused; its bytes are dropped
+}
+
+func ack(err error) message {
+	if err != nil {
+		return message{T: "ack", Error: err.Error()}
+	}
+	return message{T: "ack", OK: true}
+}
+
+// handle takes one message of the peer and returns the replies.
+func (r *receiver) handle(isString bool, data []byte) []message {
+	if !isString {
+		if r.w == nil || r.bad != nil {
+			return nil
+		}
+		r.got += int64(len(data))
+		if r.got > r.want {
+			r.bad = fmt.Errorf("more bytes than announced (%d)", r.want)
+			r.w.Abort()
+			return []message{ack(r.bad)}
+		}
+		if _, err := r.w.Write(data); err != nil {
+			r.bad = err
+			r.w.Abort()
+			return []message{ack(err)}
+		}
+		r.h.Write(data)
+		return nil
+	}
+	var msg message
+	if len(data) > maxControl || json.Unmarshal(data, &msg) != nil {
+		return []message{ack(errors.New("malformed message"))}
+	}
+	switch msg.T {
+	case "ping":
+		return []message{{T: "pong"}}
+	case "text":
+		return []message{ack(r.sink.Text(r.from, msg.Text))}
+	case "file":
+		if r.w != nil && r.bad == nil {
+			r.w.Abort()
+		}
+		r.w, r.h, r.got, r.want, r.bad = nil, sha256.New(), 0, msg.Size, nil
+		fw, err := r.sink.File(r.from, msg.Name, msg.Size)
+		if err != nil {
+			r.bad = err
+			r.log.Warn("inbox: file refused", "from", r.from.ID(), "name", msg.Name, "size", msg.Size, "err", err)
+			return []message{ack(err)}
+		}
+		r.w = fw
+		return []message{{T: "ready"}}
+	case "end":
+		if r.bad != nil || r.w == nil {
+			return nil // already answered
+		}
+		var err error
+		switch sum := hex.EncodeToString(r.h.Sum(nil)); {
+		case r.got != r.want:
+			err = fmt.Errorf("got %d bytes, announced %d", r.got, r.want)
+		case sum != msg.SHA256:
+			err = fmt.Errorf("SHA-256 mismatch: got %s, sender says %s", sum, msg.SHA256)
+		}
+		if err == nil {
+			err = r.w.Commit(msg.SHA256)
+		} else {
+			r.w.Abort()
+		}
+		r.w = nil
+		return []message{ack(err)}
+	default:
+		return []message{ack(fmt.Errorf("unknown message %q", msg.T))}
+	}
 }
