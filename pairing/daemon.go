@@ -178,6 +178,9 @@ func Start(cfg Config) (_ *Daemon, err error) {
 		d.cfg.Inbox.Dir = filepath.Join(cfg.StateDir, "inbox")
 	}
 	d.cfg.Inbox.NameOf = d.peerName
+	if n := d.cfg.Inbox.RemovePartial(); n > 0 {
+		d.log.Warn("inbox: removed partial files of transfers a crash interrupted", "count", n, "dir", d.cfg.Inbox.Dir)
+	}
 	d.server = &Server{Identity: d.id, Window: d.window, Store: d.store, Name: d.Name, Plain: plain, Self: d.ips, Logger: d.log,
 		OnObserved: d.onObserved, OnConnect: d.onConnect}
 

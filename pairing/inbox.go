@@ -32,6 +32,7 @@ const (
 	// DefaultMaxInbox: a cap so a paired device cannot fill the disk.
 	DefaultMaxInbox = 16 << 30
 	inboxLog        = "inbox.jsonl"
+	incomingPrefix  = ".incoming-"
 	maxNameLen      = 200
 )
 
@@ -124,6 +125,20 @@ func (in *Inbox) SetLimits(maxFile, maxTotal int64) {
 	in.MaxFile, in.MaxTotal = maxFile, maxTotal
 }
 
+// RemovePartial removes the partial files a crash left behind (files
+// being received live under a hidden temporary name until complete). It
+// returns how many it removed.
+func (in *Inbox) RemovePartial() int {
+	partial, _ := filepath.Glob(filepath.Join(in.Dir, incomingPrefix+"*"))
+	n := 0
+	for _, p := range partial {
+		if os.Remove(p) == nil {
+			n++
+		}
+	}
+	return n
+}
+
 // File starts receiving a file: checked name, size within the limits.
 func (in *Inbox) File(from ident.Fingerprint, name string, size int64) (rtc.FileWriter, error) {
 	if err := CheckFileName(name); err != nil {
@@ -147,7 +162,7 @@ func (in *Inbox) File(from ident.Fingerprint, name string, size int64) (rtc.File
 	if used := dirSize(in.Dir); used+size > maxTotal {
 		return nil, fmt.Errorf("%w: %d bytes used of %d, the file needs %d", ErrInboxFull, used, maxTotal, size)
 	}
-	f, err := os.CreateTemp(in.Dir, ".incoming-*")
+	f, err := os.CreateTemp(in.Dir, incomingPrefix+"*")
 	if err != nil {
 		return nil, err
 	}

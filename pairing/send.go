@@ -294,6 +294,8 @@ func (d *Daemon) Send(ctx context.Context, query, kind, name string, size int64,
 		}
 	}()
 	res := &control.SendResult{Peer: p.Name, Name: name, ConnectMS: msSince(start), Reused: reused}
+	ctx, cancel := s.Bind(ctx) // a receiver that vanishes ends the send
+	defer cancel()
 	if kind == "text" {
 		if err := rtc.SendText(ctx, dc, string(text)); err != nil {
 			return nil, err

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -313,5 +314,84 @@ func TestSendSettingsReload(t *testing.T) {
 	reload(a, aConf, "name = a\nrelay-only = true\n", 1)
 	if _, stderr, code := a.send("b", "hi"); code != 1 || !strings.Contains(stderr, "no TURN relay candidate") {
 		t.Fatalf("after a's reload with relay-only: exit %d: %s", code, stderr)
+	}
+}
+
+// partial lists the partial files in n's inbox.
+func (n *node) partial() []string {
+	p, _ := filepath.Glob(filepath.Join(n.state, "inbox", ".incoming-*"))
+	return p
+}
+
+// startBigSend starts sending a 1 GiB (sparse) file from a to b and waits
+// until b has some of it.
+func startBigSend(t *testing.T, a, b *node) *lan.Proc {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "big.bin")
+	if err := os.Truncate(file, 0); err != nil {
+		f, _ := os.Create(file)
+		f.Close()
+	}
+	os.Truncate(file, 1<<30)
+	send := a.Start(a.bin, "send", "--socket", a.socket, "b", "--file", file)
+	lan.Eventually(t, 15*time.Second, func() error {
+		for _, p := range b.partial() {
+			if fi, err := os.Stat(p); err == nil && fi.Size() > 1<<20 {
+				return nil
+			}
+		}
+		return errors.New("no partial file in b's inbox yet")
+	})
+	return send
+}
+
+// TestSendInterrupted: a transfer cut off by either side leaves no partial
+// file in the receiver's inbox, and the sender does not hang.
+func TestSendInterrupted(t *testing.T) {
+	bConf := writeConf(t, "connection-idle = 1s\n")
+	a, b := twoHosts(t)
+	b.serve("--config", bConf)
+	if _, stderr, code := a.join(b.qr().URL); code != 0 {
+		t.Fatalf("pairing a with b: %s", stderr)
+	}
+	// The sender's daemon dies: b drops the partial file once the
+	// connection is idle.
+	send := startBigSend(t, a, b)
+	a.daemon.Kill()
+	<-send.Done()
+	lan.Eventually(t, 15*time.Second, func() error {
+		if p := b.partial(); len(p) != 0 {
+			return fmt.Errorf("partial files left in b's inbox: %v", p)
+		}
+		return nil
+	})
+	if !strings.Contains(b.daemon.Stderr(), "inbox: transfer interrupted") {
+		t.Errorf("b did not log the interrupted transfer:\n%s", b.daemon.Stderr())
+	}
+
+	// The receiver's daemon dies: the send fails with a clear error, and
+	// b's next start removes what the crash left.
+	a.serve()
+	send = startBigSend(t, a, b)
+	b.daemon.Kill()
+	start := time.Now()
+	select {
+	case <-send.Done():
+	case <-time.After(60 * time.Second):
+		t.Fatal("the send still runs a minute after the receiver died")
+	}
+	if !strings.Contains(send.Stderr(), "the connection to the device was lost") {
+		t.Errorf("the send's error after %s: %s", time.Since(start).Round(time.Millisecond), send.Stderr())
+	}
+	t.Logf("the send failed %s after the receiver died: %s", time.Since(start).Round(time.Millisecond), strings.TrimSpace(send.Stderr()))
+	if len(b.partial()) == 0 {
+		t.Fatal("the crash left no partial file; the restart test proves nothing")
+	}
+	b.serve("--config", bConf)
+	if p := b.partial(); len(p) != 0 {
+		t.Fatalf("partial files left after b's restart: %v", p)
+	}
+	if !strings.Contains(b.daemon.Stderr(), "removed partial files") {
+		t.Errorf("b did not log the removal:\n%s", b.daemon.Stderr())
 	}
 }

@@ -20,6 +20,14 @@ import (
 // bandwidth-delay product with room to spare.
 const sctpReceiveBuffer = 8 << 20
 
+// ICE liveness: keep-alives every 2 s; no packet for 4 s is
+// "disconnected", and 6 s more is "failed".
+const (
+	iceKeepAlive    = 2 * time.Second
+	iceDisconnected = 4 * time.Second
+	iceFailed       = 6 * time.Second
+)
+
 // Config configures an Endpoint.
 type Config struct {
 	Certificate webrtc.Certificate
@@ -52,6 +60,9 @@ func NewEndpoint(cfg Config) *Endpoint {
 		se.SetICEMulticastDNSMode(ice.MulticastDNSModeQueryOnly)
 	}
 	se.SetIncludeLoopbackCandidate(cfg.Loopback)
+	// A peer that went silent fails the connection after 10 s instead of
+	// pion's 30 s: a send to a vanished device ends with an error soon.
+	se.SetICETimeouts(iceDisconnected, iceFailed, iceKeepAlive)
 	// A larger SCTP receive window than pion's 1 MiB keeps a LAN link busy
 	// during file transfers.
 	se.SetSCTPMaxReceiveBufferSize(sctpReceiveBuffer)
@@ -175,6 +186,24 @@ func (s *Session) setChannel(dc *webrtc.DataChannel) {
 
 // Done is closed when the connection failed or was closed.
 func (s *Session) Done() <-chan struct{} { return s.closed }
+
+// ErrConnectionLost ends what was under way on a connection that failed
+// or closed.
+var ErrConnectionLost = errors.New("the connection to the device was lost")
+
+// Bind returns a context that also ends, with ErrConnectionLost as its
+// cause, when the connection fails or closes.
+func (s *Session) Bind(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	go func() {
+		select {
+		case <-s.closed:
+			cancel(ErrConnectionLost)
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() { cancel(context.Canceled) }
+}
 
 // messages counts the data-channel messages sent and received so far.
 func (s *Session) messages() uint64 {

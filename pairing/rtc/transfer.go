@@ -107,7 +107,7 @@ func (s *sender) reply(ctx context.Context) (message, error) {
 	case <-t.C:
 		return message{}, fmt.Errorf("the receiver did not answer within %s", replyTimeout)
 	case <-ctx.Done():
-		return message{}, fmt.Errorf("no answer from the receiver: %w", ctx.Err())
+		return message{}, fmt.Errorf("no answer from the receiver: %w", context.Cause(ctx))
 	}
 }
 
@@ -176,7 +176,7 @@ func SendFile(ctx context.Context, dc *webrtc.DataChannel, name string, size int
 			case m := <-s.replies: // an early refusal
 				return "", ackErr(m)
 			case <-ctx.Done():
-				return "", ctx.Err()
+				return "", fmt.Errorf("after %d of %d bytes: %w", sent, size, context.Cause(ctx))
 			}
 		}
 		if err := dc.Send(buf[:n]); err != nil {
@@ -212,6 +212,21 @@ func Serve(dc *webrtc.DataChannel, from ident.Fingerprint, sink Sink, log *slog.
 			dc.SendText(string(b))
 		}
 	})
+	// A connection that ends mid-file leaves no partial file behind.
+	dc.OnClose(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		r.interrupted()
+	})
+}
+
+// interrupted drops the file being received, if any.
+func (r *receiver) interrupted() {
+	if r.w != nil && r.bad == nil {
+		r.w.Abort()
+		r.log.Warn("inbox: transfer interrupted; partial file removed", "from", r.from.ID(), "got", r.got, "of", r.want)
+	}
+	r.w = nil
 }
 
 // receiver is the receiving side of the protocol: one file at a time.
