@@ -15,6 +15,7 @@ import (
 	"github.com/lanpairing/pairing/discovery"
 	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/internal/ident"
+	"github.com/lanpairing/pairing/pairing/rtc"
 )
 
 // Step statuses.
@@ -63,6 +64,9 @@ type Config struct {
 	Progress func(Step)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// UDPBufferLimit is the kernel's limit on socket buffers; nil means
+	// net.core.rmem_max.
+	UDPBufferLimit func() (int, error)
 }
 
 // step is one entry of the fixed list.
@@ -121,6 +125,9 @@ func Run(ctx context.Context, cfg Config) *Report {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.UDPBufferLimit == nil {
+		cfg.UDPBufferLimit = rtc.UDPBufferLimit
 	}
 	r := &runner{cfg: cfg, log: cfg.Logger}
 	defer r.close()

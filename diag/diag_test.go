@@ -101,3 +101,24 @@ func TestRoutesParsing(t *testing.T) {
 		t.Fatalf("step %+v", s)
 	}
 }
+
+// TestUDPBufferCheck: a kernel limit below what transfers need is a
+// warning with the sysctl to run; enough is no warning.
+func TestUDPBufferCheck(t *testing.T) {
+	limit := func(n int) func() (int, error) { return func() (int, error) { return n, nil } }
+	var s Step
+	d := map[string]any{}
+	checkUDPBuffers(&s, d, limit(212992))
+	if s.Status != Warn || !strings.Contains(s.Error, "limited to 208 KiB") || !strings.Contains(s.Hint, "net.core.rmem_max=4194304") || d["udp_buffer_limit"] != 212992 {
+		t.Fatalf("limited: %+v %v", s, d)
+	}
+	s = Step{}
+	checkUDPBuffers(&s, d, limit(4<<20))
+	if s.Status != "" || s.Error != "" {
+		t.Fatalf("enough: %+v", s)
+	}
+	checkUDPBuffers(&s, d, func() (int, error) { return 0, errors.New("no /proc") })
+	if s.Status != "" || !strings.Contains(d["udp_buffer_limit"].(string), "no /proc") {
+		t.Fatalf("unknown: %+v %v", s, d)
+	}
+}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/lanpairing/pairing/internal/pionlog"
 	"github.com/lanpairing/pairing/internal/turncred"
+	"github.com/lanpairing/pairing/pairing/rtc"
 )
 
 // Candidate is one gathered ICE candidate.
@@ -93,6 +94,7 @@ func (r *runner) webrtc(ctx context.Context, s *Step) {
 	if len(servers) == 0 {
 		s.Summary += "; no STUN/TURN server configured"
 	}
+	checkUDPBuffers(s, d, r.cfg.UDPBufferLimit)
 	if count["host"] == 0 {
 		s.Status, s.Error = Fail, "no host candidate"
 		s.Hint = "WebRTC found no usable interface address"
@@ -117,6 +119,22 @@ func (r *runner) webrtc(ctx context.Context, s *Step) {
 	if len(allocs) > 0 {
 		d["turn_allocations"] = allocs
 		s.Summary += "; " + strings.Join(allocs, "; ")
+	}
+}
+
+// checkUDPBuffers warns when the kernel keeps the daemon's sockets from
+// the buffers file transfers need (the daemon runs without CAP_NET_ADMIN
+// under systemd, so the limit applies to it).
+func checkUDPBuffers(s *Step, d map[string]any, limit func() (int, error)) {
+	n, err := limit()
+	if err != nil {
+		d["udp_buffer_limit"] = "unknown: " + err.Error()
+		return
+	}
+	d["udp_buffer_limit"] = n
+	if n < rtc.UDPBuffer {
+		s.Status, s.Error = Warn, fmt.Sprintf("UDP socket buffers are limited to %d KiB (net.core.rmem_max), %d KiB wanted", n>>10, rtc.UDPBuffer>>10)
+		s.Hint = "file transfers will drop packets and run at about half speed; " + rtc.BufferHint
 	}
 }
 

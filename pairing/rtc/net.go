@@ -3,6 +3,9 @@ package rtc
 import (
 	"log/slog"
 	"net"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -11,11 +14,24 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// udpBuffer is the kernel buffer asked for each ICE socket. The default
+// UDPBuffer is the kernel buffer asked for each ICE socket. The default
 // (about 208 KiB on Linux) overflows during a file transfer: the burst
 // of SCTP packets outruns the reading goroutine now and then, the kernel
 // drops datagrams, and SCTP halves its window for each loss.
-const udpBuffer = 4 << 20
+const UDPBuffer = 4 << 20
+
+// BufferHint says how to lift the kernel's limit on socket buffers.
+const BufferHint = "sysctl -w net.core.rmem_max=4194304 net.core.wmem_max=4194304 (make install puts this in /etc/sysctl.d/60-pairing.conf)"
+
+// UDPBufferLimit is the largest socket buffer a process without
+// CAP_NET_ADMIN may ask for: net.core.rmem_max.
+func UDPBufferLimit() (int, error) {
+	b, err := os.ReadFile("/proc/sys/net/core/rmem_max")
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(string(b)))
+}
 
 // bufferedNet is pion's standard network with larger socket buffers.
 type bufferedNet struct {
@@ -51,10 +67,10 @@ func (n bufferedNet) ListenPacket(network, address string) (net.PacketConn, erro
 }
 
 func (n bufferedNet) grow(c any) {
-	if got := growBuffers(c); got < udpBuffer {
+	if got := growBuffers(c); got < UDPBuffer {
 		limitedOnce.Do(func() {
 			n.log.Warn("webrtc: the kernel limits UDP receive buffers; large transfers may lose packets and slow down",
-				"got_bytes", got, "want_bytes", udpBuffer, "hint", "sysctl -w net.core.rmem_max=4194304 net.core.wmem_max=4194304")
+				"got_bytes", got, "want_bytes", UDPBuffer, "hint", BufferHint)
 		})
 	}
 }
@@ -77,8 +93,8 @@ func growBuffers(c any) int {
 	got := -1
 	raw.Control(func(fd uintptr) {
 		for _, o := range [][2]int{{unix.SO_RCVBUFFORCE, unix.SO_RCVBUF}, {unix.SO_SNDBUFFORCE, unix.SO_SNDBUF}} {
-			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o[0], udpBuffer) != nil {
-				unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o[1], udpBuffer)
+			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o[0], UDPBuffer) != nil {
+				unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o[1], UDPBuffer)
 			}
 		}
 		if v, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF); err == nil {

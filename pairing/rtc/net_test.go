@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -31,20 +30,19 @@ func TestICESocketBuffers(t *testing.T) {
 		rcv, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
 		snd, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF)
 	})
-	want := udpBuffer
+	want := UDPBuffer
 	if os.Geteuid() != 0 {
-		b, err := os.ReadFile("/proc/sys/net/core/rmem_max")
+		max, err := UDPBufferLimit()
 		if err != nil {
-			t.Skip("no /proc/sys/net/core/rmem_max")
+			t.Skip(err)
 		}
-		max, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 		want = min(want, max)
 	}
 	// Linux reports twice what was set.
 	if rcv/2 < want || snd/2 < want {
 		t.Errorf("buffers: receive %d, send %d bytes (kernel-doubled); want at least %d usable", rcv, snd, want)
 	}
-	if limited := strings.Contains(logs.String(), "limits UDP receive buffers"); limited != (want < udpBuffer) {
-		t.Errorf("warning logged: %v, buffer limited: %v; log: %s", limited, want < udpBuffer, logs.String())
+	if limited := strings.Contains(logs.String(), "limits UDP receive buffers"); limited != (want < UDPBuffer) {
+		t.Errorf("warning logged: %v, buffer limited: %v; log: %s", limited, want < UDPBuffer, logs.String())
 	}
 }
