@@ -21,8 +21,15 @@ import (
 
 // pairedPair: a and b serving (extra serve flags for both) and paired.
 func pairedPair(t *testing.T, serveArgs ...string) (a, b *node) {
-	a, b = twoHosts(t, serveArgs...)
-	b.serve(serveArgs...)
+	return pairedWith(t, serveArgs, serveArgs)
+}
+
+// pairedWith: a and b serving, each with its own extra serve flags, and
+// paired.
+func pairedWith(t *testing.T, aArgs, bArgs []string) (a, b *node) {
+	t.Helper()
+	a, b = twoHosts(t, aArgs...)
+	b.serve(bArgs...)
 	if _, stderr, code := a.join(b.qr().URL); code != 0 {
 		t.Fatalf("pairing a with b: %s", stderr)
 	}
@@ -192,11 +199,7 @@ func TestSendRefusedByReceiver(t *testing.T) {
 func TestSendConnectionLifecycle(t *testing.T) {
 	aConf := writeConf(t, "connection-idle = 5s\n")
 	bConf := writeConf(t, "connection-idle = 1s\n") // b closes after 2 s
-	a, b := twoHosts(t, "--config", aConf)
-	b.serve("--config", bConf)
-	if _, stderr, code := a.join(b.qr().URL); code != 0 {
-		t.Fatalf("pairing a with b: %s", stderr)
-	}
+	a, b := pairedWith(t, []string{"--config", aConf}, []string{"--config", bConf})
 	send := func(text string) control.SendResult {
 		t.Helper()
 		res, stderr, code := a.send("b", text)
@@ -275,11 +278,7 @@ func TestSendConnectionLifecycle(t *testing.T) {
 // setting needs a restart.
 func TestSendSettingsReload(t *testing.T) {
 	aConf, bConf := writeConf(t, "name = a\n"), writeConf(t, "name = b\n")
-	a, b := twoHosts(t, "--config", aConf)
-	b.serve("--config", bConf)
-	if _, stderr, code := a.join(b.qr().URL); code != 0 {
-		t.Fatalf("pairing a with b: %s", stderr)
-	}
+	a, b := pairedWith(t, []string{"--config", aConf}, []string{"--config", bConf})
 	file := filepath.Join(t.TempDir(), "two.bin")
 	os.WriteFile(file, make([]byte, 2<<20), 0o644)
 	if _, stderr, code := a.send("b", "--file", file); code != 0 {
@@ -349,11 +348,7 @@ func startBigSend(t *testing.T, a, b *node) *lan.Proc {
 // file in the receiver's inbox, and the sender does not hang.
 func TestSendInterrupted(t *testing.T) {
 	bConf := writeConf(t, "connection-idle = 1s\n")
-	a, b := twoHosts(t)
-	b.serve("--config", bConf)
-	if _, stderr, code := a.join(b.qr().URL); code != 0 {
-		t.Fatalf("pairing a with b: %s", stderr)
-	}
+	a, b := pairedWith(t, nil, []string{"--config", bConf})
 	// The sender's daemon dies: b drops the partial file once the
 	// connection is idle.
 	send := startBigSend(t, a, b)

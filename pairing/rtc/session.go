@@ -202,7 +202,7 @@ func (s *Session) Bind(ctx context.Context) (context.Context, context.CancelFunc
 		case <-ctx.Done():
 		}
 	}()
-	return ctx, func() { cancel(context.Canceled) }
+	return ctx, func() { cancel(nil) }
 }
 
 // messages counts the data-channel messages sent and received so far.
