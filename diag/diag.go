@@ -15,6 +15,7 @@ import (
 	"github.com/lanpairing/pairing/discovery"
 	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/internal/ident"
+	"github.com/lanpairing/pairing/pairing"
 	"github.com/lanpairing/pairing/pairing/rtc"
 )
 
@@ -53,10 +54,9 @@ type Config struct {
 	// (for the own fingerprint and the paired devices without a daemon).
 	Socket   string
 	StateDir string
-	// STUN and TURN servers, and TURN credentials: static (TURNUser,
-	// TURNPassword) or minted from TURNSecret.
-	STUN, TURN                         []string
-	TURNUser, TURNPassword, TURNSecret string
+	// WebRTC has the STUN and TURN servers, and TURN credentials: static
+	// (TURNUser, TURNPassword) or minted from TURNSecret.
+	WebRTC pairing.WebRTCSettings
 	// Interfaces lists interfaces; nil means net.Interfaces.
 	Interfaces func() ([]net.Interface, error)
 	Logger     *slog.Logger
@@ -76,22 +76,22 @@ type step struct {
 	run     func(*runner, context.Context, *Step)
 }
 
-// steps is the suite, in order. Each timeout bounds its step; together
+// steps is the suite, in order; each step is a function of the runner. Each timeout bounds its step; together
 // they bound the whole run (TestTimeoutsBoundTheRun keeps the sum at or
 // below MaxDuration).
 var steps = []step{
-	{"interfaces", 500 * time.Millisecond, (*runner).interfaces},
-	{"routes", 500 * time.Millisecond, (*runner).routes},
-	{"preferred address", 1200 * time.Millisecond, (*runner).preferred},
-	{"listener", 500 * time.Millisecond, (*runner).listener},
-	{"self-reachability", 1200 * time.Millisecond, (*runner).selfReach},
-	{"multicast", 1 * time.Second, (*runner).multicast},
-	{"peers", 2 * time.Second, (*runner).peers},
-	{"mdns", 1500 * time.Millisecond, (*runner).mdns},
-	{"daemon", 1 * time.Second, (*runner).daemon},
-	{"paired peers", 1500 * time.Millisecond, (*runner).paired},
-	{"webrtc", 3 * time.Second, (*runner).webrtc},
-	{"clock", 300 * time.Millisecond, (*runner).clock},
+	{"interfaces", 500 * time.Millisecond, stepInterfaces},
+	{"routes", 500 * time.Millisecond, stepRoutes},
+	{"preferred address", 1200 * time.Millisecond, stepPreferred},
+	{"listener", 500 * time.Millisecond, stepListener},
+	{"self-reachability", 1200 * time.Millisecond, stepSelfReach},
+	{"multicast", 1 * time.Second, stepMulticast},
+	{"peers", 2 * time.Second, stepPeers},
+	{"mdns", 1500 * time.Millisecond, stepMdns},
+	{"daemon", 1 * time.Second, stepDaemon},
+	{"paired peers", 1500 * time.Millisecond, stepPaired},
+	{"webrtc", 3 * time.Second, stepWebrtc},
+	{"clock", 300 * time.Millisecond, stepClock},
 }
 
 // MaxDuration bounds a whole run, every timeout hit.

@@ -96,7 +96,7 @@ func TestRoutesParsing(t *testing.T) {
 		t.Fatalf("routes %+v", all)
 	}
 	var s Step
-	(&runner{cfg: Config{Interfaces: func() ([]net.Interface, error) { return nil, nil }}}).routes(context.Background(), &s)
+	stepRoutes(&runner{cfg: Config{Interfaces: func() ([]net.Interface, error) { return nil, nil }}}, context.Background(), &s)
 	if s.Status != Warn || !strings.Contains(s.Error, "default route goes through wg0") {
 		t.Fatalf("step %+v", s)
 	}

@@ -54,7 +54,7 @@ func kindOf(ifi net.Interface) string {
 	return "physical"
 }
 
-func (r *runner) interfaces(ctx context.Context, s *Step) {
+func stepInterfaces(r *runner, ctx context.Context, s *Step) {
 	ifs, err := r.cfg.Interfaces()
 	if err != nil {
 		s.Status, s.Error = Fail, err.Error()
@@ -101,7 +101,7 @@ type Route struct {
 	Interface string `json:"interface"`
 }
 
-func (r *runner) routes(ctx context.Context, s *Step) {
+func stepRoutes(r *runner, ctx context.Context, s *Step) {
 	defs := defaultRoutes()
 	all := ipv4Routes()
 	s.Details = map[string]any{"default": defs, "ipv4": all}
@@ -245,7 +245,7 @@ func (r *runner) ensureListener() error {
 	return nil
 }
 
-func (r *runner) preferred(ctx context.Context, s *Step) {
+func stepPreferred(r *runner, ctx context.Context, s *Step) {
 	if err := r.ensureListener(); err != nil {
 		s.Status, s.Error, s.Hint = Fail, "cannot bind a TCP listener: "+err.Error(), "another program holds the ports, or the system is out of resources"
 		return
@@ -273,7 +273,7 @@ func (r *runner) preferred(ctx context.Context, s *Step) {
 	}
 }
 
-func (r *runner) listener(ctx context.Context, s *Step) {
+func stepListener(r *runner, ctx context.Context, s *Step) {
 	if err := r.ensureListener(); err != nil {
 		s.Status, s.Error = Fail, err.Error()
 		return
@@ -287,7 +287,7 @@ func (r *runner) listener(ctx context.Context, s *Step) {
 	s.Details = d
 }
 
-func (r *runner) selfReach(ctx context.Context, s *Step) {
+func stepSelfReach(r *runner, ctx context.Context, s *Step) {
 	if err := r.ensureListener(); err != nil {
 		s.Status, s.Error = Fail, err.Error()
 		return
@@ -315,7 +315,7 @@ func (r *runner) selfReach(ctx context.Context, s *Step) {
 	}
 }
 
-func (r *runner) multicast(ctx context.Context, s *Step) {
+func stepMulticast(r *runner, ctx context.Context, s *Step) {
 	res, err := beacon.Loopback(ctx, beacon.Config{Interfaces: r.cfg.Interfaces})
 	s.Details = res
 	if err != nil {
@@ -346,7 +346,7 @@ func (r *runner) multicast(ctx context.Context, s *Step) {
 	}
 }
 
-func (r *runner) peers(ctx context.Context, s *Step) {
+func stepPeers(r *runner, ctx context.Context, s *Step) {
 	self, _ := pairing.ReadFingerprint(r.cfg.StateDir)
 	r.self = self
 	qctx, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
@@ -410,7 +410,7 @@ func (r *runner) reachablePaired(ctx context.Context) (string, bool) {
 	return "", false
 }
 
-func (r *runner) mdns(ctx context.Context, s *Step) {
+func stepMdns(r *runner, ctx context.Context, s *Step) {
 	d := map[string]any{}
 	s.Details = d
 	var problems []string
@@ -513,7 +513,7 @@ func udpHolders(port int) []string {
 	return names
 }
 
-func (r *runner) daemon(ctx context.Context, s *Step) {
+func stepDaemon(r *runner, ctx context.Context, s *Step) {
 	st, err := r.daemonStatus(ctx)
 	if err != nil {
 		s.Status, s.Error = Fail, err.Error()
@@ -585,7 +585,7 @@ func probePeer(ctx context.Context, p control.Paired) error {
 	return errors.Join(errs...)
 }
 
-func (r *runner) paired(ctx context.Context, s *Step) {
+func stepPaired(r *runner, ctx context.Context, s *Step) {
 	list := r.pairedList(ctx)
 	if len(list) == 0 {
 		s.Status, s.Summary = Skip, "no paired devices"
@@ -618,7 +618,7 @@ func (r *runner) paired(ctx context.Context, s *Step) {
 	}
 }
 
-func (r *runner) clock(ctx context.Context, s *Step) {
+func stepClock(r *runner, ctx context.Context, s *Step) {
 	now := r.cfg.Now()
 	floor := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	s.Summary = now.UTC().Format(time.RFC3339)

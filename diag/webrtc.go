@@ -27,21 +27,21 @@ type Candidate struct {
 
 // turnCredentials are the static ones, or ones minted from the secret.
 func (r *runner) turnCredentials() (user, pass string) {
-	if r.cfg.TURNSecret != "" {
-		return turncred.Mint(r.cfg.TURNSecret, orText(r.cfg.TURNUser, "pairing"), time.Hour, r.cfg.Now())
+	if r.cfg.WebRTC.TURNSecret != "" {
+		return turncred.Mint(r.cfg.WebRTC.TURNSecret, orText(r.cfg.WebRTC.TURNUser, "pairing"), time.Hour, r.cfg.Now())
 	}
-	return r.cfg.TURNUser, r.cfg.TURNPassword
+	return r.cfg.WebRTC.TURNUser, r.cfg.WebRTC.TURNPassword
 }
 
-func (r *runner) webrtc(ctx context.Context, s *Step) {
+func stepWebrtc(r *runner, ctx context.Context, s *Step) {
 	d := map[string]any{}
 	s.Details = d
 	user, pass := r.turnCredentials()
 	var servers []webrtc.ICEServer
-	for _, u := range r.cfg.STUN {
+	for _, u := range r.cfg.WebRTC.STUN {
 		servers = append(servers, webrtc.ICEServer{URLs: []string{u}})
 	}
-	for _, u := range r.cfg.TURN {
+	for _, u := range r.cfg.WebRTC.TURN {
 		servers = append(servers, webrtc.ICEServer{URLs: []string{u}, Username: user, Credential: pass})
 	}
 	se := webrtc.SettingEngine{LoggerFactory: pionlog.Factory{Logger: r.log}}
@@ -103,7 +103,7 @@ func (r *runner) webrtc(ctx context.Context, s *Step) {
 	// A TURN allocation with the configured credentials says more than a
 	// missing relay candidate: it names the server's answer.
 	var allocs []string
-	for _, u := range r.cfg.TURN {
+	for _, u := range r.cfg.WebRTC.TURN {
 		relay, err := allocate(ctx, u, user, pass, r)
 		if err != nil {
 			s.Status, s.Error = Fail, fmt.Sprintf("TURN %s: %v", u, err)

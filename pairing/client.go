@@ -236,12 +236,12 @@ func pairOver(ctx context.Context, conn *tls.Conn, p *Payload, opt JoinOptions) 
 		return nil, fmt.Errorf("read pairing answer: %w", err)
 	}
 	defer resp.Body.Close()
-	rb, err := io.ReadAll(io.LimitReader(resp.Body, maxRequestBody))
+	rb, err := io.ReadAll(io.LimitReader(resp.Body, MaxRequestBody))
 	if err != nil {
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		var er errorResponse
+		var er ErrorResponse
 		json.Unmarshal(rb, &er)
 		for _, x := range reasons {
 			if x.reason == er.Reason {

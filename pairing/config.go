@@ -26,22 +26,40 @@ type Settings struct {
 	PairWindow       time.Duration
 	IgnoreInterfaces []string
 	MDNS             bool
-	STUN             []string
-	TURN             []string
-	TURNUser         string
-	TURNPassword     string // static credentials
-	TURNSecret       string // or a coturn use-auth-secret to mint them
 	LogLevel         string
 	LogFormat        string
+	WebRTC           WebRTCSettings
+	Inbox            InboxSettings
+}
+
+// WebRTCSettings are the ICE servers, their credentials and the
+// connection lifetime; a reload applies them to the next connection.
+type WebRTCSettings struct {
+	STUN         []string
+	TURN         []string
+	TURNUser     string
+	TURNPassword string // static credentials
+	TURNSecret   string // or a coturn use-auth-secret to mint them
 	// RelayOnly makes WebRTC use TURN relays only.
 	RelayOnly bool
-	// Inbox is where received files go ("" = inbox in the state dir);
-	// MaxFileMB and MaxInboxMB limit them.
-	Inbox      string
-	MaxFileMB  int64
-	MaxInboxMB int64
 	// ConnectionIdle closes a WebRTC connection nothing was sent on.
 	ConnectionIdle time.Duration
+}
+
+// Equal reports whether a and b configure the same ICE servers,
+// credentials and relay policy (ConnectionIdle aside: it changes no
+// connection's path).
+func (a WebRTCSettings) Equal(b WebRTCSettings) bool {
+	return slices.Equal(a.STUN, b.STUN) && slices.Equal(a.TURN, b.TURN) && a.TURNUser == b.TURNUser &&
+		a.TURNPassword == b.TURNPassword && a.TURNSecret == b.TURNSecret && a.RelayOnly == b.RelayOnly
+}
+
+// InboxSettings say where received files go ("" = inbox in the state
+// dir) and limit them (0 = no limit).
+type InboxSettings struct {
+	Dir        string
+	MaxFileMB  int64
+	MaxInboxMB int64
 }
 
 // DefaultSettings are the settings without a config file or flags.
@@ -55,7 +73,7 @@ func DefaultSettings() Settings {
 		LogFormat:  "text",
 		// ConnectionIdle: a minute spares the next send the connection
 		// set-up (~10 ms), at the cost of keep-alives while it lasts.
-		ConnectionIdle: DefaultConnectionIdle,
+		WebRTC: WebRTCSettings{ConnectionIdle: DefaultConnectionIdle},
 	}
 }
 
@@ -99,7 +117,7 @@ var configKeys = map[string]func(s *Settings, v string) error{
 		return nil
 	},
 	"pair-window":     func(s *Settings, v string) error { return duration(&s.PairWindow, v) },
-	"connection-idle": func(s *Settings, v string) error { return duration(&s.ConnectionIdle, v) },
+	"connection-idle": func(s *Settings, v string) error { return duration(&s.WebRTC.ConnectionIdle, v) },
 	"ignore-interfaces": func(s *Settings, v string) error {
 		s.IgnoreInterfaces = splitList(v)
 		return nil
@@ -112,18 +130,18 @@ var configKeys = map[string]func(s *Settings, v string) error{
 		s.MDNS = b
 		return nil
 	},
-	"stun": func(s *Settings, v string) error { return iceURLs(&s.STUN, v, "stun", "stuns") },
-	"turn": func(s *Settings, v string) error { return iceURLs(&s.TURN, v, "turn", "turns") },
+	"stun": func(s *Settings, v string) error { return iceURLs(&s.WebRTC.STUN, v, "stun", "stuns") },
+	"turn": func(s *Settings, v string) error { return iceURLs(&s.WebRTC.TURN, v, "turn", "turns") },
 	"turn-user": func(s *Settings, v string) error {
-		s.TURNUser = v
+		s.WebRTC.TURNUser = v
 		return nil
 	},
 	"turn-password": func(s *Settings, v string) error {
-		s.TURNPassword = v
+		s.WebRTC.TURNPassword = v
 		return nil
 	},
 	"turn-secret": func(s *Settings, v string) error {
-		s.TURNSecret = v
+		s.WebRTC.TURNSecret = v
 		return nil
 	},
 	"relay-only": func(s *Settings, v string) error {
@@ -131,18 +149,18 @@ var configKeys = map[string]func(s *Settings, v string) error{
 		if err != nil {
 			return fmt.Errorf("%q is not true or false", v)
 		}
-		s.RelayOnly = b
+		s.WebRTC.RelayOnly = b
 		return nil
 	},
 	"inbox": func(s *Settings, v string) error {
 		if !filepath.IsAbs(v) {
 			return fmt.Errorf("%q is not an absolute path", v)
 		}
-		s.Inbox = v
+		s.Inbox.Dir = v
 		return nil
 	},
-	"max-file-mb":  func(s *Settings, v string) error { return positive(&s.MaxFileMB, v) },
-	"max-inbox-mb": func(s *Settings, v string) error { return positive(&s.MaxInboxMB, v) },
+	"max-file-mb":  func(s *Settings, v string) error { return positive(&s.Inbox.MaxFileMB, v) },
+	"max-inbox-mb": func(s *Settings, v string) error { return positive(&s.Inbox.MaxInboxMB, v) },
 	"log-level": func(s *Settings, v string) error {
 		if !slices.Contains([]string{"debug", "info", "warn", "error"}, v) {
 			return fmt.Errorf("%q: want debug, info, warn or error", v)

@@ -30,10 +30,11 @@ connection-idle = 90s
 	}
 	want := Settings{Name: "Kitchen laptop", Listen: ":41234", PairWindow: 3 * time.Minute,
 		IgnoreInterfaces: []string{"docker0", "virbr0"}, MDNS: false,
-		STUN:     []string{"stun:stun.example.net:3478"},
-		TURN:     []string{"turn:turn.example.net:3478?transport=udp", "turns:turn.example.net:5349"},
-		TURNUser: "me", TURNSecret: "s3cret = yes", LogLevel: "debug", LogFormat: "json",
-		ConnectionIdle: 90 * time.Second}
+		WebRTC: WebRTCSettings{
+			STUN:     []string{"stun:stun.example.net:3478"},
+			TURN:     []string{"turn:turn.example.net:3478?transport=udp", "turns:turn.example.net:5349"},
+			TURNUser: "me", TURNSecret: "s3cret = yes", ConnectionIdle: 90 * time.Second},
+		LogLevel: "debug", LogFormat: "json"}
 	if !reflect.DeepEqual(s, want) {
 		t.Fatalf("got  %+v\nwant %+v", s, want)
 	}

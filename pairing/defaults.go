@@ -12,12 +12,9 @@ const (
 	// DefaultListen lets the OS choose the port: a fixed port clashes,
 	// and the QR code and beacons carry whatever port we got.
 	DefaultListen = ":0"
-	// DefaultRetryInterval is how often the daemon retries the address
-	// acquisition while no address is confirmed (peers may appear later).
-	DefaultRetryInterval = 10 * time.Second
-	// DefaultRecheckInterval is how often the daemon re-runs the
-	// acquisition when it has addresses: a poll that notices changes.
-	DefaultRecheckInterval = 60 * time.Second
+	// DefaultConnectionIdle is how long a sender keeps a connection with
+	// nothing sent on it; the receiver closes it after twice that.
+	DefaultConnectionIdle = time.Minute
 )
 
 // DefaultStateDir is $PAIRING_STATE_DIR, else systemd's $STATE_DIRECTORY,
@@ -74,3 +71,6 @@ func DefaultName() string {
 	}
 	return h
 }
+
+// Version is set at build time (-ldflags "-X …/pairing.Version=…").
+var Version = "dev"

@@ -253,7 +253,7 @@ func TestListenerLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tc.Close()
-	big := bytes.Repeat([]byte("x"), 2*maxRequestBody)
+	big := bytes.Repeat([]byte("x"), 2*MaxRequestBody)
 	tr := &http.Transport{DialTLSContext: func(context.Context, string, string) (net.Conn, error) { return tc, nil }}
 	resp, err := (&http.Client{Transport: tr}).Post("https://pair"+PathPair, "application/json", bytes.NewReader(big))
 	if err != nil {
@@ -272,5 +272,35 @@ func TestListenerLimits(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("plain HTTP: %d", resp.StatusCode)
+	}
+}
+
+// TestWindowExpiry: the window says when its lifetime ends (the QR code
+// goes away, the beacon stops announcing it), and Stop ends it quietly.
+func TestWindowExpiry(t *testing.T) {
+	changes := make(chan WindowInfo, 4)
+	w := &Window{Lifetime: 50 * time.Millisecond, OnChange: func(i WindowInfo) { changes <- i }}
+	if !w.Open().Open || !(<-changes).Open {
+		t.Fatal("Open did not open")
+	}
+	select {
+	case i := <-changes:
+		if i.Open || w.Info().Open {
+			t.Fatalf("at the end of the lifetime: %+v", i)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("no change at the end of the lifetime")
+	}
+	w.SetLifetime(time.Hour)
+	w.Open()
+	<-changes
+	w.Stop()
+	if w.Info().Open || w.Open().Open {
+		t.Fatal("the window opens after Stop")
+	}
+	select {
+	case i := <-changes:
+		t.Fatalf("Stop told OnChange %+v", i)
+	case <-time.After(100 * time.Millisecond):
 	}
 }

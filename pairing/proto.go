@@ -11,6 +11,7 @@ import (
 
 	"github.com/lanpairing/pairing/discovery/beacon"
 	"github.com/lanpairing/pairing/internal/control"
+	"github.com/lanpairing/pairing/internal/ident"
 )
 
 // The native pairing exchange, over TLS 1.3 with both certificates:
@@ -36,8 +37,9 @@ const (
 	exporterLabel = "EXPORTER-pairing-v1"
 	clientLabel   = "pairing client proof v1"
 	serverLabel   = "pairing server proof v1"
-	// maxRequestBody bounds every request body the listener reads.
-	maxRequestBody = 16 << 10
+	// MaxRequestBody bounds every request body the listener reads (and
+	// every message of a browser's data channel).
+	MaxRequestBody = 16 << 10
 )
 
 // PairRequest is the client's half.
@@ -57,7 +59,8 @@ type PairResponse struct {
 	Peer  PeerInfo `json:"peer"`
 }
 
-type errorResponse struct {
+// ErrorResponse is the body of every refused listener request.
+type ErrorResponse struct {
 	Error  string `json:"error"`
 	Reason string `json:"reason"`
 }
@@ -123,4 +126,34 @@ var reasons = []struct {
 	{ErrBadRequest, "bad_request", 400},
 }
 
+// Reason is the wire reason and HTTP status of a pairing error.
+func Reason(err error) (reason string, status int) {
+	for _, x := range reasons {
+		if errors.Is(err, x.err) {
+			return x.reason, x.status
+		}
+	}
+	return "bad_request", 400
+}
+
 func hmacEqual(a, b []byte) bool { return hmac.Equal(a, b) }
+
+// browserLabel starts the browser's proof (see package session for the
+// exchange).
+const browserLabel = "pairing browser proof v1"
+
+// BrowserProof is HMAC-SHA256(secret, browserLabel ‖ daemon fingerprint
+// ‖ browser fingerprint): what a page that scanned the QR code sends over
+// its data channel. A relay that swapped either fingerprint makes it fail.
+func BrowserProof(secret []byte, daemon, browser ident.Fingerprint) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(browserLabel))
+	m.Write(daemon[:])
+	m.Write(browser[:])
+	return m.Sum(nil)
+}
+
+// CheckBrowserProof compares proof with BrowserProof in constant time.
+func CheckBrowserProof(proof, secret []byte, daemon, browser ident.Fingerprint) bool {
+	return hmac.Equal(proof, BrowserProof(secret, daemon, browser))
+}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/lanpairing/pairing/internal/ident"
@@ -31,17 +32,14 @@ type Server struct {
 	// Self returns this device's confirmed addresses, for answers.
 	Self   func() []netip.Addr
 	Logger *slog.Logger
-	// OnPaired is called after a peer was stored.
-	OnPaired func(PairedPeer)
 	// OnObserved is called when a peer says where it sees us.
 	OnObserved func(addr netip.Addr, by ident.Fingerprint)
 	// OnConnect answers a WebRTC offer from the TLS peer tlsPeer.
 	OnConnect func(ctx context.Context, offer string, tlsPeer ident.Fingerprint, from netip.Addr) (string, error)
 
-	demux    *demux
-	tlsSrv   *http.Server
-	plainSrv *http.Server
-	done     chan struct{}
+	demux *demux
+	srvs  []*http.Server // TLS and plain
+	wg    sync.WaitGroup
 }
 
 // Serve starts serving ln in the background.
@@ -54,8 +52,8 @@ func (s *Server) Serve(ln net.Listener) {
 	mux.HandleFunc("POST "+PathPair, s.handlePair)
 	mux.HandleFunc("POST "+PathObserved, s.handleObserved)
 	mux.HandleFunc("POST "+PathConnect, s.handleConnect)
-	s.tlsSrv = newHTTPServer(mux, s.Logger)
-	s.tlsSrv.TLSConfig = &tls.Config{
+	tlsSrv := NewHTTPServer(mux, s.Logger)
+	tlsSrv.TLSConfig = &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{s.Identity.TLSCertificate()},
 		// Requested and recorded, not CA-verified: identity is the
@@ -66,29 +64,40 @@ func (s *Server) Serve(ln net.Listener) {
 	if plain == nil {
 		plain = http.NotFoundHandler()
 	}
-	s.plainSrv = newHTTPServer(plain, s.Logger)
-	s.done = make(chan struct{}, 2)
-	go func() { s.tlsSrv.ServeTLS(s.demux.tls, "", ""); s.done <- struct{}{} }()
-	go func() { s.plainSrv.Serve(s.demux.plain); s.done <- struct{}{} }()
+	plainSrv := NewHTTPServer(plain, s.Logger)
+	s.srvs = []*http.Server{tlsSrv, plainSrv}
+	s.wg.Add(2)
+	go func() { defer s.wg.Done(); tlsSrv.ServeTLS(s.demux.tls, "", "") }()
+	go func() { defer s.wg.Done(); plainSrv.Serve(s.demux.plain) }()
+}
+
+// Port is the listener's TCP port (0 before Serve; Serve happens before
+// any concurrent call).
+func (s *Server) Port() int {
+	if s.demux == nil {
+		return 0
+	}
+	return s.demux.ln.Addr().(*net.TCPAddr).Port
 }
 
 // Close stops the listener and waits (at most until ctx ends) for
-// requests in flight.
+// requests in flight. It is safe to call twice.
 func (s *Server) Close(ctx context.Context) {
 	if s.demux == nil {
 		return
 	}
 	s.demux.close()
-	s.tlsSrv.Shutdown(ctx)
-	s.plainSrv.Shutdown(ctx)
-	<-s.done
-	<-s.done
-	s.demux = nil
+	for _, srv := range s.srvs {
+		srv.Shutdown(ctx)
+	}
+	s.wg.Wait()
 }
 
-func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+// NewHTTPServer is an HTTP server with the listener's bounds: request
+// size, header and body deadlines, idle timeout.
+func NewHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 	return &http.Server{
-		Handler:           http.MaxBytesHandler(h, maxRequestBody),
+		Handler:           http.MaxBytesHandler(h, MaxRequestBody),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,
@@ -99,17 +108,11 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 }
 
 func (s *Server) handlePair(w http.ResponseWriter, r *http.Request) {
-	src := remoteIP(r)
+	src := RemoteIP(r)
 	fail := func(err error) {
-		reason, status := "bad_request", http.StatusBadRequest
-		for _, x := range reasons {
-			if errors.Is(err, x.err) {
-				reason, status = x.reason, x.status
-				break
-			}
-		}
+		reason, status := Reason(err)
 		s.Logger.Warn("pairing failed", "from", src, "reason", reason, "err", err)
-		writeJSONStatus(w, status, errorResponse{Error: err.Error(), Reason: reason})
+		WriteJSON(w, status, ErrorResponse{Error: err.Error(), Reason: reason})
 	}
 	if len(r.TLS.PeerCertificates) == 0 {
 		fail(errors.New("malformed pairing request: no client certificate"))
@@ -152,15 +155,12 @@ func (s *Server) handlePair(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := s.Store.Put(peer); err != nil {
 		s.Logger.Error("pairing: store", "err", err)
-		writeJSONStatus(w, http.StatusInternalServerError, errorResponse{Error: "cannot store the pairing: " + err.Error(), Reason: "internal"})
+		WriteJSON(w, http.StatusInternalServerError, ErrorResponse{Error: "cannot store the pairing: " + err.Error(), Reason: "internal"})
 		return
 	}
 	s.Window.Close()
 	s.Logger.Info("paired", "peer", clientFP.ID(), "name", req.Name, "kind", req.Kind, "from", src, "by", map[bool]string{true: "code", false: "secret"}[req.Code != ""])
-	if s.OnPaired != nil {
-		s.OnPaired(peer)
-	}
-	writeJSONStatus(w, http.StatusOK, PairResponse{Proof: mac(key, serverLabel, ekm), Peer: s.info()})
+	WriteJSON(w, http.StatusOK, PairResponse{Proof: mac(key, serverLabel, ekm), Peer: s.info()})
 }
 
 func (s *Server) handleObserved(w http.ResponseWriter, r *http.Request) {
@@ -172,7 +172,7 @@ func (s *Server) handleObserved(w http.ResponseWriter, r *http.Request) {
 		err = dec.Decode(&req)
 	}
 	if err != nil || !req.Addr.IsValid() || len(r.TLS.PeerCertificates) == 0 {
-		writeJSONStatus(w, http.StatusBadRequest, errorResponse{Error: "want {\"addr\": IP} and a client certificate", Reason: "bad_request"})
+		WriteJSON(w, http.StatusBadRequest, ErrorResponse{Error: "want {\"addr\": IP} and a client certificate", Reason: "bad_request"})
 		return
 	}
 	if s.OnObserved != nil {
@@ -188,15 +188,15 @@ func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) {
 		err = json.Unmarshal(body, &req)
 	}
 	if err != nil || req.SDP == "" || len(r.TLS.PeerCertificates) == 0 || s.OnConnect == nil {
-		writeJSONStatus(w, http.StatusBadRequest, errorResponse{Error: "want {\"sdp\": offer} and a client certificate", Reason: "bad_request"})
+		WriteJSON(w, http.StatusBadRequest, ErrorResponse{Error: "want {\"sdp\": offer} and a client certificate", Reason: "bad_request"})
 		return
 	}
-	answer, err := s.OnConnect(r.Context(), req.SDP, ident.Of(r.TLS.PeerCertificates[0].Raw), remoteIP(r))
+	answer, err := s.OnConnect(r.Context(), req.SDP, ident.Of(r.TLS.PeerCertificates[0].Raw), RemoteIP(r))
 	if err != nil {
-		writeJSONStatus(w, http.StatusForbidden, errorResponse{Error: err.Error(), Reason: "refused"})
+		WriteJSON(w, http.StatusForbidden, ErrorResponse{Error: err.Error(), Reason: "refused"})
 		return
 	}
-	writeJSONStatus(w, http.StatusOK, ConnectMessage{SDP: answer})
+	WriteJSON(w, http.StatusOK, ConnectMessage{SDP: answer})
 }
 
 func (s *Server) info() PeerInfo {
@@ -207,7 +207,8 @@ func (s *Server) info() PeerInfo {
 	return PeerInfo{ID: s.Identity.ID(), Name: s.Name(), Fingerprint: s.Identity.Fingerprint.String(), Addresses: addrs}
 }
 
-func remoteIP(r *http.Request) netip.Addr {
+// RemoteIP is the address a request came from, without zone.
+func RemoteIP(r *http.Request) netip.Addr {
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return netip.Addr{}
@@ -215,7 +216,8 @@ func remoteIP(r *http.Request) netip.Addr {
 	return ap.Addr().Unmap().WithZone("")
 }
 
-func writeJSONStatus(w http.ResponseWriter, status int, v any) {
+// WriteJSON answers with status and v as JSON.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)

@@ -49,17 +49,18 @@ type Window struct {
 	Lifetime time.Duration
 	Now      func() time.Time
 	// OnChange is called (without locks held) when the window opens,
-	// closes, or its secret is replaced.
+	// closes (also at the end of its lifetime), or its secret is replaced.
 	OnChange func(WindowInfo)
 
 	mu       sync.Mutex
-	lifetime time.Duration // set by SetLifetime, overrides Lifetime
+	stopped  bool // Stop was called: the window never opens again
 	open     bool
 	secret   []byte
 	expires  time.Time
 	failures int
 	lastStep int64
 	sources  map[netip.Addr]*rate.Limiter
+	expiry   *time.Timer // fires at the end of the open window's lifetime
 }
 
 // WindowInfo is a snapshot of the window.
@@ -85,27 +86,61 @@ func (w *Window) Open() WindowInfo {
 		w.mu.Unlock()
 		return info
 	}
+	if w.stopped {
+		w.mu.Unlock()
+		return WindowInfo{}
+	}
 	w.renew()
 	w.open = true
-	lifetime := w.lifetime
-	if lifetime == 0 {
-		lifetime = w.Lifetime
-	}
+	lifetime := w.Lifetime
 	if lifetime == 0 {
 		lifetime = DefaultWindowLifetime
 	}
 	w.expires = w.now().Add(lifetime)
+	w.arm()
 	info := w.info()
 	w.mu.Unlock()
 	w.changed(info)
 	return info
 }
 
+// arm sets the expiry timer to the open window's end (w.mu held).
+func (w *Window) arm() {
+	if w.expiry != nil {
+		w.expiry.Stop()
+	}
+	w.expiry = nil
+	if w.open && !w.stopped {
+		w.expiry = time.AfterFunc(w.expires.Sub(w.now()), w.expire)
+	}
+}
+
+// expire closes the window at the end of its lifetime and says so.
+func (w *Window) expire() {
+	w.mu.Lock()
+	if !w.open || w.now().Before(w.expires) {
+		w.mu.Unlock()
+		return
+	}
+	w.open, w.secret = false, nil
+	w.mu.Unlock()
+	w.changed(WindowInfo{})
+}
+
 // SetLifetime changes the lifetime of windows opened from now on.
 func (w *Window) SetLifetime(d time.Duration) {
 	w.mu.Lock()
-	w.lifetime = d
+	w.Lifetime = d
 	w.mu.Unlock()
+}
+
+// Stop closes the window for good without telling OnChange (the daemon
+// is stopping) and stops its timer.
+func (w *Window) Stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stopped, w.open, w.secret = true, false, nil
+	w.arm()
 }
 
 // Close closes the window (after a success, or on request).
@@ -113,6 +148,7 @@ func (w *Window) Close() {
 	w.mu.Lock()
 	was := w.open
 	w.open, w.secret = false, nil
+	w.arm()
 	info := w.info()
 	w.mu.Unlock()
 	if was {
@@ -226,6 +262,7 @@ func (w *Window) attempt(src netip.Addr, check func() error) error {
 	burned := w.failures >= MaxFailures
 	if burned {
 		w.renew()
+		w.arm()
 	}
 	info := w.info()
 	w.mu.Unlock()

@@ -43,8 +43,7 @@ func runDiag(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	color := colorOK(stdout)
-	cfg := diag.Config{Socket: *socket, StateDir: *stateDir, STUN: s.STUN, TURN: s.TURN,
-		TURNUser: s.TURNUser, TURNPassword: s.TURNPassword, TURNSecret: s.TURNSecret, Logger: log}
+	cfg := diag.Config{Socket: *socket, StateDir: *stateDir, WebRTC: s.WebRTC, Logger: log}
 	if !*asJSON {
 		fmt.Fprintf(stdout, "pairing diag: %d steps, at most %s\n\n", diag.StepCount(), diag.MaxDuration)
 		cfg.Progress = func(st diag.Step) { diag.WriteStep(stdout, st, color) }

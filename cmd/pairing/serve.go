@@ -13,6 +13,7 @@ import (
 
 	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/pairing"
+	"github.com/lanpairing/pairing/pairing/daemon"
 )
 
 func runServe(args []string, stdout, stderr io.Writer) error {
@@ -67,11 +68,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg := pairing.Config{StateDir: *stateDir, Socket: *socket, Listen: s.Listen, Name: s.Name, Logger: log, LogLevel: level,
-		Open: *open, PairWindow: s.PairWindow, IgnoreInterfaces: s.IgnoreInterfaces, NoMDNS: !s.MDNS,
-		STUN: s.STUN, TURN: s.TURN, TURNUser: s.TURNUser, TURNPassword: s.TURNPassword, TURNSecret: s.TURNSecret,
-		RelayOnly: s.RelayOnly, Inbox: &pairing.Inbox{Dir: s.Inbox, MaxFile: s.MaxFileMB << 20, MaxTotal: s.MaxInboxMB << 20},
-		ConnectionIdle: s.ConnectionIdle}
+	cfg := daemon.Config{StateDir: *stateDir, Socket: *socket, Settings: s, Logger: log, LogLevel: level, Open: *open}
 	if colorOK(stderr) {
 		cfg.OnWindow = func(w control.Window, open bool) {
 			if !open {
@@ -82,7 +79,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}
-	d, err := pairing.Start(cfg)
+	d, err := daemon.Start(cfg)
 	switch {
 	case errors.Is(err, pairing.ErrLocked):
 		return hintError{err, "a daemon already runs on this state directory ('pairing status'); stop it or use another --state-dir"}

@@ -15,9 +15,6 @@ import (
 	"net/url"
 	"syscall"
 	"time"
-
-	"github.com/lanpairing/pairing/discovery"
-	"github.com/lanpairing/pairing/discovery/beacon"
 )
 
 // PathStatus is the status endpoint.
@@ -28,28 +25,81 @@ var ErrNoDaemon = errors.New("no pairing daemon is running")
 
 // Status is what the running daemon is doing.
 type Status struct {
-	ID          string `json:"id"`
-	Fingerprint string `json:"fingerprint"`
-	Name        string `json:"name"`
-	Port        int    `json:"port"`
+	Device
 	// Addresses are the confirmed own addresses, best first.
-	Addresses []discovery.Address `json:"addresses"`
+	Addresses []Address `json:"addresses"`
 	// Stages are the records of the last acquisition.
-	Stages []discovery.Stage `json:"stages"`
+	Stages []Stage `json:"stages"`
 	// AddressesChanged is when Addresses last changed.
-	AddressesChanged time.Time        `json:"addresses_changed"`
-	Peers            []discovery.Peer `json:"peers"`
-	Beacon           beacon.Stats     `json:"beacon"`
-	Started          time.Time        `json:"started"`
-	Version          string           `json:"version"`
-	UptimeS          float64          `json:"uptime_s"`
-	StateDir         string           `json:"state_dir"`
-	Window           WindowState      `json:"window"`
+	AddressesChanged time.Time   `json:"addresses_changed"`
+	Peers            []Peer      `json:"peers"`
+	Beacon           BeaconStats `json:"beacon"`
+	Window           WindowState `json:"window"`
 	// Paired counts paired devices; PairedOnline those on the LAN now.
 	Paired       int `json:"paired"`
 	PairedOnline int `json:"paired_online"`
 	// Connections are the latest WebRTC sessions, newest last.
 	Connections []Connection `json:"connections"`
+}
+
+// Device is who the daemon is and how long it has run (in Status, its
+// fields are at the top level of the JSON).
+type Device struct {
+	ID          string    `json:"id"`
+	Fingerprint string    `json:"fingerprint"`
+	Name        string    `json:"name"`
+	Port        int       `json:"port"`
+	Started     time.Time `json:"started"`
+	Version     string    `json:"version"`
+	UptimeS     float64   `json:"uptime_s"`
+	StateDir    string    `json:"state_dir"`
+}
+
+// Address is one confirmed own address.
+type Address struct {
+	IP        netip.Addr `json:"ip"`
+	Interface string     `json:"interface"`
+	Stage     string     `json:"stage"`
+	Confirmed bool       `json:"confirmed"`
+	Evidence  string     `json:"evidence,omitempty"`
+}
+
+// Stage is the record of one stage of the own-address acquisition.
+type Stage struct {
+	Name       string  `json:"name"`
+	Status     string  `json:"status"`
+	Error      string  `json:"error,omitempty"`
+	DurationMS float64 `json:"duration_ms"`
+	Details    any     `json:"details,omitempty"`
+}
+
+// Peer is a device seen on the LAN.
+type Peer struct {
+	ID          string       `json:"id"`
+	Fingerprint string       `json:"fingerprint"`
+	Name        string       `json:"name"`
+	Addresses   []netip.Addr `json:"addresses"`
+	Port        uint16       `json:"port"`
+	// SeenAs is the address the peer saw us at (from a reply), if any.
+	SeenAs netip.Addr `json:"seen_as,omitzero"`
+	// Source is where the peer was first seen (beacon or mdns); Sources
+	// lists every source that has seen it.
+	Source     string    `json:"source"`
+	Sources    []string  `json:"sources"`
+	WindowOpen bool      `json:"window_open"`
+	LastSeen   time.Time `json:"last_seen"`
+}
+
+// BeaconStats counts what the beacon did. Dropped counts invalid packets
+// by reason: short, too_large, magic, version, type, field.
+type BeaconStats struct {
+	Received    uint64            `json:"received"`
+	Sent        uint64            `json:"sent"`
+	SendErrors  uint64            `json:"send_errors"`
+	RateLimited uint64            `json:"rate_limited"`
+	Own         uint64            `json:"own"`
+	Dropped     map[string]uint64 `json:"dropped"`
+	Joined      []string          `json:"joined"` // "eth0/v4", "eth0/v6"
 }
 
 // Connection is one WebRTC session: its state sequence and selected pair.

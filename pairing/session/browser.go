@@ -1,12 +1,9 @@
-package pairing
+package session
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/netip"
@@ -18,6 +15,7 @@ import (
 
 	"github.com/lanpairing/pairing/discovery/beacon"
 	"github.com/lanpairing/pairing/internal/ident"
+	"github.com/lanpairing/pairing/pairing"
 	"github.com/lanpairing/pairing/pairing/rtc"
 )
 
@@ -33,18 +31,12 @@ import (
 // it applies it. A relay that swapped either fingerprint makes the proof
 // fail, and the secret never leaves the page.
 const (
-	browserLabel = "pairing browser proof v1"
 	// offersPerMinute bounds offers per source address.
 	offersPerMinute = 20
+	// maxOfferSources caps the sources the offer limiter remembers; past
+	// it, the limiter starts afresh.
+	maxOfferSources = 1024
 )
-
-func browserProof(secret []byte, daemon, browser ident.Fingerprint) []byte {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(browserLabel))
-	m.Write(daemon[:])
-	m.Write(browser[:])
-	return m.Sum(nil)
-}
 
 type offerLimiter struct {
 	mu sync.Mutex
@@ -54,7 +46,7 @@ type offerLimiter struct {
 func (l *offerLimiter) allow(a netip.Addr) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.by == nil || len(l.by) > 1024 {
+	if l.by == nil || len(l.by) > maxOfferSources {
 		l.by = map[netip.Addr]*rate.Limiter{}
 	}
 	lim := l.by[a]
@@ -65,25 +57,25 @@ func (l *offerLimiter) allow(a netip.Addr) bool {
 	return lim.Allow()
 }
 
-// handleBrowserOffer answers a browser's offer: a paired browser always,
-// an unknown one only while a pairing window is open.
-func (d *Daemon) handleBrowserOffer(w http.ResponseWriter, r *http.Request) {
-	src := remoteIP(r)
+// ServeOffer answers a browser's offer (POST /p/offer): a paired browser
+// always, an unknown one only while a pairing window is open.
+func (s *Sessions) ServeOffer(w http.ResponseWriter, r *http.Request) {
+	src := pairing.RemoteIP(r)
 	fail := func(status int, reason string, err error) {
-		d.log.Info("browser: offer refused", "from", src, "reason", reason, "err", err)
-		writeJSONStatus(w, status, errorResponse{Error: err.Error(), Reason: reason})
+		s.log.Info("browser: offer refused", "from", src, "reason", reason, "err", err)
+		pairing.WriteJSON(w, status, pairing.ErrorResponse{Error: err.Error(), Reason: reason})
 	}
-	if !d.offers.allow(src) {
-		fail(http.StatusTooManyRequests, "too_many", ErrTooMany)
+	if !s.offers.allow(src) {
+		fail(http.StatusTooManyRequests, "too_many", pairing.ErrTooMany)
 		return
 	}
-	var req ConnectMessage
+	var req pairing.ConnectMessage
 	body, err := io.ReadAll(r.Body)
 	if err == nil {
 		err = json.Unmarshal(body, &req)
 	}
 	if err != nil {
-		fail(http.StatusBadRequest, "bad_request", ErrBadRequest)
+		fail(http.StatusBadRequest, "bad_request", pairing.ErrBadRequest)
 		return
 	}
 	fp, err := rtc.RemoteFingerprint(req.SDP)
@@ -91,28 +83,30 @@ func (d *Daemon) handleBrowserOffer(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadRequest, "bad_request", err)
 		return
 	}
-	if _, paired := d.store.Get(fp); !paired && !d.window.Info().Open {
-		fail(http.StatusForbidden, "window_closed", ErrWindowClosed)
+	if _, paired := s.cfg.Store.Get(fp); !paired && !s.cfg.Window.Info().Open {
+		fail(http.StatusForbidden, "window_closed", pairing.ErrWindowClosed)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), signalTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), answerTimeout)
 	defer cancel()
-	s, answer, err := d.endpoint(true).Answer(ctx, req.SDP, fp, func(dc *webrtc.DataChannel) { d.browserChannel(dc, fp, src) })
+	ss, answer, err := s.endpoint(true).Answer(ctx, req.SDP, fp, func(dc *webrtc.DataChannel) { s.browserChannel(dc, fp, src) })
 	if err != nil {
 		fail(http.StatusBadRequest, "bad_request", err)
 		return
 	}
-	d.track(s)
+	s.recent.add(ss)
 	// The connection lives as long as the page: it is how the device
 	// reaches the page. A page that goes away closes it, or ICE notices.
-	d.goLoop(func(ctx context.Context) {
+	if !s.group.Go(func(ctx context.Context) {
 		select {
-		case <-s.Done():
+		case <-ss.Done():
 		case <-ctx.Done():
 		}
-		s.Close()
-	})
-	writeJSONStatus(w, http.StatusOK, ConnectMessage{SDP: answer})
+		ss.Close()
+	}) {
+		ss.Close()
+	}
+	pairing.WriteJSON(w, http.StatusOK, pairing.ConnectMessage{SDP: answer})
 }
 
 type browserMessage struct {
@@ -124,7 +118,7 @@ type browserMessage struct {
 }
 
 // browserChannel runs the page's side of the data channel.
-func (d *Daemon) browserChannel(dc *webrtc.DataChannel, fp ident.Fingerprint, src netip.Addr) {
+func (s *Sessions) browserChannel(dc *webrtc.DataChannel, fp ident.Fingerprint, src netip.Addr) {
 	send := func(m map[string]any) {
 		b, _ := json.Marshal(m)
 		dc.SendText(string(b))
@@ -132,33 +126,25 @@ func (d *Daemon) browserChannel(dc *webrtc.DataChannel, fp ident.Fingerprint, sr
 	var mu sync.Mutex // one message at a time
 	// The page's channel, for messages to it (pion keeps one OnOpen per
 	// channel, and the session has it).
-	d.mu.Lock()
-	d.pages[fp] = dc
-	d.mu.Unlock()
-	dc.OnClose(func() {
-		d.mu.Lock()
-		if d.pages[fp] == dc {
-			delete(d.pages, fp)
-		}
-		d.mu.Unlock()
-	})
+	s.pages.set(fp, dc)
+	dc.OnClose(func() { s.pages.remove(fp, dc) })
 	dc.OnMessage(func(m webrtc.DataChannelMessage) {
 		mu.Lock()
 		defer mu.Unlock()
 		var msg browserMessage
-		if !m.IsString || len(m.Data) > maxRequestBody || json.Unmarshal(m.Data, &msg) != nil {
+		if !m.IsString || len(m.Data) > pairing.MaxRequestBody || json.Unmarshal(m.Data, &msg) != nil {
 			send(map[string]any{"t": "error", "reason": "bad_request", "error": "malformed message"})
 			return
 		}
-		_, paired := d.store.Get(fp)
+		_, paired := s.cfg.Store.Get(fp)
 		switch {
 		case msg.T == "pair" && paired:
-			d.log.Info("browser: already paired", "peer", fp.ID(), "from", src)
-			send(map[string]any{"t": "paired", "name": d.Name(), "again": true})
+			s.log.Info("browser: already paired", "peer", fp.ID(), "from", src)
+			send(map[string]any{"t": "paired", "name": s.cfg.Name(), "again": true})
 		case msg.T == "pair":
-			d.pairBrowser(msg, fp, src, send)
+			s.pairBrowser(msg, fp, src, send)
 		case msg.T == "text" && paired:
-			if err := d.cfg.Inbox.Text(fp, msg.Text); err != nil {
+			if err := s.cfg.Inbox.Text(fp, msg.Text); err != nil {
 				send(map[string]any{"t": "error", "reason": "inbox", "error": err.Error()})
 				return
 			}
@@ -169,27 +155,22 @@ func (d *Daemon) browserChannel(dc *webrtc.DataChannel, fp ident.Fingerprint, sr
 	})
 }
 
-func (d *Daemon) pairBrowser(msg browserMessage, fp ident.Fingerprint, src netip.Addr, send func(map[string]any)) {
+func (s *Sessions) pairBrowser(msg browserMessage, fp ident.Fingerprint, src netip.Addr, send func(map[string]any)) {
 	var err error
 	if msg.Code != "" {
-		err = d.window.CheckCode(src, msg.Code)
+		err = s.cfg.Window.CheckCode(src, msg.Code)
 	} else {
 		proof, derr := base64.StdEncoding.DecodeString(msg.Proof)
 		if derr != nil {
 			proof = nil
 		}
-		err = d.window.CheckProof(src, func(secret []byte) bool {
-			return hmac.Equal(proof, browserProof(secret, d.id.Fingerprint, fp))
+		err = s.cfg.Window.CheckProof(src, func(secret []byte) bool {
+			return pairing.CheckBrowserProof(proof, secret, s.cfg.Identity.Fingerprint, fp)
 		})
 	}
 	if err != nil {
-		reason := "bad_request"
-		for _, x := range reasons {
-			if errors.Is(err, x.err) {
-				reason = x.reason
-			}
-		}
-		d.log.Warn("browser: pairing failed", "peer", fp.ID(), "from", src, "reason", reason, "err", err)
+		reason, _ := pairing.Reason(err)
+		s.log.Warn("browser: pairing failed", "peer", fp.ID(), "from", src, "reason", reason, "err", err)
 		send(map[string]any{"t": "error", "reason": reason, "error": err.Error()})
 		return
 	}
@@ -197,24 +178,20 @@ func (d *Daemon) pairBrowser(msg browserMessage, fp ident.Fingerprint, src netip
 	if beacon.ValidName(name) != nil {
 		name = "browser"
 	}
-	peer := PairedPeer{Fingerprint: fp, Name: name, Kind: KindBrowser, PairedAt: time.Now().UTC(), LastSeen: time.Now().UTC(), Addresses: []netip.Addr{src}}
-	if err := d.store.Put(peer); err != nil {
+	now := time.Now().UTC()
+	peer := pairing.PairedPeer{Fingerprint: fp, Name: name, Kind: pairing.KindBrowser, PairedAt: now, LastSeen: now, Addresses: []netip.Addr{src}}
+	if err := s.cfg.Store.Put(peer); err != nil {
 		send(map[string]any{"t": "error", "reason": "internal", "error": err.Error()})
 		return
 	}
-	d.window.Close()
-	d.log.Info("paired", "peer", fp.ID(), "name", name, "kind", KindBrowser, "from", src)
-	send(map[string]any{"t": "paired", "name": d.Name()})
+	s.cfg.Window.Close()
+	s.log.Info("paired", "peer", fp.ID(), "name", name, "kind", pairing.KindBrowser, "from", src)
+	send(map[string]any{"t": "paired", "name": s.cfg.Name()})
 }
 
-// ErrPageClosed means the paired browser has no page open now.
-var ErrPageClosed = errors.New("the browser has no pairing page open now (a browser gets messages while its page is open)")
-
 // sendToPage delivers a text to a paired browser's open page.
-func (d *Daemon) sendToPage(fp ident.Fingerprint, text string) error {
-	d.mu.Lock()
-	dc := d.pages[fp]
-	d.mu.Unlock()
+func (s *Sessions) sendToPage(fp ident.Fingerprint, text string) error {
+	dc := s.pages.get(fp)
 	if dc == nil {
 		return ErrPageClosed
 	}

@@ -1,4 +1,4 @@
-package pairing
+package daemon
 
 import (
 	"errors"
@@ -9,6 +9,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/lanpairing/pairing/internal/lan"
+	"github.com/lanpairing/pairing/pairing"
 )
 
 func TestDaemonInNamespace(t *testing.T) {
@@ -24,7 +25,7 @@ func TestHelperDaemon(t *testing.T) {
 	}
 	defer goleak.VerifyNone(t)
 	dir := t.TempDir()
-	cfg := Config{StateDir: filepath.Join(dir, "state"), Socket: filepath.Join(dir, "s.sock"), Name: "helper"}
+	cfg := Config{StateDir: filepath.Join(dir, "state"), Socket: filepath.Join(dir, "s.sock"), Settings: pairing.Settings{Name: "helper"}}
 	d, err := Start(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -42,11 +43,11 @@ func TestHelperDaemon(t *testing.T) {
 	// the first untouched.
 	cfg2 := cfg
 	cfg2.Socket = filepath.Join(dir, "s2.sock")
-	if d2, err := Start(cfg2); !errors.Is(err, ErrLocked) {
+	if d2, err := Start(cfg2); !errors.Is(err, pairing.ErrLocked) {
 		if d2 != nil {
 			d2.Close()
 		}
-		t.Fatalf("second daemon on the same state dir: %v, want ErrLocked", err)
+		t.Fatalf("second daemon on the same state dir: %v, want pairing.ErrLocked", err)
 	}
 	if err := d.Close(); err != nil {
 		t.Fatal(err)

@@ -1,13 +1,9 @@
-package pairing
+package daemon
 
 import (
-	"bytes"
 	"context"
-	"crypto/tls"
-	"encoding/json"
 	"log/slog"
-	"net"
-	"net/http"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/lanpairing/pairing/internal/lan"
+	"github.com/lanpairing/pairing/pairing"
 	"github.com/lanpairing/pairing/pairing/rtc"
 )
 
@@ -35,25 +32,25 @@ func TestHelperConnectRefusals(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	dir := t.TempDir()
 	var logs lan.SyncBuffer
-	d, err := Start(Config{StateDir: filepath.Join(dir, "d"), Socket: filepath.Join(dir, "d.sock"), Name: "d",
+	d, err := Start(Config{StateDir: filepath.Join(dir, "d"), Socket: filepath.Join(dir, "d.sock"), Settings: pairing.Settings{Name: "d"},
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d.Close()
 	<-d.Acquired()
-	newID := func(name string) *Identity {
-		id, err := LoadIdentity(t.TempDir())
+	newID := func(name string) *pairing.Identity {
+		id, err := pairing.LoadIdentity(t.TempDir())
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 		return id
 	}
 	paired, stranger := newID("paired"), newID("stranger")
-	if err := d.store.Put(PairedPeer{Fingerprint: paired.Fingerprint, Name: "p", Kind: KindDevice}); err != nil {
+	if err := d.store.Put(pairing.PairedPeer{Fingerprint: paired.Fingerprint, Name: "p", Kind: pairing.KindDevice}); err != nil {
 		t.Fatal(err)
 	}
-	offer := func(id *Identity) string {
+	offer := func(id *pairing.Identity) string {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		s, sdp, err := rtc.NewEndpoint(rtc.Config{Certificate: rtc.Certificate(id.Key, id.Cert)}).Offer(ctx, d.id.Fingerprint)
@@ -63,27 +60,26 @@ func TestHelperConnectRefusals(t *testing.T) {
 		s.Close()
 		return sdp
 	}
-	post := func(client *Identity, sdp string) (int, string) {
-		tr := &http.Transport{DialTLSContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			dl := tls.Dialer{Config: pinnedConfig(client, d.id.Fingerprint)}
-			return dl.DialContext(ctx, "tcp", net.JoinHostPort("10.9.0.1", portStr(uint16(d.Port()))))
-		}}
-		defer tr.CloseIdleConnections()
-		body, _ := json.Marshal(ConnectMessage{SDP: sdp})
-		resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Post("https://d"+PathConnect, "application/json", bytes.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
+	// post signals sdp as client, the way a paired daemon does, and
+	// returns the refusal ("" when answered).
+	post := func(client *pairing.Identity, sdp string) string {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		to := netip.AddrPortFrom(netip.MustParseAddr("10.9.0.1"), uint16(d.Port()))
+		_, err := pairing.Signal(ctx, client, d.id.Fingerprint, []netip.AddrPort{to}, sdp)
+		if err == nil {
+			return ""
 		}
-		defer resp.Body.Close()
-		var er errorResponse
-		json.NewDecoder(resp.Body).Decode(&er)
-		return resp.StatusCode, er.Error
+		if !strings.Contains(err.Error(), "the device refused the connection") {
+			t.Fatalf("not a refusal: %v", err)
+		}
+		return err.Error()
 	}
 	pOffer, uOffer := offer(paired), offer(stranger)
 	mixed := strings.Replace(pOffer, "m=application", "a=fingerprint:sha-256 "+stranger.Fingerprint.String()+"\r\nm=application", 1)
 	for _, c := range []struct {
 		name   string
-		client *Identity
+		client *pairing.Identity
 		sdp    string
 		want   string
 	}{
@@ -92,21 +88,21 @@ func TestHelperConnectRefusals(t *testing.T) {
 		{"session and media fingerprints differ", paired, mixed, "different fingerprints"},
 		{"TLS certificate differs from the SDP", stranger, pOffer, "not the certificate the request came with"},
 	} {
-		if code, msg := post(c.client, c.sdp); code != http.StatusForbidden || !strings.Contains(msg, c.want) {
-			t.Errorf("%s: %d %q, want 403 with %q", c.name, code, msg, c.want)
+		if msg := post(c.client, c.sdp); !strings.Contains(msg, c.want) {
+			t.Errorf("%s: %q, want a refusal with %q", c.name, msg, c.want)
 		}
 	}
-	if n := len(d.connections()); n != 0 {
+	if n := len(d.sess.Connections()); n != 0 {
 		t.Fatalf("%d sessions were set up for refused offers", n)
 	}
 	if got := strings.Count(logs.String(), "webrtc: connection refused"); got != 4 {
 		t.Fatalf("%d refusals logged, want 4:\n%s", got, logs.String())
 	}
 	// The genuine offer is answered.
-	if code, msg := post(paired, pOffer); code != http.StatusOK {
-		t.Fatalf("paired device: %d %s", code, msg)
+	if msg := post(paired, pOffer); msg != "" {
+		t.Fatalf("paired device: %s", msg)
 	}
-	if n := len(d.connections()); n != 1 {
+	if n := len(d.sess.Connections()); n != 1 {
 		t.Fatalf("%d sessions after the accepted offer", n)
 	}
 	d.Close()

@@ -1,0 +1,275 @@
+package discovery
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/lanpairing/pairing/discovery/beacon"
+	"github.com/lanpairing/pairing/internal/ident"
+	"github.com/lanpairing/pairing/internal/run"
+)
+
+const (
+	// tellEvery limits how often one peer is told about one address.
+	tellEvery = 30 * time.Second
+	// maxTold caps the (peer, address) pairs remembered for tellEvery: a
+	// flood of made-up peers cannot grow it, it only stops the telling.
+	maxTold = 1024
+	// tellTimeout bounds one call telling a peer where we see it.
+	tellTimeout = 2 * time.Second
+	// browseEvery is how often mDNS is browsed for peers; the beacon
+	// carries changes faster, mDNS fills gaps (beacon port filtered).
+	browseEvery = 15 * time.Second
+)
+
+// NeighboursConfig configures Neighbours.
+type NeighboursConfig struct {
+	// Beacon is the beacon's configuration; Handle is set by Neighbours,
+	// Self and Fingerprint by the caller.
+	Beacon beacon.Config
+	// Name is the device name at start (SetName changes it).
+	Name string
+	// Port is the pairing listener's port, advertised by mDNS.
+	Port int
+	// MDNS turns mDNS advertising and browsing on.
+	MDNS bool
+	// Tell tells the peer fp, at to, the address we see it at (the
+	// discovery-failure mitigation); nil tells nobody.
+	Tell   func(ctx context.Context, to netip.AddrPort, fp ident.Fingerprint) error
+	Logger *slog.Logger
+}
+
+// Neighbours is the devices around us and how we show ourselves to them:
+// the beacon, mDNS advertising and browsing, the peer table, and telling
+// peers where we see them. Safe for concurrent use.
+type Neighbours struct {
+	cfg    NeighboursConfig
+	group  *run.Group
+	table  *Table
+	beacon *beacon.Beacon // nil when no multicast socket could be opened
+	adv    *Advertiser    // nil without mDNS
+
+	mu   sync.Mutex
+	name string
+	told map[string]time.Time // by peer and address: when we told it
+}
+
+// NewNeighbours opens the beacon (a host without multicast runs on
+// without it: the QR code still works) and prepares mDNS.
+func NewNeighbours(cfg NeighboursConfig) *Neighbours {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Beacon.AnnounceInterval == 0 {
+		cfg.Beacon.AnnounceInterval = beacon.DefaultAnnounceInterval
+	}
+	cfg.Beacon.Logger = cfg.Logger
+	n := &Neighbours{cfg: cfg, group: run.New(), name: cfg.Name, told: map[string]time.Time{},
+		table: &Table{Logger: cfg.Logger, Self: cfg.Beacon.Fingerprint, TTL: 3 * cfg.Beacon.AnnounceInterval}}
+	n.cfg.Beacon.Handle = n.onBeacon
+	if cfg.MDNS {
+		n.adv = &Advertiser{Name: cfg.Name, Fingerprint: cfg.Beacon.Fingerprint, Port: cfg.Port, Logger: cfg.Logger}
+	}
+	return n
+}
+
+// Start opens the beacon and starts browsing mDNS.
+func (n *Neighbours) Start() {
+	b, err := beacon.New(n.cfg.Beacon)
+	if err != nil {
+		n.cfg.Logger.Warn("beacon disabled", "err", err)
+	}
+	n.mu.Lock()
+	n.beacon = b
+	n.mu.Unlock()
+	if n.adv != nil {
+		n.group.Go(n.browse)
+	}
+}
+
+// Close says goodbye, stops the responders and every goroutine; safe twice.
+func (n *Neighbours) Close() {
+	if b := n.beaconOrNil(); b != nil {
+		b.Close()
+	}
+	if n.adv != nil {
+		n.adv.Close()
+	}
+	n.group.Close()
+}
+
+func (n *Neighbours) beaconOrNil() *beacon.Beacon {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.beacon
+}
+
+// Name is the device name we show.
+func (n *Neighbours) Name() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.name
+}
+
+// SetName renames the device: mDNS advertises the new name on addrs, and
+// the beacon announces it at once.
+func (n *Neighbours) SetName(name string, addrs []Address) {
+	n.mu.Lock()
+	old := n.name
+	n.name = name
+	n.mu.Unlock()
+	if n.adv != nil && old != name {
+		n.adv.SetName(name, addrs)
+	}
+	n.Announce()
+}
+
+// Advertise makes mDNS advertise addrs (the confirmed own addresses).
+func (n *Neighbours) Advertise(addrs []Address) {
+	if n.adv != nil {
+		n.adv.Update(addrs)
+	}
+}
+
+// Announce sends an announce now (our addresses, name or window changed).
+func (n *Neighbours) Announce() {
+	if b := n.beaconOrNil(); b != nil {
+		if err := b.Announce(); err != nil {
+			n.cfg.Logger.Warn("announce failed", "err", err)
+		}
+	}
+}
+
+// Refresh rejoins the beacon groups on the interfaces there are now.
+func (n *Neighbours) Refresh() {
+	if b := n.beaconOrNil(); b != nil {
+		b.Refresh()
+	}
+}
+
+// Stats are the beacon's counters (zero without a beacon).
+func (n *Neighbours) Stats() beacon.Stats {
+	if b := n.beaconOrNil(); b != nil {
+		return b.Stats()
+	}
+	return beacon.Stats{}
+}
+
+// Peers are the devices on the LAN now.
+func (n *Neighbours) Peers() []Peer { return n.table.Peers() }
+
+// Lookup is where the device fp can be reached now, from the peer table.
+func (n *Neighbours) Lookup(fp ident.Fingerprint) []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, p := range n.table.Peers() {
+		if p.Fingerprint == fp {
+			for _, a := range p.Addresses {
+				out = append(out, netip.AddrPortFrom(a, p.Port))
+			}
+		}
+	}
+	return out
+}
+
+// onBeacon takes a packet from another device into the peer table and
+// tells the peer where we see it when it does not seem to know.
+func (n *Neighbours) onBeacon(ev beacon.Event) {
+	n.table.Observe(ev)
+	n.tellObserved(ev)
+}
+
+// tellObserved is the discovery-failure mitigation: when a peer's packet
+// comes from an address the peer does not list as its own, we tell the
+// peer that address, so it can confirm it.
+func (n *Neighbours) tellObserved(ev beacon.Event) {
+	pk := ev.Packet
+	if n.cfg.Tell == nil || pk.Fingerprint.IsZero() || pk.Fingerprint == n.cfg.Beacon.Fingerprint || pk.Port == 0 || pk.Type == beacon.TypeGoodbye {
+		return
+	}
+	src := ev.From.Addr()
+	if slices.ContainsFunc(pk.Addrs, func(a netip.Addr) bool { return a.WithZone("") == src.WithZone("") }) {
+		return // it knows this address
+	}
+	if !n.shouldTell(pk.Fingerprint.String()+" "+src.String(), time.Now()) {
+		return
+	}
+	n.group.Go(func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, tellTimeout)
+		defer cancel()
+		if err := n.cfg.Tell(ctx, netip.AddrPortFrom(src, pk.Port), pk.Fingerprint); err != nil {
+			n.cfg.Logger.Debug("observed: telling peer failed", "peer", pk.Fingerprint.ID(), "at", src, "err", err)
+			return
+		}
+		n.cfg.Logger.Info("observed: told peer where we see it", "peer", pk.Fingerprint.ID(), "name", pk.Name, "addr", src)
+	})
+}
+
+// shouldTell records that key is told now, unless it was told within
+// tellEvery or the record is full of recent entries.
+func (n *Neighbours) shouldTell(key string, now time.Time) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if now.Sub(n.told[key]) < tellEvery {
+		return false
+	}
+	if len(n.told) >= maxTold {
+		for k, at := range n.told {
+			if now.Sub(at) >= tellEvery {
+				delete(n.told, k)
+			}
+		}
+		if len(n.told) >= maxTold {
+			return false
+		}
+	}
+	n.told[key] = now
+	return true
+}
+
+// browse asks mDNS for peers now and then.
+func (n *Neighbours) browse(ctx context.Context) {
+	for {
+		err := Browse(ctx, n.cfg.Beacon.Interfaces, n.cfg.Logger, func(ev beacon.Event) {
+			n.table.ObserveFrom(SourceMDNS, ev)
+		})
+		if err != nil {
+			n.cfg.Logger.Debug("mdns: browse", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(browseEvery):
+		}
+	}
+}
+
+// Interfaces lists the interfaces the daemon may use: all but the ignored
+// ones, which a config reload may change. Safe for concurrent use.
+type Interfaces struct {
+	mu     sync.Mutex
+	ignore []string
+}
+
+// Ignore sets the interface names never to use; it reports whether they
+// changed.
+func (f *Interfaces) Ignore(names []string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	changed := !slices.Equal(f.ignore, names)
+	f.ignore = slices.Clone(names)
+	return changed
+}
+
+// List lists the interfaces but the ignored ones.
+func (f *Interfaces) List() ([]net.Interface, error) {
+	ifs, err := net.Interfaces()
+	f.mu.Lock()
+	ignore := f.ignore
+	f.mu.Unlock()
+	return slices.DeleteFunc(ifs, func(i net.Interface) bool { return slices.Contains(ignore, i.Name) }), err
+}

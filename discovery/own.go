@@ -1,0 +1,270 @@
+package discovery
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/lanpairing/pairing/internal/run"
+)
+
+// Defaults of Own; zero fields of OwnConfig mean these.
+const (
+	// DefaultRetryInterval is how often the acquisition is retried while
+	// no address is confirmed (peers may appear later).
+	DefaultRetryInterval = 10 * time.Second
+	// DefaultRecheckInterval is how often it re-runs when addresses are
+	// known: a poll that notices changes netlink missed.
+	DefaultRecheckInterval = 60 * time.Second
+	// observedRecheck: a peer's observation of an address already being
+	// checked is not checked again within this time.
+	observedRecheck = time.Second
+	// maxObserved caps the addresses peers' observations may add: a host
+	// has a handful of addresses, a flood of observations has many.
+	maxObserved = 64
+)
+
+// OwnConfig configures Own.
+type OwnConfig struct {
+	Acquirer        *Acquirer
+	RetryInterval   time.Duration
+	RecheckInterval time.Duration
+	// OnChange is called after the addresses changed, with the new ones
+	// (best first) and the stages behind them. Calls never overlap and
+	// come in the order of the changes.
+	OnChange func(addrs []Address, stages []Stage)
+	// OnAcquired is called once, when the first acquisition has finished,
+	// just before Acquired is closed.
+	OnAcquired func()
+	// OnNetworkChange is called when interfaces or addresses change,
+	// before the acquisition runs again.
+	OnNetworkChange func()
+	Logger          *slog.Logger
+}
+
+// Own is this device's own addresses: the staged acquisition in a loop,
+// run again when the network changes, plus the addresses peers'
+// observations confirmed. Safe for concurrent use.
+type Own struct {
+	cfg       OwnConfig
+	group     *run.Group
+	acquired  chan struct{}
+	reacquire chan struct{}
+	// update serializes changes and their OnChange calls.
+	update sync.Mutex
+
+	mu       sync.Mutex
+	addrs    []Address
+	stages   []Stage
+	changed  time.Time
+	observed map[netip.Addr]Address   // confirmed from peers' observations
+	checking map[netip.Addr]time.Time // observations being confirmed
+}
+
+// NewOwn returns an Own that does nothing until Start.
+func NewOwn(cfg OwnConfig) *Own {
+	if cfg.RetryInterval <= 0 {
+		cfg.RetryInterval = DefaultRetryInterval
+	}
+	if cfg.RecheckInterval <= 0 {
+		cfg.RecheckInterval = DefaultRecheckInterval
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Own{cfg: cfg, group: run.New(), acquired: make(chan struct{}), reacquire: make(chan struct{}, 1),
+		observed: map[netip.Addr]Address{}, checking: map[netip.Addr]time.Time{}}
+}
+
+// Start runs the acquisition loop and the network watch.
+func (o *Own) Start() {
+	o.group.Go(o.loop)
+	o.group.Go(func(ctx context.Context) {
+		WatchNetwork(ctx, o.cfg.Logger, func() {
+			o.cfg.Logger.Info("network changed; finding own addresses again")
+			if o.cfg.OnNetworkChange != nil {
+				o.cfg.OnNetworkChange()
+			}
+			o.Reacquire()
+		})
+	})
+}
+
+// Close stops the loop and every confirmation in flight; safe twice.
+func (o *Own) Close() { o.group.Close() }
+
+// Acquired is closed once the first acquisition has finished.
+func (o *Own) Acquired() <-chan struct{} { return o.acquired }
+
+// Addresses are the confirmed own addresses, best first, the stages of
+// the last acquisition and when the addresses last changed.
+func (o *Own) Addresses() ([]Address, []Stage, time.Time) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.addrs), slices.Clone(o.stages), o.changed
+}
+
+// IPs are the confirmed own addresses, best first.
+func (o *Own) IPs() []netip.Addr {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return ips(o.addrs)
+}
+
+// Reacquire asks for a new acquisition now.
+func (o *Own) Reacquire() {
+	select {
+	case o.reacquire <- struct{}{}:
+	default:
+	}
+}
+
+// Observed is a peer (by) saying it sees us at addr. The address is used
+// only after our own listener received a nonce there.
+func (o *Own) Observed(addr netip.Addr, by string) {
+	addr = addr.WithZone("")
+	now := time.Now()
+	o.mu.Lock()
+	known := slices.ContainsFunc(o.addrs, func(a Address) bool { return a.IP.WithZone("") == addr })
+	recent := now.Sub(o.checking[addr]) < observedRecheck
+	full := len(o.observed) >= maxObserved
+	if !known && !recent && !full {
+		for a, at := range o.checking {
+			if now.Sub(at) >= observedRecheck {
+				delete(o.checking, a)
+			}
+		}
+		o.checking[addr] = now
+	}
+	o.mu.Unlock()
+	if known || recent || full {
+		return
+	}
+	o.group.Go(func(ctx context.Context) {
+		a, err := o.cfg.Acquirer.ConfirmObserved(ctx, addr, by)
+		if err != nil {
+			o.cfg.Logger.Info("observed: a peer's view of our address did not confirm", "addr", addr, "by", by, "err", err)
+			return
+		}
+		o.cfg.Logger.Info("observed: address confirmed from a peer's view", "addr", a.IP, "by", by, "evidence", a.Evidence)
+		o.set(func(addrs []Address, stages []Stage) ([]Address, []Stage) {
+			o.observed[addr] = a
+			if slices.ContainsFunc(addrs, func(x Address) bool { return x.IP.WithZone("") == addr }) {
+				return addrs, stages
+			}
+			return append(addrs, a), stages
+		})
+	})
+}
+
+func (o *Own) loop(ctx context.Context) {
+	first := true
+	for {
+		res := o.cfg.Acquirer.Acquire(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		o.keepObserved(ctx, res.Addresses)
+		o.set(func([]Address, []Stage) ([]Address, []Stage) {
+			addrs := slices.Clone(res.Addresses)
+			for ip, a := range o.observed {
+				if !slices.ContainsFunc(addrs, func(x Address) bool { return x.IP.WithZone("") == ip }) {
+					addrs = append(addrs, a)
+				}
+			}
+			return addrs, res.Stages
+		})
+		if first {
+			first = false
+			if o.cfg.OnAcquired != nil {
+				o.cfg.OnAcquired()
+			}
+			close(o.acquired)
+		}
+		wait := o.cfg.RecheckInterval
+		if len(res.Addresses) == 0 {
+			wait = o.cfg.RetryInterval
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		case <-o.reacquire:
+		}
+	}
+}
+
+// keepObserved checks the addresses peers' observations confirmed again
+// (those the acquisition did not find itself); those that fail now are
+// forgotten.
+func (o *Own) keepObserved(ctx context.Context, found []Address) {
+	o.mu.Lock()
+	obs := make([]Address, 0, len(o.observed))
+	for _, a := range o.observed {
+		obs = append(obs, a)
+	}
+	o.mu.Unlock()
+	for _, a := range obs {
+		if slices.ContainsFunc(found, func(x Address) bool { return x.IP.WithZone("") == a.IP.WithZone("") }) {
+			continue
+		}
+		if _, err := o.cfg.Acquirer.ConfirmObserved(ctx, a.IP, "earlier peer"); err != nil {
+			o.mu.Lock()
+			delete(o.observed, a.IP.WithZone(""))
+			o.mu.Unlock()
+		}
+	}
+}
+
+// set replaces the addresses and stages with what f returns. f runs under
+// the lock and gets copies of the current ones, so concurrent updates
+// (the loop, a peer's observation) never undo each other. OnChange then
+// runs outside the state lock, in order.
+func (o *Own) set(f func([]Address, []Stage) ([]Address, []Stage)) {
+	o.update.Lock()
+	defer o.update.Unlock()
+	o.mu.Lock()
+	old := ips(o.addrs)
+	o.addrs, o.stages = f(slices.Clone(o.addrs), slices.Clone(o.stages))
+	addrs, stages := slices.Clone(o.addrs), slices.Clone(o.stages)
+	changed := !slices.Equal(old, ips(addrs))
+	if changed {
+		o.changed = time.Now()
+	}
+	o.mu.Unlock()
+	if !changed {
+		return
+	}
+	o.logChange(addrs, stages)
+	if o.cfg.OnChange != nil {
+		o.cfg.OnChange(addrs, stages)
+	}
+}
+
+func (o *Own) logChange(addrs []Address, stages []Stage) {
+	log := o.cfg.Logger
+	for _, s := range stages {
+		log.Info("address stage", "stage", s.Name, "status", s.Status, "err", s.Error, "duration_ms", s.DurationMS)
+	}
+	if len(addrs) == 0 {
+		var why []any
+		for _, s := range stages {
+			why = append(why, s.Name, s.Status+": "+s.Error)
+		}
+		log.Warn("no reachable own address; retrying", append(why, "retry", o.cfg.RetryInterval)...)
+		return
+	}
+	best := addrs[0]
+	log.Info("own addresses", "addresses", ips(addrs), "best", best.IP, "interface", best.Interface, "stage", best.Stage, "evidence", best.Evidence)
+}
+
+func ips(as []Address) []netip.Addr {
+	var out []netip.Addr
+	for _, a := range as {
+		out = append(out, a.IP)
+	}
+	return out
+}

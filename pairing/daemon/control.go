@@ -1,0 +1,120 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/lanpairing/pairing/internal/control"
+	"github.com/lanpairing/pairing/internal/ident"
+	"github.com/lanpairing/pairing/pairing"
+)
+
+// ErrNoAddress means no reachable own address is known yet, so a QR code
+// would lead nowhere.
+var ErrNoAddress = errors.New("no reachable own address yet")
+
+// controlMux is the control API: each endpoint calls one part, or the
+// daemon where it takes several.
+func (d *Daemon) controlMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+control.PathStatus, func(w http.ResponseWriter, r *http.Request) {
+		pairing.WriteJSON(w, http.StatusOK, d.Status())
+	})
+	mux.HandleFunc("POST "+control.PathWindow, func(w http.ResponseWriter, r *http.Request) {
+		win, err := d.OpenWindow()
+		if err != nil {
+			ctlError(w, http.StatusServiceUnavailable, fmt.Errorf("%w (run 'pairing addr' to see why)", err))
+			return
+		}
+		pairing.WriteJSON(w, http.StatusOK, win)
+	})
+	mux.HandleFunc("GET "+control.PathPeers, func(w http.ResponseWriter, r *http.Request) {
+		pairing.WriteJSON(w, http.StatusOK, d.Paired())
+	})
+	mux.HandleFunc("DELETE "+control.PathPeers+"/{peer}", func(w http.ResponseWriter, r *http.Request) {
+		p, err := pairing.Resolve(d.store.List(), r.PathValue("peer"))
+		if err != nil {
+			ctlError(w, http.StatusNotFound, err)
+			return
+		}
+		if err := d.store.Remove(p.Fingerprint); err != nil {
+			ctlError(w, http.StatusInternalServerError, err)
+			return
+		}
+		d.cfg.Logger.Info("unpaired", "peer", p.ID, "name", p.Name)
+		pairing.WriteJSON(w, http.StatusOK, pairing.PairedView(p, false))
+	})
+	mux.HandleFunc("POST "+control.PathJoin, func(w http.ResponseWriter, r *http.Request) {
+		var req control.JoinRequest
+		b, err := io.ReadAll(r.Body)
+		if err == nil {
+			err = json.Unmarshal(b, &req)
+		}
+		if err != nil {
+			ctlError(w, http.StatusBadRequest, fmt.Errorf("bad join request: %w", err))
+			return
+		}
+		p, err := pairing.ParsePayload(req.URL)
+		if err != nil {
+			ctlError(w, http.StatusBadRequest, err)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), pairing.DefaultJoinTimeout)
+		defer cancel()
+		res, err := pairing.Join(ctx, p, pairing.JoinOptions{Identity: d.id, Store: d.store, Name: d.nbrs.Name(), Code: req.Code, Beacon: d.cfg.Beacon, Logger: d.cfg.Logger})
+		if err != nil {
+			ctlError(w, http.StatusBadGateway, err)
+			return
+		}
+		pairing.WriteJSON(w, http.StatusOK, res)
+	})
+	mux.HandleFunc("POST "+control.PathSend, func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		size, _ := strconv.ParseInt(q.Get("size"), 10, 64)
+		p, err := pairing.Resolve(d.store.List(), q.Get("peer"))
+		var res *control.SendResult
+		if err == nil {
+			res, err = d.sess.Send(r.Context(), p, q.Get("kind"), q.Get("name"), size, r.Body)
+		}
+		if err != nil {
+			status := http.StatusBadGateway
+			if errors.Is(err, pairing.ErrUnknownPeer) || errors.Is(err, pairing.ErrAmbiguous) || errors.Is(err, pairing.ErrBadFileName) {
+				status = http.StatusBadRequest
+			}
+			ctlError(w, status, err)
+			return
+		}
+		pairing.WriteJSON(w, http.StatusOK, res)
+	})
+	mux.HandleFunc("GET "+control.PathInbox, func(w http.ResponseWriter, r *http.Request) {
+		items, err := d.inbox.List()
+		if err != nil {
+			ctlError(w, http.StatusInternalServerError, err)
+			return
+		}
+		pairing.WriteJSON(w, http.StatusOK, items)
+	})
+	return mux
+}
+
+func ctlError(w http.ResponseWriter, status int, err error) {
+	pairing.WriteJSON(w, status, control.ErrorBody{Error: err.Error()})
+}
+
+// Paired lists the paired devices, with whether each is on the LAN now.
+func (d *Daemon) Paired() []control.Paired {
+	online := map[ident.Fingerprint]bool{}
+	for _, p := range d.nbrs.Peers() {
+		online[p.Fingerprint] = true
+	}
+	out := []control.Paired{}
+	for _, p := range d.store.List() {
+		out = append(out, pairing.PairedView(p, online[p.Fingerprint]))
+	}
+	return out
+}

@@ -1,0 +1,89 @@
+package daemon
+
+import (
+	"cmp"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/lanpairing/pairing/discovery"
+	"github.com/lanpairing/pairing/discovery/beacon"
+	"github.com/lanpairing/pairing/internal/control"
+	"github.com/lanpairing/pairing/pairing"
+)
+
+// Status is a snapshot of what the daemon is doing, from every part.
+func (d *Daemon) Status() control.Status {
+	addrs, stages, changed := d.own.Addresses()
+	st := control.Status{
+		Device: control.Device{ID: d.id.ID(), Fingerprint: d.id.Fingerprint.String(), Name: d.nbrs.Name(), Port: d.Port(),
+			Started: d.svc.started, Version: pairing.Version, StateDir: d.cfg.StateDir,
+			UptimeS: time.Since(d.svc.started).Round(time.Second).Seconds()},
+		Addresses: []control.Address{}, Stages: []control.Stage{}, AddressesChanged: changed,
+		Peers: []control.Peer{}, Beacon: beaconStats(d.nbrs.Stats()),
+		Paired: len(d.store.List()), Connections: d.sess.Connections(),
+	}
+	for _, a := range addrs {
+		st.Addresses = append(st.Addresses, control.Address(a))
+	}
+	for _, s := range stages {
+		st.Stages = append(st.Stages, control.Stage{Name: s.Name, Status: s.Status, Error: s.Error, DurationMS: s.DurationMS, Details: s.Details})
+	}
+	if w := d.window.Info(); w.Open {
+		st.Window = control.WindowState{Open: true, Expires: w.Expires}
+	}
+	for _, p := range d.nbrs.Peers() {
+		st.Peers = append(st.Peers, peerView(p))
+		if _, ok := d.store.Get(p.Fingerprint); ok {
+			st.PairedOnline++
+		}
+	}
+	return st
+}
+
+func peerView(p discovery.Peer) control.Peer {
+	return control.Peer{ID: p.ID, Fingerprint: p.Fingerprint.String(), Name: p.Name, Addresses: p.Addresses, Port: p.Port,
+		SeenAs: p.SeenAs, Source: p.Source, Sources: p.Sources, WindowOpen: p.WindowOpen, LastSeen: p.LastSeen}
+}
+
+func beaconStats(s beacon.Stats) control.BeaconStats {
+	return control.BeaconStats{Received: s.Received, Sent: s.Sent, SendErrors: s.SendErrors, RateLimited: s.RateLimited,
+		Own: s.Own, Dropped: s.Dropped, Joined: s.Joined}
+}
+
+// Reconfigure applies new settings to the running daemon: name, pair
+// window, ignored interfaces, log level, the WebRTC settings and the
+// inbox limits change live; it returns the settings that changed but need
+// a restart.
+func (d *Daemon) Reconfigure(s pairing.Settings) (restart []string) {
+	old := d.nbrs.Name()
+	addrs, _, _ := d.own.Addresses()
+	d.nbrs.SetName(s.Name, addrs)
+	if old != s.Name {
+		d.cfg.Logger.Info("name changed", "from", old, "to", s.Name)
+	}
+	d.window.SetLifetime(s.PairWindow)
+	if d.cfg.LogLevel != nil {
+		var lv slog.Level
+		if lv.UnmarshalText([]byte(s.LogLevel)) == nil {
+			d.cfg.LogLevel.Set(lv)
+		}
+	}
+	if d.ifs.Ignore(s.IgnoreInterfaces) {
+		d.cfg.Logger.Info("ignored interfaces changed", "ignore", s.IgnoreInterfaces)
+		d.own.Reacquire()
+	}
+	cur := d.cfg.Settings
+	if s.Listen != cur.Listen {
+		restart = append(restart, "listen")
+	}
+	if s.MDNS != cur.MDNS {
+		restart = append(restart, "mdns")
+	}
+	if cmp.Or(s.Inbox.Dir, filepath.Join(d.cfg.StateDir, "inbox")) != cur.Inbox.Dir {
+		restart = append(restart, "inbox")
+	}
+	d.inbox.SetLimits(s.Inbox.MaxFileMB<<20, s.Inbox.MaxInboxMB<<20)
+	d.sess.SetWebRTC(s.WebRTC)
+	return restart
+}

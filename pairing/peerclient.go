@@ -1,0 +1,90 @@
+package pairing
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/lanpairing/pairing/internal/ident"
+)
+
+const (
+	// signalTimeout bounds one signalling call to one address.
+	signalTimeout = 3 * time.Second
+	// maxAnswer bounds the SDP answer a peer may send.
+	maxAnswer = 256 << 10
+)
+
+// postPinned POSTs body to path on the device fp at to, over TLS pinned to
+// its fingerprint with id as the client certificate.
+func postPinned(ctx context.Context, id *Identity, fp ident.Fingerprint, to netip.AddrPort, path string, body []byte) (*http.Response, []byte, error) {
+	tr := &http.Transport{Proxy: nil, DisableKeepAlives: true,
+		DialTLSContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			dl := tls.Dialer{Config: pinnedConfig(id, fp)}
+			return dl.DialContext(ctx, "tcp", to.String())
+		}}
+	defer tr.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://peer"+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, nil, err
+	}
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	return resp, b, err
+}
+
+// TellObserved tells the paired or unpaired device fp, at to, that we see
+// it at to's address (its observed endpoint).
+func TellObserved(ctx context.Context, id *Identity, to netip.AddrPort, fp ident.Fingerprint) error {
+	body, _ := json.Marshal(ObservedRequest{Addr: to.Addr().WithZone("")})
+	resp, _, err := postPinned(ctx, id, fp, to, PathObserved, body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusAccepted {
+		return fmt.Errorf("peer answered %s", resp.Status)
+	}
+	return nil
+}
+
+// Signal POSTs a WebRTC offer to the connect endpoint of the device fp at
+// the first of addrs that answers, and returns its answer.
+func Signal(ctx context.Context, id *Identity, fp ident.Fingerprint, addrs []netip.AddrPort, offer string) (string, error) {
+	body, _ := json.Marshal(ConnectMessage{SDP: offer})
+	var errs []error
+	for _, a := range addrs {
+		actx, cancel := context.WithTimeout(ctx, signalTimeout)
+		resp, b, err := postPinned(actx, id, fp, a, PathConnect, body)
+		cancel()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %v", a, err))
+			continue
+		}
+		if resp.StatusCode != http.StatusOK {
+			var er ErrorResponse
+			json.Unmarshal(b, &er)
+			if er.Error == "" {
+				er.Error = resp.Status
+			}
+			return "", fmt.Errorf("the device refused the connection: %s", er.Error)
+		}
+		var m ConnectMessage
+		if err := json.Unmarshal(b, &m); err != nil || m.SDP == "" {
+			return "", fmt.Errorf("bad answer from %s", a)
+		}
+		return m.SDP, nil
+	}
+	return "", fmt.Errorf("device unreachable: %w", errors.Join(errs...))
+}

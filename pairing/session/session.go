@@ -1,0 +1,292 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/lanpairing/pairing/internal/control"
+	"github.com/lanpairing/pairing/internal/ident"
+	"github.com/lanpairing/pairing/internal/run"
+	"github.com/lanpairing/pairing/internal/turncred"
+	"github.com/lanpairing/pairing/pairing"
+	"github.com/lanpairing/pairing/pairing/rtc"
+)
+
+const (
+	// answerTimeout bounds answering one offer.
+	answerTimeout = 3 * time.Second
+	// openTimeout bounds the wait for an answered connection's channel.
+	openTimeout = 30 * time.Second
+	// maxText bounds a text message; larger ones go as files.
+	maxText = 32 << 10
+)
+
+// ErrPageClosed means the paired browser has no page open now.
+var ErrPageClosed = errors.New("the browser has no pairing page open now (a browser gets messages while its page is open)")
+
+// Config is what Sessions works with; the parts it names are owned by
+// others and used through their own methods.
+type Config struct {
+	Identity *pairing.Identity
+	Store    *pairing.Store
+	// Window is the pairing window a browser proves itself against.
+	Window *pairing.Window
+	Inbox  *pairing.Inbox
+	WebRTC pairing.WebRTCSettings
+	// Name is this device's current name.
+	Name func() string
+	// Lookup is where a device is on the LAN now (nil: nowhere).
+	Lookup func(ident.Fingerprint) []netip.AddrPort
+	Logger *slog.Logger
+}
+
+// Sessions is the WebRTC connections of the daemon: kept for sends,
+// answered for paired devices, and the browser pages. Safe for
+// concurrent use.
+type Sessions struct {
+	cfg    Config
+	log    *slog.Logger
+	group  *run.Group
+	pool   *pool
+	recent recent
+	pages  pages
+	offers offerLimiter
+
+	mu     sync.Mutex
+	webrtc pairing.WebRTCSettings // live: a config reload changes it
+}
+
+// New returns Sessions that serve until Close.
+func New(cfg Config) *Sessions {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.WebRTC.ConnectionIdle <= 0 {
+		cfg.WebRTC.ConnectionIdle = pairing.DefaultConnectionIdle
+	}
+	return &Sessions{cfg: cfg, log: cfg.Logger, group: run.New(), pool: newPool(cfg.Logger), webrtc: cfg.WebRTC}
+}
+
+// Close closes every connection and waits for the goroutines; safe twice.
+func (s *Sessions) Close() {
+	for _, ss := range append(s.recent.clear(), s.pool.drop(true)...) {
+		ss.Close()
+	}
+	s.group.Close()
+}
+
+// SetWebRTC applies new WebRTC settings to the next connections. When the
+// servers, credentials or relay policy changed, kept connections close so
+// the next send uses the new ones.
+func (s *Sessions) SetWebRTC(w pairing.WebRTCSettings) {
+	if w.ConnectionIdle <= 0 {
+		w.ConnectionIdle = pairing.DefaultConnectionIdle
+	}
+	s.mu.Lock()
+	changed := !s.webrtc.Equal(w)
+	s.webrtc = w
+	s.mu.Unlock()
+	if changed {
+		s.log.Info("webrtc settings changed; closing kept connections", "stun", len(w.STUN), "turn", len(w.TURN), "relay_only", w.RelayOnly)
+		for _, ss := range s.pool.drop(false) {
+			ss.Close()
+		}
+	}
+}
+
+func (s *Sessions) settings() pairing.WebRTCSettings {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.webrtc
+}
+
+// Connections are the latest sessions, newest last, for status.
+func (s *Sessions) Connections() []control.Connection {
+	out := []control.Connection{}
+	for _, ss := range s.recent.list() {
+		ev, pair := ss.Events()
+		c := control.Connection{Peer: ss.Peer.ID(), Role: ss.Role, Pair: pair}
+		for _, e := range ev {
+			c.Events = append(c.Events, control.ConnEvent{AtMS: e.AtMS, What: e.What, State: e.State})
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// endpoint makes the WebRTC endpoint with the configured ICE servers
+// (TURN REST credentials minted fresh for each session); for a browser it
+// resolves the .local names its host candidates hide behind.
+func (s *Sessions) endpoint(browser bool) *rtc.Endpoint {
+	w := s.settings()
+	var servers []webrtc.ICEServer
+	for _, u := range w.STUN {
+		servers = append(servers, webrtc.ICEServer{URLs: []string{u}})
+	}
+	user, pass := w.TURNUser, w.TURNPassword
+	if w.TURNSecret != "" {
+		if user == "" {
+			user = "pairing"
+		}
+		user, pass = turncred.Mint(w.TURNSecret, user, 24*time.Hour, time.Now())
+	}
+	for _, u := range w.TURN {
+		servers = append(servers, webrtc.ICEServer{URLs: []string{u}, Username: user, Credential: pass})
+	}
+	id := s.cfg.Identity
+	return rtc.NewEndpoint(rtc.Config{Certificate: rtc.Certificate(id.Key, id.Cert), ICEServers: servers, RelayOnly: w.RelayOnly,
+		MDNSQuery: browser, Logger: s.log})
+}
+
+// Connect answers a paired device's offer. Before anything is set up,
+// every fingerprint in the offer must be the TLS client's, and paired.
+func (s *Sessions) Connect(ctx context.Context, offer string, tlsPeer ident.Fingerprint, from netip.Addr) (string, error) {
+	fp, err := rtc.Authorize(offer, tlsPeer, func(f ident.Fingerprint) bool { _, ok := s.cfg.Store.Get(f); return ok })
+	if err != nil {
+		s.log.Warn("webrtc: connection refused", "from", from, "tls_peer", tlsPeer.ID(), "sdp_fingerprint", fp.ID(), "err", err)
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, answerTimeout)
+	defer cancel()
+	ss, answer, err := s.endpoint(false).Answer(ctx, offer, fp, func(dc *webrtc.DataChannel) {
+		rtc.Serve(dc, fp, s.cfg.Inbox, s.log)
+	})
+	if err != nil {
+		return "", err
+	}
+	s.recent.add(ss)
+	idle := 2 * s.settings().ConnectionIdle
+	if !s.group.Go(func(ctx context.Context) {
+		cctx, cancel := context.WithTimeout(ctx, openTimeout)
+		_, err := ss.Channel(cctx)
+		cancel()
+		if err != nil {
+			s.log.Info("webrtc: incoming connection did not open", "peer", fp.ID(), "err", err)
+			ss.Close()
+			return
+		}
+		// The receiver closes a connection no message went over for
+		// twice the sender's idle time, or when the daemon stops.
+		if ss.WaitIdle(ctx, idle) {
+			s.log.Info("webrtc: closing idle connection", "peer", ss.Peer.ID(), "idle", idle)
+		}
+		ss.Close()
+	}) {
+		ss.Close()
+	}
+	return answer, nil
+}
+
+// Send delivers a text (kind "text", body the text) or a file (kind
+// "file", body its size bytes) to the paired device p. It uses the
+// connection kept from the last send when that still answers, else a new
+// one: the device found on the LAN first, then its last addresses. The
+// connection is kept for the next send until it has been idle for
+// connection-idle.
+func (s *Sessions) Send(ctx context.Context, p pairing.PairedPeer, kind, name string, size int64, body io.Reader) (_ *control.SendResult, err error) {
+	start := time.Now()
+	// What is wrong with the request is said before connecting.
+	var text []byte
+	switch kind {
+	case "text":
+		if text, err = io.ReadAll(io.LimitReader(body, maxText+1)); err != nil {
+			return nil, err
+		}
+		if len(text) > maxText {
+			return nil, errors.New("a text message is at most 32 KiB; send a file instead")
+		}
+	case "file":
+		if p.Kind == pairing.KindBrowser {
+			return nil, errors.New("a browser takes text messages only")
+		}
+		if err := pairing.CheckFileName(name); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("unknown kind %q", kind)
+	}
+	if p.Kind == pairing.KindBrowser {
+		// A browser is reached through its open page, not a new connection.
+		if err := s.sendToPage(p.Fingerprint, string(text)); err != nil {
+			return nil, err
+		}
+		return &control.SendResult{Peer: p.Name, Bytes: int64(len(text)), DurationMS: msSince(start)}, nil
+	}
+	ss, dc := s.pool.reuse(ctx, p.Fingerprint)
+	reused := ss != nil
+	if !reused {
+		if ss, dc, err = s.dial(ctx, p); err != nil {
+			return nil, err
+		}
+	}
+	defer func() {
+		if err != nil {
+			ss.Close()
+		} else {
+			s.pool.keep(p.Fingerprint, ss, dc, s.settings().ConnectionIdle)
+		}
+	}()
+	res := &control.SendResult{Peer: p.Name, Name: name, ConnectMS: msSince(start), Reused: reused}
+	ctx, cancel := ss.Bind(ctx) // a receiver that vanishes ends the send
+	defer cancel()
+	if kind == "text" {
+		if err := rtc.SendText(ctx, dc, string(text)); err != nil {
+			return nil, err
+		}
+		res.Bytes = int64(len(text))
+	} else {
+		if res.SHA256, err = rtc.SendFile(ctx, dc, name, size, body, nil); err != nil {
+			return nil, err
+		}
+		res.Bytes = size
+	}
+	res.DurationMS = msSince(start)
+	_, res.Pair = ss.Events()
+	s.log.Info("sent", "peer", p.ID, "name", p.Name, "kind", kind, "bytes", res.Bytes, "reused", reused, "connect_ms", res.ConnectMS, "duration_ms", res.DurationMS, "pair", res.Pair)
+	return res, nil
+}
+
+// dial opens a new connection to p, up to its open data channel.
+func (s *Sessions) dial(ctx context.Context, p pairing.PairedPeer) (*rtc.Session, *webrtc.DataChannel, error) {
+	var addrs []netip.AddrPort
+	if s.cfg.Lookup != nil {
+		addrs = s.cfg.Lookup(p.Fingerprint)
+	}
+	for _, a := range p.Addresses {
+		if ap := netip.AddrPortFrom(a, p.Port); p.Port != 0 && !slices.Contains(addrs, ap) {
+			addrs = append(addrs, ap)
+		}
+	}
+	if len(addrs) == 0 {
+		return nil, nil, fmt.Errorf("%s is not on the LAN and has no known address", p.Name)
+	}
+	ss, offer, err := s.endpoint(false).Offer(ctx, p.Fingerprint)
+	if err != nil {
+		return nil, nil, err
+	}
+	s.recent.add(ss)
+	answer, err := pairing.Signal(ctx, s.cfg.Identity, p.Fingerprint, addrs, offer)
+	if err == nil {
+		err = ss.Finish(answer)
+	}
+	var dc *webrtc.DataChannel
+	if err == nil {
+		dc, err = ss.Channel(ctx)
+	}
+	if err != nil {
+		ss.Close()
+		return nil, nil, err
+	}
+	return ss, dc, nil
+}
+
+func msSince(t time.Time) float64 { return float64(time.Since(t).Microseconds()) / 1000 }
