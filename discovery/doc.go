@@ -2,6 +2,11 @@
 // reach (the staged fallback of DESIGN.md), and which devices are on the
 // LAN (beacon replies, the peer table).
 //
+// Two parts of the daemon live here, each owning its state, lock and
+// goroutines: Own (the acquisition loop, the network watch, the addresses
+// peers' observations confirmed) and Neighbours (the beacon, mDNS, the
+// peer table, telling peers where we see them).
+//
 // Own address, in order, each stage recorded with outcome and evidence:
 //
 //  1. preferred: the routing table's source address for an outside

@@ -1,4 +1,4 @@
-// Package pairing is the pairing daemon: device identity, the one-port
-// listener, the state directory and the control socket through which the
-// pairing commands talk to a running daemon.
+// Package pairing is how two devices come to trust each other: device
+// identity, the pairing window (secret, code, attempts), the one-port
+// listener and its pair handlers, the pairing client, and the paired store.
 package pairing
