@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/lanpairing/pairing/discovery/beacon"
 	"github.com/lanpairing/pairing/internal/ident"
 	"github.com/lanpairing/pairing/internal/run"
@@ -22,6 +24,10 @@ const (
 	maxTold = 1024
 	// tellTimeout bounds one call telling a peer where we see it.
 	tellTimeout = 2 * time.Second
+	// tellRate and tellBurst bound the calls to all peers together: a
+	// flood of spoofed announces cannot make us dial anyone.
+	tellRate  = rate.Limit(1)
+	tellBurst = 8
 	// browseEvery is how often mDNS is browsed for peers; the beacon
 	// carries changes faster, mDNS fills gaps (beacon port filtered).
 	browseEvery = 15 * time.Second
@@ -38,6 +44,9 @@ type NeighboursConfig struct {
 	Port int
 	// MDNS turns mDNS advertising and browsing on.
 	MDNS bool
+	// Paired reports whether a device is paired (the peer table never
+	// evicts those); nil: none is.
+	Paired func(ident.Fingerprint) bool
 	// Tell tells the peer fp, at to, the address we see it at (the
 	// discovery-failure mitigation); nil tells nobody.
 	Tell   func(ctx context.Context, to netip.AddrPort, fp ident.Fingerprint) error
@@ -54,9 +63,10 @@ type Neighbours struct {
 	beacon *beacon.Beacon // nil when no multicast socket could be opened
 	adv    *Advertiser    // nil without mDNS
 
+	tell *teller
+
 	mu   sync.Mutex
 	name string
-	told map[string]time.Time // by peer and address: when we told it
 }
 
 // NewNeighbours opens the beacon (a host without multicast runs on
@@ -69,8 +79,14 @@ func NewNeighbours(cfg NeighboursConfig) *Neighbours {
 		cfg.Beacon.AnnounceInterval = beacon.DefaultAnnounceInterval
 	}
 	cfg.Beacon.Logger = cfg.Logger
-	n := &Neighbours{cfg: cfg, group: run.New(), name: cfg.Name, told: map[string]time.Time{},
-		table: &Table{Logger: cfg.Logger, Self: cfg.Beacon.Fingerprint, TTL: 3 * cfg.Beacon.AnnounceInterval}}
+	if cfg.Beacon.Interfaces == nil {
+		cfg.Beacon.Interfaces = net.Interfaces
+	}
+	group := run.New()
+	n := &Neighbours{cfg: cfg, group: group, name: cfg.Name,
+		tell: &teller{self: cfg.Beacon.Fingerprint, interfaces: cfg.Beacon.Interfaces, tell: cfg.Tell, log: cfg.Logger, group: group,
+			told: map[string]time.Time{}, telling: map[ident.Fingerprint]bool{}, rate: rate.NewLimiter(tellRate, tellBurst)},
+		table: &Table{Logger: cfg.Logger, Self: cfg.Beacon.Fingerprint, TTL: 3 * cfg.Beacon.AnnounceInterval, Paired: cfg.Paired}}
 	n.cfg.Beacon.Handle = n.onBeacon
 	if cfg.MDNS {
 		n.adv = &Advertiser{Name: cfg.Name, Fingerprint: cfg.Beacon.Fingerprint, Port: cfg.Port, Logger: cfg.Logger}
@@ -152,12 +168,14 @@ func (n *Neighbours) Refresh() {
 	}
 }
 
-// Stats are the beacon's counters (zero without a beacon).
-func (n *Neighbours) Stats() beacon.Stats {
+// Stats are the beacon's counters (zero without a beacon) and how many
+// new devices the peer table refused.
+func (n *Neighbours) Stats() (beacon.Stats, uint64) {
+	var st beacon.Stats
 	if b := n.beaconOrNil(); b != nil {
-		return b.Stats()
+		st = b.Stats()
 	}
-	return beacon.Stats{}
+	return st, n.table.Refused()
 }
 
 // Peers are the devices on the LAN now.
@@ -179,42 +197,68 @@ func (n *Neighbours) Lookup(fp ident.Fingerprint) []netip.AddrPort {
 // onBeacon takes a packet from another device into the peer table and
 // tells the peer where we see it when it does not seem to know.
 func (n *Neighbours) onBeacon(ev beacon.Event) {
-	n.table.Observe(ev)
-	n.tellObserved(ev)
+	if n.table.Observe(ev) {
+		n.tell.observe(ev)
+	}
+}
+
+// Known reports whether fp is in the peer table now.
+func (n *Neighbours) Known(fp ident.Fingerprint) bool { return len(n.Lookup(fp)) > 0 }
+
+// teller tells peers where we see them: the discovery-failure
+// mitigation, bounded so that spoofed announces cannot make us dial.
+type teller struct {
+	self       ident.Fingerprint
+	interfaces func() ([]net.Interface, error)
+	tell       func(ctx context.Context, to netip.AddrPort, fp ident.Fingerprint) error
+	log        *slog.Logger
+	group      *run.Group
+
+	mu      sync.Mutex
+	told    map[string]time.Time // by peer and address: when we told it
+	telling map[ident.Fingerprint]bool
+	rate    *rate.Limiter
 }
 
 // tellObserved is the discovery-failure mitigation: when a peer's packet
 // comes from an address the peer does not list as its own, we tell the
-// peer that address, so it can confirm it.
-func (n *Neighbours) tellObserved(ev beacon.Event) {
+// peer that address, so it can confirm it. Only on-link sources are
+// called, one call per peer at a time, at most tellRate calls a second.
+func (n *teller) observe(ev beacon.Event) {
 	pk := ev.Packet
-	if n.cfg.Tell == nil || pk.Fingerprint.IsZero() || pk.Fingerprint == n.cfg.Beacon.Fingerprint || pk.Port == 0 || pk.Type == beacon.TypeGoodbye {
+	if n.tell == nil || pk.Fingerprint.IsZero() || pk.Fingerprint == n.self || pk.Port == 0 || pk.Type == beacon.TypeGoodbye {
 		return
 	}
 	src := ev.From.Addr()
 	if slices.ContainsFunc(pk.Addrs, func(a netip.Addr) bool { return a.WithZone("") == src.WithZone("") }) {
 		return // it knows this address
 	}
-	if !n.shouldTell(pk.Fingerprint.String()+" "+src.String(), time.Now()) {
+	if !OnLink(n.interfaces, src) || !n.shouldTell(pk.Fingerprint, pk.Fingerprint.String()+" "+src.String(), time.Now()) {
 		return
 	}
 	n.group.Go(func(ctx context.Context) {
+		defer func() {
+			n.mu.Lock()
+			delete(n.telling, pk.Fingerprint)
+			n.mu.Unlock()
+		}()
 		ctx, cancel := context.WithTimeout(ctx, tellTimeout)
 		defer cancel()
-		if err := n.cfg.Tell(ctx, netip.AddrPortFrom(src, pk.Port), pk.Fingerprint); err != nil {
-			n.cfg.Logger.Debug("observed: telling peer failed", "peer", pk.Fingerprint.ID(), "at", src, "err", err)
+		if err := n.tell(ctx, netip.AddrPortFrom(src, pk.Port), pk.Fingerprint); err != nil {
+			n.log.Debug("observed: telling peer failed", "peer", pk.Fingerprint.ID(), "at", src, "err", err)
 			return
 		}
-		n.cfg.Logger.Info("observed: told peer where we see it", "peer", pk.Fingerprint.ID(), "name", pk.Name, "addr", src)
+		n.log.Info("observed: told peer where we see it", "peer", pk.Fingerprint.ID(), "name", pk.Name, "addr", src)
 	})
 }
 
-// shouldTell records that key is told now, unless it was told within
-// tellEvery or the record is full of recent entries.
-func (n *Neighbours) shouldTell(key string, now time.Time) bool {
+// shouldTell records that key (of peer fp) is told now, unless it was
+// told within tellEvery, a call to fp is in flight, the global rate is
+// used up, or the record is full of recent entries.
+func (n *teller) shouldTell(fp ident.Fingerprint, key string, now time.Time) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if now.Sub(n.told[key]) < tellEvery {
+	if now.Sub(n.told[key]) < tellEvery || n.telling[fp] || n.rate.TokensAt(now) < 1 {
 		return false
 	}
 	if len(n.told) >= maxTold {
@@ -228,6 +272,8 @@ func (n *Neighbours) shouldTell(key string, now time.Time) bool {
 		}
 	}
 	n.told[key] = now
+	n.telling[fp] = true
+	n.rate.AllowN(now, 1)
 	return true
 }
 

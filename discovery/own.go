@@ -2,11 +2,15 @@ package discovery
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"slices"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/lanpairing/pairing/internal/run"
 )
@@ -25,6 +29,19 @@ const (
 	// maxObserved caps the addresses peers' observations may add: a host
 	// has a handful of addresses, a flood of observations has many.
 	maxObserved = 64
+	// observedRate and observedBurst bound the self-pings peers'
+	// observations start, all peers together.
+	observedRate  = rate.Limit(2)
+	observedBurst = 10
+)
+
+// Errors of Observed.
+var (
+	// ErrNotOwn: the address is not one of our interfaces' (loopback,
+	// multicast, another host's, or on an ignored interface).
+	ErrNotOwn = errors.New("not an address of this device")
+	// ErrObservedRate: too many observations to check now.
+	ErrObservedRate = errors.New("too many observations; try later")
 )
 
 // OwnConfig configures Own.
@@ -42,7 +59,10 @@ type OwnConfig struct {
 	// OnNetworkChange is called when interfaces or addresses change,
 	// before the acquisition runs again.
 	OnNetworkChange func()
-	Logger          *slog.Logger
+	// IsOwn reports whether an address a peer says it sees us at is ours;
+	// nil: IsOwn on the acquirer's interfaces.
+	IsOwn  func(netip.Addr) bool
+	Logger *slog.Logger
 }
 
 // Own is this device's own addresses: the staged acquisition in a loop,
@@ -62,6 +82,7 @@ type Own struct {
 	changed  time.Time
 	observed map[netip.Addr]Address   // confirmed from peers' observations
 	checking map[netip.Addr]time.Time // observations being confirmed
+	rate     *rate.Limiter            // of the self-pings observations start
 }
 
 // NewOwn returns an Own that does nothing until Start.
@@ -75,8 +96,12 @@ func NewOwn(cfg OwnConfig) *Own {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.IsOwn == nil {
+		acq := cfg.Acquirer
+		cfg.IsOwn = func(a netip.Addr) bool { return IsOwn(acq.interfaces, a) }
+	}
 	return &Own{cfg: cfg, group: run.New(), acquired: make(chan struct{}), reacquire: make(chan struct{}, 1),
-		observed: map[netip.Addr]Address{}, checking: map[netip.Addr]time.Time{}}
+		observed: map[netip.Addr]Address{}, checking: map[netip.Addr]time.Time{}, rate: rate.NewLimiter(observedRate, observedBurst)}
 }
 
 // Start runs the acquisition loop and the network watch.
@@ -122,15 +147,23 @@ func (o *Own) Reacquire() {
 	}
 }
 
-// Observed is a peer (by) saying it sees us at addr. The address is used
-// only after our own listener received a nonce there.
-func (o *Own) Observed(addr netip.Addr, by string) {
-	addr = addr.WithZone("")
+// Observed is a peer (by) saying it sees us at addr. Only an address of
+// one of our (not ignored) interfaces is taken, and used only after our
+// own listener received a nonce there.
+func (o *Own) Observed(addr netip.Addr, by string) error {
+	addr = addr.Unmap().WithZone("")
+	if !o.cfg.IsOwn(addr) {
+		return fmt.Errorf("%w: %s", ErrNotOwn, addr)
+	}
 	now := time.Now()
 	o.mu.Lock()
 	known := slices.ContainsFunc(o.addrs, func(a Address) bool { return a.IP.WithZone("") == addr })
 	recent := now.Sub(o.checking[addr]) < observedRecheck
 	full := len(o.observed) >= maxObserved
+	if !known && !recent && !full && !o.rate.Allow() {
+		o.mu.Unlock()
+		return ErrObservedRate
+	}
 	if !known && !recent && !full {
 		for a, at := range o.checking {
 			if now.Sub(at) >= observedRecheck {
@@ -141,7 +174,7 @@ func (o *Own) Observed(addr netip.Addr, by string) {
 	}
 	o.mu.Unlock()
 	if known || recent || full {
-		return
+		return nil
 	}
 	o.group.Go(func(ctx context.Context) {
 		a, err := o.cfg.Acquirer.ConfirmObserved(ctx, addr, by)
@@ -158,6 +191,7 @@ func (o *Own) Observed(addr netip.Addr, by string) {
 			return append(addrs, a), stages
 		})
 	})
+	return nil
 }
 
 func (o *Own) loop(ctx context.Context) {

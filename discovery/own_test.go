@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"net/netip"
@@ -9,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/lanpairing/pairing/discovery/beacon"
 	"github.com/lanpairing/pairing/internal/ident"
@@ -41,7 +44,12 @@ func TestOwnObservedAddresses(t *testing.T) {
 
 	var mu sync.Mutex
 	var changes [][]netip.Addr
+	if err := NewOwn(OwnConfig{Acquirer: &Acquirer{}}).Observed(netip.MustParseAddr("127.0.0.1"), "peer"); !errors.Is(err, ErrNotOwn) {
+		t.Fatalf("a loopback observation: %v", err)
+	}
 	o := NewOwn(OwnConfig{
+		// On loopback here: the test's own addresses are 127.0.0.0/8.
+		IsOwn: func(a netip.Addr) bool { return a.IsLoopback() },
 		Acquirer: &Acquirer{Confirmer: c, Interfaces: func() ([]net.Interface, error) { return nil, nil },
 			RouteTargets: []netip.AddrPort{}},
 		OnChange: func(addrs []Address, _ []Stage) {
@@ -82,39 +90,88 @@ func TestOwnObservedAddresses(t *testing.T) {
 	o.Close()
 }
 
-// TestNeighboursTellBounded: a peer is told where we see it once per
-// tellEvery, and a flood of made-up peers fills the record only up to
-// maxTold.
+// TestNeighboursTellBounded: a flood of announces from made-up devices at
+// addresses they do not list: the table takes a burst of them, and the
+// peers are told where we see them at most tellBurst times at once;
+// off-link sources are never called; the record of whom we told is capped.
 func TestNeighboursTellBounded(t *testing.T) {
 	var mu sync.Mutex
-	told := 0
-	n := NewNeighbours(NeighboursConfig{Tell: func(_ context.Context, _ netip.AddrPort, _ ident.Fingerprint) error {
+	var told []netip.AddrPort
+	n := NewNeighbours(NeighboursConfig{Tell: func(_ context.Context, to netip.AddrPort, _ ident.Fingerprint) error {
 		mu.Lock()
-		told++
+		told = append(told, to)
 		mu.Unlock()
 		return nil
 	}})
 	defer n.Close()
-	event := func(i int) beacon.Event {
+	event := func(i int, from string) beacon.Event {
 		var fp ident.Fingerprint
 		fp[0], fp[1], fp[2] = 1, byte(i>>8), byte(i)
 		return beacon.Event{Packet: &beacon.Packet{Type: beacon.TypeAnnounce, Fingerprint: fp, Port: 9},
-			From: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), 9), At: time.Now()}
+			From: netip.AddrPortFrom(netip.MustParseAddr(from), 9), At: time.Now()}
 	}
-	n.onBeacon(event(0))
-	n.onBeacon(event(0))
-	eventually(t, "the peer is told once", func() bool { mu.Lock(); defer mu.Unlock(); return told == 1 })
-	for i := 1; i < 3*maxTold; i++ {
-		n.onBeacon(event(i))
+	n.onBeacon(event(0, "203.0.113.7")) // off-link: never dialled
+	n.onBeacon(event(1, "fe80::1%lo"))
+	n.onBeacon(event(1, "fe80::1%lo")) // told already
+	for i := 2; i < 5000; i++ {
+		n.onBeacon(event(i, "fe80::2%lo"))
 	}
-	eventually(t, "the flood is told up to the cap", func() bool { mu.Lock(); defer mu.Unlock(); return told == maxTold })
-	n.mu.Lock()
-	size := len(n.told)
-	n.mu.Unlock()
-	if size > maxTold {
+	time.Sleep(100 * time.Millisecond)
+	mu.Lock()
+	calls := slices.Clone(told)
+	mu.Unlock()
+	if len(calls) == 0 || len(calls) > tellBurst+1 {
+		t.Fatalf("%d calls for a flood, want 1 to %d", len(calls), tellBurst+1)
+	}
+	for _, c := range calls {
+		if !c.Addr().IsLinkLocalUnicast() {
+			t.Fatalf("called an off-link address: %v", c)
+		}
+	}
+	if got := len(n.Peers()); got > newPeerBurst+1 {
+		t.Fatalf("table has %d peers after a flood, burst %d", got, newPeerBurst)
+	}
+	if n.table.Refused() == 0 {
+		t.Fatal("no refusal counted")
+	}
+	// The record of whom we told never passes maxTold.
+	now := time.Now()
+	for i := range 3 * maxTold {
+		n.tell.rate = rate.NewLimiter(rate.Inf, 1)
+		var fp ident.Fingerprint
+		fp[0], fp[1] = byte(i>>8), byte(i)
+		n.tell.shouldTell(fp, fp.String(), now)
+	}
+	if size := len(n.tell.told); size > maxTold {
 		t.Fatalf("told record holds %d entries, cap %d", size, maxTold)
 	}
-	if got := len(n.Peers()); got != 3*maxTold {
-		t.Fatalf("table has %d peers", got)
+}
+
+// TestTableCaps: the table keeps at most Max peers, evicting unpaired
+// ones first, and at most maxPeerAddrs addresses per peer.
+func TestTableCaps(t *testing.T) {
+	var paired ident.Fingerprint
+	paired[0] = 9
+	tb := &Table{Max: 4, Paired: func(f ident.Fingerprint) bool { return f == paired }}
+	tb.arrival = rate.NewLimiter(rate.Inf, 1)
+	ev := func(fp ident.Fingerprint, from netip.Addr) beacon.Event {
+		return beacon.Event{Packet: &beacon.Packet{Type: beacon.TypeAnnounce, Fingerprint: fp, Name: "x"}, From: netip.AddrPortFrom(from, 9), At: time.Now()}
+	}
+	tb.Observe(ev(paired, netip.MustParseAddr("10.0.0.9")))
+	for i := range 100 {
+		var fp ident.Fingerprint
+		fp[0], fp[1] = 1, byte(i)
+		tb.Observe(ev(fp, netip.MustParseAddr("10.0.0.1")))
+		// One device, many spoofed sources.
+		tb.Observe(ev(paired, netip.AddrFrom4([4]byte{10, 1, 0, byte(i)})))
+	}
+	ps := tb.Peers()
+	if len(ps) != 4 || !slices.ContainsFunc(ps, func(p Peer) bool { return p.Fingerprint == paired }) {
+		t.Fatalf("table %d peers, paired kept: %v", len(ps), ps)
+	}
+	for _, p := range ps {
+		if len(p.Addresses) > maxPeerAddrs {
+			t.Fatalf("%s has %d addresses", p.ID, len(p.Addresses))
+		}
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/lanpairing/pairing/discovery/beacon"
 	"github.com/lanpairing/pairing/internal/ident"
 )
@@ -44,12 +46,13 @@ func (p *Peer) merge(ev beacon.Event) {
 	if pk.SeenAs.IsValid() && (!p.SeenAs.IsValid() || addrRank(pk.SeenAs) <= addrRank(p.SeenAs)) {
 		p.SeenAs = pk.SeenAs
 	}
-	// Source address first: it is proven to reach us from the peer.
+	// Source address first: it is proven to reach us from the peer. At
+	// most maxPeerAddrs are kept: the ones seen first stay.
 	for _, a := range append([]netip.Addr{ev.From.Addr()}, pk.Addrs...) {
 		if a.Is6() && a.IsLinkLocalUnicast() && a.Zone() == "" && ev.Interface != "" {
 			a = a.WithZone(ev.Interface)
 		}
-		if !slices.ContainsFunc(p.Addresses, func(x netip.Addr) bool { return x.WithZone("") == a.WithZone("") }) {
+		if len(p.Addresses) < maxPeerAddrs && !slices.ContainsFunc(p.Addresses, func(x netip.Addr) bool { return x.WithZone("") == a.WithZone("") }) {
 			p.Addresses = append(p.Addresses, a)
 		}
 	}
@@ -77,9 +80,32 @@ type Table struct {
 	// of its own address acquisition) never make it a peer.
 	Self ident.Fingerprint
 
-	mu    sync.Mutex
-	peers map[ident.Fingerprint]*Peer
+	// Max caps the peers (0: DefaultMaxPeers); when full, a new device
+	// takes the place of the unpaired peer seen longest ago.
+	Max int
+	// Paired reports whether a device is paired: paired peers are never
+	// evicted for a new one.
+	Paired func(ident.Fingerprint) bool
+
+	mu      sync.Mutex
+	peers   map[ident.Fingerprint]*Peer
+	arrival *rate.Limiter // new peers: a flood of made-up devices is refused
+	refused uint64        // new peers refused (rate or a table of paired peers)
+	logged  time.Time     // when the last "table full" line was logged
 }
+
+const (
+	// DefaultMaxPeers is far more devices than a LAN shows, far fewer than
+	// a flood of made-up ones.
+	DefaultMaxPeers = 256
+	// maxPeerAddrs caps the addresses kept per peer (a device has a few;
+	// spoofed sources have many).
+	maxPeerAddrs = 16
+	// newPeerRate and newPeerBurst bound how fast unknown devices join the
+	// table (and log "peer found"): a LAN waking up fits the burst.
+	newPeerRate  = rate.Limit(5)
+	newPeerBurst = 64
+)
 
 // Sources of peer information.
 const (
@@ -87,15 +113,16 @@ const (
 	SourceMDNS   = "mdns"
 )
 
-// Observe folds a beacon event into the table.
-func (t *Table) Observe(ev beacon.Event) { t.ObserveFrom(SourceBeacon, ev) }
+// Observe folds a beacon event into the table; it reports whether the
+// peer is in the table (false: refused, left, or not a peer).
+func (t *Table) Observe(ev beacon.Event) bool { return t.ObserveFrom(SourceBeacon, ev) }
 
 // ObserveFrom folds an event from source into the table. mDNS events have
 // no instance nonce, so they never count as a restart.
-func (t *Table) ObserveFrom(source string, ev beacon.Event) {
+func (t *Table) ObserveFrom(source string, ev beacon.Event) bool {
 	pk := ev.Packet
 	if pk.Fingerprint.IsZero() || pk.Fingerprint == t.Self {
-		return // an anonymous querier is no device, and we are not our peer
+		return false // an anonymous querier is no device, and we are not our peer
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -109,10 +136,13 @@ func (t *Table) ObserveFrom(source string, ev beacon.Event) {
 			delete(t.peers, pk.Fingerprint)
 			t.log().Info("peer left", "peer", id, "name", p.Name)
 		}
-		return
+		return false
 	}
 	switch {
 	case p == nil:
+		if !t.admit(pk.Fingerprint) {
+			return false
+		}
 		p = &Peer{ID: id, Fingerprint: pk.Fingerprint, Source: source, instance: pk.Instance}
 		t.peers[pk.Fingerprint] = p
 		defer func() {
@@ -130,16 +160,69 @@ func (t *Table) ObserveFrom(source string, ev beacon.Event) {
 		p.Sources = append(p.Sources, source)
 	}
 	p.merge(ev)
+	return true
+}
+
+// admit makes room for the new peer fp, or reports that it is refused
+// (t.mu held).
+func (t *Table) admit(fp ident.Fingerprint) bool {
+	now := t.now()
+	paired := t.Paired != nil && t.Paired(fp)
+	if t.arrival == nil {
+		t.arrival = rate.NewLimiter(newPeerRate, newPeerBurst)
+	}
+	if !paired && !t.arrival.AllowN(now, 1) {
+		t.refused++
+		return false
+	}
+	max := t.Max
+	if max <= 0 {
+		max = DefaultMaxPeers
+	}
+	if len(t.peers) < max {
+		return true
+	}
+	var oldest *Peer
+	for f, p := range t.peers {
+		if t.TTL > 0 && now.Sub(p.LastSeen) > t.TTL {
+			delete(t.peers, f)
+			return true
+		}
+		if (t.Paired == nil || !t.Paired(f)) && (oldest == nil || p.LastSeen.Before(oldest.LastSeen)) {
+			oldest = p
+		}
+	}
+	if now.Sub(t.logged) > time.Minute {
+		t.logged = now
+		t.log().Warn("peer table full: evicting the unpaired peer seen longest ago", "max", max)
+	}
+	if oldest == nil {
+		t.refused++
+		return false
+	}
+	delete(t.peers, oldest.Fingerprint)
+	return true
+}
+
+func (t *Table) now() time.Time {
+	if t.Now != nil {
+		return t.Now()
+	}
+	return time.Now()
+}
+
+// Refused counts the new peers the table refused.
+func (t *Table) Refused() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.refused
 }
 
 // Peers returns the live peers, sorted by name, and drops expired ones.
 func (t *Table) Peers() []Peer {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	now := time.Now()
-	if t.Now != nil {
-		now = t.Now()
-	}
+	now := t.now()
 	var out []Peer
 	for fp, p := range t.peers {
 		if t.TTL > 0 && now.Sub(p.LastSeen) > t.TTL {

@@ -145,38 +145,87 @@ func replay(t *testing.T, a *side, id *Identity, secret []byte) int {
 	return resp.StatusCode
 }
 
-func TestSecretBurnedAfterTenFailures(t *testing.T) {
+// TestWindowClosesAtTheCap: MaxFailures wrong attempts from any number of
+// sources close the window (no new secret), and it says why until a new
+// one opens; each source's own limit outlives the window.
+func TestWindowClosesAtTheCap(t *testing.T) {
 	w := &Window{}
-	first := w.Open().Secret
-	var changes int
-	w.OnChange = func(WindowInfo) { changes++ }
+	w.OpenForLink()
+	var changes []WindowInfo
+	w.OnChange = func(i WindowInfo) { changes = append(changes, i) }
+	var err error
 	for i := range MaxFailures {
-		// Ten sources, so the per-source limit does not trip first.
-		src := netip.AddrFrom4([4]byte{10, 0, 0, byte(i)})
-		err := w.CheckProof(src, func([]byte) bool { return false })
-		if !errors.Is(err, ErrWrongSecret) {
+		// Many sources, so the per-source limit does not trip first.
+		src := netip.AddrFrom4([4]byte{10, 0, byte(i / 4), byte(i)})
+		if i%2 == 0 {
+			err = w.CheckProof(src, func([]byte) bool { return false })
+		} else {
+			err = w.CheckCode(src, "000000")
+		}
+		if i < MaxFailures-1 && !errors.Is(err, ErrWrongSecret) && !errors.Is(err, ErrWrongCode) {
 			t.Fatalf("attempt %d: %v", i, err)
 		}
 	}
+	if !errors.Is(err, ErrTooManyAttempts) {
+		t.Fatalf("attempt %d: %v, want ErrTooManyAttempts", MaxFailures, err)
+	}
 	info := w.Info()
-	if !info.Open || bytes.Equal(info.Secret, first) || changes != 1 {
-		t.Fatalf("after %d failures: open %v, secret renewed %v, changes %d", MaxFailures, info.Open, !bytes.Equal(info.Secret, first), changes)
+	if info.Open || info.Closed != ErrTooManyAttempts.Error() || len(changes) != 1 || changes[0].Open {
+		t.Fatalf("after %d failures: %+v, changes %+v", MaxFailures, info, changes)
 	}
-	// One source alone is stopped after a few failures.
+	// Every later attempt, right or wrong, is refused and says why.
+	err = w.CheckProof(netip.MustParseAddr("10.9.0.1"), func([]byte) bool { return true })
+	if !errors.Is(err, ErrWindowClosed) || !errors.Is(err, ErrTooManyAttempts) {
+		t.Fatalf("after the cap: %v", err)
+	}
+	if r, _ := Reason(err); r != "too_many_attempts" {
+		t.Fatalf("wire reason %q", r)
+	}
+	// A new window starts afresh, but a source that used its failures is
+	// still held back.
 	src := netip.MustParseAddr("10.9.9.9")
-	var err error
-	for range sourceBurst + 1 {
-		err = w.CheckProof(src, func([]byte) bool { return false })
+	w2 := &Window{}
+	w2.Open()
+	for range sourceBurst {
+		w2.CheckProof(src, func([]byte) bool { return false })
 	}
-	if !errors.Is(err, ErrTooMany) {
-		t.Fatalf("per-source limit: %v", err)
+	w2.Close()
+	w2.Open()
+	if err := w2.CheckProof(src, func([]byte) bool { return true }); !errors.Is(err, ErrTooMany) {
+		t.Fatalf("per-source limit after a new window: %v", err)
+	}
+	if w2.Info().Closed != "" {
+		t.Fatal("a new window still reports the old close")
+	}
+}
+
+// TestCodeOnlyForLinks: a window shown as a QR code takes no code at all;
+// asking for a link makes the open window take it.
+func TestCodeOnlyForLinks(t *testing.T) {
+	w := &Window{}
+	info := w.Open()
+	code, _ := Code(info.Secret, time.Now())
+	src := netip.MustParseAddr("10.0.0.1")
+	for range 3 * MaxFailures {
+		if err := w.CheckCode(src, code); !errors.Is(err, ErrNoCode) {
+			t.Fatalf("code in a QR window: %v", err)
+		}
+	}
+	if w.Info().Failures != 0 {
+		t.Fatal("refused codes counted as failures")
+	}
+	if again := w.OpenForLink(); !again.Code || !bytes.Equal(again.Secret, info.Secret) {
+		t.Fatalf("OpenForLink on the open window: %+v", again)
+	}
+	if err := w.CheckCode(src, code); err != nil {
+		t.Fatalf("code in a link window: %v", err)
 	}
 }
 
 func TestCodeOnceAndCurrentStepsOnly(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	w := &Window{Now: func() time.Time { return now }}
-	secret := w.Open().Secret
+	secret := w.OpenForLink().Secret
 	src := netip.MustParseAddr("10.0.0.1")
 	code, _ := Code(secret, now)
 	if err := w.CheckCode(src, code); err != nil {
@@ -201,6 +250,10 @@ func TestJoinWithCode(t *testing.T) {
 	p := a.payload()
 	code, _ := Code(p.Secret, time.Now())
 	p.Secret = nil
+	if _, err := b.join(p, code); !errors.Is(err, ErrNoCode) {
+		t.Fatalf("code for a window shown as a QR code: %v", err)
+	}
+	a.window.OpenForLink()
 	if _, err := b.join(p, ""); !errors.Is(err, ErrNeedCode) {
 		t.Fatalf("link without code: %v", err)
 	}

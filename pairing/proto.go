@@ -19,7 +19,7 @@ import (
 //	POST /v1/pair  {"proof": HMAC-SHA256(secret, clientLabel ‖ exporter)
 //	                 or "code": "123456", "name", "kind"}
 //	200 {"proof": HMAC-SHA256(secret or code, serverLabel ‖ exporter), "peer": {…}}
-//	4xx {"error": "…", "reason": "window_closed|wrong_secret|wrong_code|code_reused|too_many|bad_request"}
+//	4xx {"error": "…", "reason": "too_many_attempts|no_code|window_closed|wrong_secret|wrong_code|code_reused|too_many|bad_request"}
 //
 // exporter is 32 bytes of TLS keying material (RFC 8446 §7.5) with label
 // exporterLabel: a proof is bound to its TLS session and useless in any
@@ -118,6 +118,8 @@ var reasons = []struct {
 	reason string
 	status int
 }{
+	{ErrTooManyAttempts, "too_many_attempts", 403}, // before the errors it wraps
+	{ErrNoCode, "no_code", 403},
 	{ErrWindowClosed, "window_closed", 403},
 	{ErrWrongSecret, "wrong_secret", 401},
 	{ErrWrongCode, "wrong_code", 401},

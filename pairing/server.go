@@ -32,8 +32,9 @@ type Server struct {
 	// Self returns this device's confirmed addresses, for answers.
 	Self   func() []netip.Addr
 	Logger *slog.Logger
-	// OnObserved is called when a peer says where it sees us.
-	OnObserved func(addr netip.Addr, by ident.Fingerprint)
+	// OnObserved is called when a peer says where it sees us; an error
+	// refuses the observation (403).
+	OnObserved func(addr netip.Addr, by ident.Fingerprint) error
 	// OnConnect answers a WebRTC offer from the TLS peer tlsPeer.
 	OnConnect func(ctx context.Context, offer string, tlsPeer ident.Fingerprint, from netip.Addr) (string, error)
 
@@ -176,7 +177,11 @@ func (s *Server) handleObserved(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.OnObserved != nil {
-		s.OnObserved(req.Addr, ident.Of(r.TLS.PeerCertificates[0].Raw))
+		if err := s.OnObserved(req.Addr, ident.Of(r.TLS.PeerCertificates[0].Raw)); err != nil {
+			s.Logger.Debug("observed: refused", "from", RemoteIP(r), "addr", req.Addr, "err", err)
+			WriteJSON(w, http.StatusForbidden, ErrorResponse{Error: err.Error(), Reason: "refused"})
+			return
+		}
 	}
 	w.WriteHeader(http.StatusAccepted)
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
 	"golang.org/x/time/rate"
+
+	"github.com/lanpairing/pairing/internal/limit"
 )
 
 // Errors of a pairing attempt; the server maps each to its own answer.
@@ -24,19 +26,31 @@ var (
 	ErrWrongCode    = errors.New("wrong code")
 	ErrCodeReused   = errors.New("this code was already used; wait for the next one")
 	ErrTooMany      = errors.New("too many failed attempts from this address; wait a minute")
+	// ErrTooManyAttempts: the window took MaxFailures wrong proofs or
+	// codes and closed; only a new window (a new QR code) pairs.
+	ErrTooManyAttempts = errors.New("too many wrong attempts; open a new window")
+	// ErrNoCode: the open window was shown as a QR code, not sent as a
+	// link, so it takes the secret only.
+	ErrNoCode = errors.New("this pairing window takes no code (it was opened for a QR code); on the device, run 'pairing qr --link' for a link and its code")
 )
 
 const (
 	// DefaultWindowLifetime is long enough to walk to a phone and scan,
 	// short enough that a forgotten window closes by itself.
 	DefaultWindowLifetime = 10 * time.Minute
-	// MaxFailures burns the secret: 10 guesses of a 6-digit code give a
-	// 1 in 100000 chance; a 128-bit secret is never guessed.
-	MaxFailures = 10
-	// sourceBurst failures per source address, then one per minute: one
-	// host cannot use up the window's failures alone.
+	// MaxFailures closes the window: 20 wrong 6-digit codes (two steps
+	// valid at a time) give a 1 in 25,000 chance per window, and each new
+	// window needs its owner; Matter and adb stop at about 20 too. A
+	// 128-bit secret is never guessed, but the same cap ends the wrong
+	// proofs that would otherwise keep a window busy.
+	MaxFailures = 20
+	// sourceBurst failures per source address (IPv6: per /64), then one
+	// per minute, kept across windows: one host cannot use up a window's
+	// failures alone.
 	sourceBurst = 5
 	sourceRate  = rate.Limit(1.0 / 60)
+	// maxSources caps the sources whose failures are remembered.
+	maxSources = 1024
 	// codePeriod and codeDigits: the usual TOTP (RFC 6238) settings that
 	// authenticator-style codes use.
 	codePeriod = 30
@@ -44,23 +58,31 @@ const (
 )
 
 // Window is the pairing window: open for a lifetime, with a fresh secret,
-// closed after a success. Safe for concurrent use.
+// closed after a success or after MaxFailures wrong attempts. Safe for
+// concurrent use.
 type Window struct {
 	Lifetime time.Duration
 	Now      func() time.Time
 	// OnChange is called (without locks held) when the window opens,
-	// closes (also at the end of its lifetime), or its secret is replaced.
+	// closes (also at the end of its lifetime), or starts taking codes.
 	OnChange func(WindowInfo)
 
-	mu       sync.Mutex
-	stopped  bool // Stop was called: the window never opens again
+	mu      sync.Mutex
+	stopped bool // Stop was called: the window never opens again
+	cur     round
+	closed  error // why the last window closed early (ErrTooManyAttempts)
+	sources limit.PerSource
+	expiry  *time.Timer // fires at the end of the open window's lifetime
+}
+
+// round is one window, from its opening to its closing.
+type round struct {
 	open     bool
+	code     bool // opened for a link: takes the code too
 	secret   []byte
 	expires  time.Time
 	failures int
 	lastStep int64
-	sources  map[netip.Addr]*rate.Limiter
-	expiry   *time.Timer // fires at the end of the open window's lifetime
 }
 
 // WindowInfo is a snapshot of the window.
@@ -69,6 +91,10 @@ type WindowInfo struct {
 	Secret   []byte
 	Expires  time.Time
 	Failures int
+	// Code: the window takes the 6-digit code (it was opened for a link).
+	Code bool
+	// Closed says why the last window closed early, if it did.
+	Closed string
 }
 
 func (w *Window) now() time.Time {
@@ -79,52 +105,40 @@ func (w *Window) now() time.Time {
 }
 
 // Open opens a window with a fresh secret, or returns the open one.
-func (w *Window) Open() WindowInfo {
+func (w *Window) Open() WindowInfo { return w.open(false) }
+
+// OpenForLink is Open for a link without the secret: the window takes
+// the 6-digit code too (an open window starts taking it).
+func (w *Window) OpenForLink() WindowInfo { return w.open(true) }
+
+func (w *Window) open(code bool) WindowInfo {
 	w.mu.Lock()
-	if w.isOpen() {
-		info := w.info()
-		w.mu.Unlock()
-		return info
-	}
 	if w.stopped {
 		w.mu.Unlock()
 		return WindowInfo{}
 	}
-	w.renew()
-	w.open = true
-	lifetime := w.Lifetime
-	if lifetime == 0 {
-		lifetime = DefaultWindowLifetime
+	if w.cur.live(w.now()) && (w.cur.code || !code) {
+		info := w.info()
+		w.mu.Unlock()
+		return info
 	}
-	w.expires = w.now().Add(lifetime)
-	w.arm()
+	if !w.cur.live(w.now()) {
+		lifetime := w.Lifetime
+		if lifetime == 0 {
+			lifetime = DefaultWindowLifetime
+		}
+		secret := make([]byte, SecretLen)
+		rand.Read(secret)
+		w.cur = round{open: true, secret: secret, expires: w.now().Add(lifetime)}
+		w.closed = nil
+		w.sources.Rate, w.sources.Burst, w.sources.Max = sourceRate, sourceBurst, maxSources
+		w.arm()
+	}
+	w.cur.code = w.cur.code || code
 	info := w.info()
 	w.mu.Unlock()
 	w.changed(info)
 	return info
-}
-
-// arm sets the expiry timer to the open window's end (w.mu held).
-func (w *Window) arm() {
-	if w.expiry != nil {
-		w.expiry.Stop()
-	}
-	w.expiry = nil
-	if w.open && !w.stopped {
-		w.expiry = time.AfterFunc(w.expires.Sub(w.now()), w.expire)
-	}
-}
-
-// expire closes the window at the end of its lifetime and says so.
-func (w *Window) expire() {
-	w.mu.Lock()
-	if !w.open || w.now().Before(w.expires) {
-		w.mu.Unlock()
-		return
-	}
-	w.open, w.secret = false, nil
-	w.mu.Unlock()
-	w.changed(WindowInfo{})
 }
 
 // SetLifetime changes the lifetime of windows opened from now on.
@@ -139,15 +153,38 @@ func (w *Window) SetLifetime(d time.Duration) {
 func (w *Window) Stop() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.stopped, w.open, w.secret = true, false, nil
+	w.stopped, w.cur = true, round{}
 	w.arm()
+}
+
+// arm sets the expiry timer to the open window's end (w.mu held).
+func (w *Window) arm() {
+	if w.expiry != nil {
+		w.expiry.Stop()
+	}
+	w.expiry = nil
+	if w.cur.open && !w.stopped {
+		w.expiry = time.AfterFunc(w.cur.expires.Sub(w.now()), w.expire)
+	}
+}
+
+// expire closes the window at the end of its lifetime and says so.
+func (w *Window) expire() {
+	w.mu.Lock()
+	if !w.cur.open || w.now().Before(w.cur.expires) {
+		w.mu.Unlock()
+		return
+	}
+	w.cur = round{}
+	w.mu.Unlock()
+	w.changed(WindowInfo{})
 }
 
 // Close closes the window (after a success, or on request).
 func (w *Window) Close() {
 	w.mu.Lock()
-	was := w.open
-	w.open, w.secret = false, nil
+	was := w.cur.open
+	w.cur = round{}
 	w.arm()
 	info := w.info()
 	w.mu.Unlock()
@@ -160,23 +197,25 @@ func (w *Window) Close() {
 func (w *Window) Info() WindowInfo {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if !w.isOpen() {
-		return WindowInfo{}
+	if !w.cur.live(w.now()) {
+		return WindowInfo{Closed: errText(w.closed)}
 	}
 	return w.info()
 }
 
-func (w *Window) isOpen() bool { return w.open && w.now().Before(w.expires) }
+// live: the round is open and its lifetime not over at now.
+func (r round) live(now time.Time) bool { return r.open && now.Before(r.expires) }
 
-func (w *Window) info() WindowInfo {
-	return WindowInfo{Open: w.open, Secret: append([]byte(nil), w.secret...), Expires: w.expires, Failures: w.failures}
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }
 
-func (w *Window) renew() {
-	w.secret = make([]byte, SecretLen)
-	rand.Read(w.secret)
-	w.failures, w.lastStep = 0, 0
-	w.sources = map[netip.Addr]*rate.Limiter{}
+func (w *Window) info() WindowInfo {
+	c := w.cur
+	return WindowInfo{Open: c.open, Secret: append([]byte(nil), c.secret...), Expires: c.expires, Failures: c.failures, Code: c.code, Closed: errText(w.closed)}
 }
 
 func (w *Window) changed(info WindowInfo) {
@@ -204,8 +243,8 @@ func Code(secret []byte, t time.Time) (string, error) {
 // current secret and reports whether the peer proved it. A failure counts
 // against the window and the source.
 func (w *Window) CheckProof(src netip.Addr, verify func(secret []byte) bool) error {
-	return w.attempt(src, func() error {
-		if !verify(w.secret) {
+	return w.attempt(src, false, func() error {
+		if !verify(w.cur.secret) {
 			return ErrWrongSecret
 		}
 		return nil
@@ -213,13 +252,14 @@ func (w *Window) CheckProof(src netip.Addr, verify func(secret []byte) bool) err
 }
 
 // CheckCode runs one code-based attempt: the code of the current or the
-// previous 30 s step, each step accepted once.
+// previous 30 s step, each step accepted once, in a window opened for a
+// link only.
 func (w *Window) CheckCode(src netip.Addr, code string) error {
-	return w.attempt(src, func() error {
+	return w.attempt(src, true, func() error {
 		now := w.now()
 		for _, back := range []int64{0, 1} {
 			t := now.Add(-time.Duration(back*codePeriod) * time.Second)
-			want, err := Code(w.secret, t)
+			want, err := Code(w.cur.secret, t)
 			if err != nil {
 				return err
 			}
@@ -227,28 +267,30 @@ func (w *Window) CheckCode(src netip.Addr, code string) error {
 				continue
 			}
 			step := t.Unix() / codePeriod
-			if step <= w.lastStep {
+			if step <= w.cur.lastStep {
 				return ErrCodeReused
 			}
-			w.lastStep = step
+			w.cur.lastStep = step
 			return nil
 		}
 		return ErrWrongCode
 	})
 }
 
-func (w *Window) attempt(src netip.Addr, check func() error) error {
+func (w *Window) attempt(src netip.Addr, code bool, check func() error) error {
 	w.mu.Lock()
-	if !w.isOpen() {
+	now := w.now()
+	switch {
+	case !w.cur.live(w.now()) && w.closed != nil:
+		w.mu.Unlock()
+		return fmt.Errorf("%w: %w", ErrWindowClosed, w.closed)
+	case !w.cur.live(w.now()):
 		w.mu.Unlock()
 		return ErrWindowClosed
-	}
-	lim := w.sources[src]
-	if lim == nil {
-		lim = rate.NewLimiter(sourceRate, sourceBurst)
-		w.sources[src] = lim
-	}
-	if lim.TokensAt(w.now()) < 1 {
+	case code && !w.cur.code:
+		w.mu.Unlock()
+		return ErrNoCode
+	case !w.sources.Has(src, now):
 		w.mu.Unlock()
 		return ErrTooMany
 	}
@@ -257,18 +299,18 @@ func (w *Window) attempt(src netip.Addr, check func() error) error {
 		w.mu.Unlock()
 		return nil
 	}
-	lim.AllowN(w.now(), 1)
-	w.failures++
-	burned := w.failures >= MaxFailures
-	if burned {
-		w.renew()
+	w.sources.Take(src, now)
+	w.cur.failures++
+	capped := w.cur.failures >= MaxFailures
+	if capped {
+		w.cur, w.closed = round{}, ErrTooManyAttempts
 		w.arm()
 	}
 	info := w.info()
 	w.mu.Unlock()
-	if burned {
+	if capped {
 		w.changed(info)
-		return fmt.Errorf("%w (%d failures: the secret was replaced; scan the new code)", err, MaxFailures)
+		return fmt.Errorf("%w; %w", err, ErrTooManyAttempts)
 	}
 	return err
 }

@@ -88,7 +88,7 @@ func TestBrowserPairs(t *testing.T) {
 		t.Fatalf("closed window: %q", status)
 	}
 	// Link and code: the page asks for the code shown on the device.
-	w2 := a.qr()
+	w2 := a.qr("--link")
 	if status, _ := browseTimed(t, b.Host, w2.LinkURL, t.TempDir(), "", "PAIR_CODE="+w2.Code); status != "Paired with “a”." {
 		t.Fatalf("link and code: %q", status)
 	}

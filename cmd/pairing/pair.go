@@ -25,7 +25,7 @@ func runQR(args []string, stdout, stderr io.Writer) error {
 	if err := parse(fs, args, 0, stdout); err != nil {
 		return err
 	}
-	w, err := control.NewClient(*socket).OpenWindow(context.Background())
+	w, err := control.NewClient(*socket).OpenWindow(context.Background(), *link)
 	if err != nil {
 		return daemonError(err)
 	}
@@ -47,10 +47,13 @@ func runQR(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprint(stdout, text)
 	fmt.Fprintf(stdout, "\n%s\n\n", url)
+	if w.PreviousClosed != "" {
+		fmt.Fprintf(stdout, "note     the last window closed early: %s (someone may have been guessing); this is a new one\n", w.PreviousClosed)
+	}
 	if *link {
-		fmt.Fprintf(stdout, "send this link; the receiver types the code: %s\n", w.Code)
+		fmt.Fprintf(stdout, "send this link; the receiver types the code: %s (changes every 30 s)\n", w.Code)
 	} else {
-		fmt.Fprintf(stdout, "code     %s (for a link without secret; changes every 30 s)\n", w.Code)
+		fmt.Fprintln(stdout, "code     none: scan the QR code, or run 'pairing qr --link' for a link and a code to send by chat")
 	}
 	fmt.Fprintf(stdout, "device   %s (%s)\ncloses   in %s, or after one device paired\n", w.Name, w.ID, time.Until(w.SecretExpires).Round(time.Second))
 	return nil

@@ -72,6 +72,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if colorOK(stderr) {
 		cfg.OnWindow = func(w control.Window, open bool) {
 			if !open {
+				if w.PreviousClosed != "" {
+					fmt.Fprintf(stderr, "\npairing window closed: %s ('pairing qr')\n\n", w.PreviousClosed)
+				}
 				return
 			}
 			if text, err := pairing.QRText(w.URL, true); err == nil {

@@ -31,16 +31,22 @@ type Status struct {
 	// Stages are the records of the last acquisition.
 	Stages []Stage `json:"stages"`
 	// AddressesChanged is when Addresses last changed.
-	AddressesChanged time.Time   `json:"addresses_changed"`
-	Peers            []Peer      `json:"peers"`
-	Beacon           BeaconStats `json:"beacon"`
-	Window           WindowState `json:"window"`
+	AddressesChanged time.Time `json:"addresses_changed"`
+	// Peers are the devices on the LAN, paired first, at most MaxPeers;
+	// PeersOmitted counts those left out.
+	Peers        []Peer      `json:"peers"`
+	PeersOmitted int         `json:"peers_omitted,omitempty"`
+	Beacon       BeaconStats `json:"beacon"`
+	Window       WindowState `json:"window"`
 	// Paired counts paired devices; PairedOnline those on the LAN now.
 	Paired       int `json:"paired"`
 	PairedOnline int `json:"paired_online"`
 	// Connections are the latest WebRTC sessions, newest last.
 	Connections []Connection `json:"connections"`
 }
+
+// MaxPeers bounds the peers a Status lists.
+const MaxPeers = 64
 
 // Device is who the daemon is and how long it has run (in Status, its
 // fields are at the top level of the JSON).
@@ -100,6 +106,9 @@ type BeaconStats struct {
 	Own         uint64            `json:"own"`
 	Dropped     map[string]uint64 `json:"dropped"`
 	Joined      []string          `json:"joined"` // "eth0/v4", "eth0/v6"
+	// PeersRefused counts new devices the peer table refused (too many
+	// too fast, or a table full of paired devices).
+	PeersRefused uint64 `json:"peers_refused"`
 }
 
 // Connection is one WebRTC session: its state sequence and selected pair.
@@ -147,6 +156,9 @@ type InboxItem struct {
 type WindowState struct {
 	Open    bool      `json:"open"`
 	Expires time.Time `json:"expires,omitzero"`
+	// Closed says why the last window closed early (too many wrong
+	// attempts), until a new one opens.
+	Closed string `json:"closed,omitempty"`
 }
 
 // Client talks to a daemon's control socket.
@@ -228,15 +240,18 @@ const (
 
 // Window is an open pairing window, as `pairing qr` shows it.
 type Window struct {
-	URL           string       `json:"url"`
-	LinkURL       string       `json:"link_url"`
-	Fingerprint   string       `json:"fingerprint"`
-	ID            string       `json:"id"`
-	Name          string       `json:"name"`
-	SecretExpires time.Time    `json:"secret_expires"`
-	Code          string       `json:"code"`
-	Addresses     []netip.Addr `json:"addresses"`
-	Port          int          `json:"port"`
+	URL           string    `json:"url"`
+	LinkURL       string    `json:"link_url"`
+	Fingerprint   string    `json:"fingerprint"`
+	ID            string    `json:"id"`
+	Name          string    `json:"name"`
+	SecretExpires time.Time `json:"secret_expires"`
+	// Code is the 6-digit code, only for a window opened for a link.
+	Code      string       `json:"code,omitempty"`
+	Addresses []netip.Addr `json:"addresses"`
+	Port      int          `json:"port"`
+	// PreviousClosed says why the window before this one closed early.
+	PreviousClosed string `json:"previous_closed,omitempty"`
 }
 
 // PeerInfo describes a device in pairing answers and `join` output.
@@ -279,10 +294,15 @@ type ErrorBody struct {
 	Error string `json:"error"`
 }
 
-// OpenWindow opens (or returns the open) pairing window.
-func (c *Client) OpenWindow(ctx context.Context) (*Window, error) {
+// OpenWindow opens (or returns the open) pairing window; for a link, the
+// window takes the 6-digit code too.
+func (c *Client) OpenWindow(ctx context.Context, link bool) (*Window, error) {
+	path := PathWindow
+	if link {
+		path += "?link=1"
+	}
 	var w Window
-	return &w, c.do(ctx, http.MethodPost, PathWindow, nil, &w)
+	return &w, c.do(ctx, http.MethodPost, path, nil, &w)
 }
 
 // Peers lists the paired devices.

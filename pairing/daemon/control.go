@@ -26,7 +26,7 @@ func (d *Daemon) controlMux() *http.ServeMux {
 		pairing.WriteJSON(w, http.StatusOK, d.Status())
 	})
 	mux.HandleFunc("POST "+control.PathWindow, func(w http.ResponseWriter, r *http.Request) {
-		win, err := d.OpenWindow()
+		win, err := d.OpenWindow(r.URL.Query().Get("link") == "1")
 		if err != nil {
 			ctlError(w, http.StatusServiceUnavailable, fmt.Errorf("%w (run 'pairing addr' to see why)", err))
 			return

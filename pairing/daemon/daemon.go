@@ -7,6 +7,7 @@ package daemon
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -115,6 +116,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	bc := cfg.Beacon
 	bc.Fingerprint, bc.Self, bc.Interfaces = d.id.Fingerprint, d.self, d.ifs.List
 	d.nbrs = discovery.NewNeighbours(discovery.NeighboursConfig{Beacon: bc, Name: s.Name, Port: port, MDNS: s.MDNS, Logger: d.cfg.Logger,
+		Paired: func(fp ident.Fingerprint) bool { _, ok := d.store.Get(fp); return ok },
 		Tell: func(ctx context.Context, to netip.AddrPort, fp ident.Fingerprint) error {
 			return pairing.TellObserved(ctx, d.id, to, fp)
 		}})
@@ -136,7 +138,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	plain.Handle("GET /p/", page)
 	plain.HandleFunc("POST /p/offer", d.sess.ServeOffer)
 	d.server = &pairing.Server{Identity: d.id, Window: d.window, Store: d.store, Name: d.nbrs.Name, Plain: plain, Self: d.own.IPs, Logger: d.cfg.Logger,
-		OnObserved: func(addr netip.Addr, by ident.Fingerprint) { d.own.Observed(addr, by.ID()) },
+		OnObserved: d.observed,
 		OnConnect:  d.sess.Connect}
 	d.svc = newService(d.cfg.Logger, d.Status, d.own.Acquired())
 
@@ -155,7 +157,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 			case <-ctx.Done():
 				return
 			}
-			if _, err := d.OpenWindow(); err != nil {
+			if _, err := d.OpenWindow(false); err != nil {
 				d.cfg.Logger.Warn("cannot open a pairing window", "err", err)
 			}
 		})
@@ -183,6 +185,18 @@ func (d *Daemon) addressesChanged(addrs []discovery.Address, _ []discovery.Stage
 	if w := d.window.Info(); w.Open {
 		d.windowChanged(w)
 	}
+}
+
+// ErrStranger: an observation from a device neither on the LAN nor paired.
+var ErrStranger = errors.New("observations are taken from devices on the LAN or paired only")
+
+// observed: a peer says it sees us at addr. Only a device we know (on the
+// LAN now, or paired) is heard, and only about an address of ours.
+func (d *Daemon) observed(addr netip.Addr, by ident.Fingerprint) error {
+	if _, paired := d.store.Get(by); !paired && !d.nbrs.Known(by) {
+		return ErrStranger
+	}
+	return d.own.Observed(addr, by.ID())
 }
 
 func (d *Daemon) peerName(fp ident.Fingerprint) string {

@@ -20,9 +20,11 @@ func (d *Daemon) Status() control.Status {
 			Started: d.svc.started, Version: pairing.Version, StateDir: d.cfg.StateDir,
 			UptimeS: time.Since(d.svc.started).Round(time.Second).Seconds()},
 		Addresses: []control.Address{}, Stages: []control.Stage{}, AddressesChanged: changed,
-		Peers: []control.Peer{}, Beacon: beaconStats(d.nbrs.Stats()),
+		Peers:  []control.Peer{},
 		Paired: len(d.store.List()), Connections: d.sess.Connections(),
 	}
+	bs, refused := d.nbrs.Stats()
+	st.Beacon = beaconStats(bs, refused)
 	for _, a := range addrs {
 		st.Addresses = append(st.Addresses, control.Address(a))
 	}
@@ -31,13 +33,24 @@ func (d *Daemon) Status() control.Status {
 	}
 	if w := d.window.Info(); w.Open {
 		st.Window = control.WindowState{Open: true, Expires: w.Expires}
+	} else {
+		st.Window.Closed = w.Closed
 	}
+	var paired, others []control.Peer
 	for _, p := range d.nbrs.Peers() {
-		st.Peers = append(st.Peers, peerView(p))
 		if _, ok := d.store.Get(p.Fingerprint); ok {
 			st.PairedOnline++
+			paired = append(paired, peerView(p))
+		} else {
+			others = append(others, peerView(p))
 		}
 	}
+	all := append(paired, others...)
+	if len(all) > control.MaxPeers {
+		st.PeersOmitted = len(all) - control.MaxPeers
+		all = all[:control.MaxPeers]
+	}
+	st.Peers = append(st.Peers, all...)
 	return st
 }
 
@@ -46,9 +59,9 @@ func peerView(p discovery.Peer) control.Peer {
 		SeenAs: p.SeenAs, Source: p.Source, Sources: p.Sources, WindowOpen: p.WindowOpen, LastSeen: p.LastSeen}
 }
 
-func beaconStats(s beacon.Stats) control.BeaconStats {
+func beaconStats(s beacon.Stats, refused uint64) control.BeaconStats {
 	return control.BeaconStats{Received: s.Received, Sent: s.Sent, SendErrors: s.SendErrors, RateLimited: s.RateLimited,
-		Own: s.Own, Dropped: s.Dropped, Joined: s.Joined}
+		Own: s.Own, Dropped: s.Dropped, Joined: s.Joined, PeersRefused: refused}
 }
 
 // Reconfigure applies new settings to the running daemon: name, pair

@@ -9,19 +9,27 @@ import (
 )
 
 // OpenWindow opens a pairing window (or returns the open one) and
-// describes it for a QR code.
-func (d *Daemon) OpenWindow() (control.Window, error) {
-	if len(d.qrAddrs()) == 0 {
+// describes it for a QR code; for a link (without the secret), the window
+// takes the 6-digit code too.
+func (d *Daemon) OpenWindow(link bool) (control.Window, error) {
+	if len(qrAddrs(d.own.IPs())) == 0 {
 		return control.Window{}, ErrNoAddress
 	}
-	return d.describe(d.window.Open())
+	prev := d.window.Info().Closed
+	info := d.window.Open()
+	if link {
+		info = d.window.OpenForLink()
+	}
+	w, err := d.describe(info)
+	w.PreviousClosed = prev
+	return w, err
 }
 
 // qrAddrs are the confirmed addresses a phone can use: link-local ones
 // need a zone that only this device knows.
-func (d *Daemon) qrAddrs() []netip.Addr {
+func qrAddrs(ips []netip.Addr) []netip.Addr {
 	var out []netip.Addr
-	for _, a := range d.own.IPs() {
+	for _, a := range ips {
 		if !a.IsLinkLocalUnicast() {
 			out = append(out, a)
 		}
@@ -32,14 +40,17 @@ func (d *Daemon) qrAddrs() []netip.Addr {
 // describe is the QR code of an open window: our best address, port,
 // fingerprint, the secret, the other addresses and the name.
 func (d *Daemon) describe(info pairing.WindowInfo) (control.Window, error) {
-	addrs := d.qrAddrs()
+	addrs := qrAddrs(d.own.IPs())
 	if len(addrs) == 0 {
 		return control.Window{}, ErrNoAddress
 	}
 	p := pairing.Payload{Host: addrs[0], Port: uint16(d.Port()), Fingerprint: d.id.Fingerprint, Secret: info.Secret, Addrs: addrs, Name: d.nbrs.Name()}
-	code, err := pairing.Code(info.Secret, time.Now())
-	if err != nil {
-		return control.Window{}, err
+	var code string
+	if info.Code {
+		var err error
+		if code, err = pairing.Code(info.Secret, time.Now()); err != nil {
+			return control.Window{}, err
+		}
 	}
 	link := p
 	link.Secret = nil
@@ -55,9 +66,13 @@ func (d *Daemon) describe(info pairing.WindowInfo) (control.Window, error) {
 func (d *Daemon) windowChanged(info pairing.WindowInfo) {
 	d.nbrs.Announce()
 	if !info.Open {
-		d.cfg.Logger.Info("pairing window closed")
+		if info.Closed != "" {
+			d.cfg.Logger.Warn("pairing window closed", "why", info.Closed)
+		} else {
+			d.cfg.Logger.Info("pairing window closed")
+		}
 		if d.cfg.OnWindow != nil {
-			d.cfg.OnWindow(control.Window{}, false)
+			d.cfg.OnWindow(control.Window{PreviousClosed: info.Closed}, false)
 		}
 		return
 	}
@@ -66,7 +81,10 @@ func (d *Daemon) windowChanged(info pairing.WindowInfo) {
 		d.cfg.Logger.Warn("pairing window open, but no address for a QR code", "err", err)
 		return
 	}
-	d.cfg.Logger.Info("pairing window open", "url", win.URL, "code", win.Code, "expires", win.SecretExpires.Format(time.RFC3339))
+	// Never the URL or the code: they carry the secret, and the journal
+	// has more readers than the control socket.
+	d.cfg.Logger.Info("pairing window open", "fingerprint", win.Fingerprint, "addresses", win.Addresses, "port", win.Port,
+		"takes_code", info.Code, "expires", win.SecretExpires.Format(time.RFC3339))
 	if d.cfg.OnWindow != nil {
 		d.cfg.OnWindow(win, true)
 	}

@@ -67,6 +67,8 @@ const reasons = {
   wrong_code: "Wrong code — type the code the device shows now.",
   code_reused: "That code was already used — wait for the next one.",
   too_many: "Too many attempts — wait a minute.",
+  too_many_attempts: "Too many wrong attempts: the device closed its pairing window. Open a new window on the device and scan its new code.",
+  no_code: "This pairing window takes no code. Scan the QR code on the device instead, or ask for a link with a code.",
 };
 
 const started = performance.now(); // the page is loaded: its script runs
