@@ -240,7 +240,8 @@ func ParseConfig(r io.Reader, file string, s *Settings) error {
 		k, v, ok := strings.Cut(line, "=")
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
 		if !ok || k == "" {
-			return &ConfigError{File: file, Line: n, Err: fmt.Errorf("want key = value, got %q", line)}
+			// Not echoed: the line may hold a secret typed wrong.
+			return &ConfigError{File: file, Line: n, Err: errors.New("want key = value (the line has no '=' or no key)")}
 		}
 		set := configKeys[k]
 		if set == nil {

@@ -51,6 +51,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"stun = http://x", "test.conf:1: stun"},
 		{"name = a\nname = b", "test.conf:2: name: set again (first on line 1)"},
 		{"just words", "test.conf:1: want key = value"},
+		{"turn-secret s3cret-typed-wrong", "want key = value"},
 		{"name = " + strings.Repeat("n", 64), "test.conf:1: name"},
 		{strings.Repeat("# comment\n", 8000), "larger than"},
 	} {
@@ -62,6 +63,9 @@ func TestParseConfigErrors(t *testing.T) {
 		}
 		if !reflect.DeepEqual(s, before) {
 			t.Errorf("a bad config changed the settings")
+		}
+		if err != nil && strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("the error echoes a secret: %v", err)
 		}
 	}
 }

@@ -32,8 +32,12 @@ const (
 	// DefaultMaxInbox: a cap so a paired device cannot fill the disk.
 	DefaultMaxInbox = 16 << 30
 	inboxLog        = "inbox.jsonl"
-	incomingPrefix  = ".incoming-"
-	maxNameLen      = 200
+	// maxLog bounds the inbox log (texts and file records): past it, the
+	// log moves to inbox.jsonl.1 (replacing the one before), so
+	// 'pairing inbox' always reads a bounded file.
+	maxLog         = 4 << 20
+	incomingPrefix = ".incoming-"
+	maxNameLen     = 200
 )
 
 // InboxItem is one thing a paired device sent.
@@ -47,7 +51,9 @@ type Inbox struct {
 	MaxTotal int64
 	// NameOf names a device for the log.
 	NameOf func(ident.Fingerprint) string
-	mu     sync.Mutex
+
+	mu       sync.Mutex
+	reserved int64 // bytes announced by the transfers under way
 }
 
 var _ rtc.Sink = (*Inbox)(nil)
@@ -59,9 +65,30 @@ func (in *Inbox) name(fp ident.Fingerprint) string {
 	return in.NameOf(fp)
 }
 
-// Text records a text message.
+// Text records a text message; texts count against the inbox's size
+// limit like files.
 func (in *Inbox) Text(from ident.Fingerprint, text string) error {
-	return in.record(InboxItem{Kind: "text", From: from.ID(), Name: in.name(from), At: time.Now().UTC(), Text: text})
+	it := InboxItem{Kind: "text", From: from.ID(), Name: in.name(from), At: time.Now().UTC(), Text: text}
+	in.mu.Lock()
+	_, maxTotal := in.limits()
+	used := dirSize(in.Dir) + in.reserved
+	in.mu.Unlock()
+	if need := int64(len(text)) + 256; used+need > maxTotal {
+		return fmt.Errorf("%w: %d bytes used of %d", ErrInboxFull, used, maxTotal)
+	}
+	return in.record(it)
+}
+
+// limits are the size limits, defaults filled in (in.mu held).
+func (in *Inbox) limits() (maxFile, maxTotal int64) {
+	maxFile, maxTotal = in.MaxFile, in.MaxTotal
+	if maxFile == 0 {
+		maxFile = DefaultMaxFile
+	}
+	if maxTotal == 0 {
+		maxTotal = DefaultMaxInbox
+	}
+	return maxFile, maxTotal
 }
 
 func (in *Inbox) record(it InboxItem) error {
@@ -70,7 +97,13 @@ func (in *Inbox) record(it InboxItem) error {
 	if err := os.MkdirAll(in.Dir, 0o700); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(filepath.Join(in.Dir, inboxLog), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	path := filepath.Join(in.Dir, inboxLog)
+	if fi, err := os.Stat(path); err == nil && fi.Size() > maxLog {
+		if err := os.Rename(path, path+".1"); err != nil {
+			return err
+		}
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}
@@ -144,29 +177,35 @@ func (in *Inbox) File(from ident.Fingerprint, name string, size int64) (rtc.File
 	if err := CheckFileName(name); err != nil {
 		return nil, err
 	}
-	in.mu.Lock()
-	maxFile, maxTotal := in.MaxFile, in.MaxTotal
-	in.mu.Unlock()
-	if maxFile == 0 {
-		maxFile = DefaultMaxFile
-	}
-	if maxTotal == 0 {
-		maxTotal = DefaultMaxInbox
-	}
-	if size < 0 || size > maxFile {
-		return nil, fmt.Errorf("%w: %d bytes, at most %d", ErrTooLarge, size, maxFile)
-	}
 	if err := os.MkdirAll(in.Dir, 0o700); err != nil {
 		return nil, err
 	}
-	if used := dirSize(in.Dir); used+size > maxTotal {
-		return nil, fmt.Errorf("%w: %d bytes used of %d, the file needs %d", ErrInboxFull, used, maxTotal, size)
+	in.mu.Lock()
+	maxFile, maxTotal := in.limits()
+	if size < 0 || size > maxFile {
+		in.mu.Unlock()
+		return nil, fmt.Errorf("%w: %d bytes, at most %d", ErrTooLarge, size, maxFile)
 	}
+	// The files arriving reserve their whole size: two transfers at once
+	// cannot both take the last free space.
+	if used := dirSize(in.Dir) + in.reserved; used+size > maxTotal {
+		in.mu.Unlock()
+		return nil, fmt.Errorf("%w: %d bytes used or announced of %d, the file needs %d", ErrInboxFull, used, maxTotal, size)
+	}
+	in.reserved += size
+	in.mu.Unlock()
 	f, err := os.CreateTemp(in.Dir, incomingPrefix+"*")
 	if err != nil {
+		in.unreserve(size)
 		return nil, err
 	}
 	return &inboxFile{in: in, f: f, from: from, name: name, size: size}, nil
+}
+
+func (in *Inbox) unreserve(n int64) {
+	in.mu.Lock()
+	in.reserved -= n
+	in.mu.Unlock()
 }
 
 // dirSize is what the received files (and those arriving) take.
@@ -174,8 +213,8 @@ func dirSize(dir string) int64 {
 	var n int64
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
-		if e.Name() == inboxLog {
-			continue
+		if strings.HasPrefix(e.Name(), incomingPrefix) {
+			continue // counted by the reservation of its transfer
 		}
 		if info, err := e.Info(); err == nil && info.Mode().IsRegular() {
 			n += info.Size()
@@ -197,6 +236,7 @@ func (w *inboxFile) Write(b []byte) (int, error) { return w.f.Write(b) }
 func (w *inboxFile) Abort() {
 	w.f.Close()
 	os.Remove(w.f.Name())
+	w.in.unreserve(w.size)
 }
 
 // Commit keeps the file under its name, or "name (2).ext" and so on when
@@ -204,6 +244,7 @@ func (w *inboxFile) Abort() {
 func (w *inboxFile) Commit(sum string) error {
 	tmp := w.f.Name()
 	defer os.Remove(tmp)
+	defer w.in.unreserve(w.size)
 	if err := w.f.Sync(); err != nil {
 		w.f.Close()
 		return err

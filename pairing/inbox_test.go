@@ -11,14 +11,14 @@ import (
 
 func TestInbox(t *testing.T) {
 	dir := t.TempDir()
-	in := &Inbox{Dir: filepath.Join(dir, "inbox"), MaxFile: 100, MaxTotal: 250}
+	in := &Inbox{Dir: filepath.Join(dir, "inbox"), MaxFile: 1000, MaxTotal: 2000}
 	from := ident.Of([]byte("peer"))
 	for _, name := range []string{"../etc/passwd", "a/b", `a\b`, "..", ".hidden", "bad\x00name", ""} {
 		if _, err := in.File(from, name, 1); !errors.Is(err, ErrBadFileName) {
 			t.Errorf("name %q: %v", name, err)
 		}
 	}
-	if _, err := in.File(from, "big", 101); !errors.Is(err, ErrTooLarge) {
+	if _, err := in.File(from, "big", 1001); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("too large: %v", err)
 	}
 	put := func(name, data string) {
@@ -40,18 +40,32 @@ func TestInbox(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(in.Dir, "a (2).txt")); string(b) != "two" {
 		t.Fatalf("a (2).txt = %q", b)
 	}
-	put("fill", string(make([]byte, 100)))
-	put("fill2", string(make([]byte, 90)))
-	if _, err := in.File(from, "more", 60); !errors.Is(err, ErrInboxFull) {
-		t.Fatalf("full: %v", err)
-	}
 	w, _ := in.File(from, "aborted", 1)
 	w.Abort()
 	if err := in.Text(from, "hi"); err != nil {
 		t.Fatal(err)
 	}
+	// A transfer under way reserves its size: a second one that would not
+	// fit with it is refused before a byte arrives.
+	fill, err := in.File(from, "fill", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.File(from, "more", 900); !errors.Is(err, ErrInboxFull) {
+		t.Fatalf("second transfer past the reserved space: %v", err)
+	}
+	fill.Write(make([]byte, 1000))
+	fill.Commit("sum")
+	put("fill2", string(make([]byte, 300)))
+	if _, err := in.File(from, "more", 200); !errors.Is(err, ErrInboxFull) {
+		t.Fatalf("full: %v", err)
+	}
+	// Texts count against the limit too.
+	if err := in.Text(from, string(make([]byte, 300))); !errors.Is(err, ErrInboxFull) {
+		t.Fatalf("text into a full inbox: %v", err)
+	}
 	items, err := in.List()
-	if err != nil || len(items) != 5 || items[1].File != "a (2).txt" || items[4].Text != "hi" {
+	if err != nil || len(items) != 5 || items[1].File != "a (2).txt" || items[2].Text != "hi" {
 		t.Fatalf("items %+v %v", items, err)
 	}
 	entries, _ := os.ReadDir(in.Dir)

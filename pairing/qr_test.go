@@ -3,6 +3,7 @@ package pairing
 import (
 	"image"
 	"image/color"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -88,6 +89,21 @@ func TestQRPNG(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "qr.png")
 	if err := WriteQRPNG(testURL, path, 384); err != nil {
 		t.Fatal(err)
+	}
+	// The PNG carries the secret: 0600, and a symlink at the path is
+	// replaced, not followed.
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v %v", fi.Mode(), err)
+	}
+	target := filepath.Join(t.TempDir(), "victim")
+	os.WriteFile(target, []byte("keep"), 0o644)
+	link := filepath.Join(filepath.Dir(path), "link.png")
+	os.Symlink(target, link)
+	if err := WriteQRPNG(testURL, link, 384); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(target); string(b) != "keep" {
+		t.Fatal("the symlink's target was overwritten")
 	}
 	if err := WriteQRPNG(testURL, filepath.Join(t.TempDir(), "missing", "qr.png"), 384); err == nil || !strings.Contains(err.Error(), "missing") {
 		t.Fatalf("unwritable path: %v", err)

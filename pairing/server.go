@@ -48,7 +48,7 @@ func (s *Server) Serve(ln net.Listener) {
 	if s.Logger == nil {
 		s.Logger = slog.New(slog.DiscardHandler)
 	}
-	s.demux = newDemux(ln)
+	s.demux = newDemux(ln, s.Logger)
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+PathPair, s.handlePair)
 	mux.HandleFunc("POST "+PathObserved, s.handleObserved)

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 
 	"github.com/pion/sdp/v3"
@@ -122,4 +123,40 @@ func single(text string) (ident.Fingerprint, error) {
 		}
 	}
 	return fps[0], nil
+}
+
+// MaxRemoteCandidates bounds the ICE candidates taken from a stranger's
+// offer: a browser on a LAN lists a handful.
+const MaxRemoteCandidates = 8
+
+// FilterCandidates drops the a=candidate lines of sdp whose address allow
+// refuses (an .local name is kept: it resolves only by mDNS, on the
+// link), and every one past max, so that an offer cannot make us send
+// connectivity checks to hosts of its choosing. It returns the new SDP and
+// how many it dropped.
+func FilterCandidates(sdp string, allow func(netip.Addr) bool, max int) (string, int) {
+	lines := strings.SplitAfter(sdp, "\n")
+	out := make([]string, 0, len(lines))
+	kept, dropped := 0, 0
+	for _, l := range lines {
+		body := strings.TrimRight(l, "\r\n")
+		if !strings.HasPrefix(body, "a=candidate:") {
+			out = append(out, l)
+			continue
+		}
+		// candidate:foundation component transport priority address port typ …
+		f := strings.Fields(strings.TrimPrefix(body, "a="))
+		ok := len(f) >= 8 && kept < max
+		if ok && !strings.HasSuffix(f[4], ".local") {
+			a, err := netip.ParseAddr(f[4])
+			ok = err == nil && allow(a)
+		}
+		if !ok {
+			dropped++
+			continue
+		}
+		kept++
+		out = append(out, l)
+	}
+	return strings.Join(out, ""), dropped
 }

@@ -8,6 +8,7 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"math/big"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -126,6 +127,40 @@ func FuzzFingerprints(f *testing.F) {
 					t.Fatalf("zero fingerprint from %q", s)
 				}
 			}
+		}
+	})
+}
+
+func TestFilterCandidates(t *testing.T) {
+	sdp := "v=0\r\ns=-\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n" +
+		"a=candidate:1 1 udp 2122260223 10.1.0.2 5000 typ host\r\n" +
+		"a=candidate:2 1 udp 2122260223 8.8.8.8 5000 typ host\r\n" +
+		"a=candidate:3 1 udp 2122260223 0b5f2c4e-aaaa.local 5000 typ host\r\n" +
+		"a=candidate:4 1 udp 2122260223 not-an-ip 5000 typ host\r\n" +
+		"a=candidate:5 1 udp\r\n" +
+		"a=candidate:6 1 udp 2122260223 10.1.0.3 5000 typ host\r\n" +
+		"a=end-of-candidates\r\n"
+	onLink := func(a netip.Addr) bool { return netip.MustParsePrefix("10.1.0.0/24").Contains(a) }
+	out, dropped := FilterCandidates(sdp, onLink, 2)
+	if dropped != 4 || !strings.Contains(out, " 10.1.0.2 ") || !strings.Contains(out, ".local ") ||
+		strings.Contains(out, "8.8.8.8") || strings.Contains(out, "10.1.0.3") || !strings.HasSuffix(out, "a=end-of-candidates\r\n") {
+		t.Fatalf("dropped %d:\n%s", dropped, out)
+	}
+}
+
+func FuzzFilterCandidates(f *testing.F) {
+	f.Add("a=candidate:1 1 udp 1 10.0.0.1 5 typ host\r\n", 3)
+	f.Add("a=candidate:\na=candidate:1 1 udp 1 x.local 5 typ host", 1)
+	f.Fuzz(func(t *testing.T, sdp string, max int) {
+		out, dropped := FilterCandidates(sdp, func(a netip.Addr) bool { return a.Is4() }, max)
+		kept := 0
+		for _, l := range strings.Split(out, "\n") {
+			if strings.HasPrefix(l, "a=candidate:") {
+				kept++
+			}
+		}
+		if kept > max && kept > 0 || len(out) > len(sdp) || dropped < 0 {
+			t.Fatalf("kept %d (max %d), dropped %d", kept, max, dropped)
 		}
 	})
 }

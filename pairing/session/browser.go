@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/netip"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/lanpairing/pairing/discovery/beacon"
 	"github.com/lanpairing/pairing/internal/ident"
+	"github.com/lanpairing/pairing/internal/limit"
 	"github.com/lanpairing/pairing/pairing"
 	"github.com/lanpairing/pairing/pairing/rtc"
 )
@@ -33,28 +35,20 @@ import (
 const (
 	// offersPerMinute bounds offers per source address.
 	offersPerMinute = 20
-	// maxOfferSources caps the sources the offer limiter remembers; past
-	// it, the limiter starts afresh.
+	// maxOfferSources caps the sources the offer limiter remembers.
 	maxOfferSources = 1024
+	// maxPending bounds the connections of browsers not paired yet: a
+	// phone or two scanning a code, not a flood of strangers.
+	maxPending = 8
+	// pendingTimeout closes a stranger's connection that has not paired.
+	pendingTimeout = 2 * time.Minute
 )
 
-type offerLimiter struct {
-	mu sync.Mutex
-	by map[netip.Addr]*rate.Limiter
-}
+// ErrBusy: too many browsers not paired yet are connected.
+var ErrBusy = errors.New("too many devices are pairing at once; try again in a minute")
 
-func (l *offerLimiter) allow(a netip.Addr) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.by == nil || len(l.by) > maxOfferSources {
-		l.by = map[netip.Addr]*rate.Limiter{}
-	}
-	lim := l.by[a]
-	if lim == nil {
-		lim = rate.NewLimiter(rate.Limit(offersPerMinute)/60, offersPerMinute)
-		l.by[a] = lim
-	}
-	return lim.Allow()
+func newOfferLimiter() limit.PerSource {
+	return limit.PerSource{Rate: rate.Limit(offersPerMinute) / 60, Burst: offersPerMinute, Max: maxOfferSources}
 }
 
 // ServeOffer answers a browser's offer (POST /p/offer): a paired browser
@@ -65,7 +59,7 @@ func (s *Sessions) ServeOffer(w http.ResponseWriter, r *http.Request) {
 		s.log.Info("browser: offer refused", "from", src, "reason", reason, "err", err)
 		pairing.WriteJSON(w, status, pairing.ErrorResponse{Error: err.Error(), Reason: reason})
 	}
-	if !s.offers.allow(src) {
+	if !s.offers.Allow(src, time.Now()) {
 		fail(http.StatusTooManyRequests, "too_many", pairing.ErrTooMany)
 		return
 	}
@@ -83,27 +77,81 @@ func (s *Sessions) ServeOffer(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadRequest, "bad_request", err)
 		return
 	}
-	if _, paired := s.cfg.Store.Get(fp); !paired && !s.cfg.Window.Info().Open {
+	// Outside a window, only a browser paired before: never a native
+	// device's fingerprint, which a browser cannot hold anyway.
+	p, paired := s.cfg.Store.Get(fp)
+	paired = paired && p.Kind == pairing.KindBrowser
+	if !paired && !s.cfg.Window.Info().Open {
 		fail(http.StatusForbidden, "window_closed", pairing.ErrWindowClosed)
 		return
 	}
+	if !paired {
+		select {
+		case s.pending <- struct{}{}:
+		default:
+			fail(http.StatusServiceUnavailable, "busy", ErrBusy)
+			return
+		}
+	}
+	var once sync.Once
+	release := func() {
+		if !paired {
+			once.Do(func() { <-s.pending })
+		}
+	}
+	// Only candidates on our links: an offer must not make us probe
+	// hosts of its choosing.
+	offer, dropped := rtc.FilterCandidates(req.SDP, s.cfg.OnLink, rtc.MaxRemoteCandidates)
+	if dropped > 0 {
+		s.log.Info("browser: offer candidates dropped (off-link or too many)", "from", src, "dropped", dropped)
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), answerTimeout)
 	defer cancel()
-	ss, answer, err := s.endpoint(true).Answer(ctx, req.SDP, fp, func(dc *webrtc.DataChannel) { s.browserChannel(dc, fp, src) })
+	ss, answer, err := s.endpoint(true).Answer(ctx, offer, fp, func(dc *webrtc.DataChannel) { s.browserChannel(dc, fp, src) })
 	if err != nil {
+		release()
 		fail(http.StatusBadRequest, "bad_request", err)
 		return
 	}
 	s.recent.add(ss)
-	// The connection lives as long as the page: it is how the device
-	// reaches the page. A page that goes away closes it, or ICE notices.
+	// A paired page's connection lives as long as the page: it is how the
+	// device reaches it. A page that goes away closes it, or ICE notices.
+	// A stranger's closes after pendingTimeout unless it paired by then.
 	if !s.group.Go(func(ctx context.Context) {
-		select {
-		case <-ss.Done():
-		case <-ctx.Done():
+		defer release()
+		defer ss.Close()
+		if paired {
+			select {
+			case <-ss.Done():
+			case <-ctx.Done():
+			}
+			return
 		}
-		ss.Close()
+		// A stranger holds a pending slot until it pairs (checked every
+		// few seconds), and its connection closes unless it pairs in time.
+		deadline := time.After(pendingTimeout)
+		tick := time.NewTicker(2 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ss.Done():
+				return
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				if _, ok := s.cfg.Store.Get(fp); ok {
+					release()
+				}
+			case <-deadline:
+				if _, ok := s.cfg.Store.Get(fp); !ok {
+					s.log.Info("browser: closing a connection that did not pair", "peer", fp.ID(), "from", src, "after", pendingTimeout)
+					return
+				}
+				deadline = nil
+			}
+		}
 	}) {
+		release()
 		ss.Close()
 	}
 	pairing.WriteJSON(w, http.StatusOK, pairing.ConnectMessage{SDP: answer})

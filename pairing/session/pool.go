@@ -120,7 +120,9 @@ func (p *pool) drop(final bool) []*rtc.Session {
 const keepSessions = 16
 
 // recent is the latest sessions, for status; the oldest beyond
-// keepSessions is closed.
+// keepSessions is forgotten, never closed (an established transfer must
+// not end because strangers connected): each session is closed by whoever
+// made it.
 type recent struct {
 	mu sync.Mutex
 	ss []*rtc.Session
@@ -131,8 +133,7 @@ func (r *recent) add(s *rtc.Session) {
 	defer r.mu.Unlock()
 	r.ss = append(r.ss, s)
 	if len(r.ss) > keepSessions {
-		r.ss[0].Close()
-		r.ss = r.ss[1:]
+		r.ss = slices.Delete(r.ss, 0, 1)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/internal/ident"
+	"github.com/lanpairing/pairing/internal/limit"
 	"github.com/lanpairing/pairing/internal/run"
 	"github.com/lanpairing/pairing/internal/turncred"
 	"github.com/lanpairing/pairing/pairing"
@@ -46,6 +47,9 @@ type Config struct {
 	Name func() string
 	// Lookup is where a device is on the LAN now (nil: nowhere).
 	Lookup func(ident.Fingerprint) []netip.AddrPort
+	// OnLink reports whether an address is on one of our links: the only
+	// candidates a browser's offer may name.
+	OnLink func(netip.Addr) bool
 	Logger *slog.Logger
 }
 
@@ -53,13 +57,14 @@ type Config struct {
 // answered for paired devices, and the browser pages. Safe for
 // concurrent use.
 type Sessions struct {
-	cfg    Config
-	log    *slog.Logger
-	group  *run.Group
-	pool   *pool
-	recent recent
-	pages  pages
-	offers offerLimiter
+	cfg     Config
+	log     *slog.Logger
+	group   *run.Group
+	pool    *pool
+	recent  recent
+	pages   pages
+	offers  limit.PerSource
+	pending chan struct{} // a slot per connected browser not paired yet
 
 	mu     sync.Mutex
 	webrtc pairing.WebRTCSettings // live: a config reload changes it
@@ -73,7 +78,11 @@ func New(cfg Config) *Sessions {
 	if cfg.WebRTC.ConnectionIdle <= 0 {
 		cfg.WebRTC.ConnectionIdle = pairing.DefaultConnectionIdle
 	}
-	return &Sessions{cfg: cfg, log: cfg.Logger, group: run.New(), pool: newPool(cfg.Logger), webrtc: cfg.WebRTC}
+	if cfg.OnLink == nil {
+		cfg.OnLink = func(netip.Addr) bool { return false }
+	}
+	return &Sessions{cfg: cfg, log: cfg.Logger, group: run.New(), pool: newPool(cfg.Logger), webrtc: cfg.WebRTC,
+		offers: newOfferLimiter(), pending: make(chan struct{}, maxPending)}
 }
 
 // Close closes every connection and waits for the goroutines; safe twice.
