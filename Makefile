@@ -59,6 +59,7 @@ fuzz: ## fuzz every decoder of outside input for 30 s each
 	$(GO) test -run '^$$' -fuzz '^FuzzParseConfig$$' -fuzztime 30s ./pairing
 	$(GO) test -run '^$$' -fuzz '^FuzzFingerprints$$' -fuzztime 30s ./pairing/rtc
 	$(GO) test -run '^$$' -fuzz '^FuzzReceiver$$' -fuzztime 30s ./pairing/rtc
+	$(GO) test -run '^$$' -fuzz '^FuzzFilterCandidates$$' -fuzztime 30s ./pairing/rtc
 
 install: build ## install the binary into $(PREFIX)/bin, the systemd unit into $(UNITDIR), UDP buffer limits into $(SYSCTLDIR)
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/pairing

@@ -30,6 +30,8 @@ type node struct {
 	state  string
 	socket string
 	daemon *lan.Proc
+	// wrap runs the daemon under a command (e.g. prlimit …  --).
+	wrap []string
 }
 
 func newNode(t *testing.T, h *lan.Host, bin string) *node {
@@ -41,7 +43,11 @@ func newNode(t *testing.T, h *lan.Host, bin string) *node {
 func (n *node) serve(extra ...string) *lan.Proc {
 	n.t.Helper()
 	args := append([]string{"serve", "--state-dir", n.state, "--socket", n.socket, "--name", n.Name, "--log-level", "debug"}, extra...)
-	n.daemon = n.Start(n.bin, args...)
+	if len(n.wrap) > 0 {
+		n.daemon = n.Start(n.wrap[0], append(slices.Clone(n.wrap[1:]), append([]string{n.bin}, args...)...)...)
+	} else {
+		n.daemon = n.Start(n.bin, args...)
+	}
 	n.t.Cleanup(func() {
 		n.daemon.Stop()
 		if strings.Contains(n.daemon.Stderr(), "WARNING: DATA RACE") {
