@@ -82,9 +82,13 @@ func NewNeighbours(cfg NeighboursConfig) *Neighbours {
 	if cfg.Beacon.Interfaces == nil {
 		cfg.Beacon.Interfaces = net.Interfaces
 	}
+	links := &Links{Interfaces: cfg.Beacon.Interfaces}
+	if cfg.Beacon.Accept == nil {
+		cfg.Beacon.Accept = links.OnLink
+	}
 	group := run.New()
 	n := &Neighbours{cfg: cfg, group: group, name: cfg.Name,
-		tell: &teller{self: cfg.Beacon.Fingerprint, interfaces: cfg.Beacon.Interfaces, tell: cfg.Tell, log: cfg.Logger, group: group,
+		tell: &teller{self: cfg.Beacon.Fingerprint, onLink: links.OnLink, tell: cfg.Tell, log: cfg.Logger, group: group,
 			told: map[string]time.Time{}, telling: map[ident.Fingerprint]bool{}, rate: rate.NewLimiter(tellRate, tellBurst)},
 		table: &Table{Logger: cfg.Logger, Self: cfg.Beacon.Fingerprint, TTL: 3 * cfg.Beacon.AnnounceInterval, Paired: cfg.Paired}}
 	n.cfg.Beacon.Handle = n.onBeacon
@@ -208,11 +212,11 @@ func (n *Neighbours) Known(fp ident.Fingerprint) bool { return len(n.Lookup(fp))
 // teller tells peers where we see them: the discovery-failure
 // mitigation, bounded so that spoofed announces cannot make us dial.
 type teller struct {
-	self       ident.Fingerprint
-	interfaces func() ([]net.Interface, error)
-	tell       func(ctx context.Context, to netip.AddrPort, fp ident.Fingerprint) error
-	log        *slog.Logger
-	group      *run.Group
+	self   ident.Fingerprint
+	onLink func(netip.Addr) bool
+	tell   func(ctx context.Context, to netip.AddrPort, fp ident.Fingerprint) error
+	log    *slog.Logger
+	group  *run.Group
 
 	mu      sync.Mutex
 	told    map[string]time.Time // by peer and address: when we told it
@@ -233,7 +237,7 @@ func (n *teller) observe(ev beacon.Event) {
 	if slices.ContainsFunc(pk.Addrs, func(a netip.Addr) bool { return a.WithZone("") == src.WithZone("") }) {
 		return // it knows this address
 	}
-	if !OnLink(n.interfaces, src) || !n.shouldTell(pk.Fingerprint, pk.Fingerprint.String()+" "+src.String(), time.Now()) {
+	if !n.onLink(src) || !n.shouldTell(pk.Fingerprint, pk.Fingerprint.String()+" "+src.String(), time.Now()) {
 		return
 	}
 	n.group.Go(func(ctx context.Context) {

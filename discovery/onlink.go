@@ -3,12 +3,27 @@ package discovery
 import (
 	"net"
 	"net/netip"
+	"sync"
+	"time"
 )
 
-// OnLink reports whether a is on one of our links: link-local, or inside
-// the prefix of an address of an up, non-loopback interface that ifs
-// lists. Only such addresses are dialled or used for a stranger's sake.
-func OnLink(ifs func() ([]net.Interface, error), a netip.Addr) bool {
+// linksFresh is how long Links trusts its list of prefixes: interfaces
+// change rarely, packets come by the thousand.
+const linksFresh = 2 * time.Second
+
+// Links answers OnLink from a list of our prefixes refreshed every
+// linksFresh, cheap enough for every packet of a flood. Safe for
+// concurrent use.
+type Links struct {
+	Interfaces func() ([]net.Interface, error)
+
+	mu       sync.Mutex
+	at       time.Time
+	prefixes []netip.Prefix
+}
+
+// OnLink reports whether a is link-local or inside one of our prefixes.
+func (l *Links) OnLink(a netip.Addr) bool {
 	a = a.Unmap()
 	if !a.IsValid() || a.IsLoopback() || a.IsUnspecified() || a.IsMulticast() {
 		return false
@@ -17,7 +32,27 @@ func OnLink(ifs func() ([]net.Interface, error), a netip.Addr) bool {
 		return true
 	}
 	a = a.WithZone("")
+	l.mu.Lock()
+	if time.Since(l.at) > linksFresh {
+		l.prefixes, l.at = prefixes(l.Interfaces), time.Now()
+	}
+	ps := l.prefixes
+	l.mu.Unlock()
+	for _, p := range ps {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// prefixes are the prefixes of the up, non-loopback interfaces ifs lists.
+func prefixes(ifs func() ([]net.Interface, error)) []netip.Prefix {
+	if ifs == nil {
+		ifs = net.Interfaces
+	}
 	list, _ := ifs()
+	var out []netip.Prefix
 	for _, ifi := range list {
 		if ifi.Flags&net.FlagUp == 0 || ifi.Flags&net.FlagLoopback != 0 {
 			continue
@@ -27,13 +62,21 @@ func OnLink(ifs func() ([]net.Interface, error), a netip.Addr) bool {
 			if n, ok := ad.(*net.IPNet); ok {
 				ip, _ := netip.AddrFromSlice(n.IP)
 				ones, _ := n.Mask.Size()
-				if p, err := ip.Unmap().Prefix(ones); err == nil && p.Contains(a) {
-					return true
+				if p, err := ip.Unmap().Prefix(ones); err == nil {
+					out = append(out, p)
 				}
 			}
 		}
 	}
-	return false
+	return out
+}
+
+// OnLink reports whether a is on one of our links: link-local, or inside
+// the prefix of an address of an up, non-loopback interface that ifs
+// lists. Only such addresses are dialled or used for a stranger's sake.
+func OnLink(ifs func() ([]net.Interface, error), a netip.Addr) bool {
+	l := Links{Interfaces: ifs}
+	return l.OnLink(a)
 }
 
 // IsOwn reports whether a is an address of an up, non-loopback interface

@@ -60,31 +60,48 @@ func TellObserved(ctx context.Context, id *Identity, to netip.AddrPort, fp ident
 }
 
 // Signal POSTs a WebRTC offer to the connect endpoint of the device fp at
-// the first of addrs that answers, and returns its answer.
+// all of addrs at once (TLS pinned to fp, so only fp can answer), and
+// returns the first answer. A refusal from the device is final.
 func Signal(ctx context.Context, id *Identity, fp ident.Fingerprint, addrs []netip.AddrPort, offer string) (string, error) {
 	body, _ := json.Marshal(ConnectMessage{SDP: offer})
-	var errs []error
+	ctx, cancel := context.WithTimeout(ctx, signalTimeout)
+	defer cancel()
+	type answer struct {
+		sdp   string
+		err   error
+		final bool // the device itself answered
+	}
+	got := make(chan answer, len(addrs))
 	for _, a := range addrs {
-		actx, cancel := context.WithTimeout(ctx, signalTimeout)
-		resp, b, err := postPinned(actx, id, fp, a, PathConnect, body)
-		cancel()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %v", a, err))
-			continue
-		}
-		if resp.StatusCode != http.StatusOK {
-			var er ErrorResponse
-			json.Unmarshal(b, &er)
-			if er.Error == "" {
-				er.Error = resp.Status
+		go func() {
+			resp, b, err := postPinned(ctx, id, fp, a, PathConnect, body)
+			switch {
+			case err != nil:
+				got <- answer{err: fmt.Errorf("%s: %v", a, err)}
+			case resp.StatusCode != http.StatusOK:
+				var er ErrorResponse
+				json.Unmarshal(b, &er)
+				if er.Error == "" {
+					er.Error = resp.Status
+				}
+				got <- answer{err: fmt.Errorf("the device refused the connection: %s", er.Error), final: true}
+			default:
+				var m ConnectMessage
+				if err := json.Unmarshal(b, &m); err != nil || m.SDP == "" {
+					got <- answer{err: fmt.Errorf("bad answer from %s", a), final: true}
+					return
+				}
+				got <- answer{sdp: m.SDP, final: true}
 			}
-			return "", fmt.Errorf("the device refused the connection: %s", er.Error)
+		}()
+	}
+	var errs []error
+	for range addrs {
+		r := <-got
+		if r.final {
+			return r.sdp, r.err
 		}
-		var m ConnectMessage
-		if err := json.Unmarshal(b, &m); err != nil || m.SDP == "" {
-			return "", fmt.Errorf("bad answer from %s", a)
-		}
-		return m.SDP, nil
+		errs = append(errs, r.err)
 	}
 	return "", fmt.Errorf("device unreachable: %w", errors.Join(errs...))
 }

@@ -85,7 +85,11 @@ type Config struct {
 	Handle func(Event)
 	// Interfaces lists interfaces; nil means net.Interfaces.
 	Interfaces func() ([]net.Interface, error)
-	Logger     *slog.Logger
+	// Accept, when set, judges the source of a unicast packet (a group's
+	// packets never cross a router) before anything else: packets it
+	// refuses (off-link, spoofed) are dropped, counted as "off_link".
+	Accept func(from netip.Addr) bool
+	Logger *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -122,7 +126,7 @@ func (c *Config) setDefaults() {
 }
 
 // Stats counts what a Beacon did. Dropped counts invalid packets by
-// reason: short, too_large, magic, version, type, field.
+// reason: short, too_large, magic, version, type, field, off_link.
 type Stats struct {
 	Received    uint64            `json:"received"`
 	Sent        uint64            `json:"sent"`
@@ -145,7 +149,7 @@ var dropReasons = []struct {
 	key string
 }{
 	{ErrShort, "short"}, {ErrTooLarge, "too_large"}, {ErrMagic, "magic"},
-	{ErrVersion, "version"}, {ErrType, "type"}, {ErrField, "field"},
+	{ErrVersion, "version"}, {ErrType, "type"}, {ErrField, "field"}, {ErrOffLink, "off_link"},
 }
 
 func (c *counters) drop(err error) {
@@ -260,7 +264,7 @@ func (e *endpoint) multicast(p *Packet) (int, error) {
 func (e *endpoint) readLoop(s *socket, handle func(*socket, Event)) {
 	buf := make([]byte, MaxPacketSize+1) // one more byte reveals oversize
 	for {
-		n, from, ifindex, err := s.Read(buf)
+		n, from, ifindex, dst, err := s.ReadDst(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -270,6 +274,10 @@ func (e *endpoint) readLoop(s *socket, handle func(*socket, Event)) {
 			continue
 		}
 		e.count.received.Add(1)
+		if e.cfg.Accept != nil && !dst.IsMulticast() && !e.cfg.Accept(from.Addr()) {
+			e.count.drop(ErrOffLink)
+			continue
+		}
 		p, err := Decode(buf[:n])
 		if err != nil {
 			e.count.drop(err)

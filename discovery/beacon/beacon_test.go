@@ -123,3 +123,50 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func TestBeaconOffLinkInNamespace(t *testing.T) {
+	if lan.InHelper() {
+		t.Skip("outer test")
+	}
+	t.Log(lan.RunInHost(t, "TestHelperBeaconOffLink"))
+}
+
+// TestHelperBeaconOffLink: a unicast packet from a source Accept refuses
+// is dropped as off_link; the same packet to the group is taken.
+func TestHelperBeaconOffLink(t *testing.T) {
+	if !lan.InHelper() {
+		t.Skip("runs inside a simulated host; see TestBeaconOffLinkInNamespace")
+	}
+	defer goleak.VerifyNone(t)
+	var fp Fingerprint
+	fp[0] = 0xAC
+	me := netip.MustParseAddr("10.9.0.1")
+	b, err := New(Config{Fingerprint: fp, Accept: func(a netip.Addr) bool { return a != me }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: me.AsSlice()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	q, _ := (&Packet{Type: TypeQuery, Instance: 77}).Append(nil)
+	c.WriteTo(q, net.UDPAddrFromAddrPort(netip.AddrPortFrom(me, DefaultPort)))
+	waitFor(t, func() bool { return b.Stats().Dropped["off_link"] == 1 })
+	c.WriteTo(q, net.UDPAddrFromAddrPort(netip.AddrPortFrom(DefaultGroup4, DefaultPort)))
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	buf := make([]byte, 2048)
+	for {
+		n, _, err := c.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("no reply to a query sent to the group: %v", err)
+		}
+		if p, err := Decode(buf[:n]); err == nil && p.Type == TypeReply {
+			break
+		}
+	}
+	if d := b.Stats().Dropped["off_link"]; d != 1 {
+		t.Fatalf("off_link drops %d, want 1", d)
+	}
+}

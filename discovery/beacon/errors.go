@@ -16,6 +16,9 @@ var (
 	ErrType = errors.New("beacon: unknown packet type")
 	// ErrField means a field is truncated, malformed or repeated too often.
 	ErrField = errors.New("beacon: malformed field")
+	// ErrOffLink: the packet came from an address on none of our links
+	// (a beacon never crosses a router: spoofed, or misrouted).
+	ErrOffLink = errors.New("beacon: source not on a link of ours")
 	// ErrNoInterface means no interface could join the group or send to it.
 	ErrNoInterface = errors.New("beacon: no interface can do multicast")
 )

@@ -97,7 +97,7 @@ type Peer struct {
 }
 
 // BeaconStats counts what the beacon did. Dropped counts invalid packets
-// by reason: short, too_large, magic, version, type, field.
+// by reason: short, too_large, magic, version, type, field, off_link.
 type BeaconStats struct {
 	Received    uint64            `json:"received"`
 	Sent        uint64            `json:"sent"`

@@ -92,34 +92,43 @@ func (s *Conn) Join(ifi *net.Interface, group netip.Addr) error {
 // Read returns one datagram, its source (with zone for link-local IPv6,
 // IPv4 unmapped) and the index of the interface it arrived on.
 func (s *Conn) Read(b []byte) (int, netip.AddrPort, int, error) {
+	n, from, ifindex, _, err := s.ReadDst(b)
+	return n, from, ifindex, err
+}
+
+// ReadDst is Read that also tells the datagram's destination address (a
+// multicast group, or one of ours for unicast).
+func (s *Conn) ReadDst(b []byte) (int, netip.AddrPort, int, netip.Addr, error) {
 	var (
 		n       int
 		src     net.Addr
 		ifindex int
+		dst     net.IP
 		err     error
 	)
 	if s.V6 {
 		var cm *ipv6.ControlMessage
 		n, cm, src, err = s.p6.ReadFrom(b)
 		if cm != nil {
-			ifindex = cm.IfIndex
+			ifindex, dst = cm.IfIndex, cm.Dst
 		}
 	} else {
 		var cm *ipv4.ControlMessage
 		n, cm, src, err = s.p4.ReadFrom(b)
 		if cm != nil {
-			ifindex = cm.IfIndex
+			ifindex, dst = cm.IfIndex, cm.Dst
 		}
 	}
 	if err != nil {
-		return 0, netip.AddrPort{}, 0, err
+		return 0, netip.AddrPort{}, 0, netip.Addr{}, err
 	}
 	ua, _ := src.(*net.UDPAddr)
 	if ua == nil {
-		return 0, netip.AddrPort{}, 0, fmt.Errorf("unexpected source address %v", src)
+		return 0, netip.AddrPort{}, 0, netip.Addr{}, fmt.Errorf("unexpected source address %v", src)
 	}
 	ap := ua.AddrPort()
-	return n, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), ifindex, nil
+	d, _ := netip.AddrFromSlice(dst)
+	return n, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), ifindex, d.Unmap(), nil
 }
 
 // WriteTo sends b to dst, out of interface ifindex when it is not 0.

@@ -131,7 +131,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	d.window = &pairing.Window{Lifetime: s.PairWindow, OnChange: d.windowChanged}
 	d.sess = session.New(session.Config{Identity: d.id, Store: d.store, Window: d.window, Inbox: d.inbox, WebRTC: s.WebRTC,
 		Name: d.nbrs.Name, Lookup: d.nbrs.Lookup, Logger: d.cfg.Logger,
-		OnLink: func(a netip.Addr) bool { return discovery.OnLink(d.ifs.List, a) }})
+		OnLink: (&discovery.Links{Interfaces: d.ifs.List}).OnLink})
 	plain := http.NewServeMux()
 	plain.Handle("GET "+discovery.ConfirmPath, confirmer)
 	page := web.Handler()

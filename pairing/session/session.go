@@ -29,6 +29,8 @@ const (
 	openTimeout = 30 * time.Second
 	// maxText bounds a text message; larger ones go as files.
 	maxText = 32 << 10
+	// maxDial bounds the addresses one connection tries at once.
+	maxDial = 8
 )
 
 // ErrPageClosed means the paired browser has no page open now.
@@ -266,14 +268,27 @@ func (s *Sessions) Send(ctx context.Context, p pairing.PairedPeer, kind, name st
 
 // dial opens a new connection to p, up to its open data channel.
 func (s *Sessions) dial(ctx context.Context, p pairing.PairedPeer) (*rtc.Session, *webrtc.DataChannel, error) {
+	// The stored addresses (a pinned connection confirmed them) and what
+	// beacons say now, which anyone on the LAN can spoof: Signal tries them
+	// all at once, pinned, so a spoofed goodbye or announce never keeps us
+	// from the stored ones and black-hole addresses cost no time.
 	var addrs []netip.AddrPort
+	var seen []netip.AddrPort
 	if s.cfg.Lookup != nil {
-		addrs = s.cfg.Lookup(p.Fingerprint)
+		seen = s.cfg.Lookup(p.Fingerprint)
 	}
-	for _, a := range p.Addresses {
-		if ap := netip.AddrPortFrom(a, p.Port); p.Port != 0 && !slices.Contains(addrs, ap) {
+	if p.Port != 0 {
+		for _, a := range p.Addresses {
+			addrs = append(addrs, netip.AddrPortFrom(a, p.Port))
+		}
+	}
+	for _, ap := range seen {
+		if !slices.Contains(addrs, ap) {
 			addrs = append(addrs, ap)
 		}
+	}
+	if len(addrs) > maxDial {
+		addrs = addrs[:maxDial]
 	}
 	if len(addrs) == 0 {
 		return nil, nil, fmt.Errorf("%s is not on the LAN and has no known address", p.Name)
