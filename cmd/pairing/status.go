@@ -28,6 +28,8 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "device   %s (%s)\nversion  %s, up %s\nstate    %s\nport     %d\n", st.Name, st.ID, st.Version, time.Duration(st.UptimeS)*time.Second, st.StateDir, st.Port)
 	if st.Window.Open {
 		fmt.Fprintf(stdout, "window   open, closes in %s\n", time.Until(st.Window.Expires).Round(time.Second))
+	} else if st.Window.Closed != "" {
+		fmt.Fprintf(stdout, "window   closed early: %s ('pairing qr' opens one)\n", st.Window.Closed)
 	} else {
 		fmt.Fprintln(stdout, "window   closed ('pairing qr' opens one)")
 	}
@@ -37,7 +39,7 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 	for _, n := range b.Dropped {
 		dropped += n
 	}
-	fmt.Fprintf(stdout, "beacon   %d in, %d out, %d dropped, %d rate limited, joined %v\n", b.Received, b.Sent, dropped, b.RateLimited, b.Joined)
+	fmt.Fprintf(stdout, "beacon   %d in, %d out, %d dropped, %d rate limited, %d new devices refused, joined %v\n", b.Received, b.Sent, dropped, b.RateLimited, b.PeersRefused, b.Joined)
 	if len(st.Addresses) == 0 {
 		fmt.Fprintln(stdout, "addresses: none confirmed yet")
 	} else {
@@ -48,7 +50,11 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 		}
 		tw.Flush()
 	}
-	fmt.Fprintf(stdout, "peers on the LAN: %d\n", len(st.Peers))
+	if st.PeersOmitted > 0 {
+		fmt.Fprintf(stdout, "peers on the LAN: %d (%d more not listed)\n", len(st.Peers), st.PeersOmitted)
+	} else {
+		fmt.Fprintf(stdout, "peers on the LAN: %d\n", len(st.Peers))
+	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	for _, p := range st.Peers {
 		fmt.Fprintf(tw, "  %s\t%s\t%v\tport %d\tseen %s ago\n", p.ID, p.Name, p.Addresses, p.Port, time.Since(p.LastSeen).Round(time.Second))

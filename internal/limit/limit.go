@@ -30,13 +30,14 @@ type PerSource struct {
 	Burst int
 	Max   int
 
-	mu sync.Mutex
-	by map[netip.Addr]*bucket
+	mu  sync.Mutex
+	by  map[netip.Addr]*bucket
+	seq uint64 // orders the buckets by use
 }
 
 type bucket struct {
 	lim  *rate.Limiter
-	seen time.Time
+	used uint64 // seq at the last use
 }
 
 // bucket returns src's bucket, making room for it (p.mu held).
@@ -53,20 +54,21 @@ func (p *PerSource) bucket(src netip.Addr, now time.Time) *bucket {
 		b = &bucket{lim: rate.NewLimiter(p.Rate, p.Burst)}
 		p.by[k] = b
 	}
-	b.seen = now
+	p.seq++
+	b.used = p.seq
 	return b
 }
 
 func (p *PerSource) evict(now time.Time) {
 	var oldest netip.Addr
-	var at time.Time
+	var at uint64
 	for k, b := range p.by {
 		if b.lim.TokensAt(now) >= float64(p.Burst) {
 			delete(p.by, k)
 			continue
 		}
-		if at.IsZero() || b.seen.Before(at) {
-			oldest, at = k, b.seen
+		if at == 0 || b.used < at {
+			oldest, at = k, b.used
 		}
 	}
 	if len(p.by) >= max(p.Max, 1) {
