@@ -53,6 +53,9 @@ type JoinOptions struct {
 	Code string
 	// Beacon configures the discovery fallback (port, groups).
 	Beacon beacon.Config
+	// Port is this device's listener port, told to the device so that it
+	// can reach us later (0: no daemon listens here).
+	Port   uint16
 	Logger *slog.Logger
 }
 
@@ -212,7 +215,7 @@ func pairOver(ctx context.Context, conn *tls.Conn, p *Payload, opt JoinOptions) 
 	if err != nil {
 		return nil, err
 	}
-	req := PairRequest{Name: opt.Name, Kind: KindDevice}
+	req := PairRequest{Name: opt.Name, Kind: KindDevice, Port: opt.Port}
 	key := p.Secret
 	if p.Secret != nil {
 		req.Proof = mac(p.Secret, clientLabel, ekm)

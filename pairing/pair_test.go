@@ -273,6 +273,7 @@ func FuzzPairRequest(f *testing.F) {
 	f.Add(good)
 	f.Add([]byte(`{"code":"123456","name":"x","kind":"browser"}`))
 	f.Add([]byte(`{"code":"1","proof":"AA=="}`))
+	f.Add([]byte(`{"code":"123456","name":"x","kind":"device","port":41234}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := decodePairRequest(b)
 		if err == nil && (r.Name == "" || (r.Proof == nil) == (r.Code == "")) {

@@ -48,6 +48,9 @@ type PairRequest struct {
 	Code  string `json:"code,omitempty"`
 	Name  string `json:"name"`
 	Kind  string `json:"kind"`
+	// Port is the joining device's listener port, when a daemon runs
+	// there: the device paired with stores it, to reach it later.
+	Port uint16 `json:"port,omitempty"`
 }
 
 // PeerInfo describes a device in pairing answers and `join` output.

@@ -152,7 +152,7 @@ func (s *Server) handlePair(w http.ResponseWriter, r *http.Request) {
 	peer := PairedPeer{
 		Fingerprint: clientFP, Name: req.Name, Kind: req.Kind,
 		PairedAt: time.Now().UTC(), LastSeen: time.Now().UTC(),
-		Addresses: []netip.Addr{src},
+		Addresses: []netip.Addr{src}, Port: req.Port,
 	}
 	if err := s.Store.Put(peer); err != nil {
 		s.Logger.Error("pairing: store", "err", err)

@@ -558,3 +558,65 @@ func TestHelperAttackOffers(t *testing.T) {
 	}
 	printResult(t, counts)
 }
+
+// TestAttackSpoofedPaired: spoofed goodbyes and announces for a paired
+// device (with black-hole addresses) do not keep a send from it: the
+// stored address and port, which a pinned connection confirmed, still
+// work, both ways (the device that was joined stored the joiner's port).
+func TestAttackSpoofedPaired(t *testing.T) {
+	if lan.InHelper() {
+		t.Skip("outer test")
+	}
+	a, b, x := attackLAN(t, 1)
+	a.serve()
+	b.serve()
+	if _, stderr, code := b.join(a.qr().URL); code != 0 {
+		t.Fatalf("pairing: %s", stderr)
+	}
+	for _, ps := range [][]*node{{a, b}, {b, a}} {
+		if p := ps[0].peers(); len(p) != 1 || p[0].Port == 0 {
+			t.Fatalf("%s stored %+v, want %s's port", ps[0].Name, p, ps[1].Name)
+		}
+	}
+	for _, n := range []*node{a, b} {
+		other := a
+		if n == a {
+			other = b
+		}
+		st, _ := other.status()
+		ip := map[string]string{"a": "10.1.0.1", "b": "10.1.0.2"}[n.Name]
+		x.RunTest(t, "TestHelperAttackSpoof", "ATTACK_TARGET="+ip, "ATTACK_FP="+st.Fingerprint)
+		start := time.Now()
+		if _, stderr, code := n.send(other.Name, "still here"); code != 0 {
+			t.Fatalf("send from %s to %s after spoofed beacons: %s", n.Name, other.Name, stderr)
+		}
+		t.Logf("%s → %s after a spoofed goodbye and black-hole announces: %s", n.Name, other.Name, time.Since(start).Round(time.Millisecond))
+	}
+}
+
+func TestHelperAttackSpoof(t *testing.T) {
+	if !lan.InHelper() {
+		t.Skip("runs inside the attacker's host; see TestAttackSpoofedPaired")
+	}
+	var fp ident.Fingerprint
+	if err := fp.UnmarshalText([]byte(os.Getenv("ATTACK_FP"))); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("udp", net.JoinHostPort(os.Getenv("ATTACK_TARGET"), strconv.Itoa(beacon.DefaultPort)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var holes []netip.Addr
+	for i := range 8 {
+		holes = append(holes, netip.AddrFrom4([4]byte{10, 1, 0, byte(150 + i)}))
+	}
+	for _, p := range []*beacon.Packet{
+		{Type: beacon.TypeGoodbye, Fingerprint: fp, Instance: 5},
+		{Type: beacon.TypeAnnounce, Fingerprint: fp, Instance: 6, Port: 9, Name: "spoofed", Addrs: holes},
+	} {
+		b, _ := p.Append(nil)
+		c.Write(b)
+		time.Sleep(50 * time.Millisecond)
+	}
+}

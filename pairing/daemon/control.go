@@ -66,7 +66,7 @@ func (d *Daemon) controlMux() *http.ServeMux {
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), pairing.DefaultJoinTimeout)
 		defer cancel()
-		res, err := pairing.Join(ctx, p, pairing.JoinOptions{Identity: d.id, Store: d.store, Name: d.nbrs.Name(), Code: req.Code, Beacon: d.cfg.Beacon, Logger: d.cfg.Logger})
+		res, err := pairing.Join(ctx, p, pairing.JoinOptions{Identity: d.id, Store: d.store, Name: d.nbrs.Name(), Code: req.Code, Beacon: d.cfg.Beacon, Port: uint16(d.Port()), Logger: d.cfg.Logger})
 		if err != nil {
 			ctlError(w, http.StatusBadGateway, err)
 			return
