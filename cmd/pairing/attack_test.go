@@ -155,6 +155,15 @@ func TestAttackCodeGuessing(t *testing.T) {
 	if !strings.Contains(a.daemon.Stderr(), `msg="pairing window closed" why="too many wrong attempts`) {
 		t.Fatal("the log does not say why the window closed")
 	}
+	// A phone that scans the old code is told why, in words.
+	requireChromium(t)
+	var shot []string
+	if dir := os.Getenv("PAIRING_SCREENSHOTS"); dir != "" {
+		shot = []string{"PAIR_SCREENSHOT=" + filepath.Join(dir, "page-too-many-attempts.png")}
+	}
+	if status, _ := browseTimed(t, b.Host, w.URL, t.TempDir(), "", shot...); !strings.Contains(status, "Too many wrong attempts") {
+		t.Fatalf("the page after the cap: %q", status)
+	}
 	// qr opens a new window and says what happened to the last one.
 	human, _, err := a.Run(a.bin, "qr", "--socket", a.socket)
 	if err != nil || !strings.Contains(human, "the last window closed early: too many wrong attempts") {

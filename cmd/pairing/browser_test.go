@@ -123,7 +123,7 @@ func TestHelperBrowser(t *testing.T) {
 	}
 	cmd := exec.Command(chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-		"--remote-debugging-port=9222", "--remote-allow-origins=*", "--user-data-dir="+os.Getenv("PAIR_PROFILE"), os.Getenv("PAIR_URL"))
+		"--remote-debugging-port=9222", "--remote-allow-origins=*", "--window-size=390,844", "--user-data-dir="+os.Getenv("PAIR_PROFILE"), os.Getenv("PAIR_URL"))
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -153,25 +153,30 @@ func TestHelperBrowser(t *testing.T) {
 	}
 	defer ws.Close()
 	id := 0
-	eval := func(expr string) string {
+	call := func(method string, params map[string]any) json.RawMessage {
 		id++
-		websocket.JSON.Send(ws, map[string]any{"id": id, "method": "Runtime.evaluate", "params": map[string]any{"expression": expr, "returnByValue": true}})
+		websocket.JSON.Send(ws, map[string]any{"id": id, "method": method, "params": params})
 		for {
 			var resp struct {
-				ID     int `json:"id"`
-				Result struct {
-					Result struct {
-						Value any `json:"value"`
-					} `json:"result"`
-				} `json:"result"`
+				ID     int             `json:"id"`
+				Result json.RawMessage `json:"result"`
 			}
 			if err := websocket.JSON.Receive(ws, &resp); err != nil {
 				t.Fatal(err)
 			}
 			if resp.ID == id {
-				return fmt.Sprint(resp.Result.Result.Value)
+				return resp.Result
 			}
 		}
+	}
+	eval := func(expr string) string {
+		var r struct {
+			Result struct {
+				Value any `json:"value"`
+			} `json:"result"`
+		}
+		json.Unmarshal(call("Runtime.evaluate", map[string]any{"expression": expr, "returnByValue": true}), &r)
+		return fmt.Sprint(r.Result.Value)
 	}
 	waitFor := func(cond string) {
 		for deadline := time.Now().Add(10 * time.Second); eval(cond) != "true"; {
@@ -205,6 +210,14 @@ func TestHelperBrowser(t *testing.T) {
 		}
 		waitFor(`document.getElementById("status").textContent === "Message from the device: hi page"`)
 		fmt.Println("PAGE_GOT_MESSAGE")
+	}
+	// A picture of the page at phone size, for a person to look at.
+	if path := os.Getenv("PAIR_SCREENSHOT"); path != "" {
+		var shot struct{ Data []byte }
+		json.Unmarshal(call("Page.captureScreenshot", map[string]any{"format": "png"}), &shot)
+		if err := os.WriteFile(path, shot.Data, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	text, _, _ := strings.Cut(status, "|")
 	fmt.Printf("STATUS<%s>STATUS\n", text)

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/netip"
@@ -81,7 +82,11 @@ func (s *Sessions) ServeOffer(w http.ResponseWriter, r *http.Request) {
 	// device's fingerprint, which a browser cannot hold anyway.
 	p, paired := s.cfg.Store.Get(fp)
 	paired = paired && p.Kind == pairing.KindBrowser
-	if !paired && !s.cfg.Window.Info().Open {
+	if w := s.cfg.Window.Info(); !paired && !w.Open {
+		if w.Closed != "" {
+			fail(http.StatusForbidden, "too_many_attempts", fmt.Errorf("%w: %s", pairing.ErrWindowClosed, w.Closed))
+			return
+		}
 		fail(http.StatusForbidden, "window_closed", pairing.ErrWindowClosed)
 		return
 	}
