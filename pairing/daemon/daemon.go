@@ -105,7 +105,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 		return nil, fmt.Errorf("listen on %s: %w", s.Listen, err)
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
-	d.inbox = &pairing.Inbox{Dir: s.Inbox.Dir, MaxFile: s.Inbox.MaxFileMB << 20, MaxTotal: s.Inbox.MaxInboxMB << 20, NameOf: d.peerName}
+	d.inbox = &pairing.Inbox{Dir: s.Inbox.Dir, MaxFile: s.Inbox.MaxFileMB << 20, MaxTotal: s.Inbox.MaxInboxMB << 20, NameOf: func(fp ident.Fingerprint) string { p, _ := d.store.Get(fp); return p.Name }}
 	if n := d.inbox.RemovePartial(); n > 0 {
 		d.cfg.Logger.Warn("inbox: removed partial files of transfers a crash interrupted", "count", n, "dir", d.inbox.Dir)
 	}
@@ -124,7 +124,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 		Acquirer: &discovery.Acquirer{Confirmer: confirmer, Interfaces: d.ifs.List,
 			Peers: discovery.BeaconReports(bc, discovery.DefaultReportGrace), Logger: d.cfg.Logger},
 		OnChange:        d.addressesChanged,
-		OnAcquired:      func() { d.svc.ready() },
+		OnAcquired:      d.acquired,
 		OnNetworkChange: d.nbrs.Refresh,
 		Logger:          d.cfg.Logger,
 	})
@@ -151,19 +151,18 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	}
 	d.svc.start()
 	d.own.Start()
-	if cfg.Open {
-		d.svc.group.Go(func(ctx context.Context) {
-			select {
-			case <-d.own.Acquired():
-			case <-ctx.Done():
-				return
-			}
-			if _, err := d.OpenWindow(false); err != nil {
-				d.cfg.Logger.Warn("cannot open a pairing window", "err", err)
-			}
-		})
-	}
 	return d, nil
+}
+
+// acquired: the first acquisition is done. systemd hears READY=1, and
+// serve --open gets its window.
+func (d *Daemon) acquired() {
+	d.svc.ready()
+	if d.cfg.Open {
+		if _, err := d.OpenWindow(false); err != nil {
+			d.cfg.Logger.Warn("cannot open a pairing window", "err", err)
+		}
+	}
 }
 
 // self is what the beacon announces.
@@ -198,11 +197,6 @@ func (d *Daemon) observed(addr netip.Addr, by ident.Fingerprint) error {
 		return ErrStranger
 	}
 	return d.own.Observed(addr, by.ID())
-}
-
-func (d *Daemon) peerName(fp ident.Fingerprint) string {
-	p, _ := d.store.Get(fp)
-	return p.Name
 }
 
 // Port is the listener's TCP port.

@@ -28,7 +28,7 @@ type service struct {
 	log      *slog.Logger
 	status   func() control.Status
 	acquired <-chan struct{}
-	started  time.Time
+	since    time.Time // when the daemon started
 	group    *run.Group
 	socket   string
 	srv      *http.Server
@@ -38,7 +38,7 @@ type service struct {
 }
 
 func newService(log *slog.Logger, status func() control.Status, acquired <-chan struct{}) *service {
-	return &service{log: log, status: status, acquired: acquired, started: time.Now(), group: run.New()}
+	return &service{log: log, status: status, acquired: acquired, since: time.Now(), group: run.New()}
 }
 
 // listen opens the control socket (mode 0660), replacing a stale socket
@@ -74,6 +74,9 @@ func (v *service) listen(path string, h http.Handler) error {
 	})
 	return nil
 }
+
+// started is when the daemon started.
+func (v *service) started() time.Time { return v.since }
 
 // start runs the notify loop.
 func (v *service) start() { v.group.Go(v.notifyLoop) }

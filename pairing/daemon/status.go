@@ -17,8 +17,8 @@ func (d *Daemon) Status() control.Status {
 	addrs, stages, changed := d.own.Addresses()
 	st := control.Status{
 		Device: control.Device{ID: d.id.ID(), Fingerprint: d.id.Fingerprint.String(), Name: d.nbrs.Name(), Port: d.Port(),
-			Started: d.svc.started, Version: pairing.Version, StateDir: d.cfg.StateDir,
-			UptimeS: time.Since(d.svc.started).Round(time.Second).Seconds()},
+			Started: d.svc.started(), Version: pairing.Version, StateDir: d.cfg.StateDir,
+			UptimeS: time.Since(d.svc.started()).Round(time.Second).Seconds()},
 		Addresses: []control.Address{}, Stages: []control.Stage{}, AddressesChanged: changed,
 		Peers:  []control.Peer{},
 		Paired: len(d.store.List()), Connections: d.sess.Connections(),
