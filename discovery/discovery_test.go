@@ -21,6 +21,12 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // confirmServer serves a Confirmer on 127.0.0.1 only.
 func confirmServer(t *testing.T) *Confirmer {
+	c, _ := serveConfirmer(t)
+	return c
+}
+
+// serveConfirmer is confirmServer with its server, to stop it early.
+func serveConfirmer(t *testing.T) (*Confirmer, *http.Server) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -29,7 +35,7 @@ func confirmServer(t *testing.T) *Confirmer {
 	srv := &http.Server{Handler: c}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	return c
+	return c, srv
 }
 
 func TestConfirmerPing(t *testing.T) {

@@ -48,11 +48,18 @@ func (l *Links) OnLink(a netip.Addr) bool {
 
 // prefixes are the prefixes of the up, non-loopback interfaces ifs lists.
 func prefixes(ifs func() ([]net.Interface, error)) []netip.Prefix {
+	var out []netip.Prefix
+	eachAddr(ifs, func(p netip.Prefix) { out = append(out, p.Masked()) })
+	return out
+}
+
+// eachAddr calls f with every address (and its prefix length) of the up,
+// non-loopback interfaces ifs lists (nil: net.Interfaces).
+func eachAddr(ifs func() ([]net.Interface, error), f func(netip.Prefix)) {
 	if ifs == nil {
 		ifs = net.Interfaces
 	}
 	list, _ := ifs()
-	var out []netip.Prefix
 	for _, ifi := range list {
 		if ifi.Flags&net.FlagUp == 0 || ifi.Flags&net.FlagLoopback != 0 {
 			continue
@@ -62,13 +69,10 @@ func prefixes(ifs func() ([]net.Interface, error)) []netip.Prefix {
 			if n, ok := ad.(*net.IPNet); ok {
 				ip, _ := netip.AddrFromSlice(n.IP)
 				ones, _ := n.Mask.Size()
-				if p, err := ip.Unmap().Prefix(ones); err == nil {
-					out = append(out, p)
-				}
+				f(netip.PrefixFrom(ip.Unmap(), ones))
 			}
 		}
 	}
-	return out
 }
 
 // OnLink reports whether a is on one of our links: link-local, or inside
@@ -86,19 +90,7 @@ func IsOwn(ifs func() ([]net.Interface, error), a netip.Addr) bool {
 	if !a.IsValid() || a.IsLoopback() || a.IsUnspecified() || a.IsMulticast() {
 		return false
 	}
-	list, _ := ifs()
-	for _, ifi := range list {
-		if ifi.Flags&net.FlagUp == 0 || ifi.Flags&net.FlagLoopback != 0 {
-			continue
-		}
-		addrs, _ := ifi.Addrs()
-		for _, ad := range addrs {
-			if n, ok := ad.(*net.IPNet); ok {
-				if ip, _ := netip.AddrFromSlice(n.IP); ip.Unmap() == a {
-					return true
-				}
-			}
-		}
-	}
-	return false
+	own := false
+	eachAddr(ifs, func(p netip.Prefix) { own = own || p.Addr() == a })
+	return own
 }

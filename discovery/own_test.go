@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"net/http"
 	"net/netip"
 	"slices"
 	"sync"
@@ -33,14 +32,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // it still answers, and forgotten when it stops answering; every change
 // reaches OnChange, in order.
 func TestOwnObservedAddresses(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &Confirmer{Port: ln.Addr().(*net.TCPAddr).Port}
-	srv := &http.Server{Handler: c}
-	go srv.Serve(ln)
-	defer srv.Close()
+	c, srv := serveConfirmer(t)
 
 	var mu sync.Mutex
 	var changes [][]netip.Addr

@@ -53,6 +53,18 @@ func attackLAN(t *testing.T, nSrc int) (a, b *node, x *lan.Host) {
 	return ns[0], ns[1], x
 }
 
+// pairedAttackLAN is attackLAN with a and b serving, b joined to a.
+func pairedAttackLAN(t *testing.T) (a, b *node, x *lan.Host) {
+	t.Helper()
+	a, b, x = attackLAN(t, 1)
+	a.serve()
+	b.serve()
+	if _, stderr, code := b.join(a.qr().URL); code != 0 {
+		t.Fatalf("pairing: %s", stderr)
+	}
+	return a, b, x
+}
+
 // sources are x's addresses, as attackLAN gave them.
 // port is the daemon's listener port.
 func (n *node) port() int {
@@ -310,12 +322,7 @@ func TestAttackBeaconFlood(t *testing.T) {
 	if lan.InHelper() {
 		t.Skip("outer test")
 	}
-	a, b, x := attackLAN(t, 1)
-	a.serve()
-	b.serve()
-	if _, stderr, code := b.join(a.qr().URL); code != 0 {
-		t.Fatalf("pairing: %s", stderr)
-	}
+	a, _, x := pairedAttackLAN(t)
 	// Count the TCP connections a opens to anyone but itself.
 	if _, stderr, err := a.RunInput(`table inet syns { chain out { type filter hook output priority 0; ip daddr != 10.1.0.1 tcp flags & (syn|ack) == syn counter; }; }`, "nft", "-f", "-"); err != nil {
 		t.Fatalf("nft: %v %s", err, stderr)
@@ -576,12 +583,7 @@ func TestAttackSpoofedPaired(t *testing.T) {
 	if lan.InHelper() {
 		t.Skip("outer test")
 	}
-	a, b, x := attackLAN(t, 1)
-	a.serve()
-	b.serve()
-	if _, stderr, code := b.join(a.qr().URL); code != 0 {
-		t.Fatalf("pairing: %s", stderr)
-	}
+	a, b, x := pairedAttackLAN(t)
 	for _, ps := range [][]*node{{a, b}, {b, a}} {
 		if p := ps[0].peers(); len(p) != 1 || p[0].Port == 0 {
 			t.Fatalf("%s stored %+v, want %s's port", ps[0].Name, p, ps[1].Name)
