@@ -44,6 +44,9 @@ type WebRTCSettings struct {
 	RelayOnly bool
 	// ConnectionIdle closes a WebRTC connection nothing was sent on.
 	ConnectionIdle time.Duration
+	// Transfer is the path files take to a paired daemon: auto (direct
+	// TLS when it connects, else WebRTC), tls or webrtc.
+	Transfer string
 }
 
 // Equal reports whether a and b configure the same ICE servers,
@@ -73,7 +76,7 @@ func DefaultSettings() Settings {
 		LogFormat:  "text",
 		// ConnectionIdle: a minute spares the next send the connection
 		// set-up (~10 ms), at the cost of keep-alives while it lasts.
-		WebRTC: WebRTCSettings{ConnectionIdle: DefaultConnectionIdle},
+		WebRTC: WebRTCSettings{ConnectionIdle: DefaultConnectionIdle, Transfer: "auto"},
 	}
 }
 
@@ -142,6 +145,13 @@ var configKeys = map[string]func(s *Settings, v string) error{
 	},
 	"turn-secret": func(s *Settings, v string) error {
 		s.WebRTC.TURNSecret = v
+		return nil
+	},
+	"transfer": func(s *Settings, v string) error {
+		if v != "auto" && v != "tls" && v != "webrtc" {
+			return fmt.Errorf("%q: want auto, tls or webrtc", v)
+		}
+		s.WebRTC.Transfer = v
 		return nil
 	},
 	"relay-only": func(s *Settings, v string) error {

@@ -24,6 +24,7 @@ turn-secret = s3cret = yes
 log-level = debug
 log-format = json
 connection-idle = 90s
+transfer = webrtc
 `), "test.conf", &s)
 	if err != nil {
 		t.Fatal(err)
@@ -33,7 +34,7 @@ connection-idle = 90s
 		WebRTC: WebRTCSettings{
 			STUN:     []string{"stun:stun.example.net:3478"},
 			TURN:     []string{"turn:turn.example.net:3478?transport=udp", "turns:turn.example.net:5349"},
-			TURNUser: "me", TURNSecret: "s3cret = yes", ConnectionIdle: 90 * time.Second},
+			TURNUser: "me", TURNSecret: "s3cret = yes", ConnectionIdle: 90 * time.Second, Transfer: "webrtc"},
 		LogLevel: "debug", LogFormat: "json"}
 	if !reflect.DeepEqual(s, want) {
 		t.Fatalf("got  %+v\nwant %+v", s, want)
@@ -46,6 +47,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"pair-window = 10x", "test.conf:1: pair-window: \"10x\" is not a positive duration"},
 		{"pair-window = -1m", "test.conf:1: pair-window"},
 		{"connection-idle = 0s", "test.conf:1: connection-idle: \"0s\" is not a positive duration"},
+		{"transfer = fast", "test.conf:1: transfer: \"fast\": want auto, tls or webrtc"},
 		{"\n\nmdns = maybe", "test.conf:3: mdns: \"maybe\" is not true or false"},
 		{"listen = 41234", "test.conf:1: listen"},
 		{"stun = http://x", "test.conf:1: stun"},

@@ -33,7 +33,13 @@ const (
 	// PathConnect: POST {"sdp": offer} over TLS with the caller's
 	// certificate, answered {"sdp": answer}: WebRTC signalling between
 	// paired devices (non-trickle).
-	PathConnect   = "/v1/connect"
+	PathConnect = "/v1/connect"
+	// PathTransfer: POST ?name=…&size=… over TLS with the caller's
+	// certificate (a paired device), the file as the body (chunked, after
+	// 100-continue), its SHA-256 in the trailer Sha256; answered
+	// {"sha256": …} once the file is committed to the inbox, or an
+	// ErrorResponse before the body when the name or size is refused.
+	PathTransfer  = "/v1/transfer"
 	exporterLabel = "EXPORTER-pairing-v1"
 	clientLabel   = "pairing client proof v1"
 	serverLabel   = "pairing server proof v1"

@@ -29,14 +29,15 @@ type Server struct {
 	Name func() string
 	// Plain handles plain-HTTP requests (mux of the caller).
 	Plain http.Handler
+	// TLS handles the other TLS endpoints (connect, transfer: the
+	// sessions'); a request there carries a client certificate or none.
+	TLS http.Handler
 	// Self returns this device's confirmed addresses, for answers.
 	Self   func() []netip.Addr
 	Logger *slog.Logger
 	// OnObserved is called when a peer says where it sees us; an error
 	// refuses the observation (403).
 	OnObserved func(addr netip.Addr, by ident.Fingerprint) error
-	// OnConnect answers a WebRTC offer from the TLS peer tlsPeer.
-	OnConnect func(ctx context.Context, offer string, tlsPeer ident.Fingerprint, from netip.Addr) (string, error)
 
 	demux *demux
 	srvs  []*http.Server // TLS and plain
@@ -52,7 +53,9 @@ func (s *Server) Serve(ln net.Listener) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+PathPair, s.handlePair)
 	mux.HandleFunc("POST "+PathObserved, s.handleObserved)
-	mux.HandleFunc("POST "+PathConnect, s.handleConnect)
+	if s.TLS != nil {
+		mux.Handle("/", s.TLS)
+	}
 	tlsSrv := NewHTTPServer(mux, s.Logger)
 	tlsSrv.TLSConfig = &tls.Config{
 		MinVersion:   tls.VersionTLS13,
@@ -98,7 +101,7 @@ func (s *Server) Close(ctx context.Context) {
 // size, header and body deadlines, idle timeout.
 func NewHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 	return &http.Server{
-		Handler:           http.MaxBytesHandler(h, MaxRequestBody),
+		Handler:           limitBodies(h),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,
@@ -186,22 +189,17 @@ func (s *Server) handleObserved(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusAccepted)
 }
 
-func (s *Server) handleConnect(w http.ResponseWriter, r *http.Request) {
-	var req ConnectMessage
-	body, err := io.ReadAll(r.Body)
-	if err == nil {
-		err = json.Unmarshal(body, &req)
-	}
-	if err != nil || req.SDP == "" || len(r.TLS.PeerCertificates) == 0 || s.OnConnect == nil {
-		WriteJSON(w, http.StatusBadRequest, ErrorResponse{Error: "want {\"sdp\": offer} and a client certificate", Reason: "bad_request"})
-		return
-	}
-	answer, err := s.OnConnect(r.Context(), req.SDP, ident.Of(r.TLS.PeerCertificates[0].Raw), RemoteIP(r))
-	if err != nil {
-		WriteJSON(w, http.StatusForbidden, ErrorResponse{Error: err.Error(), Reason: "refused"})
-		return
-	}
-	WriteJSON(w, http.StatusOK, ConnectMessage{SDP: answer})
+// limitBodies bounds every request body to MaxRequestBody, but a
+// transfer's: its handler checks the announced size against the inbox.
+func limitBodies(h http.Handler) http.Handler {
+	limited := http.MaxBytesHandler(h, MaxRequestBody)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == PathTransfer {
+			h.ServeHTTP(w, r)
+			return
+		}
+		limited.ServeHTTP(w, r)
+	})
 }
 
 func (s *Server) info() PeerInfo {

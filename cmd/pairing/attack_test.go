@@ -411,7 +411,7 @@ func TestHelperAttackBeacon(t *testing.T) {
 // TestAttackObserved: /v1/observed takes no word from strangers, and
 // about no address that is not the device's own: loopback, multicast,
 // another host's, a foreign one never reach status, the QR code, or a
-// dial.
+// dial. /v1/transfer takes no file from a device that is not paired.
 func TestAttackObserved(t *testing.T) {
 	if lan.InHelper() {
 		t.Skip("outer test")
@@ -420,8 +420,11 @@ func TestAttackObserved(t *testing.T) {
 	a.serve()
 	out := x.RunTest(t, "TestHelperAttackObserved", "ATTACK_TARGET=10.1.0.1:"+strconv.Itoa(a.port()))
 	r := result(t, out)
-	if r["accepted"] != 0 || r["refused"] != 7 {
-		t.Fatalf("observations: %v, want all 7 refused", r)
+	if r["accepted"] != 0 || r["refused"] != 7 || r["transfer_refused"] != 1 {
+		t.Fatalf("observations: %v, want all 7 refused, and the transfer", r)
+	}
+	if items := a.inbox(); len(items) != 0 {
+		t.Fatalf("a stranger's file reached the inbox: %+v", items)
 	}
 	st, _ := a.status()
 	for _, ad := range st.Addresses {
@@ -471,6 +474,10 @@ func TestHelperAttackObserved(t *testing.T) {
 	try(stranger, "10.1.0.1") // a true address, but from nobody a knows
 	for _, addr := range []string{"127.0.0.1", "::1", "224.0.0.1", "0.0.0.0", "203.0.113.9", "10.1.0.77"} {
 		try(known, addr)
+	}
+	// The direct transfer path takes files from paired devices only.
+	if status, _, err := postFrom(known, src, target, pairing.PathTransfer+"?name=x.bin&size=5", []byte("hello")); err == nil && status == http.StatusForbidden {
+		counts["transfer_refused"]++
 	}
 	printResult(t, counts)
 }

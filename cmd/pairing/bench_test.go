@@ -216,13 +216,15 @@ func TestBenchFigures(t *testing.T) {
 		file := filepath.Join(t.TempDir(), "50mb.bin")
 		os.WriteFile(file, make([]byte, 50<<20), 0o644)
 		reportUnit(t, "rtc_throughput_mbps", "Mbit/s", 5, func() float64 {
-			res, stderr, code := a.send("b", "--file", file)
+			res, stderr, code := a.send("b", "--file", file, "--path", "webrtc")
 			if code != 0 {
 				t.Fatalf("send: %s", stderr)
 			}
 			return float64(res.Bytes) * 8 / 1e6 / ((res.DurationMS - res.ConnectMS) / 1000)
 		})
 	})
+
+	t.Run("xfer", func(t *testing.T) { xferBench(t, bin, 5) })
 
 	t.Run("rtc_turn_connect_ms", func(t *testing.T) {
 		conf := writeConf(t, "turn = turn:10.1.0.1:3478?transport=udp\nturn-secret = S3cret\nrelay-only = true\nconnection-idle = 1ms\n")

@@ -17,10 +17,11 @@ import (
 )
 
 func runSend(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("send", "PEER (TEXT | --file F) [--json]", "Send a text message or a file to a paired device over a WebRTC data channel (the running daemon connects)")
+	fs := newFlags("send", "PEER (TEXT | --file F) [--path P] [--json]", "Send a text message or a file to a paired device (the running daemon connects): files go over a direct TLS connection when it connects, else a WebRTC data channel; texts over WebRTC")
 	socket := fs.String("socket", pairing.DefaultSocket(), "control socket of the daemon; env PAIRING_SOCKET")
 	file := fs.String("file", "", "send this `file` instead of a text")
 	asJSON := fs.Bool("json", false, "print JSON")
+	path := fs.String("path", "", "force the path of a file: tls (direct) or webrtc (data channel); default: the daemon's transfer setting (auto)")
 	// Flags may follow PEER: parse them out wherever they are.
 	var rest []string
 	for len(args) > 0 {
@@ -58,10 +59,10 @@ func runSend(args []string, stdout, stderr io.Writer) error {
 		if colorOK(stderr) {
 			body, stop = progress(stderr, f, fi.Size())
 		}
-		res, err = c.Send(context.Background(), peer, "file", filepath.Base(*file), fi.Size(), body)
+		res, err = c.Send(context.Background(), peer, "file", filepath.Base(*file), fi.Size(), body, *path)
 		stop()
 	} else {
-		res, err = c.Send(context.Background(), peer, "text", "", int64(len(text)), strings.NewReader(text))
+		res, err = c.Send(context.Background(), peer, "text", "", int64(len(text)), strings.NewReader(text), *path)
 	}
 	if err != nil {
 		if errors.Is(err, control.ErrNoDaemon) {
@@ -74,7 +75,7 @@ func runSend(args []string, stdout, stderr io.Writer) error {
 	}
 	if *file != "" {
 		mbps := float64(res.Bytes) * 8 / 1e6 / ((res.DurationMS - res.ConnectMS) / 1000)
-		fmt.Fprintf(stdout, "sent %s (%d bytes) to %s in %.0f ms (%.0f Mbit/s), SHA-256 %s confirmed\n", res.Name, res.Bytes, res.Peer, res.DurationMS, mbps, res.SHA256[:16])
+		fmt.Fprintf(stdout, "sent %s (%d bytes) to %s over %s in %.0f ms (%.0f Mbit/s), SHA-256 %s confirmed\n", res.Name, res.Bytes, res.Peer, res.Path, res.DurationMS, mbps, res.SHA256[:16])
 	} else {
 		fmt.Fprintf(stdout, "sent to %s in %.0f ms\n", res.Peer, res.DurationMS)
 	}

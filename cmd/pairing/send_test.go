@@ -71,26 +71,44 @@ func TestSendTextAndFile(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "big.bin")
 	os.WriteFile(file, data, 0o644)
 	want := sha256.Sum256(data)
-	res, stderr, code := a.send("b", "--file", file)
-	if code != 0 || res.SHA256 != hex.EncodeToString(want[:]) || res.Bytes != int64(len(data)) {
-		t.Fatalf("send file: exit %d %+v: %s", code, res, stderr)
+	// The direct path by default, then the data channel when asked for.
+	for i, path := range []string{"tls", "webrtc"} {
+		args := []string{"--file", file}
+		if i > 0 {
+			args = append(args, "--path", path)
+		}
+		res, stderr, code := a.send(append([]string{"b"}, args...)...)
+		if code != 0 || res.SHA256 != hex.EncodeToString(want[:]) || res.Bytes != int64(len(data)) || res.Path != path {
+			t.Fatalf("send file: exit %d %+v: %s", code, res, stderr)
+		}
+		t.Logf("50 MB over %s: connect %.0f ms, total %.0f ms, pair %s", res.Path, res.ConnectMS, res.DurationMS, res.Pair)
 	}
-	t.Logf("50 MB: connect %.0f ms, total %.0f ms, pair %s", res.ConnectMS, res.DurationMS, res.Pair)
 	items := b.inbox()
-	if len(items) != 2 || items[0].Kind != "text" || items[0].Text != "hello there" || items[0].Name != "a" ||
-		items[1].Kind != "file" || items[1].File != "big.bin" || items[1].SHA256 != hex.EncodeToString(want[:]) {
+	if len(items) != 3 || items[0].Kind != "text" || items[0].Text != "hello there" || items[0].Name != "a" ||
+		items[1].Kind != "file" || items[1].File != "big.bin" || items[1].SHA256 != hex.EncodeToString(want[:]) ||
+		items[2].File != "big (2).bin" || items[2].SHA256 != items[1].SHA256 {
 		t.Fatalf("b's inbox: %+v", items)
 	}
-	got, err := os.ReadFile(filepath.Join(b.state, "inbox", "big.bin"))
-	if err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("the file in b's inbox differs: %v", err)
+	for _, name := range []string{"big.bin", "big (2).bin"} {
+		got, err := os.ReadFile(filepath.Join(b.state, "inbox", name))
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("%s in b's inbox differs: %v", name, err)
+		}
 	}
-	// a's status shows the connection sequence and the selected pair.
+	// a's status shows the direct transfer, and the WebRTC connection's
+	// sequence and selected pair.
 	st, _ := a.status()
-	if len(st.Connections) == 0 {
-		t.Fatal("no connection in a's status")
+	var c, direct control.Connection
+	for _, x := range st.Connections {
+		if x.Path == "webrtc" {
+			c = x
+		} else if x.Path == "tls" && x.Role == "send" {
+			direct = x
+		}
 	}
-	c := st.Connections[len(st.Connections)-1]
+	if len(direct.Events) != 2 || direct.Events[1].State != "done" {
+		t.Errorf("the direct transfer in a's status: %+v", direct)
+	}
 	var seq []string
 	for _, e := range c.Events {
 		seq = append(seq, e.What+":"+e.State)
@@ -345,10 +363,18 @@ func startBigSend(t *testing.T, a, b *node) *lan.Proc {
 }
 
 // TestSendInterrupted: a transfer cut off by either side leaves no partial
-// file in the receiver's inbox, and the sender does not hang.
+// file in the receiver's inbox, and the sender does not hang, on either
+// path.
 func TestSendInterrupted(t *testing.T) {
+	for _, path := range []string{"tls", "webrtc"} {
+		t.Run(path, func(t *testing.T) { testSendInterrupted(t, path) })
+	}
+}
+
+func testSendInterrupted(t *testing.T, path string) {
 	bConf := writeConf(t, "connection-idle = 1s\n")
-	a, b := pairedWith(t, nil, []string{"--config", bConf})
+	aConf := writeConf(t, "transfer = "+path+"\n")
+	a, b := pairedWith(t, []string{"--config", aConf}, []string{"--config", bConf})
 	// The sender's daemon dies: b drops the partial file once the
 	// connection is idle.
 	send := startBigSend(t, a, b)
@@ -366,7 +392,7 @@ func TestSendInterrupted(t *testing.T) {
 
 	// The receiver's daemon dies: the send fails with a clear error, and
 	// b's next start removes what the crash left.
-	a.serve()
+	a.serve("--config", aConf)
 	send = startBigSend(t, a, b)
 	b.daemon.Kill()
 	start := time.Now()
@@ -388,5 +414,31 @@ func TestSendInterrupted(t *testing.T) {
 	}
 	if !strings.Contains(b.daemon.Stderr(), "removed partial files") {
 		t.Errorf("b did not log the removal:\n%s", b.daemon.Stderr())
+	}
+}
+
+// TestDiscoveryDuringTransfer: a daemon receiving a file at full speed
+// over the direct path still answers beacons.
+func TestDiscoveryDuringTransfer(t *testing.T) {
+	bin := rootBin(t)
+	_, n := segmentOf(t, bin, false, "a", "b", "c")
+	a, b, c := n[0], n[1], n[2]
+	a.serve()
+	b.serve()
+	if _, stderr, code := a.join(b.qr().URL); code != 0 {
+		t.Fatalf("pairing: %s", stderr)
+	}
+	send := startBigSend(t, a, b)
+	defer send.Kill()
+	for i := range 3 {
+		res, stderr, _ := c.discover("--timeout", "1s")
+		p := peerNamed(res.Peers, "b")
+		if p == nil {
+			t.Fatalf("discover %d during the transfer did not find b: %+v %s", i, res.Peers, stderr)
+		}
+		t.Logf("b answered in %.1f ms during the transfer", p.ElapsedMS)
+		if len(b.partial()) == 0 {
+			t.Fatal("the transfer is over: the test proves nothing")
+		}
 	}
 }

@@ -113,8 +113,10 @@ type BeaconStats struct {
 
 // Connection is one WebRTC session: its state sequence and selected pair.
 type Connection struct {
-	Peer   string      `json:"peer"`
-	Role   string      `json:"role"` // offer or answer
+	Peer string `json:"peer"`
+	Role string `json:"role"` // offer or answer (webrtc), send or receive (tls)
+	// Path is webrtc (a data channel) or tls (the direct transfer path).
+	Path   string      `json:"path"`
 	Events []ConnEvent `json:"events"`
 	Pair   string      `json:"selected_pair,omitempty"`
 }
@@ -134,8 +136,10 @@ type SendResult struct {
 	SHA256 string `json:"sha256,omitempty"`
 	// ConnectMS is the time to an open data channel: a new connection,
 	// or the check that a kept one (Reused) still answers.
-	ConnectMS  float64 `json:"connect_ms"`
-	Reused     bool    `json:"reused"`
+	ConnectMS float64 `json:"connect_ms"`
+	Reused    bool    `json:"reused"`
+	// Path is how it went: tls (direct) or webrtc (data channel).
+	Path       string  `json:"path"`
 	DurationMS float64 `json:"duration_ms"`
 	Pair       string  `json:"selected_pair,omitempty"`
 }
@@ -324,9 +328,10 @@ func (c *Client) Inbox(ctx context.Context) ([]InboxItem, error) {
 }
 
 // Send asks the daemon to deliver body (a text, or a file called name) to
-// peer; it streams body and has no time limit but ctx's.
-func (c *Client) Send(ctx context.Context, peer, kind, name string, size int64, body io.Reader) (*SendResult, error) {
-	q := url.Values{"peer": {peer}, "kind": {kind}, "name": {name}, "size": {fmt.Sprint(size)}}
+// peer, over path (tls, webrtc, or "" for the daemon's setting); it
+// streams body and has no time limit but ctx's.
+func (c *Client) Send(ctx context.Context, peer, kind, name string, size int64, body io.Reader, path string) (*SendResult, error) {
+	q := url.Values{"peer": {peer}, "kind": {kind}, "name": {name}, "size": {fmt.Sprint(size)}, "path": {path}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://daemon"+PathSend+"?"+q.Encode(), body)
 	if err != nil {
 		return nil, err

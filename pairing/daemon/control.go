@@ -79,7 +79,7 @@ func (d *Daemon) controlMux() *http.ServeMux {
 		p, err := pairing.Resolve(d.store.List(), q.Get("peer"))
 		var res *control.SendResult
 		if err == nil {
-			res, err = d.sess.Send(r.Context(), p, q.Get("kind"), q.Get("name"), size, r.Body)
+			res, err = d.sess.Send(r.Context(), p, q.Get("kind"), q.Get("name"), size, r.Body, q.Get("path"))
 		}
 		if err != nil {
 			status := http.StatusBadGateway

@@ -139,8 +139,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	plain.Handle("GET /p/", page)
 	plain.HandleFunc("POST /p/offer", d.sess.ServeOffer)
 	d.server = &pairing.Server{Identity: d.id, Window: d.window, Store: d.store, Name: d.nbrs.Name, Plain: plain, Self: d.own.IPs, Logger: d.cfg.Logger,
-		OnObserved: d.observed,
-		OnConnect:  d.sess.Connect}
+		OnObserved: d.observed, TLS: d.sess.Handler()}
 	d.svc = newService(d.cfg.Logger, d.Status, d.own.Acquired())
 
 	d.server.Serve(ln)

@@ -65,6 +65,7 @@ type Sessions struct {
 	pool    *pool
 	recent  recent
 	pages   pages
+	direct  directLog
 	offers  limit.PerSource
 	pending chan struct{} // a slot per connected browser not paired yet
 
@@ -125,13 +126,13 @@ func (s *Sessions) Connections() []control.Connection {
 	out := []control.Connection{}
 	for _, ss := range s.recent.list() {
 		ev, pair := ss.Events()
-		c := control.Connection{Peer: ss.Peer.ID(), Role: ss.Role, Pair: pair}
+		c := control.Connection{Peer: ss.Peer.ID(), Role: ss.Role, Path: PathWebRTC, Pair: pair}
 		for _, e := range ev {
 			c.Events = append(c.Events, control.ConnEvent{AtMS: e.AtMS, What: e.What, State: e.State})
 		}
 		out = append(out, c)
 	}
-	return out
+	return append(out, s.direct.list()...)
 }
 
 // endpoint makes the WebRTC endpoint with the configured ICE servers
@@ -198,12 +199,12 @@ func (s *Sessions) Connect(ctx context.Context, offer string, tlsPeer ident.Fing
 }
 
 // Send delivers a text (kind "text", body the text) or a file (kind
-// "file", body its size bytes) to the paired device p. It uses the
+// "file", body its size bytes) to the paired device p. A file goes over
+// the direct TLS path when it connects (path "" or auto: the transfer
+// setting decides; tls or webrtc force one). Otherwise it uses the WebRTC
 // connection kept from the last send when that still answers, else a new
-// one: the device found on the LAN first, then its last addresses. The
-// connection is kept for the next send until it has been idle for
-// connection-idle.
-func (s *Sessions) Send(ctx context.Context, p pairing.PairedPeer, kind, name string, size int64, body io.Reader) (_ *control.SendResult, err error) {
+// one, kept for the next send until it has been idle for connection-idle.
+func (s *Sessions) Send(ctx context.Context, p pairing.PairedPeer, kind, name string, size int64, body io.Reader, path string) (_ *control.SendResult, err error) {
 	start := time.Now()
 	// What is wrong with the request is said before connecting.
 	var text []byte
@@ -230,7 +231,21 @@ func (s *Sessions) Send(ctx context.Context, p pairing.PairedPeer, kind, name st
 		if err := s.sendToPage(p.Fingerprint, string(text)); err != nil {
 			return nil, err
 		}
-		return &control.SendResult{Peer: p.Name, Bytes: int64(len(text)), DurationMS: msSince(start)}, nil
+		return &control.SendResult{Peer: p.Name, Bytes: int64(len(text)), DurationMS: msSince(start), Path: PathWebRTC}, nil
+	}
+	w := s.settings()
+	if path == "" {
+		path = w.Transfer
+	}
+	switch {
+	case path != "" && path != PathAuto && path != PathTLS && path != PathWebRTC:
+		return nil, fmt.Errorf("unknown path %q: want auto, tls or webrtc", path)
+	case kind == "file" && path != PathWebRTC && (!w.RelayOnly || path == PathTLS):
+		res, err := s.sendDirect(ctx, p, name, size, body, start)
+		if err == nil || path == PathTLS || !errors.Is(err, pairing.ErrNoDirect) {
+			return res, err
+		}
+		s.log.Info("transfer: no direct path; trying WebRTC", "peer", p.ID, "err", err)
 	}
 	ss, dc := s.pool.reuse(ctx, p.Fingerprint)
 	reused := ss != nil
@@ -246,7 +261,7 @@ func (s *Sessions) Send(ctx context.Context, p pairing.PairedPeer, kind, name st
 			s.pool.keep(p.Fingerprint, ss, dc, s.settings().ConnectionIdle)
 		}
 	}()
-	res := &control.SendResult{Peer: p.Name, Name: name, ConnectMS: msSince(start), Reused: reused}
+	res := &control.SendResult{Peer: p.Name, Name: name, ConnectMS: msSince(start), Reused: reused, Path: PathWebRTC}
 	ctx, cancel := ss.Bind(ctx) // a receiver that vanishes ends the send
 	defer cancel()
 	if kind == "text" {
@@ -266,30 +281,52 @@ func (s *Sessions) Send(ctx context.Context, p pairing.PairedPeer, kind, name st
 	return res, nil
 }
 
-// dial opens a new connection to p, up to its open data channel.
-func (s *Sessions) dial(ctx context.Context, p pairing.PairedPeer) (*rtc.Session, *webrtc.DataChannel, error) {
-	// The stored addresses (a pinned connection confirmed them) and what
-	// beacons say now, which anyone on the LAN can spoof: Signal tries them
-	// all at once, pinned, so a spoofed goodbye or announce never keeps us
-	// from the stored ones and black-hole addresses cost no time.
-	var addrs []netip.AddrPort
-	var seen []netip.AddrPort
-	if s.cfg.Lookup != nil {
-		seen = s.cfg.Lookup(p.Fingerprint)
+// sendDirect sends a file to p over the direct TLS path.
+func (s *Sessions) sendDirect(ctx context.Context, p pairing.PairedPeer, name string, size int64, body io.Reader, start time.Time) (*control.SendResult, error) {
+	addrs := s.addrsOf(p)
+	if len(addrs) == 0 {
+		return nil, fmt.Errorf("%w: %s is not on the LAN and has no known address", pairing.ErrNoDirect, p.Name)
 	}
+	s.direct.add(p.ID, "send")
+	sum, at, err := pairing.SendFileTLS(ctx, s.cfg.Identity, p.Fingerprint, addrs, name, size, body)
+	if err != nil {
+		s.direct.finish(p.ID, "failed")
+		return nil, err
+	}
+	s.direct.finish(p.ID, "done")
+	res := &control.SendResult{Peer: p.Name, Name: name, Bytes: size, SHA256: sum, Path: PathTLS, DurationMS: msSince(start), Pair: at.String()}
+	s.log.Info("sent", "peer", p.ID, "name", p.Name, "kind", "file", "bytes", size, "path", PathTLS, "at", at, "duration_ms", res.DurationMS)
+	return res, nil
+}
+
+// addrsOf is where p may be: the stored addresses (a pinned connection
+// confirmed them) and what beacons say now, which anyone on the LAN can
+// spoof. Both paths try them all at once, pinned, so a spoofed goodbye or
+// announce never keeps us from the stored ones and black holes cost no
+// time.
+func (s *Sessions) addrsOf(p pairing.PairedPeer) []netip.AddrPort {
+	var addrs []netip.AddrPort
 	if p.Port != 0 {
 		for _, a := range p.Addresses {
 			addrs = append(addrs, netip.AddrPortFrom(a, p.Port))
 		}
 	}
-	for _, ap := range seen {
-		if !slices.Contains(addrs, ap) {
-			addrs = append(addrs, ap)
+	if s.cfg.Lookup != nil {
+		for _, ap := range s.cfg.Lookup(p.Fingerprint) {
+			if !slices.Contains(addrs, ap) {
+				addrs = append(addrs, ap)
+			}
 		}
 	}
 	if len(addrs) > maxDial {
 		addrs = addrs[:maxDial]
 	}
+	return addrs
+}
+
+// dial opens a new connection to p, up to its open data channel.
+func (s *Sessions) dial(ctx context.Context, p pairing.PairedPeer) (*rtc.Session, *webrtc.DataChannel, error) {
+	addrs := s.addrsOf(p)
 	if len(addrs) == 0 {
 		return nil, nil, fmt.Errorf("%s is not on the LAN and has no known address", p.Name)
 	}

@@ -106,16 +106,20 @@ func TestSendChecksFirst(t *testing.T) {
 		p          pairing.PairedPeer
 		kind, name string
 		body       string
+		path       string
 		want       string
 	}{
-		{p, "text", "", strings.Repeat("x", maxText+1), "at most 32 KiB"},
-		{p, "file", "../x", "", "file name"},
-		{browser, "file", "x", "", "text messages only"},
-		{p, "video", "", "", "unknown kind"},
-		{browser, "text", "", "hi", "no pairing page open"},
-		{p, "text", "", "hi", "no known address"},
+		{p, "text", "", strings.Repeat("x", maxText+1), "", "at most 32 KiB"},
+		{p, "file", "../x", "", "", "file name"},
+		{browser, "file", "x", "", "", "text messages only"},
+		{p, "video", "", "", "", "unknown kind"},
+		{browser, "text", "", "hi", "", "no pairing page open"},
+		{p, "text", "", "hi", "", "no known address"},
+		{p, "file", "x", "data", "carrier-pigeon", "unknown path"},
+		{p, "file", "x", "data", PathTLS, "no direct TLS connection"},
+		{p, "file", "x", "data", PathAuto, "no known address"}, // then WebRTC, which has none either
 	} {
-		_, err := s.Send(context.Background(), c.p, c.kind, c.name, int64(len(c.body)), strings.NewReader(c.body))
+		_, err := s.Send(context.Background(), c.p, c.kind, c.name, int64(len(c.body)), strings.NewReader(c.body), c.path)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("send %s %q to %s: %v, want %q", c.kind, c.name, c.p.Kind, err, c.want)
 		}

@@ -1,0 +1,197 @@
+package session
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/lanpairing/pairing/internal/control"
+	"github.com/lanpairing/pairing/internal/ident"
+	"github.com/lanpairing/pairing/pairing"
+)
+
+// Paths a file takes to a paired daemon (the transfer setting).
+const (
+	PathAuto   = "auto"   // TLS when it connects, else WebRTC
+	PathTLS    = "tls"    // the direct path only
+	PathWebRTC = "webrtc" // the data channel only
+)
+
+// transferIdle bounds a transfer's silence: a receiver waits this long
+// for the next bytes before it gives up (and removes the partial file).
+const transferIdle = 30 * time.Second
+
+// copyBuffer is the receiver's read size: fewer, larger writes to the file.
+const copyBuffer = 256 << 10
+
+// Handler is the sessions' TLS endpoints on the pairing listener: WebRTC
+// signalling (connect) and the direct transfer.
+func (s *Sessions) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+pairing.PathConnect, s.serveConnect)
+	mux.HandleFunc("POST "+pairing.PathTransfer, s.serveTransfer)
+	return mux
+}
+
+func clientFingerprint(r *http.Request) (ident.Fingerprint, bool) {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return ident.Fingerprint{}, false
+	}
+	return ident.Of(r.TLS.PeerCertificates[0].Raw), true
+}
+
+func (s *Sessions) serveConnect(w http.ResponseWriter, r *http.Request) {
+	var req pairing.ConnectMessage
+	body, err := io.ReadAll(r.Body)
+	if err == nil {
+		err = json.Unmarshal(body, &req)
+	}
+	fp, ok := clientFingerprint(r)
+	if err != nil || req.SDP == "" || !ok {
+		pairing.WriteJSON(w, http.StatusBadRequest, pairing.ErrorResponse{Error: "want {\"sdp\": offer} and a client certificate", Reason: "bad_request"})
+		return
+	}
+	answer, err := s.Connect(r.Context(), req.SDP, fp, pairing.RemoteIP(r))
+	if err != nil {
+		pairing.WriteJSON(w, http.StatusForbidden, pairing.ErrorResponse{Error: err.Error(), Reason: "refused"})
+		return
+	}
+	pairing.WriteJSON(w, http.StatusOK, pairing.ConnectMessage{SDP: answer})
+}
+
+// serveTransfer receives a file over the direct path: the client's
+// certificate must be a paired device's (as for connect), the name and
+// size pass the inbox's checks before a byte is read, and the file is
+// kept only when it has the announced size and the SHA-256 both sides
+// computed.
+func (s *Sessions) serveTransfer(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	src := pairing.RemoteIP(r)
+	fail := func(status int, reason string, err error) {
+		s.log.Warn("transfer: refused", "from", src, "reason", reason, "err", err)
+		pairing.WriteJSON(w, status, pairing.ErrorResponse{Error: err.Error(), Reason: reason})
+	}
+	// The same log lines as the data channel's receiver.
+	inboxFail := func(status int, msg string, err error) {
+		s.log.Warn(msg, "from", src, "path", PathTLS, "err", err)
+		pairing.WriteJSON(w, status, pairing.ErrorResponse{Error: err.Error(), Reason: "inbox"})
+	}
+	fp, ok := clientFingerprint(r)
+	if !ok {
+		fail(http.StatusForbidden, "refused", errors.New("a transfer needs a client certificate"))
+		return
+	}
+	if p, paired := s.cfg.Store.Get(fp); !paired || p.Kind != pairing.KindDevice {
+		fail(http.StatusForbidden, "refused", errors.New("not a paired device"))
+		return
+	}
+	q := r.URL.Query()
+	name := q.Get("name")
+	size, err := strconv.ParseInt(q.Get("size"), 10, 64)
+	if err != nil || size < 0 {
+		fail(http.StatusBadRequest, "bad_request", errors.New("want ?name=…&size=bytes"))
+		return
+	}
+	fw, err := s.cfg.Inbox.File(fp, name, size)
+	if err != nil {
+		status := http.StatusBadRequest
+		if errors.Is(err, pairing.ErrTooLarge) || errors.Is(err, pairing.ErrInboxFull) {
+			status = http.StatusRequestEntityTooLarge
+		}
+		inboxFail(status, "inbox: file refused", err)
+		return
+	}
+	s.direct.add(fp.ID(), "receive")
+	rc := http.NewResponseController(w)
+	h := sha256.New()
+	n, err := io.CopyBuffer(io.MultiWriter(fw, h), &idleReader{r: io.LimitReader(r.Body, size+1), rc: rc}, make([]byte, copyBuffer))
+	sum := hex.EncodeToString(h.Sum(nil))
+	switch {
+	case err != nil:
+	case n != size:
+		err = errors.New("the file is not the announced size")
+	case r.Trailer.Get("Sha256") != sum:
+		err = errors.New("SHA-256 mismatch: the file changed on the way")
+	}
+	if err != nil {
+		fw.Abort()
+		inboxFail(http.StatusBadRequest, "inbox: transfer interrupted", err)
+		s.direct.finish(fp.ID(), "failed")
+		return
+	}
+	if err := fw.Commit(sum); err != nil {
+		fail(http.StatusInternalServerError, "inbox", err)
+		s.direct.finish(fp.ID(), "failed")
+		return
+	}
+	rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	s.direct.finish(fp.ID(), "done")
+	s.log.Info("received", "peer", fp.ID(), "name", name, "bytes", size, "path", PathTLS, "duration_ms", msSince(start))
+	pairing.WriteJSON(w, http.StatusOK, pairing.TransferResponse{SHA256: sum})
+}
+
+// idleReader moves the connection's read deadline on with every read: a
+// long transfer may take minutes, a stalled one transferIdle at most.
+type idleReader struct {
+	r  io.Reader
+	rc *http.ResponseController
+}
+
+func (i *idleReader) Read(p []byte) (int, error) {
+	i.rc.SetReadDeadline(time.Now().Add(transferIdle))
+	return i.r.Read(p)
+}
+
+// directLog is the latest direct transfers, for status.
+type directLog struct {
+	mu sync.Mutex
+	cs []directEntry
+}
+
+type directEntry struct {
+	c     control.Connection
+	start time.Time
+}
+
+// add records a transfer with peer that starts now (role send or
+// receive).
+func (d *directLog) add(peer, role string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.cs = append(d.cs, directEntry{start: time.Now(), c: control.Connection{Peer: peer, Role: role, Path: PathTLS,
+		Events: []control.ConnEvent{{What: "transfer", State: "started"}}}})
+	if len(d.cs) > keepSessions {
+		d.cs = slices.Delete(d.cs, 0, 1)
+	}
+}
+
+// finish records how the last unfinished transfer with peer ended.
+func (d *directLog) finish(peer, state string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i := len(d.cs) - 1; i >= 0; i-- {
+		if e := &d.cs[i]; e.c.Peer == peer && len(e.c.Events) == 1 {
+			e.c.Events = append(e.c.Events, control.ConnEvent{AtMS: msSince(e.start), What: "transfer", State: state})
+			return
+		}
+	}
+}
+
+func (d *directLog) list() []control.Connection {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []control.Connection
+	for _, e := range d.cs {
+		c := e.c
+		c.Events = slices.Clone(c.Events)
+		out = append(out, c)
+	}
+	return out
+}
