@@ -241,13 +241,3 @@ func (s *Sessions) pairBrowser(msg browserMessage, fp ident.Fingerprint, src net
 	s.log.Info("paired", "peer", fp.ID(), "name", name, "kind", pairing.KindBrowser, "from", src)
 	send(map[string]any{"t": "paired", "name": s.cfg.Name()})
 }
-
-// sendToPage delivers a text to a paired browser's open page.
-func (s *Sessions) sendToPage(fp ident.Fingerprint, text string) error {
-	dc := s.pages.get(fp)
-	if dc == nil {
-		return ErrPageClosed
-	}
-	b, _ := json.Marshal(map[string]any{"t": "text", "text": text})
-	return dc.SendText(string(b))
-}

@@ -1,12 +1,16 @@
 package session
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"sync"
@@ -36,7 +40,7 @@ const copyBuffer = 256 << 10
 func (s *Sessions) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+pairing.PathConnect, s.serveConnect)
-	mux.HandleFunc("POST "+pairing.PathTransfer, s.serveTransfer)
+	mux.HandleFunc("POST "+pairing.PathTransfer, s.direct.serve)
 	return mux
 }
 
@@ -66,12 +70,20 @@ func (s *Sessions) serveConnect(w http.ResponseWriter, r *http.Request) {
 	pairing.WriteJSON(w, http.StatusOK, pairing.ConnectMessage{SDP: answer})
 }
 
-// serveTransfer receives a file over the direct path: the client's
-// certificate must be a paired device's (as for connect), the name and
-// size pass the inbox's checks before a byte is read, and the file is
-// kept only when it has the announced size and the SHA-256 both sides
-// computed.
-func (s *Sessions) serveTransfer(w http.ResponseWriter, r *http.Request) {
+// direct is the direct TLS path for files between paired daemons.
+type direct struct {
+	id     *pairing.Identity
+	store  *pairing.Store
+	inbox  *pairing.Inbox
+	log    *slog.Logger
+	recent directLog
+}
+
+// serve receives a file over the direct path: the client's certificate
+// must be a paired device's (as for connect), the name and size pass the
+// inbox's checks before a byte is read, and the file is kept only when it
+// has the announced size and the SHA-256 both sides computed.
+func (s *direct) serve(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	src := pairing.RemoteIP(r)
 	fail := func(status int, reason string, err error) {
@@ -88,7 +100,7 @@ func (s *Sessions) serveTransfer(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusForbidden, "refused", errors.New("a transfer needs a client certificate"))
 		return
 	}
-	if p, paired := s.cfg.Store.Get(fp); !paired || p.Kind != pairing.KindDevice {
+	if p, paired := s.store.Get(fp); !paired || p.Kind != pairing.KindDevice {
 		fail(http.StatusForbidden, "refused", errors.New("not a paired device"))
 		return
 	}
@@ -99,7 +111,7 @@ func (s *Sessions) serveTransfer(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadRequest, "bad_request", errors.New("want ?name=…&size=bytes"))
 		return
 	}
-	fw, err := s.cfg.Inbox.File(fp, name, size)
+	fw, err := s.inbox.File(fp, name, size)
 	if err != nil {
 		status := http.StatusBadRequest
 		if errors.Is(err, pairing.ErrTooLarge) || errors.Is(err, pairing.ErrInboxFull) {
@@ -108,7 +120,7 @@ func (s *Sessions) serveTransfer(w http.ResponseWriter, r *http.Request) {
 		inboxFail(status, "inbox: file refused", err)
 		return
 	}
-	s.direct.add(fp.ID(), "receive")
+	s.recent.add(fp.ID(), "receive")
 	rc := http.NewResponseController(w)
 	h := sha256.New()
 	n, err := io.CopyBuffer(io.MultiWriter(fw, h), &idleReader{r: io.LimitReader(r.Body, size+1), rc: rc}, make([]byte, copyBuffer))
@@ -123,18 +135,35 @@ func (s *Sessions) serveTransfer(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		fw.Abort()
 		inboxFail(http.StatusBadRequest, "inbox: transfer interrupted", err)
-		s.direct.finish(fp.ID(), "failed")
+		s.recent.finish(fp.ID(), "failed")
 		return
 	}
 	if err := fw.Commit(sum); err != nil {
 		fail(http.StatusInternalServerError, "inbox", err)
-		s.direct.finish(fp.ID(), "failed")
+		s.recent.finish(fp.ID(), "failed")
 		return
 	}
 	rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	s.direct.finish(fp.ID(), "done")
+	s.recent.finish(fp.ID(), "done")
 	s.log.Info("received", "peer", fp.ID(), "name", name, "bytes", size, "path", PathTLS, "duration_ms", msSince(start))
 	pairing.WriteJSON(w, http.StatusOK, pairing.TransferResponse{SHA256: sum})
+}
+
+// send sends a file to p at addrs over the direct TLS path.
+func (s *direct) send(ctx context.Context, p pairing.PairedPeer, addrs []netip.AddrPort, name string, size int64, body io.Reader, start time.Time) (*control.SendResult, error) {
+	if len(addrs) == 0 {
+		return nil, fmt.Errorf("%w: %s is not on the LAN and has no known address", pairing.ErrNoDirect, p.Name)
+	}
+	s.recent.add(p.ID, "send")
+	sum, at, err := pairing.SendFileTLS(ctx, s.id, p.Fingerprint, addrs, name, size, body)
+	if err != nil {
+		s.recent.finish(p.ID, "failed")
+		return nil, err
+	}
+	s.recent.finish(p.ID, "done")
+	res := &control.SendResult{Peer: p.Name, Name: name, Bytes: size, SHA256: sum, Path: PathTLS, DurationMS: msSince(start), Pair: at.String()}
+	s.log.Info("sent", "peer", p.ID, "name", p.Name, "kind", "file", "bytes", size, "path", PathTLS, "at", at, "duration_ms", res.DurationMS)
+	return res, nil
 }
 
 // idleReader moves the connection's read deadline on with every read: a

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"slices"
 	"sync"
@@ -177,8 +178,14 @@ func (p *pages) remove(fp ident.Fingerprint, dc *webrtc.DataChannel) {
 	}
 }
 
-func (p *pages) get(fp ident.Fingerprint) *webrtc.DataChannel {
+// send delivers a text to fp's open page.
+func (p *pages) send(fp ident.Fingerprint, text string) error {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.by[fp]
+	dc := p.by[fp]
+	p.mu.Unlock()
+	if dc == nil {
+		return ErrPageClosed
+	}
+	b, _ := json.Marshal(map[string]any{"t": "text", "text": text})
+	return dc.SendText(string(b))
 }

@@ -65,7 +65,7 @@ type Sessions struct {
 	pool    *pool
 	recent  recent
 	pages   pages
-	direct  directLog
+	direct  *direct
 	offers  limit.PerSource
 	pending chan struct{} // a slot per connected browser not paired yet
 
@@ -85,7 +85,8 @@ func New(cfg Config) *Sessions {
 		cfg.OnLink = func(netip.Addr) bool { return false }
 	}
 	return &Sessions{cfg: cfg, log: cfg.Logger, group: run.New(), pool: newPool(cfg.Logger), webrtc: cfg.WebRTC,
-		offers: newOfferLimiter(), pending: make(chan struct{}, maxPending)}
+		offers: newOfferLimiter(), pending: make(chan struct{}, maxPending),
+		direct: &direct{id: cfg.Identity, store: cfg.Store, inbox: cfg.Inbox, log: cfg.Logger}}
 }
 
 // Close closes every connection and waits for the goroutines; safe twice.
@@ -132,7 +133,7 @@ func (s *Sessions) Connections() []control.Connection {
 		}
 		out = append(out, c)
 	}
-	return append(out, s.direct.list()...)
+	return append(out, s.direct.recent.list()...)
 }
 
 // endpoint makes the WebRTC endpoint with the configured ICE servers
@@ -228,7 +229,7 @@ func (s *Sessions) Send(ctx context.Context, p pairing.PairedPeer, kind, name st
 	}
 	if p.Kind == pairing.KindBrowser {
 		// A browser is reached through its open page, not a new connection.
-		if err := s.sendToPage(p.Fingerprint, string(text)); err != nil {
+		if err := s.pages.send(p.Fingerprint, string(text)); err != nil {
 			return nil, err
 		}
 		return &control.SendResult{Peer: p.Name, Bytes: int64(len(text)), DurationMS: msSince(start), Path: PathWebRTC}, nil
@@ -241,7 +242,7 @@ func (s *Sessions) Send(ctx context.Context, p pairing.PairedPeer, kind, name st
 	case path != "" && path != PathAuto && path != PathTLS && path != PathWebRTC:
 		return nil, fmt.Errorf("unknown path %q: want auto, tls or webrtc", path)
 	case kind == "file" && path != PathWebRTC && (!w.RelayOnly || path == PathTLS):
-		res, err := s.sendDirect(ctx, p, name, size, body, start)
+		res, err := s.direct.send(ctx, p, s.addrsOf(p), name, size, body, start)
 		if err == nil || path == PathTLS || !errors.Is(err, pairing.ErrNoDirect) {
 			return res, err
 		}
@@ -278,24 +279,6 @@ func (s *Sessions) Send(ctx context.Context, p pairing.PairedPeer, kind, name st
 	res.DurationMS = msSince(start)
 	_, res.Pair = ss.Events()
 	s.log.Info("sent", "peer", p.ID, "name", p.Name, "kind", kind, "bytes", res.Bytes, "reused", reused, "connect_ms", res.ConnectMS, "duration_ms", res.DurationMS, "pair", res.Pair)
-	return res, nil
-}
-
-// sendDirect sends a file to p over the direct TLS path.
-func (s *Sessions) sendDirect(ctx context.Context, p pairing.PairedPeer, name string, size int64, body io.Reader, start time.Time) (*control.SendResult, error) {
-	addrs := s.addrsOf(p)
-	if len(addrs) == 0 {
-		return nil, fmt.Errorf("%w: %s is not on the LAN and has no known address", pairing.ErrNoDirect, p.Name)
-	}
-	s.direct.add(p.ID, "send")
-	sum, at, err := pairing.SendFileTLS(ctx, s.cfg.Identity, p.Fingerprint, addrs, name, size, body)
-	if err != nil {
-		s.direct.finish(p.ID, "failed")
-		return nil, err
-	}
-	s.direct.finish(p.ID, "done")
-	res := &control.SendResult{Peer: p.Name, Name: name, Bytes: size, SHA256: sum, Path: PathTLS, DurationMS: msSince(start), Pair: at.String()}
-	s.log.Info("sent", "peer", p.ID, "name", p.Name, "kind", "file", "bytes", size, "path", PathTLS, "at", at, "duration_ms", res.DurationMS)
 	return res, nil
 }
 
