@@ -40,6 +40,9 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 		dropped += n
 	}
 	fmt.Fprintf(stdout, "beacon   %d in, %d out, %d dropped, %d rate limited, %d new devices refused, joined %v\n", b.Received, b.Sent, dropped, b.RateLimited, b.PeersRefused, b.Joined)
+	if n := st.WebRTC.DroppedPackets; n > 0 {
+		fmt.Fprintf(stdout, "webrtc   %d packets dropped in full buffers (a transfer faster than the receiver)\n", n)
+	}
 	if len(st.Addresses) == 0 {
 		fmt.Fprintln(stdout, "addresses: none confirmed yet")
 	} else {

@@ -41,8 +41,17 @@ type Status struct {
 	// Paired counts paired devices; PairedOnline those on the LAN now.
 	Paired       int `json:"paired"`
 	PairedOnline int `json:"paired_online"`
-	// Connections are the latest WebRTC sessions, newest last.
+	// Connections are the latest WebRTC sessions and direct transfers,
+	// newest last.
 	Connections []Connection `json:"connections"`
+	WebRTC      WebRTCStats  `json:"webrtc"`
+}
+
+// WebRTCStats counts what the WebRTC library did beyond the connections.
+type WebRTCStats struct {
+	// DroppedPackets counts packets pion dropped in user space because a
+	// buffer was full (ahead of SCTP: each costs a retransmission).
+	DroppedPackets uint64 `json:"dropped_packets"`
 }
 
 // MaxPeers bounds the peers a Status lists.

@@ -9,6 +9,7 @@ import (
 	"github.com/lanpairing/pairing/discovery"
 	"github.com/lanpairing/pairing/discovery/beacon"
 	"github.com/lanpairing/pairing/internal/control"
+	"github.com/lanpairing/pairing/internal/pionlog"
 	"github.com/lanpairing/pairing/pairing"
 )
 
@@ -22,6 +23,7 @@ func (d *Daemon) Status() control.Status {
 		Addresses: []control.Address{}, Stages: []control.Stage{}, AddressesChanged: changed,
 		Peers:  []control.Peer{},
 		Paired: len(d.store.List()), Connections: d.sess.Connections(),
+		WebRTC: control.WebRTCStats{DroppedPackets: pionlog.Dropped()},
 	}
 	bs, refused := d.nbrs.Stats()
 	st.Beacon = beaconStats(bs, refused)
