@@ -40,6 +40,10 @@ const (
 	// DefaultPingTimeout bounds one self-ping. A local dial answers in
 	// well under a millisecond; only a firewall that drops makes it wait.
 	DefaultPingTimeout = 500 * time.Millisecond
+	// DefaultAnswerWait is how long a self-ping whose connect succeeded
+	// waits for its nonce: under load (many daemons starting at once on a
+	// small machine) the answer can take a second or more.
+	DefaultAnswerWait = 3 * time.Second
 	// DefaultPeerTimeout bounds stage 3's wait for peers to answer.
 	DefaultPeerTimeout = 1 * time.Second
 	// DefaultReportGrace is how long stage 3 waits for more peers after
@@ -183,9 +187,11 @@ func (a *Acquirer) ping(ctx context.Context, ip netip.Addr) (Evidence, error) {
 	if d == 0 {
 		d = DefaultPingTimeout
 	}
-	ctx, cancel := context.WithTimeout(ctx, d)
+	// d bounds the connect (a firewall that drops fails fast); the
+	// nonce's answer may take longer on a busy machine.
+	ctx, cancel := context.WithTimeout(ctx, d+DefaultAnswerWait)
 	defer cancel()
-	return a.Confirmer.Ping(ctx, ip)
+	return a.Confirmer.PingConnect(ctx, ip, d)
 }
 
 // RouteProbe is stage 1's finding for one outside destination.

@@ -80,6 +80,14 @@ func (c *Confirmer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Ping dials our listener at ip with a fresh nonce and reports whether the
 // listener received it there. Errors wrap ErrNotAddressable or ErrOtherHost.
 func (c *Confirmer) Ping(ctx context.Context, ip netip.Addr) (Evidence, error) {
+	return c.PingConnect(ctx, ip, 0)
+}
+
+// PingConnect is Ping whose TCP connect must succeed within connect (0:
+// ctx alone bounds it). A connect that succeeded shows nothing dropped
+// the SYN: the nonce's answer then gets the rest of ctx, so a busy
+// machine is slow, not "not addressable".
+func (c *Confirmer) PingConnect(ctx context.Context, ip netip.Addr, connect time.Duration) (Evidence, error) {
 	var raw [16]byte
 	rand.Read(raw[:])
 	nonce := hex.EncodeToString(raw[:])
@@ -101,7 +109,7 @@ func (c *Confirmer) Ping(ctx context.Context, ip netip.Addr) (Evidence, error) {
 		Proxy:             nil, // never through HTTP_PROXY: this is our own host
 		DisableKeepAlives: true,
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
+			d := net.Dialer{Timeout: connect}
 			return d.DialContext(ctx, "tcp", target.String())
 		},
 	}}

@@ -3,10 +3,12 @@ package discovery
 import (
 	"context"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -64,6 +66,8 @@ type Neighbours struct {
 	adv    *Advertiser    // nil without mDNS
 
 	tell *teller
+	// welcoming: an announce for new devices is scheduled.
+	welcoming atomic.Bool
 
 	mu   sync.Mutex
 	name string
@@ -201,8 +205,37 @@ func (n *Neighbours) Lookup(fp ident.Fingerprint) []netip.AddrPort {
 // onBeacon takes a packet from another device into the peer table and
 // tells the peer where we see it when it does not seem to know.
 func (n *Neighbours) onBeacon(ev beacon.Event) {
-	if n.table.Observe(ev) {
-		n.tell.observe(ev)
+	in, fresh := n.table.Observe(ev)
+	if !in {
+		return
+	}
+	n.tell.observe(ev)
+	if fresh {
+		n.welcome()
+	}
+}
+
+// welcomeDelay spreads the announce that answers new devices: when many
+// start at once, each sends one announce for all it saw in that time.
+const welcomeDelay = 100 * time.Millisecond
+
+// welcome announces soon after a new device appeared, so that one which
+// missed our announces (lost while many devices started at once) learns
+// of us at once, as Syncthing re-announces on a new device. New devices
+// in the meantime share that one announce.
+func (n *Neighbours) welcome() {
+	if !n.welcoming.CompareAndSwap(false, true) {
+		return
+	}
+	if !n.group.Go(func(ctx context.Context) {
+		defer n.welcoming.Store(false)
+		select {
+		case <-ctx.Done():
+		case <-time.After(welcomeDelay/2 + time.Duration(rand.Int64N(int64(welcomeDelay)))):
+			n.Announce()
+		}
+	}) {
+		n.welcoming.Store(false)
 	}
 }
 

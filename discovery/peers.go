@@ -114,15 +114,16 @@ const (
 )
 
 // Observe folds a beacon event into the table; it reports whether the
-// peer is in the table (false: refused, left, or not a peer).
-func (t *Table) Observe(ev beacon.Event) bool { return t.ObserveFrom(SourceBeacon, ev) }
+// peer is in the table (false: refused, left, or not a peer), and whether
+// it is new there.
+func (t *Table) Observe(ev beacon.Event) (in, fresh bool) { return t.ObserveFrom(SourceBeacon, ev) }
 
 // ObserveFrom folds an event from source into the table. mDNS events have
 // no instance nonce, so they never count as a restart.
-func (t *Table) ObserveFrom(source string, ev beacon.Event) bool {
+func (t *Table) ObserveFrom(source string, ev beacon.Event) (in, fresh bool) {
 	pk := ev.Packet
 	if pk.Fingerprint.IsZero() || pk.Fingerprint == t.Self {
-		return false // an anonymous querier is no device, and we are not our peer
+		return false, false // an anonymous querier is no device, and we are not our peer
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -136,13 +137,14 @@ func (t *Table) ObserveFrom(source string, ev beacon.Event) bool {
 			delete(t.peers, pk.Fingerprint)
 			t.log().Info("peer left", "peer", id, "name", p.Name)
 		}
-		return false
+		return false, false
 	}
 	switch {
 	case p == nil:
 		if !t.admit(pk.Fingerprint) {
-			return false
+			return false, false
 		}
+		fresh = true
 		p = &Peer{ID: id, Fingerprint: pk.Fingerprint, Source: source, instance: pk.Instance}
 		t.peers[pk.Fingerprint] = p
 		defer func() {
@@ -160,7 +162,7 @@ func (t *Table) ObserveFrom(source string, ev beacon.Event) bool {
 		p.Sources = append(p.Sources, source)
 	}
 	p.merge(ev)
-	return true
+	return true, fresh
 }
 
 // admit makes room for the new peer fp, or reports that it is refused

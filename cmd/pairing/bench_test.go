@@ -225,6 +225,7 @@ func TestBenchFigures(t *testing.T) {
 	})
 
 	t.Run("xfer", func(t *testing.T) { xferBench(t, bin, 5) })
+	t.Run("lan60", func(t *testing.T) { lanBench(t, bin, 60) })
 
 	t.Run("rtc_turn_connect_ms", func(t *testing.T) {
 		conf := writeConf(t, "turn = turn:10.1.0.1:3478?transport=udp\nturn-secret = S3cret\nrelay-only = true\nconnection-idle = 1ms\n")

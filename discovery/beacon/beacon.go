@@ -12,8 +12,10 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"golang.org/x/time/rate"
 
 	"github.com/lanpairing/pairing/internal/mcast"
@@ -131,6 +133,7 @@ type Stats struct {
 	Received    uint64            `json:"received"`
 	Sent        uint64            `json:"sent"`
 	SendErrors  uint64            `json:"send_errors"`
+	SendFailed  map[string]uint64 `json:"send_failed"` // by errno name
 	RateLimited uint64            `json:"rate_limited"`
 	Own         uint64            `json:"own"`
 	Dropped     map[string]uint64 `json:"dropped"`
@@ -141,6 +144,23 @@ type counters struct {
 	received, sent, sendErrors, rateLimited, own atomic.Uint64
 	mu                                           sync.Mutex
 	dropped                                      map[string]uint64
+	sendFailed                                   map[string]uint64 // by errno name
+}
+
+// sendError counts a failed send by its reason (ENOBUFS, ENETUNREACH, …).
+func (c *counters) sendError(err error) {
+	c.sendErrors.Add(1)
+	reason := "other"
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		reason = unix.ErrnoName(errno)
+	}
+	c.mu.Lock()
+	if c.sendFailed == nil {
+		c.sendFailed = map[string]uint64{}
+	}
+	c.sendFailed[reason]++
+	c.mu.Unlock()
 }
 
 // dropReasons are the keys of Stats.Dropped.
@@ -242,7 +262,7 @@ func (e *endpoint) multicast(p *Packet) (int, error) {
 				continue
 			}
 			if err := s.WriteTo(b, group, ifi.Index); err != nil {
-				e.count.sendErrors.Add(1)
+				e.count.sendError(err)
 				errs = append(errs, fmt.Errorf("%s: %w", ifi.Name, err))
 				continue
 			}
@@ -443,10 +463,27 @@ func (b *Beacon) Announce() error {
 	return err
 }
 
+// sendRetries and sendBackoff: a send that failed on every interface (a
+// full socket buffer while many devices start at once, a link settling)
+// is tried again after 20, 40 and 80 ms, jittered.
+const (
+	sendRetries = 3
+	sendBackoff = 20 * time.Millisecond
+)
+
 func (b *Beacon) send(t Type) {
-	if _, err := b.multicast(b.packet(t)); err != nil {
-		b.cfg.Logger.Warn("beacon: send failed on every interface", "type", t, "err", err)
+	var err error
+	for i := range sendRetries + 1 {
+		if _, err = b.multicast(b.packet(t)); err == nil {
+			return
+		}
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-time.After(jitter(sendBackoff << i)):
+		}
 	}
+	b.cfg.Logger.Warn("beacon: send failed on every interface", "type", t, "err", err, "tries", sendRetries+1)
 }
 
 func (b *Beacon) handle(s *socket, ev Event) {
@@ -503,7 +540,7 @@ func (b *Beacon) answer(s *socket, ev Event) {
 			err = out.WriteTo(buf, ev.From, 0)
 		}
 		if err != nil {
-			b.count.sendErrors.Add(1)
+			b.count.sendError(err)
 			b.cfg.Logger.Debug("beacon: reply failed", "to", ev.From, "err", err)
 			return
 		}
@@ -529,11 +566,14 @@ func (b *Beacon) Stats() Stats {
 	st := Stats{
 		Received: b.count.received.Load(), Sent: b.count.sent.Load(),
 		SendErrors: b.count.sendErrors.Load(), RateLimited: b.count.rateLimited.Load(),
-		Own: b.count.own.Load(), Dropped: map[string]uint64{},
+		Own: b.count.own.Load(), Dropped: map[string]uint64{}, SendFailed: map[string]uint64{},
 	}
 	b.count.mu.Lock()
 	for k, v := range b.count.dropped {
 		st.Dropped[k] = v
+	}
+	for k, v := range b.count.sendFailed {
+		st.SendFailed[k] = v
 	}
 	b.count.mu.Unlock()
 	b.mu.Lock()

@@ -108,9 +108,11 @@ type Peer struct {
 // BeaconStats counts what the beacon did. Dropped counts invalid packets
 // by reason: short, too_large, magic, version, type, field, off_link.
 type BeaconStats struct {
-	Received    uint64            `json:"received"`
-	Sent        uint64            `json:"sent"`
-	SendErrors  uint64            `json:"send_errors"`
+	Received   uint64 `json:"received"`
+	Sent       uint64 `json:"sent"`
+	SendErrors uint64 `json:"send_errors"`
+	// SendFailed counts the failed sends by reason (ENOBUFS, …).
+	SendFailed  map[string]uint64 `json:"send_failed"`
 	RateLimited uint64            `json:"rate_limited"`
 	Own         uint64            `json:"own"`
 	Dropped     map[string]uint64 `json:"dropped"`

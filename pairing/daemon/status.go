@@ -62,7 +62,7 @@ func peerView(p discovery.Peer) control.Peer {
 }
 
 func beaconStats(s beacon.Stats, refused uint64) control.BeaconStats {
-	return control.BeaconStats{Received: s.Received, Sent: s.Sent, SendErrors: s.SendErrors, RateLimited: s.RateLimited,
+	return control.BeaconStats{Received: s.Received, Sent: s.Sent, SendErrors: s.SendErrors, SendFailed: s.SendFailed, RateLimited: s.RateLimited,
 		Own: s.Own, Dropped: s.Dropped, Joined: s.Joined, PeersRefused: refused}
 }
 

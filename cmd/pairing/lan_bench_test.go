@@ -1,0 +1,123 @@
+package main
+
+// The many-devices figures of `make bench`: 60 daemons in namespaces on
+// one bridge, started within one second.
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lanpairing/pairing/internal/lan"
+)
+
+func lanBench(t *testing.T, bin string, n int) {
+	l := lan.New(t)
+	seg := l.Segment()
+	var nodes []*node
+	for i := range n + 1 {
+		h := l.Host(fmt.Sprintf("h%d", i))
+		h.Attach(seg, fmt.Sprintf("10.3.%d.%d/16", i/200, i%200+1))
+		nodes = append(nodes, newNode(t, h, bin))
+	}
+	newcomer, nodes := nodes[n], nodes[:n]
+	start := time.Now()
+	for _, x := range nodes {
+		x.daemon = x.Start(bin, "serve", "--state-dir", x.state, "--socket", x.socket, "--name", x.Name, "--no-mdns", "--log-format", "json")
+		t.Cleanup(func() { x.daemon.Stop() })
+	}
+	t.Logf("%d daemons started in %s", n, time.Since(start).Round(time.Millisecond))
+	// Converged: every daemon logged "peer found" for all the others.
+	var last time.Time
+	deadline := time.Now().Add(30 * time.Second)
+	for _, x := range nodes {
+		for {
+			found := peerFoundTimes(x.daemon.Stderr())
+			if len(found) >= n-1 {
+				if found[n-2].After(last) {
+					last = found[n-2]
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s found %d of %d peers after 30 s", x.Name, len(found), n-1)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	fmt.Printf("bench lan%d_converge_ms %.0f ms\n", n, float64(last.Sub(start).Microseconds())/1000)
+	// A newcomer's discover until all have answered.
+	res, _, _ := newcomer.discover("--timeout", "2s", "--no-mdns")
+	var worst float64
+	for _, p := range res.Peers {
+		worst = max(worst, p.ElapsedMS)
+	}
+	if len(res.Peers) != n {
+		t.Errorf("the newcomer's discover found %d of %d", len(res.Peers), n)
+	}
+	fmt.Printf("bench lan%d_discover_ms %.0f ms\n", n, worst)
+	// Memory with n-1 peers each, and the beacon traffic at idle.
+	var rss []float64
+	sent := func() uint64 {
+		var total uint64
+		for _, x := range nodes {
+			if st, err := x.status(); err == nil {
+				total += st.Beacon.Sent
+			}
+		}
+		return total
+	}
+	for _, x := range nodes {
+		rss = append(rss, rssMB(t, x.daemon.Pid()))
+	}
+	slices.Sort(rss)
+	fmt.Printf("bench lan%d_rss_mb %.1f MB\n", n, rss[len(rss)/2])
+	before, t0 := sent(), time.Now()
+	time.Sleep(15 * time.Second)
+	pps := float64(sent()-before) / time.Since(t0).Seconds()
+	fmt.Printf("bench lan%d_beacon_pps %.1f packets/s\n", n, pps)
+	fmt.Printf("bench lan%d_beacon_pps_per_daemon %.2f packets/s\n", n, pps/float64(n))
+	var failed uint64
+	reasons := map[string]uint64{}
+	for _, x := range nodes {
+		if st, err := x.status(); err == nil {
+			failed += st.Beacon.SendErrors
+			for k, v := range st.Beacon.SendFailed {
+				reasons[k] += v
+			}
+		}
+	}
+	t.Logf("send errors across the LAN: %d %v", failed, reasons)
+	// How the first and the last started daemons filled their tables.
+	for _, x := range append(nodes[:2:2], nodes[n-2:]...) {
+		f := peerFoundTimes(x.daemon.Stderr())
+		var at []string
+		for i := 0; i < len(f); i += 10 {
+			at = append(at, fmt.Sprintf("%d@%s", i+1, f[i].Sub(start).Round(time.Millisecond)))
+		}
+		st, _ := x.status()
+		t.Logf("%s: %s; sent %d, failed %v, received %d, dropped %v, refused %d", x.Name, strings.Join(at, " "), st.Beacon.Sent, st.Beacon.SendFailed, st.Beacon.Received, st.Beacon.Dropped, st.Beacon.PeersRefused)
+	}
+}
+
+// peerFoundTimes are the times of a daemon's "peer found" lines (JSON
+// log), in order.
+func peerFoundTimes(log string) []time.Time {
+	var out []time.Time
+	for _, line := range strings.Split(log, "\n") {
+		if !strings.Contains(line, `"msg":"peer found"`) {
+			continue
+		}
+		i := strings.Index(line, `"time":"`)
+		if i < 0 {
+			continue
+		}
+		ts := line[i+8:]
+		if tm, err := time.Parse(time.RFC3339Nano, ts[:strings.Index(ts, `"`)]); err == nil {
+			out = append(out, tm)
+		}
+	}
+	return out
+}
