@@ -9,8 +9,10 @@ import (
 )
 
 const (
-	// DefaultListen lets the OS choose the port: a fixed port clashes,
-	// and the QR code and beacons carry whatever port we got.
+	// DefaultListen lets the OS choose the port on the first start (a fixed
+	// port clashes, and the QR code and beacons carry whatever port we
+	// got); later starts keep it (ListenKept), so a phone's bookmark and
+	// browser origin survive restarts.
 	DefaultListen = ":0"
 	// DefaultConnectionIdle is how long a sender keeps a connection with
 	// nothing sent on it; the receiver closes it after twice that.

@@ -1,7 +1,11 @@
 package pairing
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -77,4 +81,60 @@ func TestStateDirLock(t *testing.T) {
 		t.Fatalf("after Close: %v", err)
 	}
 	b.Close()
+}
+
+// TestListenKeptPort: the port chosen on the first start is kept for the
+// next; when it is taken, a new one is chosen, said, and kept; an explicit
+// port is used as it is and not kept.
+func TestListenKeptPort(t *testing.T) {
+	dir := t.TempDir()
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	ln, err := ListenKept(dir, "127.0.0.1:0", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	ln, err = ListenKept(dir, "127.0.0.1:0", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ln.Addr().(*net.TCPAddr).Port; got != first {
+		t.Fatalf("port %d after a restart, want the kept %d", got, first)
+	}
+	// Someone else holds it now (ln stays open).
+	ln2, err := ListenKept(dir, "127.0.0.1:0", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := ln2.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	ln2.Close()
+	if second == first || !strings.Contains(logs.String(), "the port kept from the last start is taken") {
+		t.Fatalf("taken port: got %d (kept %d), log %q", second, first, logs.String())
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, portFile)); strings.TrimSpace(string(b)) != fmt.Sprint(second) {
+		t.Fatalf("kept %q, want the new %d", b, second)
+	}
+	// --listen with a port: used, not kept.
+	ln3, err := ListenKept(dir, "127.0.0.1:0", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := ln3.Addr().(*net.TCPAddr).Port
+	ln3.Close()
+	ln4, err := ListenKept(dir, fmt.Sprintf("127.0.0.1:%d", p+1), log)
+	if err == nil {
+		ln4.Close()
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, portFile)); strings.TrimSpace(string(b)) != fmt.Sprint(p) {
+		t.Fatalf("an explicit --listen changed the kept port: %q", b)
+	}
+	os.WriteFile(filepath.Join(dir, portFile), []byte("garbage"), 0o600)
+	if ln5, err := ListenKept(dir, "127.0.0.1:0", log); err != nil {
+		t.Fatalf("a corrupt port file: %v", err)
+	} else {
+		ln5.Close()
+	}
 }

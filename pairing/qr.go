@@ -2,8 +2,6 @@ package pairing
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 
 	qrcode "github.com/skip2/go-qrcode"
@@ -57,19 +55,7 @@ func WriteQRPNG(url, path string, size int) error {
 	}
 	// The code carries the secret: mode 0600, written to a new file and
 	// renamed over path, so a symlink there is replaced, never followed.
-	f, err := os.CreateTemp(filepath.Dir(path), ".qr-*.png")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(png); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
+	if err := writeFileAtomic(path, png); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil

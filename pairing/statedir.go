@@ -3,8 +3,12 @@ package pairing
 import (
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -49,4 +53,41 @@ func (s *StateDir) Close() error {
 	err := s.lock.Close()
 	s.lock = nil
 	return err
+}
+
+// portFile keeps the listener's port across restarts: a phone's bookmark
+// and its browser origin (scheme, host, port) survive them.
+const portFile = "port"
+
+// ListenKept listens on addr. When addr asks for any port (":0", the
+// default), it takes the port kept in dir from an earlier start, and keeps
+// the one it gets; when that port is taken, it says so and takes a new
+// one. An explicit port in addr (--listen) is used as it is and not kept.
+func ListenKept(dir, addr string, log *slog.Logger) (net.Listener, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	if port != "0" {
+		return net.Listen("tcp", addr)
+	}
+	path := filepath.Join(dir, portFile)
+	if b, err := os.ReadFile(path); err == nil {
+		if p, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && p > 0 && p < 65536 {
+			ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p)))
+			if err == nil {
+				return ln, nil
+			}
+			log.Warn("the port kept from the last start is taken; choosing a new one (phones paired by their page need a new scan)", "port", p, "err", err)
+		}
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	got := ln.Addr().(*net.TCPAddr).Port
+	if err := writeFileAtomic(path, []byte(strconv.Itoa(got)+"\n")); err != nil {
+		log.Warn("cannot keep the listener's port for the next start", "err", err)
+	}
+	return ln, nil
 }

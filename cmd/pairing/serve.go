@@ -24,7 +24,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	socket := fs.String("socket", pairing.DefaultSocket(), "control socket path; env PAIRING_SOCKET")
 	noMDNS := fs.Bool("no-mdns", false, "do not advertise or browse by mDNS; config key mdns = false")
 	open := fs.Bool("open", false, "open a pairing window at start; log its URL (and show the QR code when stderr is a terminal)")
-	fs.String("listen", def.Listen, "TCP address of the pairing listener (port 0: the OS chooses); config key listen")
+	fs.String("listen", def.Listen, "TCP address of the pairing listener (port 0: the OS chooses on the first start, later starts keep it, so phone bookmarks survive restarts); config key listen")
 	fs.String("name", def.Name, "device name shown to other devices (1-63 bytes); config key name")
 	fs.Duration("pair-window", def.PairWindow, "how long a pairing window stays open; config key pair-window")
 	fs.String("log-format", def.LogFormat, "log format on stderr: text or json; config key log-format")

@@ -100,7 +100,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 		}
 		d.cfg.Logger.Error("paired store", "err", serr)
 	}
-	ln, err := net.Listen("tcp", s.Listen)
+	ln, err := pairing.ListenKept(cfg.StateDir, s.Listen, d.cfg.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", s.Listen, err)
 	}

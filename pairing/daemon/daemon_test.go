@@ -49,6 +49,7 @@ func TestHelperDaemon(t *testing.T) {
 		}
 		t.Fatalf("second daemon on the same state dir: %v, want pairing.ErrLocked", err)
 	}
+	port := d.Port()
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -60,6 +61,9 @@ func TestHelperDaemon(t *testing.T) {
 	}
 	if d3.Identity().Fingerprint != d.Identity().Fingerprint {
 		t.Fatal("identity changed across restarts")
+	}
+	if d3.Port() != port {
+		t.Fatalf("port %d after a restart, want the kept %d (a phone's bookmark and origin)", d3.Port(), port)
 	}
 	d3.Close()
 }
