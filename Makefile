@@ -67,7 +67,8 @@ install: build ## install the binary into $(PREFIX)/bin, the systemd unit into $
 	sed 's|/usr/local/bin/pairing|$(PREFIX)/bin/pairing|' cmd/pairing/systemd/pairing.service > $(DESTDIR)$(UNITDIR)/pairing.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/pairing.service
 	install -D -m 0644 cmd/pairing/systemd/60-pairing.conf $(DESTDIR)$(SYSCTLDIR)/60-pairing.conf
-	@echo "now: sysctl --system && systemctl daemon-reload && systemctl enable --now pairing"
+	@echo "now: systemctl daemon-reload; systemctl enable --now pairing"
+	@echo "and:  sysctl --system   (4 MiB UDP buffers; in a container the host's values apply, set them there)"
 
 uninstall: ## remove what install put in place (not the state in /var/lib/pairing)
 	rm -f $(DESTDIR)$(PREFIX)/bin/pairing $(DESTDIR)$(UNITDIR)/pairing.service $(DESTDIR)$(SYSCTLDIR)/60-pairing.conf

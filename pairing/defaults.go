@@ -1,7 +1,9 @@
 package pairing
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,8 +46,9 @@ const serviceSocket = "/run/pairing/pairing.sock"
 
 // DefaultSocket is $PAIRING_SOCKET, else pairing.sock in systemd's
 // $RUNTIME_DIRECTORY, else /run/pairing/pairing.sock for root or when the
-// service runs (its group may use it), else in $XDG_RUNTIME_DIR, else in
-// /tmp/pairing-UID.
+// service runs (its group may use it; a user outside the group, who may
+// not even look inside /run/pairing, is told so rather than sent to a
+// socket of its own), else in $XDG_RUNTIME_DIR, else in /tmp/pairing-UID.
 func DefaultSocket() string {
 	if s := os.Getenv("PAIRING_SOCKET"); s != "" {
 		return s
@@ -53,7 +56,7 @@ func DefaultSocket() string {
 	if d := os.Getenv("RUNTIME_DIRECTORY"); d != "" {
 		return filepath.Join(strings.Split(d, ":")[0], "pairing.sock")
 	}
-	if _, err := os.Stat(serviceSocket); os.Geteuid() == 0 || err == nil {
+	if _, err := os.Stat(serviceSocket); os.Geteuid() == 0 || err == nil || errors.Is(err, fs.ErrPermission) {
 		return serviceSocket
 	}
 	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {

@@ -231,5 +231,8 @@ func daemonError(err error) error {
 	if errors.Is(err, control.ErrNoDaemon) {
 		return hintError{err, "start it with 'pairing serve' (or 'systemctl start pairing'), or name its socket with --socket"}
 	}
+	if errors.Is(err, control.ErrNotAllowed) {
+		return hintError{err, "root and the members of group pairing may use it: 'sudo adduser $USER pairing', then log in again (or use sudo)"}
+	}
 	return err
 }

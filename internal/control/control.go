@@ -23,6 +23,10 @@ const PathStatus = "/v1/status"
 // ErrNoDaemon means nothing listens on the control socket.
 var ErrNoDaemon = errors.New("no pairing daemon is running")
 
+// ErrNotAllowed means a daemon's control socket is there, but this user
+// may not use it (not root, not in its group).
+var ErrNotAllowed = errors.New("this user may not use the pairing daemon")
+
 // Status is what the running daemon is doing.
 type Status struct {
 	Device
@@ -223,6 +227,9 @@ func (c *Client) finish(hc *http.Client, req *http.Request, v any) error {
 	if err != nil {
 		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
 			return fmt.Errorf("%w at %s", ErrNoDaemon, c.Socket)
+		}
+		if errors.Is(err, syscall.EACCES) {
+			return fmt.Errorf("%w: a daemon runs at %s (permission denied)", ErrNotAllowed, c.Socket)
 		}
 		return fmt.Errorf("control socket %s: %w", c.Socket, err)
 	}
