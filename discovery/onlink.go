@@ -75,14 +75,6 @@ func eachAddr(ifs func() ([]net.Interface, error), f func(netip.Prefix)) {
 	}
 }
 
-// OnLink reports whether a is on one of our links: link-local, or inside
-// the prefix of an address of an up, non-loopback interface that ifs
-// lists. Only such addresses are dialled or used for a stranger's sake.
-func OnLink(ifs func() ([]net.Interface, error), a netip.Addr) bool {
-	l := Links{Interfaces: ifs}
-	return l.OnLink(a)
-}
-
 // IsOwn reports whether a is an address of an up, non-loopback interface
 // that ifs lists: the only addresses a peer may tell us we have.
 func IsOwn(ifs func() ([]net.Interface, error), a netip.Addr) bool {

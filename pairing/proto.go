@@ -153,10 +153,10 @@ func hmacEqual(a, b []byte) bool { return hmac.Equal(a, b) }
 // exchange).
 const browserLabel = "pairing browser proof v1"
 
-// BrowserProof is HMAC-SHA256(secret, browserLabel ‖ daemon fingerprint
+// browserProof is HMAC-SHA256(secret, browserLabel ‖ daemon fingerprint
 // ‖ browser fingerprint): what a page that scanned the QR code sends over
 // its data channel. A relay that swapped either fingerprint makes it fail.
-func BrowserProof(secret []byte, daemon, browser ident.Fingerprint) []byte {
+func browserProof(secret []byte, daemon, browser ident.Fingerprint) []byte {
 	m := hmac.New(sha256.New, secret)
 	m.Write([]byte(browserLabel))
 	m.Write(daemon[:])
@@ -164,7 +164,7 @@ func BrowserProof(secret []byte, daemon, browser ident.Fingerprint) []byte {
 	return m.Sum(nil)
 }
 
-// CheckBrowserProof compares proof with BrowserProof in constant time.
+// CheckBrowserProof compares proof with browserProof in constant time.
 func CheckBrowserProof(proof, secret []byte, daemon, browser ident.Fingerprint) bool {
-	return hmac.Equal(proof, BrowserProof(secret, daemon, browser))
+	return hmac.Equal(proof, browserProof(secret, daemon, browser))
 }
