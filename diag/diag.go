@@ -86,16 +86,18 @@ var steps = []step{
 	{"listener", 500 * time.Millisecond, stepListener},
 	{"self-reachability", 1200 * time.Millisecond, stepSelfReach},
 	{"multicast", 1 * time.Second, stepMulticast},
-	{"peers", 2 * time.Second, stepPeers},
+	{"peers", 3500 * time.Millisecond, stepPeers},
+	{"peer reachability", 2500 * time.Millisecond, stepPeerReach},
 	{"mdns", 1500 * time.Millisecond, stepMdns},
 	{"daemon", 1 * time.Second, stepDaemon},
+	{"reached from outside", 1 * time.Second, stepReached},
 	{"paired peers", 1500 * time.Millisecond, stepPaired},
 	{"webrtc", 3 * time.Second, stepWebrtc},
 	{"clock", 300 * time.Millisecond, stepClock},
 }
 
 // MaxDuration bounds a whole run, every timeout hit.
-const MaxDuration = 15 * time.Second
+const MaxDuration = 22 * time.Second
 
 // runner carries what steps share: the temporary listener, the acquirer.
 type runner struct {
@@ -107,6 +109,10 @@ type runner struct {
 	srv       *http.Server
 	confirmer *discovery.Confirmer
 	acq       *discovery.Acquirer
+	// links is the kernel's facts about the interfaces, read at start.
+	links map[string]discovery.LinkFacts
+	// found are the peers the peers step found.
+	found []discovery.Peer
 
 	statusOnce sync.Once
 	status     *control.Status
@@ -130,6 +136,7 @@ func Run(ctx context.Context, cfg Config) *Report {
 		cfg.UDPBufferLimit = rtc.UDPBufferLimit
 	}
 	r := &runner{cfg: cfg, log: cfg.Logger}
+	r.links, _ = discovery.ReadLinks()
 	defer r.close()
 	rep := &Report{OK: true, Started: cfg.Now()}
 	start := time.Now()

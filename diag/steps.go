@@ -2,11 +2,13 @@ package diag
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -14,6 +16,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/lanpairing/pairing/discovery"
@@ -38,17 +42,19 @@ type Interface struct {
 	MTU   int      `json:"mtu"`
 	Kind  string   `json:"kind"` // loopback, physical, virtual, vpn
 	Addrs []string `json:"addresses"`
+	// Link is what the kernel says: link kind, class, carrier, operstate.
+	Link *discovery.LinkFacts `json:"link,omitempty"`
 }
 
-var vpnPrefixes = []string{"tun", "wg", "tailscale", "utun", "ppp", "zt", "tap"}
-
-func kindOf(ifi net.Interface) string {
-	switch {
-	case ifi.Flags&net.FlagLoopback != 0:
+// kindOf names an interface's kind from the kernel's facts.
+func (r *runner) kindOf(ifi net.Interface) string {
+	if ifi.Flags&net.FlagLoopback != 0 {
 		return "loopback"
-	case slices.ContainsFunc(vpnPrefixes, func(p string) bool { return strings.HasPrefix(ifi.Name, p) }):
+	}
+	switch r.links[ifi.Name].Class {
+	case discovery.ClassTunnel:
 		return "vpn"
-	case discovery.IsVirtual(ifi.Name):
+	case discovery.ClassVirtual:
 		return "virtual"
 	}
 	return "physical"
@@ -61,9 +67,12 @@ func stepInterfaces(r *runner, ctx context.Context, s *Step) {
 		return
 	}
 	var list []Interface
-	var up, down []string
+	var up, down, noCarrier []string
 	for _, ifi := range ifs {
-		in := Interface{Name: ifi.Name, Index: ifi.Index, Flags: ifi.Flags.String(), MTU: ifi.MTU, Kind: kindOf(ifi)}
+		in := Interface{Name: ifi.Name, Index: ifi.Index, Flags: ifi.Flags.String(), MTU: ifi.MTU, Kind: r.kindOf(ifi)}
+		if f, ok := r.links[ifi.Name]; ok {
+			in.Link = &f
+		}
 		addrs, _ := ifi.Addrs()
 		for _, a := range addrs {
 			in.Addrs = append(in.Addrs, a.String())
@@ -72,9 +81,14 @@ func stepInterfaces(r *runner, ctx context.Context, s *Step) {
 		if in.Kind == "loopback" {
 			continue
 		}
-		if ifi.Flags&net.FlagUp != 0 && ifi.Flags&net.FlagRunning != 0 && len(addrs) > 0 {
+		carrier := ifi.Flags&net.FlagRunning != 0 && (in.Link == nil || in.Link.Carrier)
+		switch {
+		case ifi.Flags&net.FlagUp != 0 && carrier && len(addrs) > 0:
 			up = append(up, fmt.Sprintf("%s %v (%s)", ifi.Name, in.Addrs, in.Kind))
-		} else {
+		case ifi.Flags&net.FlagUp != 0 && !carrier && lanAddress(addrs):
+			noCarrier = append(noCarrier, fmt.Sprintf("%s (%s)", ifi.Name, strings.Join(in.Addrs, ", ")))
+			down = append(down, ifi.Name)
+		default:
 			down = append(down, ifi.Name)
 		}
 	}
@@ -91,7 +105,21 @@ func stepInterfaces(r *runner, ctx context.Context, s *Step) {
 		if len(down) > 0 {
 			s.Summary += "; down: " + strings.Join(down, ", ")
 		}
+		if len(noCarrier) > 0 {
+			s.Status, s.Error = Warn, "no carrier on "+strings.Join(noCarrier, "; ")
+			s.Hint = "the cable is out or the Wi-Fi is gone on that interface, but it keeps its address: pairing does not offer that address first; plug it in or take the interface down"
+		}
 	}
+}
+
+// lanAddress reports whether addrs has an address other than link-local.
+func lanAddress(addrs []net.Addr) bool {
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil && !p.Addr().IsLinkLocalUnicast() {
+			return true
+		}
+	}
+	return false
 }
 
 // Route is step 2's record of a default route.
@@ -104,16 +132,24 @@ type Route struct {
 func stepRoutes(r *runner, ctx context.Context, s *Step) {
 	defs := defaultRoutes()
 	all := ipv4Routes()
-	s.Details = map[string]any{"default": defs, "ipv4": all}
+	// The kernel's own lookup, policy rules included: where outside
+	// traffic really leaves (wg-quick keeps its default route in a
+	// table of its own, selected by fwmark rules).
+	var resolved []discovery.Resolved
+	for _, t := range discovery.DefaultRouteTargets {
+		rt, _ := discovery.RouteTo(t.Addr())
+		resolved = append(resolved, rt)
+	}
+	s.Details = map[string]any{"default": defs, "ipv4": all, "resolved": resolved}
 	// A VPN route that covers a LAN address of a physical interface
 	// captures the LAN: traffic to peers leaves by the tunnel.
 	ifs, _ := r.cfg.Interfaces()
 	for _, rt := range all {
-		if !slices.ContainsFunc(vpnPrefixes, func(p string) bool { return strings.HasPrefix(rt.Interface, p) }) || rt.Prefix.Bits() == 0 {
+		if r.links[rt.Interface].Class != discovery.ClassTunnel || rt.Prefix.Bits() == 0 {
 			continue
 		}
 		for _, ifi := range ifs {
-			if kindOf(ifi) != "physical" {
+			if r.kindOf(ifi) != "physical" {
 				continue
 			}
 			addrs, _ := ifi.Addrs()
@@ -125,20 +161,52 @@ func stepRoutes(r *runner, ctx context.Context, s *Step) {
 			}
 		}
 	}
-	if len(defs) == 0 {
-		s.Status, s.Error = Warn, "no default route"
-		s.Hint = "fine on an isolated LAN, but the preferred-address check cannot work; the interface sweep finds the LAN address"
-		return
-	}
 	var parts []string
 	for _, d := range defs {
 		parts = append(parts, fmt.Sprintf("%s default via %s dev %s", d.Family, d.Gateway, d.Interface))
-		if slices.ContainsFunc(vpnPrefixes, func(p string) bool { return strings.HasPrefix(d.Interface, p) }) {
-			s.Status, s.Error = Warn, fmt.Sprintf("default route goes through %s", d.Interface)
-			s.Hint = fmt.Sprintf("a VPN holds the default route: LAN discovery may leave by %s; allow LAN access in the VPN (split tunnelling)", d.Interface)
+	}
+	for _, rt := range resolved {
+		if rt.Interface == "" {
+			continue
 		}
+		parts = append(parts, fmt.Sprintf("%s leaves by %s (table %s)", rt.Dst, rt.Interface, rt.Table))
+		f, known := r.links[rt.Interface]
+		var why string
+		switch {
+		case f.Class == discovery.ClassTunnel:
+			why = f.Why
+		case rt.Table != "main" && rt.Table != "":
+			why = fmt.Sprintf("policy routing sends it through table %s (a VPN's fwmark rules, as wg-quick sets up)", rt.Table)
+		case rt.LinkDown || known && !f.Carrier:
+			s.Status, s.Error = Warn, fmt.Sprintf("the default route leaves by %s, which has no carrier (linkdown)", rt.Interface)
+			s.Hint = "the cable is out or the Wi-Fi is gone on " + rt.Interface + "; pairing ranks its address last and uses another link"
+			continue
+		default:
+			continue
+		}
+		s.Status, s.Error = Warn, fmt.Sprintf("a VPN or tunnel holds the default route: outside traffic leaves by %s, %s", rt.Interface, why)
+		s.Hint = r.vpnHint(ctx, rt.Interface)
 	}
 	s.Summary = strings.Join(parts, "; ")
+	if len(defs) == 0 && !slices.ContainsFunc(resolved, func(x discovery.Resolved) bool { return x.Interface != "" }) {
+		s.Status, s.Error = Warn, "no default route"
+		s.Hint = "fine on an isolated LAN (no internet): pairing finds the LAN address with the interface sweep"
+	}
+}
+
+// vpnHint says what a VPN holding the default route does to pairing: the
+// QR code's first address, and the LAN address used instead.
+func (r *runner) vpnHint(ctx context.Context, vpn string) string {
+	const split = "; for discovery on the LAN, allow LAN access in the VPN (split tunnelling)"
+	st, err := r.daemonStatus(ctx)
+	if err != nil || len(st.Addresses) == 0 {
+		return "phones on the LAN cannot reach the VPN's address: pairing ranks it last and the QR code leads with a LAN address" + split
+	}
+	best := st.Addresses[0]
+	if best.Interface == vpn {
+		return fmt.Sprintf("the QR code's first address %s is the VPN's (%s): phones on the LAN cannot reach it; take the VPN down while pairing, or pair from a computer with 'pairing join'%s", best.IP, vpn, split)
+	}
+	return fmt.Sprintf("the QR code is not affected: it leads with %s on %s, not the VPN's address%s", best.IP, best.Interface, split)
 }
 
 // IPv4Route is one entry of the kernel's IPv4 routing table.
@@ -256,20 +324,24 @@ func stepPreferred(r *runner, ctx context.Context, s *Step) {
 		var as []string
 		for _, a := range found {
 			as = append(as, fmt.Sprintf("%s on %s", a.IP, a.Interface))
-			if discovery.IsVirtual(a.Interface) {
-				s.Status, s.Error = Warn, fmt.Sprintf("the preferred address %s is on %s, a virtual adapter", a.IP, a.Interface)
-				s.Hint = "the default route leaves by a container or VM bridge: phones on the LAN usually cannot reach it; the interface sweep lists the LAN address"
+			if f, ok := r.links[a.Interface]; ok && f.Demoted() {
+				s.Status, s.Error = Warn, fmt.Sprintf("the preferred address %s is on %s, %s", a.IP, a.Interface, orText(map[bool]string{true: f.Why}[f.Carrier], "which has no carrier"))
+				s.Hint = "the default route leaves by a link phones on the LAN cannot reach: pairing ranks that address last, and the QR code leads with a LAN address (see self-reachability)"
 			}
 		}
 		s.Summary = "confirmed " + strings.Join(as, ", ")
 		return
 	}
-	s.Status, s.Error = Fail, firstLine(st.Error)
+	s.Error = firstLine(st.Error)
 	switch {
 	case errors.Is(st.Err(), discovery.ErrNotAddressable):
+		s.Status = Fail
 		s.Hint = fmt.Sprintf("inbound TCP to the preferred address on port %d did not arrive while bind worked: a firewall drops it — allow the port (or the pairing daemon's port)", r.confirmer.Port)
 	default:
-		s.Hint = "no route to the outside: without a default route the outbound address is unknown; the interface sweep (self-reachability) finds the LAN address"
+		// An isolated LAN has no route to the outside: nothing is
+		// wrong with pairing there.
+		s.Status = Warn
+		s.Hint = "no route to the outside (fine on an isolated LAN): the outbound address is unknown, and the interface sweep (self-reachability) finds the LAN address"
 	}
 }
 
@@ -349,9 +421,18 @@ func stepMulticast(r *runner, ctx context.Context, s *Step) {
 func stepPeers(r *runner, ctx context.Context, s *Step) {
 	self, _ := pairing.ReadFingerprint(r.cfg.StateDir)
 	r.self = self
+	// The daemon on this host may have another state directory (a
+	// member of group pairing using the system service): it is not a
+	// peer either.
+	var daemonFP ident.Fingerprint
+	if st, err := r.daemonStatus(ctx); err == nil {
+		daemonFP, _ = ident.Parse(st.Fingerprint)
+	}
 	qctx, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
 	defer cancel()
 	peers, err := discovery.Discover(qctx, beacon.Config{Interfaces: r.cfg.Interfaces}, discovery.DiscoverOptions{Exclude: self, Logger: r.log})
+	peers = slices.DeleteFunc(peers, func(p discovery.Peer) bool { return p.Fingerprint == daemonFP || p.Fingerprint == self })
+	r.found = peers
 	type seen struct {
 		ID      string       `json:"id"`
 		Name    string       `json:"name"`
@@ -382,11 +463,7 @@ func stepPeers(r *runner, ctx context.Context, s *Step) {
 		s.Hint = "no interface can send a discovery query"
 	case len(peers) == 0:
 		s.Status, s.Error = Fail, "no other device answered by beacon or mDNS"
-		if p, ok := r.reachablePaired(ctx); ok {
-			s.Hint = fmt.Sprintf("no multicast received from any peer while unicast to %s works: the network filters multicast (AP/client isolation or IGMP snooping) — use the QR code, which carries the address", p)
-		} else {
-			s.Hint = "is 'pairing serve' running on the other device? If it is, the network filters multicast (AP/client isolation or IGMP snooping) — use the QR code, which carries the address"
-		}
+		s.Hint = r.noPeersHint(ctx)
 	default:
 		s.Summary = strings.Join(names, ", ")
 		if len(mdnsOnly) > 0 {
@@ -400,14 +477,171 @@ func stepPeers(r *runner, ctx context.Context, s *Step) {
 	}
 }
 
-// reachablePaired reports a paired peer that answers by unicast now.
-func (r *runner) reachablePaired(ctx context.Context) (string, bool) {
+// noPeersHint tells why no peer answered, from what unicast shows: a
+// paired device on another subnet, multicast filtered, or client
+// isolation (the gateway answers, devices on the LAN do not).
+func (r *runner) noPeersHint(ctx context.Context) string {
+	links := &discovery.Links{Interfaces: r.cfg.Interfaces}
+	var silent []string
 	for _, p := range r.pairedList(ctx) {
-		if probePeer(ctx, p) == nil {
-			return fmt.Sprintf("%s (%v)", p.Name, p.Addresses), true
+		err := probePeer(ctx, p)
+		if err == nil {
+			a := p.Addresses[0]
+			if !links.OnLink(a) {
+				return fmt.Sprintf("%s answers at %s, on another subnet (behind a router): discovery does not cross routers — pair with the QR code or a typed address ('pairing join URL'); paired devices still connect by their stored address", p.Name, a)
+			}
+			return fmt.Sprintf("no multicast received from any peer while unicast to %s (%s) works: the network filters multicast (IGMP snooping without a querier, or a multicast filter) — use the QR code, which carries the address", p.Name, a)
+		}
+		for _, a := range p.Addresses {
+			if links.OnLink(a) {
+				silent = append(silent, fmt.Sprintf("%s (%s)", p.Name, a))
+				break
+			}
+		}
+	}
+	if gw, ok := r.gatewayAnswers(ctx); ok && len(silent) > 0 {
+		return fmt.Sprintf("the gateway %s answers but %s, on this LAN, does not, and no device answers discovery: the network isolates its clients (AP/client isolation, common on guest Wi-Fi) — turn client isolation off on the router or access point, or use a network without it (a QR code cannot cross it either)", gw, strings.Join(silent, ", "))
+	}
+	return "is 'pairing serve' running on the other device? If it is, the network filters multicast or isolates clients (AP/client isolation): check the router's settings, or pair with the QR code"
+}
+
+// gatewayAnswers reports whether the default gateway answers a TCP
+// connect (accepted or refused: either means it is there).
+func (r *runner) gatewayAnswers(ctx context.Context) (string, bool) {
+	for _, d := range defaultRoutes() {
+		if d.Family != "v4" {
+			continue
+		}
+		c, cancel := context.WithTimeout(ctx, 400*time.Millisecond)
+		var dl net.Dialer
+		conn, err := dl.DialContext(c, "tcp", net.JoinHostPort(d.Gateway, "9"))
+		cancel()
+		if err == nil {
+			conn.Close()
+		}
+		if err == nil || errors.Is(err, syscall.ECONNREFUSED) {
+			return d.Gateway, true
 		}
 	}
 	return "", false
+}
+
+// PeerReach is the peer reachability step's record of one peer.
+type PeerReach struct {
+	Name  string  `json:"name"`
+	ID    string  `json:"id"`
+	Addr  string  `json:"address"`
+	TCP   string  `json:"tcp"`             // ok | timeout | refused | error
+	Small string  `json:"small,omitempty"` // a small request: ok | stalled
+	Large string  `json:"large,omitempty"` // a full-size response: ok | stalled
+	Error string  `json:"error,omitempty"`
+	RTTms float64 `json:"rtt_ms,omitempty"`
+}
+
+// maxReachProbes bounds the peers the step probes.
+const maxReachProbes = 8
+
+func stepPeerReach(r *runner, ctx context.Context, s *Step) {
+	if len(r.found) == 0 {
+		s.Status, s.Summary = Skip, "no peer found to probe"
+		return
+	}
+	peers := r.found
+	if len(peers) > maxReachProbes {
+		peers = peers[:maxReachProbes]
+	}
+	out := make([]PeerReach, len(peers))
+	var wg sync.WaitGroup
+	for i, p := range peers {
+		wg.Go(func() { out[i] = reachPeer(ctx, p) })
+	}
+	wg.Wait()
+	s.Details = out
+	var ok, blocked, mtu, refused []string
+	for _, x := range out {
+		switch {
+		case x.TCP == "timeout":
+			blocked = append(blocked, fmt.Sprintf("%s at %s", x.Name, x.Addr))
+		case x.TCP != "ok":
+			refused = append(refused, fmt.Sprintf("%s at %s (%s)", x.Name, x.Addr, x.Error))
+		case x.Small == "ok" && x.Large == "stalled":
+			mtu = append(mtu, fmt.Sprintf("%s at %s", x.Name, x.Addr))
+		default:
+			ok = append(ok, x.Name)
+		}
+	}
+	s.Summary = fmt.Sprintf("%d of %d answer TCP with full-size packets", len(ok), len(out))
+	switch {
+	case len(blocked) > 0:
+		s.Status, s.Error = Warn, "seen by beacon, but TCP times out: "+strings.Join(blocked, ", ")
+		s.Hint = "a firewall on that device (or between us) drops inbound TCP: allow the pairing port there (its beacon works, so it is on the LAN)"
+	case len(mtu) > 0:
+		s.Status, s.Error = Warn, "small packets pass but a full-size response stalls: "+strings.Join(mtu, ", ")
+		s.Hint = "a path MTU problem: a link, switch port or tunnel with a smaller MTU drops full-size packets without telling — give every link on the path the same MTU (ip link set DEV mtu …), or lower this device's MTU to the smallest one"
+	case len(refused) > 0:
+		s.Status, s.Error = Warn, "TCP refused or failed: "+strings.Join(refused, ", ")
+		s.Hint = "the device's daemon does not listen at the address it announces (restarting?)"
+	}
+}
+
+// reachPeer checks one peer: TCP connect, a small request, then a
+// response of several full-size packets (the page's script), each with a
+// deadline.
+func reachPeer(ctx context.Context, p discovery.Peer) PeerReach {
+	x := PeerReach{Name: p.Name, ID: p.ID, TCP: "error"}
+	var target netip.AddrPort
+	for _, a := range p.Addresses {
+		if a.Is6() && a.IsLinkLocalUnicast() && a.Zone() == "" {
+			continue
+		}
+		target = netip.AddrPortFrom(a, p.Port)
+		break
+	}
+	if !target.IsValid() {
+		x.Error = "no dialable address"
+		return x
+	}
+	x.Addr = target.String()
+	c, cancel := context.WithTimeout(ctx, 700*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	var dl net.Dialer
+	conn, err := dl.DialContext(c, "tcp", target.String())
+	switch {
+	case err == nil:
+		conn.Close()
+		x.TCP, x.RTTms = "ok", msSince(start)
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
+		x.TCP, x.Error = "timeout", "connect timed out"
+		return x
+	case errors.Is(err, syscall.ECONNREFUSED):
+		x.TCP, x.Error = "refused", "connection refused"
+		return x
+	default:
+		x.Error = err.Error()
+		return x
+	}
+	get := func(path string, d time.Duration) string {
+		c, cancel := context.WithTimeout(ctx, d)
+		defer cancel()
+		cl := &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
+		defer cl.CloseIdleConnections()
+		req, _ := http.NewRequestWithContext(c, http.MethodGet, "http://"+target.String()+path, nil)
+		resp, err := cl.Do(req)
+		if err != nil {
+			return "stalled"
+		}
+		defer resp.Body.Close()
+		if _, err := io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)); err != nil {
+			return "stalled"
+		}
+		return "ok"
+	}
+	x.Small = get(discovery.ConfirmPath, 700*time.Millisecond)
+	if x.Small == "ok" {
+		x.Large = get("/p/app.js", 1200*time.Millisecond)
+	}
+	return x
 }
 
 func stepMdns(r *runner, ctx context.Context, s *Step) {
@@ -534,6 +768,51 @@ func stepDaemon(r *runner, ctx context.Context, s *Step) {
 	if len(st.Addresses) == 0 {
 		s.Status, s.Error = Warn, "the daemon has no reachable address"
 		s.Hint = "see the address steps above for why; peers can still confirm one (observed)"
+	}
+}
+
+// stepReached reads what the daemon recorded: which of its addresses
+// other hosts reached, and which a peer's reverse probe could not.
+func stepReached(r *runner, ctx context.Context, s *Step) {
+	c, cancel := context.WithTimeout(ctx, 800*time.Millisecond)
+	st, err := control.NewClient(r.cfg.Socket).Status(c)
+	cancel()
+	if err != nil {
+		s.Status, s.Summary = Skip, "the daemon is not running: only it records which addresses other hosts reached"
+		return
+	}
+	if len(st.Addresses) == 0 {
+		s.Status, s.Summary = Skip, "the daemon has no address"
+		return
+	}
+	var reached, blocked []string
+	var blockedIf string
+	for _, a := range st.Addresses {
+		for _, p := range a.Proofs {
+			switch p.Kind {
+			case discovery.ProofReached:
+				reached = append(reached, fmt.Sprintf("%s by %s (%s, %s ago)", a.IP, p.By, p.Via, time.Since(p.At).Round(time.Second)))
+			case discovery.ProofUnreached:
+				blocked = append(blocked, fmt.Sprintf("%s on %s (%s dialled it: %s)", a.IP, a.Interface, p.By, p.Detail))
+				blockedIf = cmp.Or(blockedIf, a.Interface)
+			}
+		}
+	}
+	best := st.Addresses[0]
+	s.Details = st.Addresses
+	s.Summary = fmt.Sprintf("the QR code leads with %s on %s: %s", best.IP, best.Interface, best.RankReason)
+	if len(reached) > 0 {
+		s.Summary += "; reached: " + strings.Join(reached, ", ")
+	}
+	switch {
+	case len(blocked) > 0:
+		s.Status, s.Error = Warn, "a peer could not reach "+strings.Join(blocked, "; ")+", while this host's own self-ping passes"
+		s.Hint = fmt.Sprintf("a firewall on this host drops inbound TCP on %s (a rule on the input interface, which the self-ping over loopback never meets): allow TCP port %d there (nft, ufw or firewalld)", blockedIf, st.Port)
+	case len(reached) == 0 && len(r.found) > 0:
+		s.Status, s.Error = Warn, "peers are on the LAN, but none has reached this device's addresses yet"
+		s.Hint = "run diag again in a few seconds; if it stays so, a firewall on this host drops inbound TCP"
+	case len(reached) == 0:
+		s.Summary += "; no other host has connected yet"
 	}
 }
 

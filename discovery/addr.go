@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 )
@@ -59,6 +58,16 @@ type Address struct {
 	Stage     string     `json:"stage"`
 	Confirmed bool       `json:"confirmed"`
 	Evidence  string     `json:"evidence,omitempty"`
+	// Proofs are the evidence that the address works, strongest first:
+	// reached by another host, seen by a peer, self-ping (or that it
+	// does not: not-reached).
+	Proofs []Proof `json:"proofs,omitempty"`
+	// Link is what the kernel says about the interface.
+	Link *LinkFacts `json:"link,omitempty"`
+	// Rank orders addresses (1 best: RankReached … RankDemoted);
+	// RankReason says why the address ranks there.
+	Rank       int    `json:"rank"`
+	RankReason string `json:"rank_reason"`
 }
 
 // Stage is the record of one stage.
@@ -104,10 +113,26 @@ type Acquirer struct {
 	// table about; nil means DefaultRouteTargets.
 	RouteTargets []netip.AddrPort
 	// Peers asks peers where they see us (stage 3); nil skips stage 3.
-	Peers       func(ctx context.Context) ([]Report, error)
+	Peers func(ctx context.Context) ([]Report, error)
+	// Links returns the kernel's facts about the interfaces, for the
+	// ranking; nil means ReadLinks.
+	Links       func() map[string]LinkFacts
 	PingTimeout time.Duration
 	PeerTimeout time.Duration
 	Logger      *slog.Logger
+}
+
+func (a *Acquirer) links() map[string]LinkFacts {
+	if a.Links != nil {
+		return a.Links()
+	}
+	l, _ := ReadLinks()
+	return l
+}
+
+// selfProof is the record of a self-ping that arrived.
+func selfProof(ev Evidence) Proof {
+	return Proof{Kind: ProofSelf, At: time.Now(), Via: "self-ping", Detail: ev.String()}
 }
 
 // Acquire runs the stages and returns every record. It never stops at a
@@ -141,6 +166,7 @@ func (a *Acquirer) Acquire(ctx context.Context) Result {
 		res.Stages = append(res.Stages, s)
 		add(found)
 	}
+	rankAddresses(res.Addresses, a.links(), time.Now())
 	res.Duration = time.Since(start)
 	res.DurationMS = ms(res.Duration)
 	return res
@@ -231,7 +257,7 @@ func (a *Acquirer) preferred(ctx context.Context, ifs []net.Interface) (Stage, [
 			errs = append(errs, err)
 		} else {
 			pr.Result, pr.Evidence = "confirmed", ev.String()
-			found = append(found, Address{IP: src, Interface: ifname, Stage: StagePreferred, Confirmed: true, Evidence: ev.String()})
+			found = append(found, Address{IP: src, Interface: ifname, Stage: StagePreferred, Confirmed: true, Evidence: ev.String(), Proofs: []Proof{selfProof(ev)}})
 		}
 		probes = append(probes, pr)
 	}
@@ -264,10 +290,12 @@ func routeSource(t netip.AddrPort) (netip.Addr, error) {
 type Candidate struct {
 	IP        string `json:"ip"`
 	Interface string `json:"interface"`
-	Virtual   bool   `json:"virtual,omitempty"`
-	Result    string `json:"result"`
-	Evidence  string `json:"evidence,omitempty"`
-	Error     string `json:"error,omitempty"`
+	// Virtual: a tunnel, a virtual link or no carrier (the kernel's
+	// facts): its address ranks last.
+	Virtual  bool   `json:"virtual,omitempty"`
+	Result   string `json:"result"`
+	Evidence string `json:"evidence,omitempty"`
+	Error    string `json:"error,omitempty"`
 }
 
 // Skipped is an interface stage 2 did not sweep, and why.
@@ -282,6 +310,7 @@ func (a *Acquirer) sweep(ctx context.Context, ifs []net.Interface) (Stage, []Add
 		ifname  string
 		virtual bool
 	}
+	links := a.links()
 	var cands []cand
 	var skipped []Skipped
 	for _, ifi := range ifs {
@@ -307,10 +336,12 @@ func (a *Acquirer) sweep(ctx context.Context, ifs []net.Interface) (Stage, []Add
 			if !ip.IsPrivate() && !ip.IsLinkLocalUnicast() {
 				continue // public, loopback or other: not a LAN address
 			}
-			cands = append(cands, cand{withZone(ip, ifi.Name), ifi.Name, IsVirtual(ifi.Name)})
+			f, known := links[ifi.Name]
+			cands = append(cands, cand{withZone(ip, ifi.Name), ifi.Name, known && f.Demoted()})
 		}
 	}
-	// Rank: physical before virtual; IPv4, then ULA, then link-local.
+	// Order: LAN links with carrier before tunnels, virtual links and
+	// links without carrier; IPv4, then ULA, then link-local.
 	rank := func(c cand) int {
 		r := 0
 		if c.virtual {
@@ -359,7 +390,7 @@ func (a *Acquirer) sweep(ctx context.Context, ifs []net.Interface) (Stage, []Add
 			errs = append(errs, errors.New(results[i].Error))
 			continue
 		}
-		found = append(found, Address{IP: c.ip, Interface: c.ifname, Stage: StageSweep, Confirmed: true, Evidence: evs[i].String()})
+		found = append(found, Address{IP: c.ip, Interface: c.ifname, Stage: StageSweep, Confirmed: true, Evidence: evs[i].String(), Proofs: []Proof{selfProof(*evs[i])}})
 	}
 	if len(found) == 0 {
 		return Stage{Status: StatusFail, err: fmt.Errorf("%w: none of %d candidates answered: %v", ErrNotAddressable, len(cands), errors.Join(errs...)), Details: details}, nil
@@ -405,7 +436,8 @@ func (a *Acquirer) peer(ctx context.Context, _ []net.Interface) (Stage, []Addres
 			} else {
 				pc.Result, pc.Evidence = "confirmed", ev.String()
 				found = append(found, Address{IP: r.SeenAs, Interface: r.Interface, Stage: StagePeer, Confirmed: true,
-					Evidence: fmt.Sprintf("seen by %s; %s", r.PeerID, ev)})
+					Evidence: fmt.Sprintf("seen by %s; %s", r.PeerID, ev),
+					Proofs:   []Proof{{Kind: ProofSeen, At: time.Now(), By: r.PeerID, Via: "beacon report"}, selfProof(ev)}})
 			}
 			tried[r.SeenAs] = &pc
 		}
@@ -452,20 +484,6 @@ func withZone(ip netip.Addr, ifname string) netip.Addr {
 	return ip
 }
 
-// virtualPrefixes name virtual adapters: container bridges, VM host-only
-// networks and VPN tunnels. Their addresses rarely reach a phone.
-var virtualPrefixes = []string{"docker", "br-", "veth", "virbr", "vboxnet", "vmnet", "cni", "flannel", "podman", "lxc", "lxd", "tun", "tap", "wg", "tailscale", "utun", "zt", "ppp"}
-
-// IsVirtual reports whether an interface name is a known virtual adapter.
-func IsVirtual(name string) bool {
-	for _, p := range virtualPrefixes {
-		if strings.HasPrefix(name, p) {
-			return true
-		}
-	}
-	return false
-}
-
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // ConfirmObserved self-pings an address a peer said it saw us at (the
@@ -480,5 +498,6 @@ func (a *Acquirer) ConfirmObserved(ctx context.Context, ip netip.Addr, by string
 	if err != nil {
 		return Address{}, err
 	}
-	return Address{IP: ip, Interface: ifname, Stage: StagePeer, Confirmed: true, Evidence: fmt.Sprintf("observed by %s; %s", by, ev)}, nil
+	return Address{IP: ip, Interface: ifname, Stage: StagePeer, Confirmed: true, Evidence: fmt.Sprintf("observed by %s; %s", by, ev),
+		Proofs: []Proof{{Kind: ProofSeen, At: time.Now(), By: by, Via: "observed"}, selfProof(ev)}}, nil
 }

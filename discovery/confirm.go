@@ -31,6 +31,7 @@ type probe struct {
 	addr     netip.Addr
 	received bool
 	local    netip.AddrPort
+	remote   netip.AddrPort // who dialled it
 }
 
 // Evidence tells how an address was confirmed.
@@ -67,6 +68,7 @@ func (c *Confirmer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ok := p != nil && p.addr.WithZone("") == named.WithZone("") && at.Addr().WithZone("") == p.addr.WithZone("")
 	if ok {
 		p.received, p.local = true, at
+		p.remote, _ = netip.ParseAddrPort(r.RemoteAddr)
 	}
 	c.mu.Unlock()
 	if !ok {
@@ -75,6 +77,43 @@ func (c *Confirmer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// maxExpected bounds the nonces waiting for another host to dial them.
+const maxExpected = 64
+
+// ErrTooManyExpected: too many reverse-probe nonces outstanding.
+var ErrTooManyExpected = errors.New("too many reverse probes outstanding")
+
+// Expect registers a nonce for ip that another host is to dial (a
+// reverse probe). arrived then says whether it came, and from where;
+// done forgets it.
+func (c *Confirmer) Expect(ip netip.Addr) (nonce string, arrived func() (netip.AddrPort, bool), done func(), err error) {
+	var raw [16]byte
+	rand.Read(raw[:])
+	nonce = hex.EncodeToString(raw[:])
+	p := &probe{addr: ip}
+	c.mu.Lock()
+	if c.pending == nil {
+		c.pending = map[string]*probe{}
+	}
+	if len(c.pending) >= maxExpected {
+		c.mu.Unlock()
+		return "", nil, nil, ErrTooManyExpected
+	}
+	c.pending[nonce] = p
+	c.mu.Unlock()
+	arrived = func() (netip.AddrPort, bool) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return p.remote, p.received
+	}
+	done = func() {
+		c.mu.Lock()
+		delete(c.pending, nonce)
+		c.mu.Unlock()
+	}
+	return nonce, arrived, done, nil
 }
 
 // Ping dials our listener at ip with a fresh nonce and reports whether the

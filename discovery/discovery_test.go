@@ -3,10 +3,12 @@ package discovery
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -123,11 +125,47 @@ func TestAcquireStagesOnLoopback(t *testing.T) {
 	}
 }
 
-func TestIsVirtual(t *testing.T) {
-	for name, want := range map[string]bool{"docker0": true, "br-1a2b": true, "veth12": true, "wg0": true, "tailscale0": true, "eth0": false, "wlp3s0": false, "enp0s31f6": false} {
-		if IsVirtual(name) != want {
-			t.Errorf("IsVirtual(%q) = %v", name, !want)
+func TestRankAddresses(t *testing.T) {
+	now := time.Now()
+	links := map[string]LinkFacts{
+		"eth0":  {Name: "eth0", Kind: "device", Class: ClassLAN, Carrier: true, Why: "Ethernet"},
+		"eth1":  {Name: "eth1", Kind: "device", Class: ClassLAN, Carrier: false, OperState: "down"},
+		"tun0":  {Name: "tun0", Kind: "tuntap", Class: ClassTunnel, Carrier: true, Gateway: true},
+		"lxdbr": {Name: "lxdbr", Kind: "bridge", Class: ClassVirtual, Carrier: true},
+		"veth9": {Name: "veth9", Kind: "veth", Class: ClassLAN, Carrier: true},
+	}
+	ip := netip.MustParseAddr
+	self := []Proof{{Kind: ProofSelf, At: now}}
+	addrs := []Address{
+		{IP: ip("10.8.0.2"), Interface: "tun0", Proofs: self},  // the VPN holds the default route: stage 1 first
+		{IP: ip("10.9.0.1"), Interface: "lxdbr", Proofs: self}, // a bridge with any name
+		{IP: ip("192.168.1.5"), Interface: "eth1", Proofs: self},
+		{IP: ip("fe80::1%eth0"), Interface: "eth0", Proofs: self},
+		{IP: ip("192.168.0.7"), Interface: "eth0", Proofs: self},
+		{IP: ip("172.17.0.2"), Interface: "veth9", Proofs: []Proof{{Kind: ProofReached, At: now.Add(-time.Minute), By: "ABCD"}, self[0]}},
+		{IP: ip("10.0.0.9"), Interface: "gone", Proofs: self},
+		{IP: ip("10.1.0.1"), Interface: "eth0", Proofs: []Proof{{Kind: ProofUnreached, At: now, By: "EFGH", Detail: "timeout"}, self[0]}},
+		{IP: ip("10.2.0.1"), Interface: "eth0", Proofs: []Proof{{Kind: ProofReached, At: now.Add(-ReachedFresh - time.Second)}, self[0]}},
+	}
+	rankAddresses(addrs, links, now)
+	var got []string
+	for _, a := range addrs {
+		got = append(got, fmt.Sprintf("%s:%d", a.IP, a.Rank))
+	}
+	want := []string{"172.17.0.2:1", "192.168.0.7:2", "10.2.0.1:2", "fe80::1%eth0:2", "10.0.0.9:3", "10.8.0.2:4", "10.9.0.1:4", "192.168.1.5:4", "10.1.0.1:4"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("ranked\n%v\nwant\n%v", got, want)
+	}
+	for _, a := range addrs {
+		if a.RankReason == "" {
+			t.Errorf("%s has no rank reason", a.IP)
 		}
+	}
+	if r := addrs[5].RankReason; !strings.Contains(r, "tun0") || !strings.Contains(r, "cannot reach") {
+		t.Errorf("the VPN's reason: %q", r)
+	}
+	if r := addrs[8].RankReason; !strings.Contains(r, "EFGH") || !strings.Contains(r, "firewall") {
+		t.Errorf("the unreached address's reason: %q", r)
 	}
 }
 

@@ -51,8 +51,11 @@ type NeighboursConfig struct {
 	Paired func(ident.Fingerprint) bool
 	// Tell tells the peer fp, at to, the address we see it at (the
 	// discovery-failure mitigation); nil tells nobody.
-	Tell   func(ctx context.Context, to netip.AddrPort, fp ident.Fingerprint) error
-	Logger *slog.Logger
+	Tell func(ctx context.Context, to netip.AddrPort, fp ident.Fingerprint) error
+	// OnNewPeer is called when a device enters the peer table; it must
+	// not block.
+	OnNewPeer func()
+	Logger    *slog.Logger
 }
 
 // Neighbours is the devices around us and how we show ourselves to them:
@@ -212,6 +215,9 @@ func (n *Neighbours) onBeacon(ev beacon.Event) {
 	n.tell.observe(ev)
 	if fresh {
 		n.welcome()
+		if n.cfg.OnNewPeer != nil {
+			n.cfg.OnNewPeer()
+		}
 	}
 }
 

@@ -19,7 +19,13 @@ type Links struct {
 
 	mu       sync.Mutex
 	at       time.Time
-	prefixes []netip.Prefix
+	prefixes []ifPrefix
+}
+
+// ifPrefix is one own address, its prefix length and its interface.
+type ifPrefix struct {
+	netip.Prefix
+	name string
 }
 
 // OnLink reports whether a is link-local or inside one of our prefixes.
@@ -32,30 +38,65 @@ func (l *Links) OnLink(a netip.Addr) bool {
 		return true
 	}
 	a = a.WithZone("")
-	l.mu.Lock()
-	if time.Since(l.at) > linksFresh {
-		l.prefixes, l.at = prefixes(l.Interfaces), time.Now()
-	}
-	ps := l.prefixes
-	l.mu.Unlock()
-	for _, p := range ps {
-		if p.Contains(a) {
+	for _, p := range l.snapshot() {
+		if p.Masked().Contains(a) {
 			return true
 		}
 	}
 	return false
 }
 
-// prefixes are the prefixes of the up, non-loopback interfaces ifs lists.
-func prefixes(ifs func() ([]net.Interface, error)) []netip.Prefix {
-	var out []netip.Prefix
-	eachAddr(ifs, func(p netip.Prefix) { out = append(out, p.Masked()) })
+// IsOwn reports whether a is an address of one of our up, non-loopback
+// interfaces (from the same cached list as OnLink).
+func (l *Links) IsOwn(a netip.Addr) bool {
+	a = a.Unmap().WithZone("")
+	if !a.IsValid() || a.IsLoopback() || a.IsUnspecified() || a.IsMulticast() {
+		return false
+	}
+	for _, p := range l.snapshot() {
+		if p.Addr() == a {
+			return true
+		}
+	}
+	return false
+}
+
+// LinkOf names our interface a is on: a link-local address's zone, else
+// the interface whose prefix holds a; "" when a is on none of our links.
+func (l *Links) LinkOf(a netip.Addr) string {
+	a = a.Unmap()
+	if a.IsLinkLocalUnicast() {
+		return a.Zone()
+	}
+	a = a.WithZone("")
+	for _, p := range l.snapshot() {
+		if p.Masked().Contains(a) {
+			return p.name
+		}
+	}
+	return ""
+}
+
+func (l *Links) snapshot() []ifPrefix {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if time.Since(l.at) > linksFresh {
+		l.prefixes, l.at = prefixes(l.Interfaces), time.Now()
+	}
+	return l.prefixes
+}
+
+// prefixes are the addresses and prefix lengths of the up, non-loopback
+// interfaces ifs lists.
+func prefixes(ifs func() ([]net.Interface, error)) []ifPrefix {
+	var out []ifPrefix
+	eachAddr(ifs, func(name string, p netip.Prefix) { out = append(out, ifPrefix{p, name}) })
 	return out
 }
 
 // eachAddr calls f with every address (and its prefix length) of the up,
 // non-loopback interfaces ifs lists (nil: net.Interfaces).
-func eachAddr(ifs func() ([]net.Interface, error), f func(netip.Prefix)) {
+func eachAddr(ifs func() ([]net.Interface, error), f func(string, netip.Prefix)) {
 	if ifs == nil {
 		ifs = net.Interfaces
 	}
@@ -69,7 +110,7 @@ func eachAddr(ifs func() ([]net.Interface, error), f func(netip.Prefix)) {
 			if n, ok := ad.(*net.IPNet); ok {
 				ip, _ := netip.AddrFromSlice(n.IP)
 				ones, _ := n.Mask.Size()
-				f(netip.PrefixFrom(ip.Unmap(), ones))
+				f(ifi.Name, netip.PrefixFrom(ip.Unmap(), ones))
 			}
 		}
 	}
@@ -83,6 +124,6 @@ func IsOwn(ifs func() ([]net.Interface, error), a netip.Addr) bool {
 		return false
 	}
 	own := false
-	eachAddr(ifs, func(p netip.Prefix) { own = own || p.Addr() == a })
+	eachAddr(ifs, func(_ string, p netip.Prefix) { own = own || p.Addr() == a })
 	return own
 }

@@ -61,7 +61,10 @@ type OwnConfig struct {
 	OnNetworkChange func()
 	// IsOwn reports whether an address a peer says it sees us at is ours;
 	// nil: IsOwn on the acquirer's interfaces.
-	IsOwn  func(netip.Addr) bool
+	IsOwn func(netip.Addr) bool
+	// Probe asks a peer for a reverse probe of our addresses; nil: no
+	// reverse probes.
+	Probe  ProbeFunc
 	Logger *slog.Logger
 }
 
@@ -73,16 +76,32 @@ type Own struct {
 	group     *run.Group
 	acquired  chan struct{}
 	reacquire chan struct{}
+	prober    *prober // nil without OwnConfig.Probe
 	// update serializes changes and their OnChange calls.
 	update sync.Mutex
 
-	mu       sync.Mutex
-	addrs    []Address
-	stages   []Stage
-	changed  time.Time
+	mu      sync.Mutex
+	addrs   []Address
+	stages  []Stage
+	changed time.Time
+	observations
+	evidence
+}
+
+// observations are the addresses peers said they see us at.
+type observations struct {
 	observed map[netip.Addr]Address   // confirmed from peers' observations
 	checking map[netip.Addr]time.Time // observations being confirmed
 	rate     *rate.Limiter            // of the self-pings observations start
+}
+
+// evidence is what other hosts showed about our addresses, and the
+// kernel's facts the ranking needs.
+type evidence struct {
+	// proofs by address (zone cleared): reached, seen, not-reached;
+	// at most maxObserved addresses.
+	proofs map[netip.Addr][]Proof
+	links  linkCache
 }
 
 // NewOwn returns an Own that does nothing until Start.
@@ -100,16 +119,32 @@ func NewOwn(cfg OwnConfig) *Own {
 		acq := cfg.Acquirer
 		cfg.IsOwn = func(a netip.Addr) bool { return IsOwn(acq.interfaces, a) }
 	}
-	return &Own{cfg: cfg, group: run.New(), acquired: make(chan struct{}), reacquire: make(chan struct{}, 1),
-		observed: map[netip.Addr]Address{}, checking: map[netip.Addr]time.Time{}, rate: rate.NewLimiter(observedRate, observedBurst)}
+	o := &Own{cfg: cfg, group: run.New(), acquired: make(chan struct{}), reacquire: make(chan struct{}, 1),
+		observations: observations{observed: map[netip.Addr]Address{}, checking: map[netip.Addr]time.Time{}, rate: rate.NewLimiter(observedRate, observedBurst)},
+		evidence:     evidence{proofs: map[netip.Addr][]Proof{}}}
+	if cfg.Probe != nil {
+		o.prober = &prober{own: o, probe: cfg.Probe, now: make(chan struct{}, 1)}
+	}
+	return o
+}
+
+// ProbeSoon asks for a round of reverse probes (a new peer appeared).
+func (o *Own) ProbeSoon() {
+	if o.prober != nil {
+		o.prober.soon()
+	}
 }
 
 // Start runs the acquisition loop and the network watch.
 func (o *Own) Start() {
 	o.group.Go(o.loop)
+	if o.prober != nil {
+		o.group.Go(o.prober.loop)
+	}
 	o.group.Go(func(ctx context.Context) {
 		WatchNetwork(ctx, o.cfg.Logger, func() {
 			o.cfg.Logger.Info("network changed; finding own addresses again")
+			o.links.invalidate()
 			if o.cfg.OnNetworkChange != nil {
 				o.cfg.OnNetworkChange()
 			}
@@ -155,6 +190,7 @@ func (o *Own) Observed(addr netip.Addr, by string) error {
 	if !o.cfg.IsOwn(addr) {
 		return fmt.Errorf("%w: %s", ErrNotOwn, addr)
 	}
+	o.prove(addr, Proof{Kind: ProofSeen, At: time.Now(), By: by, Via: "observed"})
 	now := time.Now()
 	o.mu.Lock()
 	known := slices.ContainsFunc(o.addrs, func(a Address) bool { return a.IP.WithZone("") == addr })
@@ -253,6 +289,82 @@ func (o *Own) keepObserved(ctx context.Context, found []Address) {
 	}
 }
 
+// Reached records that another host (by, from remote) connected to our
+// address local (via: what it asked for). It is the strongest proof an
+// address works; the first one re-ranks the addresses. A connection from
+// this host itself (a self-ping) is not another host.
+func (o *Own) Reached(local, remote netip.Addr, by, via string) {
+	local, remote = local.Unmap(), remote.Unmap()
+	if !local.IsValid() || local.IsLoopback() || !remote.IsValid() || remote.IsLoopback() ||
+		remote.WithZone("") == local.WithZone("") || o.cfg.IsOwn(remote) {
+		return
+	}
+	o.prove(local, Proof{Kind: ProofReached, At: time.Now(), By: by, Via: via, Detail: "from " + remote.String()})
+}
+
+// NotReached records that a peer dialled our address for us and nothing
+// arrived (a reverse probe).
+func (o *Own) NotReached(addr netip.Addr, by, why string) {
+	o.prove(addr.Unmap(), Proof{Kind: ProofUnreached, At: time.Now(), By: by, Via: "reverse probe", Detail: why})
+}
+
+// prove records p for addr. When it can change the ranking (the first
+// proof of its kind, one that had gone stale, or an address not yet
+// known), the addresses are ranked again in the background.
+func (o *Own) prove(addr netip.Addr, p Proof) {
+	key := addr.WithZone("")
+	o.mu.Lock()
+	old, had := o.proofs[key]
+	if !had && len(o.proofs) >= maxObserved {
+		o.mu.Unlock()
+		return
+	}
+	prev := -1
+	for i, x := range old {
+		if x.Kind == p.Kind {
+			prev = i
+		}
+	}
+	rerank := prev < 0 || p.At.Sub(old[prev].At) >= ReachedFresh/2
+	// reached and not-reached contradict each other: the later wins.
+	if p.Kind == ProofReached || p.Kind == ProofUnreached {
+		rerank = rerank || slices.ContainsFunc(old, func(x Proof) bool {
+			return x.Kind == ProofUnreached || x.Kind == ProofReached && p.Kind == ProofUnreached
+		})
+	}
+	list := slices.DeleteFunc(slices.Clone(old), func(x Proof) bool { return x.Kind == p.Kind })
+	o.proofs[key] = append(list, p)
+	known := slices.ContainsFunc(o.addrs, func(a Address) bool { return a.IP.WithZone("") == key })
+	o.mu.Unlock()
+	if !rerank && known {
+		return
+	}
+	o.group.Go(func(context.Context) {
+		o.set(func(addrs []Address, stages []Stage) ([]Address, []Stage) {
+			if !slices.ContainsFunc(addrs, func(a Address) bool { return a.IP.WithZone("") == key }) && p.Kind == ProofReached {
+				// Another host reached an address no stage confirmed
+				// (a self-ping the local firewall drops): it works.
+				ifs, _ := o.cfg.Acquirer.interfaces()
+				ifname := interfaceOf(ifs, key)
+				addrs = append(addrs, Address{IP: withZone(key, ifname), Interface: ifname, Stage: StagePeer, Confirmed: true,
+					Evidence: "reached by " + p.By})
+			}
+			return addrs, stages
+		})
+	})
+}
+
+// decorate adds the proofs other hosts gave (by address, zone cleared)
+// to addrs and ranks them.
+func decorate(addrs []Address, proofs map[netip.Addr][]Proof, links map[string]LinkFacts) {
+	for i := range addrs {
+		for _, p := range proofs[addrs[i].IP.WithZone("")] {
+			addrs[i].addProof(p)
+		}
+	}
+	rankAddresses(addrs, links, time.Now())
+}
+
 // set replaces the addresses and stages with what f returns. f runs under
 // the lock and gets copies of the current ones, so concurrent updates
 // (the loop, a peer's observation) never undo each other. OnChange then
@@ -263,6 +375,7 @@ func (o *Own) set(f func([]Address, []Stage) ([]Address, []Stage)) {
 	o.mu.Lock()
 	old := ips(o.addrs)
 	o.addrs, o.stages = f(slices.Clone(o.addrs), slices.Clone(o.stages))
+	decorate(o.addrs, o.proofs, o.links.get())
 	addrs, stages := slices.Clone(o.addrs), slices.Clone(o.stages)
 	changed := !slices.Equal(old, ips(addrs))
 	if changed {
@@ -272,14 +385,14 @@ func (o *Own) set(f func([]Address, []Stage) ([]Address, []Stage)) {
 	if !changed {
 		return
 	}
-	o.logChange(addrs, stages)
+	logChange(o.cfg.Logger, addrs, stages, o.cfg.RetryInterval)
+	o.ProbeSoon()
 	if o.cfg.OnChange != nil {
 		o.cfg.OnChange(addrs, stages)
 	}
 }
 
-func (o *Own) logChange(addrs []Address, stages []Stage) {
-	log := o.cfg.Logger
+func logChange(log *slog.Logger, addrs []Address, stages []Stage, retry time.Duration) {
 	for _, s := range stages {
 		log.Info("address stage", "stage", s.Name, "status", s.Status, "err", s.Error, "duration_ms", s.DurationMS)
 	}
@@ -288,11 +401,11 @@ func (o *Own) logChange(addrs []Address, stages []Stage) {
 		for _, s := range stages {
 			why = append(why, s.Name, s.Status+": "+s.Error)
 		}
-		log.Warn("no reachable own address; retrying", append(why, "retry", o.cfg.RetryInterval)...)
+		log.Warn("no reachable own address; retrying", append(why, "retry", retry)...)
 		return
 	}
 	best := addrs[0]
-	log.Info("own addresses", "addresses", ips(addrs), "best", best.IP, "interface", best.Interface, "stage", best.Stage, "evidence", best.Evidence)
+	log.Info("own addresses", "addresses", ips(addrs), "best", best.IP, "interface", best.Interface, "stage", best.Stage, "why", best.RankReason)
 }
 
 func ips(as []Address) []netip.Addr {

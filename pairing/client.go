@@ -120,7 +120,7 @@ func Join(ctx context.Context, p *Payload, opt JoinOptions) (*JoinResult, error)
 	peer := PairedPeer{
 		Fingerprint: p.Fingerprint, Name: res.Peer.Name, Kind: KindDevice,
 		PairedAt: time.Now().UTC(), LastSeen: time.Now().UTC(),
-		Addresses: mergeAddrs([]netip.Addr{remote.Addr().Unmap().WithZone("")}, res.Peer.Addresses), Port: remote.Port(),
+		Addresses: OurZones(mergeAddrs([]netip.Addr{remote.Addr().Unmap()}, res.Peer.Addresses), remote.Addr()), Port: remote.Port(),
 	}
 	if err := opt.Store.Put(peer); err != nil {
 		return nil, err
@@ -168,6 +168,10 @@ func dialFirst(ctx context.Context, addrs []netip.AddrPort, id *Identity, want i
 	var wg sync.WaitGroup
 	for _, a := range addrs {
 		wg.Go(func() {
+			if err := dialable(a.Addr()); err != nil {
+				ch <- result{a, nil, err}
+				return
+			}
 			d := tls.Dialer{Config: pinnedConfig(id, want)}
 			c, err := d.DialContext(ctx, "tcp", a.String())
 			if err != nil {
@@ -306,6 +310,54 @@ func containsAddrPort(s []netip.AddrPort, a netip.AddrPort) bool {
 		}
 	}
 	return false
+}
+
+// ErrNoZone: a link-local address without the interface to dial it on.
+var ErrNoZone = errors.New("link-local address without a zone (the interface to use)")
+
+// dialable refuses a link-local IPv6 address without a zone: the kernel
+// cannot tell which link it is on ("connect: invalid argument").
+func dialable(a netip.Addr) error {
+	if a.Is6() && a.IsLinkLocalUnicast() && a.Zone() == "" {
+		return fmt.Errorf("%w: %s", ErrNoZone, a)
+	}
+	return nil
+}
+
+// OurZones gives the link-local addresses a peer reported (zoned with
+// the peer's own interface names, or none) the zone of our interface
+// toward the peer: the one we reached it over (via). Those whose link
+// is unknown are dropped; other addresses stay as they are.
+func OurZones(addrs []netip.Addr, via netip.Addr) []netip.Addr {
+	zone := via.Zone()
+	if zone == "" {
+		zone = interfaceToward(via)
+	}
+	var out []netip.Addr
+	for _, a := range addrs {
+		if a.Is6() && a.IsLinkLocalUnicast() {
+			if zone == "" {
+				continue
+			}
+			a = a.WithZone(zone)
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// interfaceToward names our interface whose prefix holds a, or "".
+func interfaceToward(a netip.Addr) string {
+	ifs, _ := net.Interfaces()
+	for _, ifi := range ifs {
+		addrs, _ := ifi.Addrs()
+		for _, ad := range addrs {
+			if n, ok := ad.(*net.IPNet); ok && n.Contains(a.AsSlice()) && ifi.Flags&net.FlagLoopback == 0 {
+				return ifi.Name
+			}
+		}
+	}
+	return ""
 }
 
 func mergeAddrs(a, b []netip.Addr) []netip.Addr {

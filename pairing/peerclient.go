@@ -16,8 +16,10 @@ import (
 	"net/netip"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/lanpairing/pairing/discovery"
 	"github.com/lanpairing/pairing/internal/ident"
 	"github.com/lanpairing/pairing/pairing/rtc"
 )
@@ -63,6 +65,24 @@ func TellObserved(ctx context.Context, id *Identity, to netip.AddrPort, fp ident
 		return fmt.Errorf("peer answered %s", resp.Status)
 	}
 	return nil
+}
+
+// RequestProbe asks the device fp, at to, to dial targets (our addresses,
+// on our listener port) and returns what it saw: a reverse probe.
+func RequestProbe(ctx context.Context, id *Identity, to netip.AddrPort, fp ident.Fingerprint, targets []discovery.ProbeTarget) ([]discovery.ProbeResult, error) {
+	body, _ := json.Marshal(ProbeRequest{Targets: targets})
+	resp, b, err := postPinned(ctx, id, fp, to, PathProbe, body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("peer answered %s: %s", resp.Status, strings.TrimSpace(string(b)))
+	}
+	var pr ProbeResponse
+	if err := json.Unmarshal(b, &pr); err != nil {
+		return nil, fmt.Errorf("probe answer: %w", err)
+	}
+	return pr.Results, nil
 }
 
 // Signal POSTs a WebRTC offer to the connect endpoint of the device fp at
@@ -133,6 +153,10 @@ func dialFirstPinned(ctx context.Context, id *Identity, fp ident.Fingerprint, ad
 	got := make(chan result, len(addrs))
 	for _, a := range addrs {
 		go func() {
+			if err := dialable(a.Addr()); err != nil {
+				got <- result{err: err}
+				return
+			}
 			dl := tls.Dialer{Config: pinnedConfig(id, fp)}
 			c, err := dl.DialContext(ctx, "tcp", a.String())
 			if err != nil {

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 
+	"github.com/lanpairing/pairing/discovery"
 	"github.com/lanpairing/pairing/discovery/beacon"
 	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/internal/ident"
@@ -30,6 +32,14 @@ const (
 	// certificate: "I see you at this address". The receiver confirms it
 	// with its own self-ping before using it.
 	PathObserved = "/v1/observed"
+	// PathProbe: POST {"targets": [{"addr", "nonce"}…]} over TLS with the
+	// caller's certificate (a device in the receiver's peer table): "dial
+	// these addresses of mine on my listener port, and say what
+	// happened" (a reverse probe), answered {"results": [{"addr",
+	// "result", "error"}…]}. Only the caller's announced port, only
+	// addresses on the link the request came from, at most
+	// discovery.MaxProbeTargets, rate-limited per source.
+	PathProbe = "/v1/probe"
 	// PathConnect: POST {"sdp": offer} over TLS with the caller's
 	// certificate, answered {"sdp": answer}: WebRTC signalling between
 	// paired devices (non-trickle).
@@ -82,6 +92,35 @@ type ConnectMessage struct {
 // ObservedRequest tells a peer where we see it.
 type ObservedRequest struct {
 	Addr netip.Addr `json:"addr"`
+}
+
+// ProbeRequest asks for a reverse probe.
+type ProbeRequest struct {
+	Targets []discovery.ProbeTarget `json:"targets"`
+}
+
+// ProbeResponse is what a reverse probe saw.
+type ProbeResponse struct {
+	Results []discovery.ProbeResult `json:"results"`
+}
+
+// DecodeProbeRequest parses and bounds a probe request body.
+func DecodeProbeRequest(b []byte) (*ProbeRequest, error) {
+	var r ProbeRequest
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	if len(r.Targets) == 0 || len(r.Targets) > discovery.MaxProbeTargets {
+		return nil, fmt.Errorf("%w: 1 to %d targets", ErrBadRequest, discovery.MaxProbeTargets)
+	}
+	for _, t := range r.Targets {
+		if !t.Addr.IsValid() || len(t.Nonce) != 32 || strings.Trim(t.Nonce, "0123456789abcdef") != "" {
+			return nil, fmt.Errorf("%w: each target wants an addr and a nonce of 32 hex digits", ErrBadRequest)
+		}
+	}
+	return &r, nil
 }
 
 // ErrBadRequest is a malformed pairing request.

@@ -35,13 +35,29 @@ type Server struct {
 	// Self returns this device's confirmed addresses, for answers.
 	Self   func() []netip.Addr
 	Logger *slog.Logger
-	// OnObserved is called when a peer says where it sees us; an error
-	// refuses the observation (403).
-	OnObserved func(addr netip.Addr, by ident.Fingerprint) error
+	// Hooks are how the other parts answer what peers tell and ask.
+	Hooks ServerHooks
 
 	demux *demux
 	srvs  []*http.Server // TLS and plain
 	wg    sync.WaitGroup
+}
+
+// ServerHooks are the Server's calls into the other parts; nil ones are
+// not called (observations are taken, probes refused).
+type ServerHooks struct {
+	// OnObserved is called when a peer says where it sees us; an error
+	// refuses the observation (403).
+	OnObserved func(addr netip.Addr, by ident.Fingerprint) error
+	// OnProbe answers a reverse probe request from by (its client
+	// certificate), which came from remote to our local address; an
+	// error refuses it (403).
+	OnProbe func(ctx context.Context, req *ProbeRequest, by ident.Fingerprint, local, remote netip.Addr) (*ProbeResponse, error)
+	// OnRequest is called for every request, TLS and plain, with the
+	// local address it arrived on, where it came from, who sent it (a
+	// client certificate's device ID, or the remote address) and what it
+	// asked for: the proof that another host reached that address.
+	OnRequest func(local, remote netip.Addr, by, via string)
 }
 
 // Serve starts serving ln in the background.
@@ -53,10 +69,11 @@ func (s *Server) Serve(ln net.Listener) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+PathPair, s.handlePair)
 	mux.HandleFunc("POST "+PathObserved, s.handleObserved)
+	mux.HandleFunc("POST "+PathProbe, s.handleProbe)
 	if s.TLS != nil {
 		mux.Handle("/", s.TLS)
 	}
-	tlsSrv := NewHTTPServer(mux, s.Logger)
+	tlsSrv := NewHTTPServer(s.record(mux, "tls"), s.Logger)
 	tlsSrv.TLSConfig = &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{s.Identity.TLSCertificate()},
@@ -68,7 +85,7 @@ func (s *Server) Serve(ln net.Listener) {
 	if plain == nil {
 		plain = http.NotFoundHandler()
 	}
-	plainSrv := NewHTTPServer(plain, s.Logger)
+	plainSrv := NewHTTPServer(s.record(plain, "http"), s.Logger)
 	s.srvs = []*http.Server{tlsSrv, plainSrv}
 	s.wg.Add(2)
 	go func() { defer s.wg.Done(); tlsSrv.ServeTLS(s.demux.tls, "", "") }()
@@ -155,7 +172,7 @@ func (s *Server) handlePair(w http.ResponseWriter, r *http.Request) {
 	peer := PairedPeer{
 		Fingerprint: clientFP, Name: req.Name, Kind: req.Kind,
 		PairedAt: time.Now().UTC(), LastSeen: time.Now().UTC(),
-		Addresses: []netip.Addr{src}, Port: req.Port,
+		Addresses: []netip.Addr{RemoteIPZoned(r)}, Port: req.Port,
 	}
 	if err := s.Store.Put(peer); err != nil {
 		s.Logger.Error("pairing: store", "err", err)
@@ -179,14 +196,75 @@ func (s *Server) handleObserved(w http.ResponseWriter, r *http.Request) {
 		WriteJSON(w, http.StatusBadRequest, ErrorResponse{Error: "want {\"addr\": IP} and a client certificate", Reason: "bad_request"})
 		return
 	}
-	if s.OnObserved != nil {
-		if err := s.OnObserved(req.Addr, ident.Of(r.TLS.PeerCertificates[0].Raw)); err != nil {
+	if s.Hooks.OnObserved != nil {
+		if err := s.Hooks.OnObserved(req.Addr, ident.Of(r.TLS.PeerCertificates[0].Raw)); err != nil {
 			s.Logger.Debug("observed: refused", "from", RemoteIP(r), "addr", req.Addr, "err", err)
 			WriteJSON(w, http.StatusForbidden, ErrorResponse{Error: err.Error(), Reason: "refused"})
 			return
 		}
 	}
 	w.WriteHeader(http.StatusAccepted)
+}
+
+func (s *Server) handleProbe(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	var req *ProbeRequest
+	if err == nil {
+		req, err = DecodeProbeRequest(body)
+	}
+	if err != nil || len(r.TLS.PeerCertificates) == 0 {
+		WriteJSON(w, http.StatusBadRequest, ErrorResponse{Error: "want {\"targets\": [{\"addr\", \"nonce\"}…]} and a client certificate", Reason: "bad_request"})
+		return
+	}
+	if s.Hooks.OnProbe == nil {
+		WriteJSON(w, http.StatusNotFound, ErrorResponse{Error: "no reverse probes here", Reason: "refused"})
+		return
+	}
+	local, _ := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr)
+	var localIP netip.Addr
+	if local != nil {
+		localIP = local.AddrPort().Addr().Unmap()
+	}
+	resp, err := s.Hooks.OnProbe(r.Context(), req, ident.Of(r.TLS.PeerCertificates[0].Raw), localIP, RemoteIPZoned(r))
+	if err != nil {
+		s.Logger.Debug("probe: refused", "from", RemoteIP(r), "err", err)
+		WriteJSON(w, http.StatusForbidden, ErrorResponse{Error: err.Error(), Reason: "refused"})
+		return
+	}
+	WriteJSON(w, http.StatusOK, resp)
+}
+
+// record calls OnRequest for every request h gets.
+func (s *Server) record(h http.Handler, scheme string) http.Handler {
+	if s.Hooks.OnRequest == nil {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+		remote, err := netip.ParseAddrPort(r.RemoteAddr)
+		if tcp, ok := local.(*net.TCPAddr); ok && err == nil {
+			by := remote.Addr().Unmap().String()
+			if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+				by = ident.Of(r.TLS.PeerCertificates[0].Raw).ID()
+			}
+			s.Hooks.OnRequest(tcp.AddrPort().Addr(), remote.Addr(), by, scheme+" "+safePath(r.URL.Path))
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// safePath is p when it is short and plain, for a record a stranger's
+// request may fill.
+func safePath(p string) string {
+	if len(p) > 24 {
+		return "(other)"
+	}
+	for _, c := range p {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '/' || c == '-' || c == '_' || c == '.') {
+			return "(other)"
+		}
+	}
+	return p
 }
 
 // limitBodies bounds every request body to MaxRequestBody, but a
@@ -217,6 +295,21 @@ func RemoteIP(r *http.Request) netip.Addr {
 		return netip.Addr{}
 	}
 	return ap.Addr().Unmap().WithZone("")
+}
+
+// RemoteIPZoned is the address a request came from, with the receiving
+// interface as zone when it is link-local (the zone this host dials it
+// with).
+func RemoteIPZoned(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	a := ap.Addr().Unmap()
+	if !a.IsLinkLocalUnicast() {
+		a = a.WithZone("")
+	}
+	return a
 }
 
 // WriteJSON answers with status and v as JSON.

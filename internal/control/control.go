@@ -81,6 +81,37 @@ type Address struct {
 	Stage     string     `json:"stage"`
 	Confirmed bool       `json:"confirmed"`
 	Evidence  string     `json:"evidence,omitempty"`
+	// Proofs: the evidence, strongest first (kind reached, seen,
+	// self-ping, not-reached; when; from whom; how).
+	Proofs []Proof `json:"proofs,omitempty"`
+	// Link is what the kernel says about the interface.
+	Link *Link `json:"link,omitempty"`
+	// Rank is 1 (reached by another host) … 4 (demoted); RankReason why.
+	Rank       int    `json:"rank"`
+	RankReason string `json:"rank_reason"`
+}
+
+// Proof is one piece of evidence about an own address.
+type Proof struct {
+	Kind   string    `json:"kind"`
+	At     time.Time `json:"at"`
+	By     string    `json:"by,omitempty"`
+	Via    string    `json:"via,omitempty"`
+	Detail string    `json:"detail,omitempty"`
+}
+
+// Link is the kernel's facts about an interface.
+type Link struct {
+	Name      string   `json:"name"`
+	Kind      string   `json:"kind"`
+	Class     string   `json:"class"`
+	Carrier   bool     `json:"carrier"`
+	OperState string   `json:"operstate"`
+	Gateway   bool     `json:"gateway,omitempty"`
+	Wireless  bool     `json:"wireless,omitempty"`
+	Ports     []string `json:"ports,omitempty"`
+	MTU       int      `json:"mtu"`
+	Why       string   `json:"why"`
 }
 
 // Stage is the record of one stage of the own-address acquisition.

@@ -80,6 +80,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	d := &Daemon{cfg: cfg, ifs: &discovery.Interfaces{}}
+	links := &discovery.Links{Interfaces: d.ifs.List}
 	d.ifs.Ignore(s.IgnoreInterfaces)
 	defer func() {
 		if err != nil {
@@ -119,19 +120,23 @@ func Start(cfg Config) (_ *Daemon, err error) {
 		Paired: func(fp ident.Fingerprint) bool { _, ok := d.store.Get(fp); return ok },
 		Tell: func(ctx context.Context, to netip.AddrPort, fp ident.Fingerprint) error {
 			return pairing.TellObserved(ctx, d.id, to, fp)
-		}})
+		},
+		OnNewPeer: func() { d.own.ProbeSoon() }})
+	probes := newProbes(d.id, d.nbrs, links)
 	d.own = discovery.NewOwn(discovery.OwnConfig{
 		Acquirer: &discovery.Acquirer{Confirmer: confirmer, Interfaces: d.ifs.List,
 			Peers: discovery.BeaconReports(bc, discovery.DefaultReportGrace), Logger: d.cfg.Logger},
 		OnChange:        d.addressesChanged,
 		OnAcquired:      d.acquired,
 		OnNetworkChange: d.nbrs.Refresh,
+		IsOwn:           links.IsOwn,
+		Probe:           probes.ask,
 		Logger:          d.cfg.Logger,
 	})
 	d.window = &pairing.Window{Lifetime: s.PairWindow, OnChange: d.windowChanged}
 	d.sess = session.New(session.Config{Identity: d.id, Store: d.store, Window: d.window, Inbox: d.inbox, WebRTC: s.WebRTC,
 		Name: d.nbrs.Name, Lookup: d.nbrs.Lookup, Logger: d.cfg.Logger,
-		OnLink: (&discovery.Links{Interfaces: d.ifs.List}).OnLink})
+		OnLink: links.OnLink})
 	plain := http.NewServeMux()
 	plain.Handle("GET "+discovery.ConfirmPath, confirmer)
 	page := web.Handler()
@@ -139,7 +144,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	plain.Handle("GET /p/", page)
 	plain.HandleFunc("POST /p/offer", d.sess.ServeOffer)
 	d.server = &pairing.Server{Identity: d.id, Window: d.window, Store: d.store, Name: d.nbrs.Name, Plain: plain, Self: d.own.IPs, Logger: d.cfg.Logger,
-		OnObserved: d.observed, TLS: d.sess.Handler()}
+		Hooks: pairing.ServerHooks{OnObserved: d.observed, OnRequest: d.own.Reached, OnProbe: probes.serve}, TLS: d.sess.Handler()}
 	d.svc = newService(d.cfg.Logger, d.Status, d.own.Acquired())
 
 	d.server.Serve(ln)

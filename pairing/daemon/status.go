@@ -28,7 +28,7 @@ func (d *Daemon) Status() control.Status {
 	bs, refused := d.nbrs.Stats()
 	st.Beacon = beaconStats(bs, refused)
 	for _, a := range addrs {
-		st.Addresses = append(st.Addresses, control.Address(a))
+		st.Addresses = append(st.Addresses, addressView(a))
 	}
 	for _, s := range stages {
 		st.Stages = append(st.Stages, control.Stage{Name: s.Name, Status: s.Status, Error: s.Error, DurationMS: s.DurationMS, Details: s.Details})
@@ -54,6 +54,18 @@ func (d *Daemon) Status() control.Status {
 	}
 	st.Peers = append(st.Peers, all...)
 	return st
+}
+
+func addressView(a discovery.Address) control.Address {
+	v := control.Address{IP: a.IP, Interface: a.Interface, Stage: a.Stage, Confirmed: a.Confirmed, Evidence: a.Evidence, Rank: a.Rank, RankReason: a.RankReason}
+	for _, p := range a.Proofs {
+		v.Proofs = append(v.Proofs, control.Proof(p))
+	}
+	if a.Link != nil {
+		l := control.Link(*a.Link)
+		v.Link = &l
+	}
+	return v
 }
 
 func peerView(p discovery.Peer) control.Peer {
