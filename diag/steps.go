@@ -550,12 +550,16 @@ func stepPeerReach(r *runner, ctx context.Context, s *Step) {
 	if len(peers) > maxReachProbes {
 		peers = peers[:maxReachProbes]
 	}
-	out := make([]PeerReach, len(peers))
+	per := make([][]PeerReach, len(peers))
 	var wg sync.WaitGroup
 	for i, p := range peers {
-		wg.Go(func() { out[i] = reachPeer(ctx, p) })
+		wg.Go(func() { per[i] = reachPeer(ctx, p) })
 	}
 	wg.Wait()
+	var out []PeerReach
+	for _, x := range per {
+		out = append(out, x...)
+	}
 	s.Details = out
 	var ok, blocked, mtu, refused []string
 	for _, x := range out {
@@ -567,10 +571,10 @@ func stepPeerReach(r *runner, ctx context.Context, s *Step) {
 		case x.Small == "ok" && x.Large == "stalled":
 			mtu = append(mtu, fmt.Sprintf("%s at %s", x.Name, x.Addr))
 		default:
-			ok = append(ok, x.Name)
+			ok = append(ok, x.Addr)
 		}
 	}
-	s.Summary = fmt.Sprintf("%d of %d answer TCP with full-size packets", len(ok), len(out))
+	s.Summary = fmt.Sprintf("%d of %d addresses of %d peers answer TCP", len(ok)+len(mtu), len(out), len(peers))
 	switch {
 	case len(blocked) > 0:
 		s.Status, s.Error = Warn, "seen by beacon, but TCP times out: "+strings.Join(blocked, ", ")
@@ -584,24 +588,42 @@ func stepPeerReach(r *runner, ctx context.Context, s *Step) {
 	}
 }
 
-// reachPeer checks one peer: TCP connect, a small request, then a
-// response of several full-size packets (the page's script), each with a
-// deadline.
-func reachPeer(ctx context.Context, p discovery.Peer) PeerReach {
-	x := PeerReach{Name: p.Name, ID: p.ID, TCP: "error"}
-	var target netip.AddrPort
+// maxReachAddrs bounds the addresses of one peer the step dials.
+const maxReachAddrs = 4
+
+// reachPeer checks the addresses of one peer: TCP connect to each, then
+// on the first that connects a small request and a response of several
+// full-size packets (the page's script), each with a deadline.
+func reachPeer(ctx context.Context, p discovery.Peer) []PeerReach {
+	var targets []netip.AddrPort
 	for _, a := range p.Addresses {
 		if a.Is6() && a.IsLinkLocalUnicast() && a.Zone() == "" {
 			continue
 		}
-		target = netip.AddrPortFrom(a, p.Port)
-		break
+		if len(targets) < maxReachAddrs {
+			targets = append(targets, netip.AddrPortFrom(a, p.Port))
+		}
 	}
-	if !target.IsValid() {
-		x.Error = "no dialable address"
-		return x
+	out := make([]PeerReach, len(targets))
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Go(func() { out[i] = reachAddr(ctx, p, t) })
 	}
-	x.Addr = target.String()
+	wg.Wait()
+	for i := range out {
+		if out[i].TCP == "ok" {
+			out[i].Small, out[i].Large = packetSizes(ctx, targets[i])
+			break
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, PeerReach{Name: p.Name, ID: p.ID, TCP: "error", Error: "no dialable address"})
+	}
+	return out
+}
+
+func reachAddr(ctx context.Context, p discovery.Peer, target netip.AddrPort) PeerReach {
+	x := PeerReach{Name: p.Name, ID: p.ID, TCP: "error", Addr: target.String()}
 	c, cancel := context.WithTimeout(ctx, 700*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -619,14 +641,26 @@ func reachPeer(ctx context.Context, p discovery.Peer) PeerReach {
 		return x
 	default:
 		x.Error = err.Error()
-		return x
 	}
+	return x
+}
+
+// packetSizes asks target for a small answer, then for one of several
+// full-size packets: "ok" or "stalled" each.
+func packetSizes(ctx context.Context, target netip.AddrPort) (small, large string) {
+	var dl net.Dialer
 	get := func(path string, d time.Duration) string {
 		c, cancel := context.WithTimeout(ctx, d)
 		defer cancel()
-		cl := &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
+		cl := &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true,
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return dl.DialContext(ctx, "tcp", target.String())
+			}}}
 		defer cl.CloseIdleConnections()
-		req, _ := http.NewRequestWithContext(c, http.MethodGet, "http://"+target.String()+path, nil)
+		req, err := http.NewRequestWithContext(c, http.MethodGet, "http://peer"+path, nil)
+		if err != nil {
+			return "stalled"
+		}
 		resp, err := cl.Do(req)
 		if err != nil {
 			return "stalled"
@@ -637,11 +671,11 @@ func reachPeer(ctx context.Context, p discovery.Peer) PeerReach {
 		}
 		return "ok"
 	}
-	x.Small = get(discovery.ConfirmPath, 700*time.Millisecond)
-	if x.Small == "ok" {
-		x.Large = get("/p/app.js", 1200*time.Millisecond)
+	small = get(discovery.ConfirmPath, 700*time.Millisecond)
+	if small == "ok" {
+		large = get("/p/app.js", 1200*time.Millisecond)
 	}
-	return x
+	return small, large
 }
 
 func stepMdns(r *runner, ctx context.Context, s *Step) {

@@ -63,8 +63,8 @@ func (a Address) proofOf(kind string) (Proof, bool) {
 // addProof sets the address's proof of p's kind (one per kind, the
 // latest).
 func (a *Address) addProof(p Proof) {
-	a.Proofs = slices.DeleteFunc(a.Proofs, func(x Proof) bool { return x.Kind == p.Kind })
-	a.Proofs = append(a.Proofs, p)
+	// A new slice: copies of the address handed out share the old one.
+	a.Proofs = append(slices.DeleteFunc(slices.Clone(a.Proofs), func(x Proof) bool { return x.Kind == p.Kind }), p)
 	slices.SortStableFunc(a.Proofs, func(x, y Proof) int { return proofOrder(x.Kind) - proofOrder(y.Kind) })
 }
 

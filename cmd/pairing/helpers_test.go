@@ -17,6 +17,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	lan.ServeTun()
 	code := m.Run()
 	lan.RemoveBuilds()
 	os.Exit(code)

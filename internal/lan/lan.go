@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // RequireRoot skips t unless it runs as root with ip and nft present. With
@@ -197,7 +199,14 @@ type Link struct {
 // given addresses (CIDR form), and brings it up.
 func (h *Host) Attach(seg *Segment, cidrs ...string) *Link {
 	h.l.t.Helper()
-	lk := &Link{h: h, Name: fmt.Sprintf("eth%d", h.nif), Port: fmt.Sprintf("%s-e%d", h.Name, h.nif)}
+	return h.AttachNamed(seg, fmt.Sprintf("eth%d", h.nif), cidrs...)
+}
+
+// AttachNamed is Attach with the host's interface named name (a name a
+// VPN, a bridge or anything else would have).
+func (h *Host) AttachNamed(seg *Segment, name string, cidrs ...string) *Link {
+	h.l.t.Helper()
+	lk := &Link{h: h, Name: name, Port: fmt.Sprintf("%s-e%d", h.Name, h.nif)}
 	h.nif++
 	l := h.l
 	l.must("ip", "link", "add", lk.Name, "netns", h.NS, "type", "veth", "peer", "name", lk.Port, "netns", l.sw)
@@ -245,6 +254,116 @@ func (h *Host) DropInboundTCP(addr string) {
 }`, time.Now().UnixNano()%1e6, fam, addr))
 }
 
+// DropInboundTCPOn makes the host's firewall drop new inbound TCP
+// connections that arrive on interface ifname: a rule on the input
+// interface, which the host's own connections over loopback never meet.
+func (h *Host) DropInboundTCPOn(ifname string) {
+	h.l.nft(h.NS, fmt.Sprintf(`table inet dropif%d {
+	chain input_filter {
+		type filter hook input priority 0; policy accept;
+		iifname %q tcp flags & (syn|ack) == syn drop
+	}
+}`, time.Now().UnixNano()%1e6, ifname))
+}
+
+// Isolate turns on port isolation for the host's link on its segment:
+// isolated ports cannot reach each other, only ports that are not
+// isolated (a gateway), as AP/client isolation does on Wi-Fi.
+func (lk *Link) Isolate() {
+	lk.h.l.must("ip", "netns", "exec", lk.h.l.sw, "bridge", "link", "set", "dev", lk.Port, "isolated", "on")
+}
+
+// DropLarger makes the segment drop packets longer than n bytes, in both
+// directions, without telling anyone: a path MTU black hole.
+func (s *Segment) DropLarger(n int) {
+	s.filter(fmt.Sprintf("meta length > %d drop", n))
+}
+
+// Bridge adds a bridge named name with the addresses, up. With container
+// set, a veth pair joins it to a namespace of its own, as a container
+// runtime does (the bridge then has carrier and only virtual ports);
+// without, it has no port.
+func (h *Host) Bridge(name string, container bool, cidrs ...string) {
+	l := h.l
+	l.t.Helper()
+	l.must("ip", "-n", h.NS, "link", "add", name, "type", "bridge")
+	if container {
+		ct := h.NS + "-ct"
+		l.must("ip", "netns", "add", ct)
+		l.t.Cleanup(func() { exec.Command("ip", "netns", "del", ct).Run() })
+		l.must("ip", "-n", h.NS, "link", "add", "vct"+name, "type", "veth", "peer", "name", "eth0", "netns", ct)
+		l.must("ip", "-n", h.NS, "link", "set", "vct"+name, "master", name)
+		l.must("ip", "-n", h.NS, "link", "set", "vct"+name, "up")
+		l.must("ip", "-n", ct, "link", "set", "eth0", "up")
+	}
+	for _, c := range cidrs {
+		l.must("ip", "-n", h.NS, "addr", "add", c, "dev", name)
+	}
+	l.must("ip", "-n", h.NS, "link", "set", name, "up")
+}
+
+// Tun adds a tun device named name with the addresses, up and held open
+// by a helper process (so it has carrier, as with a running VPN client).
+// The test binary's TestMain must call ServeTun.
+func (h *Host) Tun(name string, cidrs ...string) {
+	l := h.l
+	l.t.Helper()
+	p := h.start(func(c *exec.Cmd) { c.Env = append(c.Env, tunEnv+"="+name) }, os.Args[0], "-test.run=^$")
+	Eventually(l.t, 5*time.Second, func() error {
+		if !strings.Contains(p.Stdout(), "tun ready") {
+			return fmt.Errorf("the tun holder has not opened %s: %s", name, p.Stderr())
+		}
+		if _, _, err := h.Run("ip", "link", "show", name); err != nil {
+			return fmt.Errorf("no %s yet", name)
+		}
+		return nil
+	})
+	for _, c := range cidrs {
+		l.must("ip", "-n", h.NS, "addr", "add", c, "dev", name)
+	}
+	l.must("ip", "-n", h.NS, "link", "set", name, "up")
+}
+
+const tunEnv = "PAIRING_LAN_TUN"
+
+// ServeTun is the tun holder's side of Tun: when this process was started
+// to hold a tun device, it creates it, says so and blocks until killed,
+// and ServeTun does not return. Call it first in TestMain.
+func ServeTun() {
+	name := os.Getenv(tunEnv)
+	if name == "" {
+		return
+	}
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR, 0)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "open /dev/net/tun:", err)
+		os.Exit(1)
+	}
+	ifr, err := unix.NewIfreq(name)
+	if err == nil {
+		ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI)
+		err = unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "TUNSETIFF:", err)
+		os.Exit(1)
+	}
+	fmt.Println("tun ready")
+	buf := make([]byte, 65536)
+	for {
+		if _, err := unix.Read(fd, buf); err != nil && err != unix.EINTR {
+			select {}
+		}
+	}
+}
+
+// Must runs a command (ip, nft, bridge…) inside the host and fails the
+// test when it fails.
+func (h *Host) Must(name string, args ...string) string {
+	h.l.t.Helper()
+	return h.l.must(append([]string{"ip", "netns", "exec", h.NS, name}, args...)...)
+}
+
 // DisableIPv6 turns IPv6 off in the host (no link-local addresses).
 func (h *Host) DisableIPv6() {
 	h.sysctl("net/ipv6/conf/all/disable_ipv6", "1")
@@ -289,8 +408,16 @@ type Proc struct {
 // at cleanup if still running.
 func (h *Host) Start(name string, args ...string) *Proc {
 	h.l.t.Helper()
+	return h.start(nil, name, args...)
+}
+
+func (h *Host) start(set func(*exec.Cmd), name string, args ...string) *Proc {
+	h.l.t.Helper()
 	p := &Proc{done: make(chan struct{})}
 	p.cmd = h.Command(context.Background(), name, args...)
+	if set != nil {
+		set(p.cmd)
+	}
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.err
 	if err := p.cmd.Start(); err != nil {
 		h.l.t.Fatalf("start %s in %s: %v", name, h.Name, err)
