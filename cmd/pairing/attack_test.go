@@ -21,9 +21,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/lanpairing/pairing/discovery"
 	"github.com/lanpairing/pairing/discovery/beacon"
 	"github.com/lanpairing/pairing/internal/ident"
 	"github.com/lanpairing/pairing/internal/lan"
@@ -637,4 +639,122 @@ func TestHelperAttackSpoof(t *testing.T) {
 		c.Write(b)
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestAttackReverseProbe: a stranger on the LAN uses a's reverse probes
+// to make it dial elsewhere. Only devices in a's peer table are heard,
+// only their announced addresses on a's link are dialled, at most
+// MaxProbeTargets per request, a few requests per source.
+func TestAttackReverseProbe(t *testing.T) {
+	if lan.InHelper() {
+		t.Skip("outer test")
+	}
+	a, b, x := attackLAN(t, 1)
+	a.serve()
+	b.serve()
+	out := x.RunTest(t, "TestHelperAttackProbe", "ATTACK_TARGET=10.1.0.1:"+strconv.Itoa(a.port()))
+	r := result(t, out)
+	if r["stranger_refused"] != 1 || r["bad_refused"] != 3 || r["denied"] != 5 || r["dials"] > 3 || r["rate_refused"] < 5 {
+		t.Fatalf("reverse probes: %v; want the stranger and 3 bad bodies refused, 5 targets denied, at most 3 dials to the attacker, the rest rate-limited", r)
+	}
+	if strings.Contains(b.daemon.Stderr(), "nonce unknown here") {
+		t.Fatal("a dialled b for the attacker")
+	}
+	st, _ := a.status()
+	if len(st.Addresses) == 0 || st.Addresses[0].IP.String() != "10.1.0.1" {
+		t.Fatalf("a's addresses after the attack: %s", addrDump(st))
+	}
+}
+
+func TestHelperAttackProbe(t *testing.T) {
+	if !lan.InHelper() {
+		t.Skip("runs inside the attacker's host; see TestAttackReverseProbe")
+	}
+	target := os.Getenv("ATTACK_TARGET")
+	src := netip.MustParseAddr("10.1.0.100")
+	// The attacker listens where it says its listener is, and counts
+	// what a dials there.
+	ln, err := net.Listen("tcp", "10.1.0.100:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var dials atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			dials.Add(1)
+			c.Close()
+		}
+	}()
+	port := ln.Addr().(*net.TCPAddr).Port
+	stranger, known := attacker(t), attacker(t)
+	c, err := net.Dial("udp", net.JoinHostPort("10.1.0.1", strconv.Itoa(beacon.DefaultPort)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk, _ := (&beacon.Packet{Type: beacon.TypeAnnounce, Fingerprint: known.Fingerprint, Instance: 7, Port: uint16(port), Name: "x",
+		Addrs: []netip.Addr{src}}).Append(nil)
+	c.Write(pk)
+	c.Close()
+	time.Sleep(200 * time.Millisecond)
+	counts := map[string]int{}
+	nonce := strings.Repeat("ab", 16)
+	ask := func(id *pairing.Identity, body []byte) (int, pairing.ProbeResponse) {
+		d := tls.Dialer{NetDialer: &net.Dialer{LocalAddr: &net.TCPAddr{IP: src.AsSlice()}, Timeout: 2 * time.Second},
+			Config: &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{id.TLSCertificate()}, InsecureSkipVerify: true}}
+		tr := &http.Transport{DisableKeepAlives: true, DialTLSContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, "tcp", target)
+		}}
+		defer tr.CloseIdleConnections()
+		resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Post("https://x"+pairing.PathProbe, "application/json", bytes.NewReader(body))
+		if err != nil {
+			counts["error"]++
+			return 0, pairing.ProbeResponse{}
+		}
+		defer resp.Body.Close()
+		var pr pairing.ProbeResponse
+		json.NewDecoder(resp.Body).Decode(&pr)
+		return resp.StatusCode, pr
+	}
+	req := func(addrs ...string) []byte {
+		var r pairing.ProbeRequest
+		for _, a := range addrs {
+			r.Targets = append(r.Targets, discovery.ProbeTarget{Addr: netip.MustParseAddr(a), Nonce: nonce})
+		}
+		b, _ := json.Marshal(r)
+		return b
+	}
+	if status, _ := ask(stranger, req("10.1.0.100")); status == http.StatusForbidden {
+		counts["stranger_refused"]++
+	}
+	nine := make([]string, 9)
+	for i := range nine {
+		nine[i] = "10.1.0.100"
+	}
+	for _, body := range [][]byte{[]byte("{"), req(nine...), []byte(`{"targets":[{"addr":"10.1.0.100","nonce":"x"}]}`)} {
+		if status, _ := ask(known, body); status == http.StatusBadRequest {
+			counts["bad_refused"]++
+		}
+	}
+	// Not announced by x, a's own, loopback, off-link, another host.
+	if status, pr := ask(known, req("10.1.0.2", "10.1.0.1", "127.0.0.1", "203.0.113.9", "fe80::1")); status == http.StatusOK {
+		for _, res := range pr.Results {
+			if res.Result == discovery.ProbeDenied {
+				counts["denied"]++
+			}
+		}
+	}
+	for range 10 {
+		status, _ := ask(known, req("10.1.0.100"))
+		if status == http.StatusForbidden {
+			counts["rate_refused"]++
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	counts["dials"] = int(dials.Load())
+	printResult(t, counts)
 }

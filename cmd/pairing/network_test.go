@@ -158,7 +158,7 @@ func TestNetFirewallOnLANInterface(t *testing.T) {
 	seg2 := l.Segment()
 	a.Attach(seg2, "10.1.1.1/24")
 	b.Attach(seg2, "10.1.1.2/24")
-	a.DropInboundTCPOn("eth0")
+	a.DropInboundTCP("eth0")
 	a.serve()
 	st := waitBest(t, a, "10.1.1.1")
 	lan.Eventually(t, 10*time.Second, func() error {
@@ -180,7 +180,7 @@ func TestNetFirewallOnLANInterface(t *testing.T) {
 // address can lead that works, and diag must say why instead of ✓.
 func TestNetFirewallAlone(t *testing.T) {
 	_, _, a, b := lanPair(t, true)
-	a.DropInboundTCPOn("eth0")
+	a.DropInboundTCP("eth0")
 	a.serve()
 	lan.Eventually(t, 10*time.Second, func() error {
 		if st, _ := a.status(); st == nil || !hasProof(st, "10.1.0.1", discovery.ProofUnreached) {

@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
@@ -178,12 +179,12 @@ func (l *LAN) Host(name string) *Host {
 	l.hosts = append(l.hosts, h)
 	l.mu.Unlock()
 	l.must("ip", "-n", h.NS, "link", "set", "lo", "up")
-	h.sysctl("net/ipv6/conf/all/accept_dad", "0")
-	h.sysctl("net/ipv6/conf/default/accept_dad", "0")
+	sysctl(h, "net/ipv6/conf/all/accept_dad", "0")
+	sysctl(h, "net/ipv6/conf/default/accept_dad", "0")
 	return h
 }
 
-func (h *Host) sysctl(key, val string) {
+func sysctl(h *Host, key, val string) {
 	h.l.t.Helper()
 	h.l.must("ip", "netns", "exec", h.NS, "sh", "-c", fmt.Sprintf("echo %s > /proc/sys/%s", val, key))
 }
@@ -240,30 +241,24 @@ func (h *Host) DefaultRoute(gw string) {
 }
 
 // DropInboundTCP makes the host's firewall drop new inbound TCP
-// connections to addr (IPv4 or IPv6), as a firewall on that address would.
-func (h *Host) DropInboundTCP(addr string) {
-	fam := "ip"
-	if strings.Contains(addr, ":") {
-		fam = "ip6"
+// connections. match is an address (IPv4 or IPv6): a rule on the
+// destination, which the host's own connections to it over loopback meet
+// too; or an interface name: a rule on the input interface, which they
+// never meet.
+func (h *Host) DropInboundTCP(match string) {
+	rule := fmt.Sprintf("iifname %q", match)
+	if a, err := netip.ParseAddr(match); err == nil {
+		rule = "ip daddr " + match
+		if a.Is6() {
+			rule = "ip6 daddr " + match
+		}
 	}
 	h.l.nft(h.NS, fmt.Sprintf(`table inet drop%d {
 	chain input_filter {
 		type filter hook input priority 0; policy accept;
-		%s daddr %s tcp flags & (syn|ack) == syn drop
+		%s tcp flags & (syn|ack) == syn drop
 	}
-}`, time.Now().UnixNano()%1e6, fam, addr))
-}
-
-// DropInboundTCPOn makes the host's firewall drop new inbound TCP
-// connections that arrive on interface ifname: a rule on the input
-// interface, which the host's own connections over loopback never meet.
-func (h *Host) DropInboundTCPOn(ifname string) {
-	h.l.nft(h.NS, fmt.Sprintf(`table inet dropif%d {
-	chain input_filter {
-		type filter hook input priority 0; policy accept;
-		iifname %q tcp flags & (syn|ack) == syn drop
-	}
-}`, time.Now().UnixNano()%1e6, ifname))
+}`, time.Now().UnixNano()%1e6, rule))
 }
 
 // Isolate turns on port isolation for the host's link on its segment:
@@ -308,7 +303,7 @@ func (h *Host) Bridge(name string, container bool, cidrs ...string) {
 func (h *Host) Tun(name string, cidrs ...string) {
 	l := h.l
 	l.t.Helper()
-	p := h.start(func(c *exec.Cmd) { c.Env = append(c.Env, tunEnv+"="+name) }, os.Args[0], "-test.run=^$")
+	p := start(h, func(c *exec.Cmd) { c.Env = append(c.Env, tunEnv+"="+name) }, os.Args[0], "-test.run=^$")
 	Eventually(l.t, 5*time.Second, func() error {
 		if !strings.Contains(p.Stdout(), "tun ready") {
 			return fmt.Errorf("the tun holder has not opened %s: %s", name, p.Stderr())
@@ -366,8 +361,8 @@ func (h *Host) Must(name string, args ...string) string {
 
 // DisableIPv6 turns IPv6 off in the host (no link-local addresses).
 func (h *Host) DisableIPv6() {
-	h.sysctl("net/ipv6/conf/all/disable_ipv6", "1")
-	h.sysctl("net/ipv6/conf/default/disable_ipv6", "1")
+	sysctl(h, "net/ipv6/conf/all/disable_ipv6", "1")
+	sysctl(h, "net/ipv6/conf/default/disable_ipv6", "1")
 }
 
 // Command returns a command that runs inside the host. A race-enabled
@@ -408,10 +403,10 @@ type Proc struct {
 // at cleanup if still running.
 func (h *Host) Start(name string, args ...string) *Proc {
 	h.l.t.Helper()
-	return h.start(nil, name, args...)
+	return start(h, nil, name, args...)
 }
 
-func (h *Host) start(set func(*exec.Cmd), name string, args ...string) *Proc {
+func start(h *Host, set func(*exec.Cmd), name string, args ...string) *Proc {
 	h.l.t.Helper()
 	p := &Proc{done: make(chan struct{})}
 	p.cmd = h.Command(context.Background(), name, args...)

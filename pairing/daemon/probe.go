@@ -58,8 +58,8 @@ func newProbes(id *pairing.Identity, nbrs *discovery.Neighbours, links *discover
 }
 
 // serve dials the targets of by's request on by's announced port: only
-// for a device in the peer table, from our link, to addresses on the
-// link the request came in on, within the rate limits.
+// for a device in the peer table, from our link, to addresses it
+// announced on the link the request came in on, within the rate limits.
 func (p *probes) serve(ctx context.Context, req *pairing.ProbeRequest, by ident.Fingerprint, local, remote netip.Addr) (*pairing.ProbeResponse, error) {
 	at := p.nbrs.Lookup(by)
 	if len(at) == 0 {
@@ -83,8 +83,9 @@ func (p *probes) serve(ctx context.Context, req *pairing.ProbeRequest, by ident.
 		if a.Is6() && a.IsLinkLocalUnicast() {
 			a = a.WithZone(link) // the link the request came in on
 		}
-		if p.links.LinkOf(a) != link || p.links.IsOwn(a) {
-			resp.Results[i] = discovery.ProbeResult{Addr: t.Addr, Result: discovery.ProbeDenied, Error: "not on the link the request came from"}
+		announced := slices.ContainsFunc(at, func(x netip.AddrPort) bool { return x.Addr().WithZone("") == a.WithZone("") })
+		if !announced || p.links.LinkOf(a) != link || p.links.IsOwn(a) {
+			resp.Results[i] = discovery.ProbeResult{Addr: t.Addr, Result: discovery.ProbeDenied, Error: "only the caller's announced addresses on the link the request came from"}
 			continue
 		}
 		wg.Go(func() {
