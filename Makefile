@@ -55,6 +55,7 @@ fuzz: ## fuzz every decoder of outside input for 30 s each
 	$(GO) test -run '^$$' -fuzz '^FuzzConfirmRequest$$' -fuzztime 30s ./discovery
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePayload$$' -fuzztime 30s ./pairing
 	$(GO) test -run '^$$' -fuzz '^FuzzPairRequest$$' -fuzztime 30s ./pairing
+	$(GO) test -run '^$$' -fuzz '^FuzzProbeRequest$$' -fuzztime 30s ./pairing
 	$(GO) test -run '^$$' -fuzz '^FuzzStoreDecode$$' -fuzztime 30s ./pairing
 	$(GO) test -run '^$$' -fuzz '^FuzzParseConfig$$' -fuzztime 30s ./pairing
 	$(GO) test -run '^$$' -fuzz '^FuzzFingerprints$$' -fuzztime 30s ./pairing/rtc

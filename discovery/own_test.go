@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -165,5 +166,53 @@ func TestTableCaps(t *testing.T) {
 		if len(p.Addresses) > maxPeerAddrs {
 			t.Fatalf("%s has %d addresses", p.ID, len(p.Addresses))
 		}
+	}
+}
+
+// TestOwnReached: a connection from another host to one of our addresses
+// is the strongest proof: the address gets it, ranks first, and shows up
+// even when no stage confirmed it; our own connections (a self-ping)
+// prove nothing; the proofs kept are capped.
+func TestOwnReached(t *testing.T) {
+	mine := netip.MustParseAddr("192.0.2.10")
+	o := NewOwn(OwnConfig{
+		IsOwn: func(a netip.Addr) bool { return a == mine },
+		Acquirer: &Acquirer{Confirmer: &Confirmer{}, Interfaces: func() ([]net.Interface, error) { return nil, nil },
+			RouteTargets: []netip.AddrPort{}},
+	})
+	o.Start()
+	defer o.Close()
+	<-o.Acquired()
+	o.Reached(mine, mine, "self", "http /confirm")
+	o.Reached(mine, netip.MustParseAddr("127.0.0.1"), "self", "http /confirm")
+	time.Sleep(50 * time.Millisecond)
+	if got := o.IPs(); len(got) != 0 {
+		t.Fatalf("our own connections proved %v", got)
+	}
+	o.Reached(mine, netip.MustParseAddr("192.0.2.20"), "PEER-ID", "tls /v1/observed")
+	eventually(t, "the reached address is listed", func() bool { return len(o.IPs()) == 1 })
+	addrs, _, _ := o.Addresses()
+	a := addrs[0]
+	if a.IP != mine || a.Rank != RankReached || !strings.Contains(a.RankReason, "PEER-ID") {
+		t.Fatalf("reached address: %+v", a)
+	}
+	if p, ok := a.proofOf(ProofReached); !ok || p.By != "PEER-ID" || p.Via != "tls /v1/observed" || !strings.Contains(p.Detail, "192.0.2.20") {
+		t.Fatalf("proof: %+v", a.Proofs)
+	}
+	// A later reverse probe that could not get through demotes it.
+	o.NotReached(mine, "OTHER", ProbeTimeout)
+	eventually(t, "the address is demoted", func() bool {
+		addrs, _, _ := o.Addresses()
+		return len(addrs) == 1 && addrs[0].Rank == RankDemoted
+	})
+	// Proofs for more addresses than a host has are not kept.
+	for i := range 200 {
+		o.NotReached(netip.AddrFrom4([4]byte{198, 51, byte(i / 250), byte(i % 250)}), "X", ProbeTimeout)
+	}
+	o.mu.Lock()
+	n := len(o.proofs)
+	o.mu.Unlock()
+	if n > maxObserved {
+		t.Fatalf("%d addresses' proofs kept, cap %d", n, maxObserved)
 	}
 }

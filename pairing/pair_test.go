@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lanpairing/pairing/discovery"
 	"github.com/lanpairing/pairing/discovery/beacon"
 )
 
@@ -278,6 +279,30 @@ func FuzzPairRequest(f *testing.F) {
 		r, err := decodePairRequest(b)
 		if err == nil && (r.Name == "" || (r.Proof == nil) == (r.Code == "")) {
 			t.Fatalf("accepted %q", b)
+		}
+	})
+}
+
+func FuzzProbeRequest(f *testing.F) {
+	f.Add([]byte(`{"targets":[{"addr":"10.1.0.1","nonce":"0123456789abcdef0123456789abcdef"}]}`))
+	f.Add([]byte(`{"targets":[{"addr":"fe80::1%eth0","nonce":"0123456789abcdef0123456789abcdef"}]}`))
+	f.Add([]byte(`{"targets":[]}`))
+	f.Add([]byte(`{"targets":[{"addr":"x","nonce":"y"}],"more":1}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := DecodeProbeRequest(b)
+		if err != nil {
+			if !errors.Is(err, ErrBadRequest) {
+				t.Fatalf("error %v is not ErrBadRequest", err)
+			}
+			return
+		}
+		if len(r.Targets) == 0 || len(r.Targets) > discovery.MaxProbeTargets {
+			t.Fatalf("accepted %d targets", len(r.Targets))
+		}
+		for _, x := range r.Targets {
+			if !x.Addr.IsValid() || len(x.Nonce) != 32 {
+				t.Fatalf("accepted %+v", x)
+			}
 		}
 	})
 }

@@ -12,7 +12,7 @@ import (
 )
 
 func runAddr(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("addr", "[--json]", "Find which own addresses other devices can reach: the preferred outbound address, then every private interface address, then the addresses peers see us at; each proved by a self-ping with a nonce")
+	fs := newFlags("addr", "[--json]", "Find which own addresses other devices can reach: the preferred outbound address, then every private interface address, then the addresses peers see us at; each proved by a self-ping with a nonce, and ranked by what the kernel says of its link (tunnels, virtual bridges and links without carrier last)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parse(fs, args, 0, stdout); err != nil {
 		return err
@@ -86,9 +86,10 @@ func printAddr(w io.Writer, res discovery.Result) {
 	fmt.Fprintln(w, "confirmed addresses, best first:")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, a := range res.Addresses {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", a.IP, orDash(a.Interface), a.Stage)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", a.IP, orDash(a.Interface), a.Stage, a.RankReason)
 	}
 	tw.Flush()
+	fmt.Fprintln(w, "(a self-ping proves only that this host takes the address; the daemon also records which addresses other hosts reached: pairing status)")
 }
 
 func orDash(s string) string {

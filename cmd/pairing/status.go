@@ -49,7 +49,7 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "addresses (changed %s):\n", st.AddressesChanged.Format(time.RFC3339))
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 		for _, a := range st.Addresses {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\n", a.IP, orDash(a.Interface), a.Stage)
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", a.IP, orDash(a.Interface), a.Stage, a.RankReason)
 		}
 		tw.Flush()
 	}
