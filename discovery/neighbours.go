@@ -324,7 +324,9 @@ func (n *teller) shouldTell(fp ident.Fingerprint, key string, now time.Time) boo
 func (n *Neighbours) browse(ctx context.Context) {
 	for {
 		err := Browse(ctx, n.cfg.Beacon.Interfaces, n.cfg.Logger, func(ev beacon.Event) {
-			n.table.ObserveFrom(SourceMDNS, ev)
+			if _, fresh := n.table.ObserveFrom(SourceMDNS, ev); fresh && n.cfg.OnNewPeer != nil {
+				n.cfg.OnNewPeer()
+			}
 		})
 		if err != nil {
 			n.cfg.Logger.Debug("mdns: browse", "err", err)

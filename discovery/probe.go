@@ -109,7 +109,8 @@ func (p *prober) soon() {
 	}
 }
 
-// loop runs a round after soon, at most one per probeEvery.
+// loop runs a round after soon, at most one per probeEvery that reached
+// a peer (a round that found none does not hold back the next).
 func (p *prober) loop(ctx context.Context) {
 	var last time.Time
 	for {
@@ -125,15 +126,17 @@ func (p *prober) loop(ctx context.Context) {
 			case <-time.After(wait):
 			}
 		}
-		last = time.Now()
-		p.round(ctx)
+		if p.round(ctx) {
+			last = time.Now()
+		}
 	}
 }
 
 // probeRound asks a peer to dial every address that no other host has
 // reached recently, and records what arrived: reached, or not-reached
-// when the connect was dropped or refused while the self-ping passed.
-func (p *prober) round(ctx context.Context) {
+// when the connect was dropped or refused while the self-ping passed. It
+// reports whether a peer was asked.
+func (p *prober) round(ctx context.Context) bool {
 	o := p.own
 	addrs, _, _ := o.Addresses()
 	now := time.Now()
@@ -155,14 +158,14 @@ func (p *prober) round(ctx context.Context) {
 		waits[a.IP] = arrived
 	}
 	if len(targets) == 0 {
-		return
+		return false
 	}
 	pctx, cancel := context.WithTimeout(ctx, 2*ProbeDialTimeout+time.Second)
 	by, results, err := p.probe(pctx, targets)
 	cancel()
 	if err != nil {
 		o.cfg.Logger.Debug("reverse probe: no peer could probe", "err", err)
-		return
+		return !errors.Is(err, ErrNoProber)
 	}
 	for _, r := range results {
 		arrived, ok := waits[r.Addr]
@@ -179,4 +182,8 @@ func (p *prober) round(ctx context.Context) {
 			o.NotReached(r.Addr, by, r.Result)
 		}
 	}
+	return true
 }
+
+// ErrNoProber: no peer on our link to ask for a reverse probe.
+var ErrNoProber = errors.New("no peer on our link")

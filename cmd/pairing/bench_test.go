@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lanpairing/pairing/discovery"
 	"github.com/lanpairing/pairing/internal/lan"
 	"github.com/lanpairing/pairing/pairing"
 )
@@ -41,6 +42,40 @@ func TestBenchFigures(t *testing.T) {
 				t.Fatalf("addr: exit %d %+v %s", code, res.Addresses, stderr)
 			}
 			return res.FirstMS
+		})
+	})
+
+	// From the daemon's start until one of its addresses carries another
+	// host's proof (the peer's observed call or reverse probe).
+	t.Run("addr_proved_by_peer_ms", func(t *testing.T) {
+		l := lan.New(t)
+		seg := l.Segment()
+		ha, hb := l.Host("a"), l.Host("b")
+		ha.Attach(seg, "10.1.0.1/24")
+		hb.Attach(seg, "10.1.0.2/24")
+		a, b := newNode(t, ha, bin), newNode(t, hb, bin)
+		b.serve()
+		report(t, "addr_proved_by_peer_ms", 7, func() float64 {
+			time.Sleep(time.Second) // b's limit on reverse probes for one source
+			d := a.serve()
+			defer d.Stop()
+			var took float64
+			lan.Eventually(t, 10*time.Second, func() error {
+				st, err := a.status()
+				if err != nil {
+					return err
+				}
+				for _, x := range st.Addresses {
+					for _, p := range x.Proofs {
+						if p.Kind == discovery.ProofReached {
+							took = float64(p.At.Sub(st.Started).Microseconds()) / 1000
+							return nil
+						}
+					}
+				}
+				return fmt.Errorf("no address of a reached yet")
+			})
+			return took
 		})
 	})
 

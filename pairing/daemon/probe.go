@@ -20,10 +20,10 @@ import (
 
 // Bounds of the reverse probes this daemon does for others.
 const (
-	// probesPerSource: one request every 2 s per source (IPv6 by /64),
-	// a burst of 3.
-	probesPerSource = rate.Limit(0.5)
-	probeBurst      = 3
+	// probesPerSource: one request a second per source (IPv6 by /64),
+	// a burst of 4 (a device asks at most every 3 s, and at start).
+	probesPerSource = rate.Limit(1)
+	probeBurst      = 4
 	// probesTotal bounds the requests of all sources together.
 	probesTotal = rate.Limit(4)
 	// probeSources caps the sources the limiter remembers.
@@ -106,7 +106,7 @@ func (p *probes) ask(ctx context.Context, targets []discovery.ProbeTarget) (stri
 	})
 	slices.SortFunc(peers, func(x, y discovery.Peer) int { return y.LastSeen.Compare(x.LastSeen) })
 	if len(peers) == 0 {
-		return "", nil, errors.New("no peer on our link")
+		return "", nil, discovery.ErrNoProber
 	}
 	var errs []error
 	for _, x := range peers[:min(len(peers), probeAsk)] {
