@@ -76,13 +76,16 @@ func Join(ctx context.Context, p *Payload, opt JoinOptions) (*JoinResult, error)
 		return nil, ErrNeedCode
 	}
 	var tried []string
-	var impostor error
+	var impostor, stalled error
 	try := func(addrs []netip.AddrPort) *tls.Conn {
 		c, errs := dialFirst(ctx, addrs, opt.Identity, p.Fingerprint)
 		for a, err := range errs {
 			tried = append(tried, fmt.Sprintf("%s: %v", a, err))
 			if errors.Is(err, ErrImpostor) {
 				impostor = fmt.Errorf("%w; at %s", err, a)
+			}
+			if errors.Is(err, ErrStalled) {
+				stalled = err
 			}
 		}
 		return c
@@ -108,6 +111,9 @@ func Join(ctx context.Context, p *Payload, opt JoinOptions) (*JoinResult, error)
 	if conn == nil {
 		if impostor != nil {
 			return nil, impostor
+		}
+		if stalled != nil {
+			return nil, fmt.Errorf("%w: %w: tried %s", ErrUnreachable, ErrStalled, strings.Join(tried, "; "))
 		}
 		return nil, fmt.Errorf("%w: tried %s", ErrUnreachable, strings.Join(tried, "; "))
 	}
@@ -172,17 +178,28 @@ func dialFirst(ctx context.Context, addrs []netip.AddrPort, id *Identity, want i
 				ch <- result{a, nil, err}
 				return
 			}
-			d := tls.Dialer{Config: pinnedConfig(id, want)}
-			c, err := d.DialContext(ctx, "tcp", a.String())
+			var nd net.Dialer
+			raw, err := nd.DialContext(ctx, "tcp", a.String())
 			if err != nil {
+				ch <- result{a, nil, err}
+				return
+			}
+			c := tls.Client(raw, pinnedConfig(id, want))
+			if err := c.HandshakeContext(ctx); err != nil {
+				raw.Close()
 				var te *net.OpError
 				if errors.As(err, &te) && te.Op == "remote error" {
 					err = te.Err
 				}
+				if ctx.Err() != nil && !errors.Is(err, ErrImpostor) {
+					// TCP connected, so nothing dropped the SYN; the
+					// handshake's larger packets did not get through.
+					err = fmt.Errorf("%w (%v)", ErrStalled, err)
+				}
 				ch <- result{a, nil, unwrapImpostor(err)}
 				return
 			}
-			ch <- result{a, c.(*tls.Conn), nil}
+			ch <- result{a, c, nil}
 		})
 	}
 	go func() { wg.Wait(); close(ch) }()
@@ -311,6 +328,11 @@ func containsAddrPort(s []netip.AddrPort, a netip.AddrPort) bool {
 	}
 	return false
 }
+
+// ErrStalled: TCP connected but the TLS handshake never finished: small
+// packets pass and full-size ones do not (a path MTU problem), or the
+// other side hangs.
+var ErrStalled = errors.New("connected, but the TLS handshake stalled")
 
 // ErrNoZone: a link-local address without the interface to dial it on.
 var ErrNoZone = errors.New("link-local address without a zone (the interface to use)")

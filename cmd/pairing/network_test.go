@@ -366,6 +366,13 @@ func TestNetMTUBlackHole(t *testing.T) {
 	qrReachable(t, a, b)
 	rep := a.runDiag(t, "")
 	expect(t, rep, "peer reachability", diag.Warn, "path MTU")
+	// The TLS handshake's certificate flight does not fit either: join
+	// says the connection stalled, not "the same network?".
+	seg.DropLarger(500)
+	_, stderr, code := a.join(b.qr().URL)
+	if code != 1 || !strings.Contains(stderr, "path MTU") {
+		t.Fatalf("join over the black hole: exit %d: %s", code, stderr)
+	}
 }
 
 // TestNetJoinerPortAndZone: the QR side stores the port of a device that

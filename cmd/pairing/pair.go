@@ -143,6 +143,8 @@ func joinHint(err error) string {
 		return "type the code shown by 'pairing qr' on the device now"
 	case is(pairing.ErrTooMany):
 		return "wait a minute before trying again"
+	case is(pairing.ErrStalled):
+		return "the connection opened but stalled: a link on the way drops full-size packets (a path MTU problem: a VPN, tunnel or switch port with a smaller MTU); 'pairing diag' checks it"
 	case is(pairing.ErrUnreachable):
 		return "are both devices on the same network? 'pairing diag' on both tells why not"
 	}
