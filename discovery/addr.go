@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -271,9 +272,17 @@ func (a *Acquirer) preferred(ctx context.Context, ifs []net.Interface) (Stage, [
 	return s, found
 }
 
-// routeSource asks the routing table which local address would be used to
-// reach t: a UDP connect sends no packet.
+// routeSource asks the kernel which local address would be used to reach
+// t: its own route lookup, policy rules included (netlink, as 'ip route
+// get'); where netlink is not there, a UDP connect, which sends no packet.
 func routeSource(t netip.AddrPort) (netip.Addr, error) {
+	if r, err := RouteTo(t.Addr()); err == nil && r.Source != "" {
+		if src, err := netip.ParseAddr(r.Source); err == nil {
+			return src.Unmap(), nil
+		}
+	} else if err != nil && r.Error != "" && !strings.Contains(r.Error, "protocol not supported") {
+		return netip.Addr{}, errors.New(r.Error)
+	}
 	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(t))
 	if err != nil {
 		var oe *net.OpError

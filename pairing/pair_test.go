@@ -383,3 +383,26 @@ func TestWindowExpiry(t *testing.T) {
 	case <-time.After(100 * time.Millisecond):
 	}
 }
+
+// TestZones: link-local addresses a peer reports carry the peer's own
+// interface names (or none); we store them with ours, the one we reached
+// the peer over, and never dial one without a zone.
+func TestZones(t *testing.T) {
+	ll := netip.MustParseAddr("fe80::1%host0")
+	v4 := netip.MustParseAddr("10.1.0.2")
+	got := OurZones([]netip.Addr{v4, ll}, netip.MustParseAddr("fe80::2%eth3"))
+	if len(got) != 2 || got[0] != v4 || got[1].Zone() != "eth3" {
+		t.Fatalf("zoned %v", got)
+	}
+	// Over IPv4 to an address on none of our links: the link is unknown,
+	// so the link-local address is dropped rather than kept unusable.
+	if got := OurZones([]netip.Addr{v4, ll}, netip.MustParseAddr("203.0.113.9")); len(got) != 1 || got[0] != v4 {
+		t.Fatalf("zoned %v", got)
+	}
+	if err := dialable(netip.MustParseAddr("fe80::1")); !errors.Is(err, ErrNoZone) {
+		t.Fatalf("dialable without zone: %v", err)
+	}
+	if err := dialable(ll); err != nil {
+		t.Fatal(err)
+	}
+}

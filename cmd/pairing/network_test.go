@@ -218,12 +218,16 @@ func TestNetNoCarrier(t *testing.T) {
 }
 
 // TestNetBridgeAnyName: bridges with names on no list, one without ports
-// and one with a container behind it (carrier, only a veth port), on an
-// isolated LAN where stage 1 cannot choose: neither leads.
+// and one with a container behind it (carrier, only a veth port), and a
+// VXLAN overlay (as flannel makes; a case the issue does not name), on
+// an isolated LAN where stage 1 cannot choose: none leads.
 func TestNetBridgeAnyName(t *testing.T) {
 	_, _, a, b := lanPair(t, false)
 	a.Bridge("lanparty", false, "10.20.0.1/24")
 	a.Bridge("services", true, "10.21.0.1/24")
+	a.Must("ip", "link", "add", "overlay7", "type", "vxlan", "id", "7", "dstport", "4789")
+	a.Must("ip", "addr", "add", "10.22.0.1/24", "dev", "overlay7")
+	a.Must("ip", "link", "set", "overlay7", "up")
 	a.serve()
 	st := waitBest(t, a, "10.1.0.1")
 	for _, x := range st.Addresses {
