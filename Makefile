@@ -68,8 +68,19 @@ install: build ## install the binary into $(PREFIX)/bin, the systemd unit into $
 	sed 's|/usr/local/bin/pairing|$(PREFIX)/bin/pairing|' cmd/pairing/systemd/pairing.service > $(DESTDIR)$(UNITDIR)/pairing.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/pairing.service
 	install -D -m 0644 cmd/pairing/systemd/60-pairing.conf $(DESTDIR)$(SYSCTLDIR)/60-pairing.conf
+	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/zsh/site-functions $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	$(BIN) completion bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/pairing
+	$(BIN) completion zsh > $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_pairing
+	$(BIN) completion fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/pairing.fish
+	rm -rf $(DESTDIR)$(PREFIX)/share/man/man1/pairing*.1 && $(BIN) man $(DESTDIR)$(PREFIX)/share/man/man1
 	@echo "now: systemctl daemon-reload; systemctl enable --now pairing"
 	@echo "and:  sysctl --system   (4 MiB UDP buffers; in a container the host's values apply, set them there)"
 
-uninstall: ## remove what install put in place (not the state in /var/lib/pairing)
+uninstall: ## remove what install put in place (not the state in /var/lib/pairing); the binary also where the installed unit says
+	@unit=$(DESTDIR)$(UNITDIR)/pairing.service; \
+	if [ -f $$unit ]; then bin=$$(sed -n 's|^ExecStart=\([^ ]*\).*|\1|p' $$unit); \
+		[ -n "$$bin" ] && rm -f $(DESTDIR)$$bin && prefix=$${bin%/bin/pairing} && \
+		rm -rf $(DESTDIR)$$prefix/share/bash-completion/completions/pairing $(DESTDIR)$$prefix/share/zsh/site-functions/_pairing \
+			$(DESTDIR)$$prefix/share/fish/vendor_completions.d/pairing.fish $(DESTDIR)$$prefix/share/man/man1/pairing*.1; fi; true
 	rm -f $(DESTDIR)$(PREFIX)/bin/pairing $(DESTDIR)$(UNITDIR)/pairing.service $(DESTDIR)$(SYSCTLDIR)/60-pairing.conf
+	rm -f $(DESTDIR)$(PREFIX)/share/bash-completion/completions/pairing $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_pairing $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/pairing.fish $(DESTDIR)$(PREFIX)/share/man/man1/pairing*.1

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/spf13/cobra"
 	"io"
 	"text/tabwriter"
 
@@ -11,31 +12,33 @@ import (
 	"github.com/lanpairing/pairing/discovery/beacon"
 )
 
-func runAddr(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("addr", "[--json]", "Find which own addresses other devices can reach: the preferred outbound address, then every private interface address, then the addresses peers see us at; each proved by a self-ping with a nonce, and ranked by what the kernel says of its link (tunnels, virtual bridges and links without carrier last)")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parse(fs, args, 0, stdout); err != nil {
-		return err
-	}
-	res, err := discovery.AcquireStandalone(context.Background(), beacon.Config{}, nil)
-	if err != nil {
-		return err
-	}
-	if res.Addresses == nil {
-		res.Addresses = []discovery.Address{}
-	}
-	if *asJSON {
-		if err := writeJSON(stdout, res); err != nil {
+func addrCommand(o streams) *cobra.Command {
+	c, fs := newCommand("addr", "run the staged own-address acquisition and show every stage", "Find which own addresses other devices can reach: the preferred outbound address, then every private interface address, then the addresses peers see us at; each proved by a self-ping with a nonce, and ranked by what the kernel says of its link (tunnels, virtual bridges and links without carrier last)", 0, 0)
+	stdout, stderr := o.stdout, o.stderr
+	asJSON := fs.BoolP("json", "j", false, "print JSON")
+	c.RunE = func(_ *cobra.Command, args []string) error {
+		_, _ = stdout, stderr
+		res, err := discovery.AcquireStandalone(context.Background(), beacon.Config{}, nil)
+		if err != nil {
 			return err
 		}
-	} else {
-		printAddr(stdout, res)
+		if res.Addresses == nil {
+			res.Addresses = []discovery.Address{}
+		}
+		if *asJSON {
+			if err := writeJSON(stdout, res); err != nil {
+				return err
+			}
+		} else {
+			printAddr(stdout, res)
+		}
+		if len(res.Addresses) == 0 {
+			return hintError{errors.New("no reachable own address found"),
+				"check that an interface is up with an address ('ip addr'), that no firewall drops inbound TCP, and run 'pairing diag'"}
+		}
+		return nil
 	}
-	if len(res.Addresses) == 0 {
-		return hintError{errors.New("no reachable own address found"),
-			"check that an interface is up with an address ('ip addr'), that no firewall drops inbound TCP, and run 'pairing diag'"}
-	}
-	return nil
+	return c
 }
 
 var marks = map[string]string{discovery.StatusPass: "✓", discovery.StatusFail: "✗", discovery.StatusSkip: "–", "warn": "!"}

@@ -4,9 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"log/slog"
 	"os"
 
@@ -14,58 +14,61 @@ import (
 	"github.com/lanpairing/pairing/pairing"
 )
 
-func runDiag(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("diag", "[--json] [--out FILE]", "Run the network diagnostics: interfaces, routes, own addresses, firewall, multicast, peers, mDNS, the daemon, paired devices, WebRTC and the clock, each step with a hint when it fails. It never stops at the first failure")
-	asJSON := fs.Bool("json", false, "print the report as JSON")
-	out := fs.String("out", "", "also write the report as JSON to `FILE` (for a bug report)")
+func diagCommand(o streams) *cobra.Command {
+	c, fs := newCommand("diag", "find out why discovery or pairing fails on this network", "Run the network diagnostics: interfaces, routes, own addresses, firewall, multicast, peers, mDNS, the daemon, paired devices, WebRTC and the clock, each step with a hint when it fails. It never stops at the first failure", 0, 0)
+	stdout, stderr := o.stdout, o.stderr
+	asJSON := fs.BoolP("json", "j", false, "print the report as JSON")
+	out := fs.StringP("out", "o", "", "also write the report as JSON to `FILE` (for a bug report)")
 	socket := fs.String("socket", pairing.DefaultSocket(), "control socket of the daemon; env PAIRING_SOCKET")
 	stateDir := fs.String("state-dir", pairing.DefaultStateDir(), "state directory (own identity, paired devices)")
 	configPath := fs.String("config", pairing.DefaultConfigPath(), "config file with the STUN and TURN servers")
 	logLevel := fs.String("log-level", "", "log every step on stderr at this level (default: with --json info, else off)")
-	if err := parse(fs, args, 0, stdout); err != nil {
-		return err
-	}
-	s := pairing.DefaultSettings()
-	explicit := false
-	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
-	if err := pairing.LoadConfig(*configPath, explicit, &s); err != nil {
-		return usageError{err.Error()}
-	}
-	level := *logLevel
-	if level == "" && *asJSON {
-		level = "info"
-	}
-	log := slog.New(slog.DiscardHandler)
-	if level != "" {
-		var err error
-		if log, err = newLogger(stderr, "text", level, new(slog.LevelVar)); err != nil {
-			return err
+	c.RegisterFlagCompletionFunc("log-level", completeLevels)
+	c.RunE = func(_ *cobra.Command, args []string) error {
+		_, _ = stdout, stderr
+		s := pairing.DefaultSettings()
+		explicit := false
+		fs.Visit(func(f *pflag.Flag) { explicit = explicit || f.Name == "config" })
+		if err := pairing.LoadConfig(*configPath, explicit, &s); err != nil {
+			return usageError{err.Error()}
 		}
-	}
-	color := colorOK(stdout)
-	cfg := diag.Config{Socket: *socket, StateDir: *stateDir, WebRTC: s.WebRTC, Logger: log}
-	if !*asJSON {
-		fmt.Fprintf(stdout, "pairing diag: %d steps, at most %s\n\n", diag.StepCount(), diag.MaxDuration)
-		cfg.Progress = func(st diag.Step) { diag.WriteStep(stdout, st, color) }
-	}
-	rep := diag.Run(context.Background(), cfg)
-	if *out != "" {
-		b, _ := json.MarshalIndent(rep, "", "  ")
-		if err := os.WriteFile(*out, append(b, '\n'), 0o644); err != nil {
-			return fmt.Errorf("write report: %w", err)
+		level := *logLevel
+		if level == "" && *asJSON {
+			level = "info"
 		}
-	}
-	if *asJSON {
-		if err := writeJSON(stdout, rep); err != nil {
-			return err
+		log := slog.New(slog.DiscardHandler)
+		if level != "" {
+			var err error
+			if log, err = newLogger(stderr, "text", level, new(slog.LevelVar)); err != nil {
+				return err
+			}
 		}
-	} else {
-		diag.WriteSummary(stdout, rep)
+		color := colorOK(stdout)
+		cfg := diag.Config{Socket: *socket, StateDir: *stateDir, WebRTC: s.WebRTC, Logger: log}
+		if !*asJSON {
+			fmt.Fprintf(stdout, "pairing diag: %d steps, at most %s\n\n", diag.StepCount(), diag.MaxDuration)
+			cfg.Progress = func(st diag.Step) { diag.WriteStep(stdout, st, color) }
+		}
+		rep := diag.Run(context.Background(), cfg)
+		if *out != "" {
+			b, _ := json.MarshalIndent(rep, "", "  ")
+			if err := os.WriteFile(*out, append(b, '\n'), 0o644); err != nil {
+				return fmt.Errorf("write report: %w", err)
+			}
+		}
+		if *asJSON {
+			if err := writeJSON(stdout, rep); err != nil {
+				return err
+			}
+		} else {
+			diag.WriteSummary(stdout, rep)
+		}
+		if !rep.OK {
+			return errDiagFailed
+		}
+		return nil
 	}
-	if !rep.OK {
-		return errDiagFailed
-	}
-	return nil
+	return c
 }
 
 // errDiagFailed: the report says what failed; exit 1 without more text.

@@ -5,11 +5,16 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/cobra/doc"
+	"github.com/spf13/pflag"
+
+	"github.com/lanpairing/pairing/pairing"
 )
 
 // usageError is a bad command line: exit status 2.
@@ -26,107 +31,120 @@ type hintError struct {
 func (e hintError) Error() string { return e.err.Error() }
 func (e hintError) Unwrap() error { return e.err }
 
-type command struct {
-	name, args, summary string
-	run                 func(args []string, stdout, stderr io.Writer) error
-}
+// streams are where a command writes.
+type streams struct{ stdout, stderr io.Writer }
 
-func commands() []command {
-	return []command{
-		{"serve", "[flags]", "run the daemon: find own addresses, announce, pair", runServe},
-		{"addr", "[--json]", "run the staged own-address acquisition and show every stage", runAddr},
-		{"discover", "[--timeout D] [--first] [--json]", "list devices on the LAN that answer a discovery query", runDiscover},
-		{"status", "[--json]", "show what the running daemon is doing", runStatus},
-		{"qr", "[--png FILE] [--json] [--link]", "open a pairing window and show its QR code, URL and code", runQR},
-		{"join", "URL [--json] [--code C]", "pair with the device whose QR code or link is URL", runJoin},
-		{"peers", "[--json]", "list paired devices, online state, addresses", runPeers},
-		{"unpair", "PEER", "forget a paired device (ID, ID prefix or name)", runUnpair},
-		{"send", "PEER (TEXT | --file F)", "send a text or a file to a paired device (WebRTC)", runSend},
-		{"inbox", "[--json]", "list what paired devices sent", runInbox},
-		{"diag", "[--json] [--out FILE]", "find out why discovery or pairing fails on this network", runDiag},
-		{"turn-credentials", "--secret S --user U [--ttl D]", "mint TURN REST credentials (coturn use-auth-secret)", runTURNCredentials},
+// commands are the subcommands, in the order help lists them.
+func commands(o streams) []*cobra.Command {
+	return []*cobra.Command{
+		serveCommand(o), addrCommand(o), discoverCommand(o), statusCommand(o), qrCommand(o), joinCommand(o),
+		peersCommand(o), unpairCommand(o), sendCommand(o), inboxCommand(o), diagCommand(o), turnCommand(o),
 	}
 }
 
-func usage(w io.Writer) {
-	fmt.Fprintf(w, "pairing finds devices on the local network and pairs with them.\n\nUsage:\n")
-	for _, c := range commands() {
-		fmt.Fprintf(w, "  pairing %-16s %-34s %s\n", c.name, c.args, c.summary)
+// newRoot is the whole command line: spf13/cobra, so flags go before or
+// after arguments, with --long and short forms, the usual help, and shell
+// completions (pairing completion bash|zsh|fish).
+func newRoot(o streams) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "pairing",
+		Short: "pairing finds devices on the local network and pairs with them",
+		Long: "pairing finds devices on the local network and pairs with them: a daemon (pairing serve)\n" +
+			"announces this device, shows a QR code a phone or computer scans, and exchanges messages\n" +
+			"and files with the devices paired to it.",
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		Args:          cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			c.SetOut(o.stderr)
+			c.Usage()
+			return usageError{"no command given"}
+		},
 	}
-	fmt.Fprintf(w, "\nRun 'pairing COMMAND --help' for a command's flags.\n")
+	root.SetOut(o.stdout)
+	root.SetErr(o.stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err.Error()} })
+	root.AddCommand(commands(o)...)
+	root.AddCommand(manCommand(root))
+	root.CompletionOptions.HiddenDefaultCmd = false
+	return root
+}
+
+// manCommand writes man pages of every command, from the same
+// definitions as the help (make install puts them in share/man/man1).
+func manCommand(root *cobra.Command) *cobra.Command {
+	return &cobra.Command{
+		Use:    "man DIR",
+		Short:  "write the man pages into DIR",
+		Hidden: true,
+		Args:   cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			if err := os.MkdirAll(args[0], 0o755); err != nil {
+				return err
+			}
+			root.DisableAutoGenTag = true
+			return doc.GenManTree(root, &doc.GenManHeader{Title: "PAIRING", Section: "1", Source: "pairing " + pairing.Version}, args[0])
+		},
+	}
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
-// run executes one command line and returns the exit status.
+// run executes one command line and returns the exit status: 0 success,
+// 1 failure, 2 bad usage; errors go to stderr as one line, "pairing: …".
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		usage(stderr)
-		return 2
-	}
-	switch args[0] {
-	case "help", "-h", "--help", "-help":
-		usage(stdout)
+	root := newRoot(streams{stdout, stderr})
+	root.SetArgs(args)
+	c, err := root.ExecuteC()
+	var ue usageError
+	var he hintError
+	switch {
+	case err == nil:
 		return 0
-	}
-	for _, c := range commands() {
-		if c.name != args[0] {
-			continue
-		}
-		err := c.run(args[1:], stdout, stderr)
-		var ue usageError
-		var he hintError
-		switch {
-		case err == nil:
-			return 0
-		case errors.Is(err, flag.ErrHelp):
-			return 0
-		case errors.As(err, &ue):
+	case errors.As(err, &ue):
+		if ue.msg != "no command given" {
 			fmt.Fprintf(stderr, "pairing: %s\n", lower(ue.msg))
-			fmt.Fprintf(stderr, "usage: pairing %s %s (see 'pairing %s --help')\n", c.name, c.args, c.name)
-			return 2
-		case errors.As(err, &he):
-			fmt.Fprintf(stderr, "pairing: %s; hint: %s\n", lower(err.Error()), he.hint)
-			return 1
-		case err.Error() == "":
-			return 1 // the command already said why
-		default:
-			fmt.Fprintf(stderr, "pairing: %s\n", lower(err.Error()))
-			return 1
+			if c != nil && c != root {
+				fmt.Fprintf(stderr, "usage: %s (see '%s --help')\n", c.UseLine(), c.CommandPath())
+			}
 		}
+		return 2
+	case strings.HasPrefix(err.Error(), "unknown command"), strings.HasPrefix(err.Error(), "unknown flag"),
+		strings.HasPrefix(err.Error(), "unknown shorthand flag"):
+		// cobra's own usage errors: say them our way.
+		fmt.Fprintf(stderr, "pairing: %s\n", lower(strings.SplitN(err.Error(), "\n", 2)[0]))
+		fmt.Fprintf(stderr, "run 'pairing --help' for the commands\n")
+		return 2
+	case errors.As(err, &he):
+		fmt.Fprintf(stderr, "pairing: %s; hint: %s\n", lower(err.Error()), he.hint)
+		return 1
+	case err.Error() == "":
+		return 1 // the command already said why
+	default:
+		fmt.Fprintf(stderr, "pairing: %s\n", lower(err.Error()))
+		return 1
 	}
-	fmt.Fprintf(stderr, "pairing: unknown command %q\n", args[0])
-	usage(stderr)
-	return 2
 }
 
-// newFlags returns a flag set whose parse errors become usage errors.
-func newFlags(name, args, summary string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: pairing %s %s\n\n%s.\n\nFlags:\n", name, args, summary)
-		fs.PrintDefaults()
+// newCommand is a subcommand whose positional arguments are between min
+// and max (max < 0: any number); wrong counts are usage errors.
+func newCommand(use, short, long string, min, max int) (*cobra.Command, *pflag.FlagSet) {
+	c := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Long:  long + ".",
+		Args: func(c *cobra.Command, args []string) error {
+			switch {
+			case len(args) < min:
+				return usageError{fmt.Sprintf("missing argument: %s", c.Use)}
+			case max >= 0 && len(args) > max:
+				return usageError{fmt.Sprintf("unexpected argument %q", args[max])}
+			}
+			return nil
+		},
 	}
-	return fs
-}
-
-// parse parses args; a bad flag or stray argument is a usage error, and
-// --help prints the flags to stdout.
-func parse(fs *flag.FlagSet, args []string, maxArgs int, stdout io.Writer) error {
-	fs.SetOutput(io.Discard)
-	err := fs.Parse(args)
-	if errors.Is(err, flag.ErrHelp) {
-		fs.SetOutput(stdout)
-		fs.Usage()
-		return err
-	}
-	if err != nil {
-		return usageError{err.Error()}
-	}
-	if fs.NArg() > maxArgs {
-		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(maxArgs))}
-	}
-	return nil
+	c.Flags().SortFlags = false
+	return c, c.Flags()
 }
 
 func lower(s string) string {

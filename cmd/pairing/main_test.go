@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"log/slog"
 	"strconv"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/lanpairing/pairing/internal/lan"
 	"github.com/lanpairing/pairing/internal/turncred"
+	"github.com/lanpairing/pairing/pairing"
 )
 
 // TestUsage checks the CLI's rules: bad usage exits 2 with one line on
@@ -21,10 +23,17 @@ func TestUsage(t *testing.T) {
 		out, errOut string
 	}{
 		{nil, 2, "", "Usage:"},
-		{[]string{"help"}, 0, "pairing discover", ""},
+		{[]string{"help"}, 0, "  discover ", ""},
+		{[]string{"--help"}, 0, "Available Commands:", ""},
 		{[]string{"frobnicate"}, 2, "", `pairing: unknown command "frobnicate"`},
-		{[]string{"discover", "--help"}, 0, "--timeout", ""},
-		{[]string{"discover", "--bogus"}, 2, "", "pairing: flag provided but not defined: -bogus"},
+		{[]string{"discover", "--help"}, 0, "-t, --timeout duration", ""},
+		{[]string{"help", "join"}, 0, "pairing join URL [flags]", ""},
+		{[]string{"discover", "--bogus"}, 2, "", "pairing: unknown flag: --bogus"},
+		{[]string{"discover", "-z"}, 2, "", "pairing: unknown shorthand flag: 'z' in -z"},
+		{[]string{"join"}, 2, "", "pairing: missing argument: join URL"},
+		{[]string{"join", "a", "b"}, 2, "", `pairing: unexpected argument "b"`},
+		// Flags after the positional argument, as the usage lines show.
+		{[]string{"join", "http://192.0.2.1:1/p#v=1", "--json", "--timeout", "1ms", "--socket", "/nonexistent/s", "--state-dir", "/nonexistent/d"}, 1, "", "pairing: "},
 		{[]string{"discover", "--timeout", "0s"}, 2, "", "pairing: --timeout must be positive"},
 		{[]string{"discover", "extra"}, 2, "", `pairing: unexpected argument "extra"`},
 		{[]string{"serve", "--name", strings.Repeat("n", 64)}, 2, "", "pairing: bad --name: name must be 1 to 63 bytes"},
@@ -39,6 +48,40 @@ func TestUsage(t *testing.T) {
 		if code != c.code || !strings.Contains(out.String(), c.out) || !strings.Contains(errOut.String(), c.errOut) {
 			t.Errorf("pairing %v: exit %d (want %d)\nstdout: %s\nstderr: %s", c.args, code, c.code, out.String(), errOut.String())
 		}
+	}
+}
+
+// TestCompletion: cobra's completion scripts for the three shells, and
+// completion of peer names and IDs from the state directory when no
+// daemon runs (the daemon's list is used when one does).
+func TestCompletion(t *testing.T) {
+	for _, sh := range []string{"bash", "zsh", "fish"} {
+		var out, errOut bytes.Buffer
+		if code := run([]string{"completion", sh}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "pairing") || out.Len() < 500 {
+			t.Fatalf("completion %s: exit %d, %d bytes: %s", sh, code, out.Len(), errOut.String())
+		}
+	}
+	dir := t.TempDir()
+	store, err := pairing.OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := pairing.LoadIdentity(t.TempDir())
+	if err := store.Put(pairing.PairedPeer{Fingerprint: id.Fingerprint, Name: "kitchen", Kind: pairing.KindDevice, PairedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PAIRING_STATE_DIR", dir) // send has no --state-dir: the default
+	for _, cmd := range [][]string{{"send", ""}, {"unpair", "kit"}} {
+		var out, errOut bytes.Buffer
+		args := append([]string{"__complete", cmd[0], "--socket", "/nonexistent/s"}, cmd[1])
+		if code := run(args, &out, &errOut); code != 0 || !strings.Contains(out.String(), "kitchen\t"+id.ID()) {
+			t.Fatalf("completing %v: exit %d:\n%s\n%s", cmd, code, out.String(), errOut.String())
+		}
+	}
+	var out, errOut bytes.Buffer
+	run([]string{"__complete", "send", "kitchen", "--path", ""}, &out, &errOut)
+	if !strings.Contains(out.String(), "tls") || !strings.Contains(out.String(), "webrtc") {
+		t.Fatalf("completing --path: %s", out.String())
 	}
 }
 
@@ -75,5 +118,27 @@ func TestProgress(t *testing.T) {
 			t.Fatalf("progress output %q", out.String())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestJournalFields: attribute keys become journal field names (the
+// ones people filter on by name), and the message keeps the key=value
+// text of the plain log.
+func TestJournalFields(t *testing.T) {
+	for in, want := range map[string]string{"peer": "PEER_ID", "addr": "ADDRESS", "duration_ms": "DURATION_MS", "send-failed": "SEND_FAILED", "9x": "F9X"} {
+		if got := journalKey(nil, in); got != want {
+			t.Errorf("journalKey(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if got := journalKey([]string{"beacon"}, "peer"); got != "BEACON_PEER" {
+		t.Errorf("grouped key %q", got)
+	}
+	r := slog.NewRecord(time.Now(), slog.LevelWarn, "peer found", 0)
+	r.AddAttrs(slog.String("peer", "ABCD"), slog.String("name", "my phone"))
+	if got := journalMessage(r, []string{"x=1"}); got != `peer found x=1 peer=ABCD name="my phone"` {
+		t.Errorf("message %q", got)
+	}
+	if _, err := newJournalHandler(slog.LevelInfo); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lanpairing/pairing/internal/ident"
 	"github.com/lanpairing/pairing/discovery"
+	"github.com/lanpairing/pairing/internal/ident"
 	"github.com/lanpairing/pairing/internal/lan"
 )
 

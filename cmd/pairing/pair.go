@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/spf13/cobra"
 	"io"
 	"os"
 	"strings"
@@ -16,47 +17,49 @@ import (
 	"github.com/lanpairing/pairing/pairing"
 )
 
-func runQR(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("qr", "[--png FILE] [--json] [--link]", "Open a pairing window on the running daemon and show its QR code, URL, 6-digit code and time left; on another computer, pass the URL to 'pairing join'")
+func qrCommand(o streams) *cobra.Command {
+	c, fs := newCommand("qr", "open a pairing window and show its QR code, URL and code", "Open a pairing window on the running daemon and show its QR code, URL, 6-digit code and time left; on another computer, pass the URL to 'pairing join'", 0, 0)
+	stdout, stderr := o.stdout, o.stderr
 	socket := fs.String("socket", pairing.DefaultSocket(), "control socket of the daemon; env PAIRING_SOCKET")
 	png := fs.String("png", "", "also write the QR code as a PNG to `FILE`")
-	asJSON := fs.Bool("json", false, "print JSON")
-	link := fs.Bool("link", false, "a link without the secret, for sending by chat: the receiver types the code shown here")
-	if err := parse(fs, args, 0, stdout); err != nil {
-		return err
-	}
-	w, err := control.NewClient(*socket).OpenWindow(context.Background(), *link)
-	if err != nil {
-		return daemonError(err)
-	}
-	url := w.URL
-	if *link {
-		url = w.LinkURL
-	}
-	if *png != "" {
-		if err := pairing.WriteQRPNG(url, *png, 384); err != nil {
+	asJSON := fs.BoolP("json", "j", false, "print JSON")
+	link := fs.BoolP("link", "l", false, "a link without the secret, for sending by chat: the receiver types the code shown here")
+	c.RunE = func(_ *cobra.Command, args []string) error {
+		_, _ = stdout, stderr
+		w, err := control.NewClient(*socket).OpenWindow(context.Background(), *link)
+		if err != nil {
+			return daemonError(err)
+		}
+		url := w.URL
+		if *link {
+			url = w.LinkURL
+		}
+		if *png != "" {
+			if err := pairing.WriteQRPNG(url, *png, 384); err != nil {
+				return err
+			}
+		}
+		if *asJSON {
+			return writeJSON(stdout, w)
+		}
+		text, err := pairing.QRText(url, colorOK(stdout))
+		if err != nil {
 			return err
 		}
+		fmt.Fprint(stdout, text)
+		fmt.Fprintf(stdout, "\n%s\n\n", url)
+		if w.PreviousClosed != "" {
+			fmt.Fprintf(stdout, "note     the last window closed early: %s (someone may have been guessing); this is a new one\n", w.PreviousClosed)
+		}
+		if *link {
+			fmt.Fprintf(stdout, "send this link; the receiver types the code: %s (changes every 30 s)\n", w.Code)
+		} else {
+			fmt.Fprintln(stdout, "code     none: scan the QR code, or run 'pairing qr --link' for a link and a code to send by chat")
+		}
+		fmt.Fprintf(stdout, "device   %s (%s)\ncloses   in %s, or after one device paired\n", w.Name, w.ID, time.Until(w.SecretExpires).Round(time.Second))
+		return nil
 	}
-	if *asJSON {
-		return writeJSON(stdout, w)
-	}
-	text, err := pairing.QRText(url, colorOK(stdout))
-	if err != nil {
-		return err
-	}
-	fmt.Fprint(stdout, text)
-	fmt.Fprintf(stdout, "\n%s\n\n", url)
-	if w.PreviousClosed != "" {
-		fmt.Fprintf(stdout, "note     the last window closed early: %s (someone may have been guessing); this is a new one\n", w.PreviousClosed)
-	}
-	if *link {
-		fmt.Fprintf(stdout, "send this link; the receiver types the code: %s (changes every 30 s)\n", w.Code)
-	} else {
-		fmt.Fprintln(stdout, "code     none: scan the QR code, or run 'pairing qr --link' for a link and a code to send by chat")
-	}
-	fmt.Fprintf(stdout, "device   %s (%s)\ncloses   in %s, or after one device paired\n", w.Name, w.ID, time.Until(w.SecretExpires).Round(time.Second))
-	return nil
+	return c
 }
 
 // colorOK: colour only on a terminal, and never with NO_COLOR set.
@@ -69,43 +72,45 @@ func colorOK(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-func runJoin(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("join", "URL [--json] [--timeout D] [--code C]", "Pair with the device whose QR code or link is URL (or the bare fragment after #): try its addresses over TLS pinned to its fingerprint, find it by discovery if none answers, prove the secret, and store it as paired")
+func joinCommand(o streams) *cobra.Command {
+	c, fs := newCommand("join URL", "pair with the device whose QR code or link is URL", "Pair with the device whose QR code or link is URL (or the bare fragment after #): try its addresses over TLS pinned to its fingerprint, find it by discovery if none answers, prove the secret, and store it as paired", 1, 1)
+	stdout, stderr := o.stdout, o.stderr
 	stateDir := fs.String("state-dir", pairing.DefaultStateDir(), "this device's state directory (identity, paired devices)")
 	socket := fs.String("socket", pairing.DefaultSocket(), "control socket of this device's daemon, used when it runs")
 	name := fs.String("name", pairing.DefaultName(), "this device's name, shown on the other device")
-	code := fs.String("code", "", "the 6-digit code shown on the device, for a link without secret (asked on the terminal otherwise)")
-	timeout := fs.Duration("timeout", pairing.DefaultJoinTimeout, "give up after this long")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parse(fs, args, 1, stdout); err != nil {
-		return err
+	code := fs.StringP("code", "c", "", "the 6-digit code shown on the device, for a link without secret (asked on the terminal otherwise)")
+	timeout := fs.DurationP("timeout", "t", pairing.DefaultJoinTimeout, "give up after this long")
+	asJSON := fs.BoolP("json", "j", false, "print JSON")
+	c.RunE = func(_ *cobra.Command, args []string) error {
+		_, _ = stdout, stderr
+		if len(args) != 1 {
+			return usageError{"join needs the URL from the other device's QR code"}
+		}
+		p, err := pairing.ParsePayload(args[0])
+		if err != nil {
+			return hintError{err, "copy the whole URL from 'pairing qr' on the other device"}
+		}
+		if p.Secret == nil && *code == "" {
+			fmt.Fprintf(stderr, "enter the 6-digit code shown on %s: ", orDash(p.Name))
+			line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
+			*code = strings.TrimSpace(line)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+		defer cancel()
+		res, err := control.NewClient(*socket).Join(ctx, control.JoinRequest{URL: args[0], Code: *code})
+		if errors.Is(err, control.ErrNoDaemon) {
+			res, err = joinHere(ctx, p, *stateDir, *name, *code)
+		}
+		if err != nil {
+			return hintError{err, joinHint(err)}
+		}
+		if *asJSON {
+			return writeJSON(stdout, res)
+		}
+		fmt.Fprintf(stdout, "paired with %s (%s) at %v in %.0f ms\n", res.Peer.Name, res.Peer.ID, res.Peer.Addresses, res.DurationMS)
+		return nil
 	}
-	if fs.NArg() != 1 {
-		return usageError{"join needs the URL from the other device's QR code"}
-	}
-	p, err := pairing.ParsePayload(fs.Arg(0))
-	if err != nil {
-		return hintError{err, "copy the whole URL from 'pairing qr' on the other device"}
-	}
-	if p.Secret == nil && *code == "" {
-		fmt.Fprintf(stderr, "enter the 6-digit code shown on %s: ", orDash(p.Name))
-		line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
-		*code = strings.TrimSpace(line)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-	defer cancel()
-	res, err := control.NewClient(*socket).Join(ctx, control.JoinRequest{URL: fs.Arg(0), Code: *code})
-	if errors.Is(err, control.ErrNoDaemon) {
-		res, err = joinHere(ctx, p, *stateDir, *name, *code)
-	}
-	if err != nil {
-		return hintError{err, joinHint(err)}
-	}
-	if *asJSON {
-		return writeJSON(stdout, res)
-	}
-	fmt.Fprintf(stdout, "paired with %s (%s) at %v in %.0f ms\n", res.Peer.Name, res.Peer.ID, res.Peer.Addresses, res.DurationMS)
-	return nil
+	return c
 }
 
 // joinHere pairs without a daemon, on the state directory itself.
@@ -151,60 +156,65 @@ func joinHint(err error) string {
 	return "see 'pairing join --help'"
 }
 
-func runPeers(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("peers", "[--json]", "List the paired devices, whether each is on the LAN now, and their last addresses")
+func peersCommand(o streams) *cobra.Command {
+	c, fs := newCommand("peers", "list paired devices, online state, addresses", "List the paired devices, whether each is on the LAN now, and their last addresses", 0, 0)
+	stdout, stderr := o.stdout, o.stderr
 	stateDir := fs.String("state-dir", pairing.DefaultStateDir(), "state directory, read when no daemon runs")
 	socket := fs.String("socket", pairing.DefaultSocket(), "control socket of the daemon; env PAIRING_SOCKET")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parse(fs, args, 0, stdout); err != nil {
-		return err
-	}
-	peers, err := control.NewClient(*socket).Peers(context.Background())
-	if errors.Is(err, control.ErrNoDaemon) {
-		var stored []pairing.PairedPeer
-		stored, err = pairing.ReadStore(*stateDir)
-		peers = []control.Paired{}
-		for _, p := range stored {
-			peers = append(peers, pairing.PairedView(p, false))
+	asJSON := fs.BoolP("json", "j", false, "print JSON")
+	c.RunE = func(_ *cobra.Command, args []string) error {
+		_, _ = stdout, stderr
+		peers, err := control.NewClient(*socket).Peers(context.Background())
+		if errors.Is(err, control.ErrNoDaemon) {
+			var stored []pairing.PairedPeer
+			stored, err = pairing.ReadStore(*stateDir)
+			peers = []control.Paired{}
+			for _, p := range stored {
+				peers = append(peers, pairing.PairedView(p, false))
+			}
 		}
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return writeJSON(stdout, peers)
+		}
+		if len(peers) == 0 {
+			fmt.Fprintln(stdout, "no paired devices; pair one with 'pairing qr' here and 'pairing join URL' there")
+			return nil
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tKIND\tPAIRED\tONLINE\tADDRESSES")
+		for _, p := range peers {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%v\n", p.ID, p.Name, p.Kind, p.PairedAt.Local().Format("2006-01-02 15:04"), p.Online, p.Addresses)
+		}
+		return tw.Flush()
 	}
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return writeJSON(stdout, peers)
-	}
-	if len(peers) == 0 {
-		fmt.Fprintln(stdout, "no paired devices; pair one with 'pairing qr' here and 'pairing join URL' there")
-		return nil
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tKIND\tPAIRED\tONLINE\tADDRESSES")
-	for _, p := range peers {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%v\n", p.ID, p.Name, p.Kind, p.PairedAt.Local().Format("2006-01-02 15:04"), p.Online, p.Addresses)
-	}
-	return tw.Flush()
+	return c
 }
 
-func runUnpair(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("unpair", "PEER", "Forget a paired device, named by its ID, a unique prefix of the ID, or its name")
+func unpairCommand(o streams) *cobra.Command {
+	c, fs := newCommand("unpair PEER", "forget a paired device (ID, ID prefix or name)", "Forget a paired device, named by its ID, a unique prefix of the ID, or its name", 1, 1)
+	stdout, stderr := o.stdout, o.stderr
 	stateDir := fs.String("state-dir", pairing.DefaultStateDir(), "state directory, changed directly when no daemon runs")
 	socket := fs.String("socket", pairing.DefaultSocket(), "control socket of the daemon; env PAIRING_SOCKET")
-	if err := parse(fs, args, 1, stdout); err != nil {
-		return err
+	c.ValidArgsFunction = completePeer
+	c.RunE = func(_ *cobra.Command, args []string) error {
+		_, _ = stdout, stderr
+		if len(args) != 1 {
+			return usageError{"unpair needs a device: its ID, an ID prefix or its name ('pairing peers' lists them)"}
+		}
+		p, err := control.NewClient(*socket).Unpair(context.Background(), args[0])
+		if errors.Is(err, control.ErrNoDaemon) {
+			p, err = unpairHere(*stateDir, args[0])
+		}
+		if err != nil {
+			return hintError{err, "'pairing peers' lists the paired devices"}
+		}
+		fmt.Fprintf(stdout, "unpaired %s (%s)\n", p.Name, p.ID)
+		return nil
 	}
-	if fs.NArg() != 1 {
-		return usageError{"unpair needs a device: its ID, an ID prefix or its name ('pairing peers' lists them)"}
-	}
-	p, err := control.NewClient(*socket).Unpair(context.Background(), fs.Arg(0))
-	if errors.Is(err, control.ErrNoDaemon) {
-		p, err = unpairHere(*stateDir, fs.Arg(0))
-	}
-	if err != nil {
-		return hintError{err, "'pairing peers' lists the paired devices"}
-	}
-	fmt.Fprintf(stdout, "unpaired %s (%s)\n", p.Name, p.ID)
-	return nil
+	return c
 }
 
 func unpairHere(dir, query string) (*control.Paired, error) {

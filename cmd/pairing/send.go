@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/spf13/cobra"
 	"io"
 	"os"
 	"path/filepath"
@@ -16,70 +17,61 @@ import (
 	"github.com/lanpairing/pairing/pairing"
 )
 
-func runSend(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("send", "PEER (TEXT | --file F) [--path P] [--json]", "Send a text message or a file to a paired device (the running daemon connects): files go over a direct TLS connection when it connects, else a WebRTC data channel; texts over WebRTC")
+func sendCommand(o streams) *cobra.Command {
+	c, fs := newCommand("send PEER (TEXT... | --file F)", "send a text or a file to a paired device", "Send a text message or a file to a paired device (the running daemon connects): files go over a direct TLS connection when it connects, else a WebRTC data channel; texts over WebRTC", 1, -1)
+	stdout, stderr := o.stdout, o.stderr
 	socket := fs.String("socket", pairing.DefaultSocket(), "control socket of the daemon; env PAIRING_SOCKET")
-	file := fs.String("file", "", "send this `file` instead of a text")
-	asJSON := fs.Bool("json", false, "print JSON")
+	file := fs.StringP("file", "f", "", "send this `file` instead of a text")
+	asJSON := fs.BoolP("json", "j", false, "print JSON")
 	path := fs.String("path", "", "force the path of a file: tls (direct) or webrtc (data channel); default: the daemon's transfer setting (auto)")
-	// Flags may follow PEER: parse them out wherever they are.
-	var rest []string
-	for len(args) > 0 {
-		if err := parse(fs, args, 100, stdout); err != nil {
-			return err
+	c.ValidArgsFunction = completePeer
+	c.RegisterFlagCompletionFunc("path", cobra.FixedCompletions([]string{"tls", "webrtc"}, cobra.ShellCompDirectiveNoFileComp))
+	c.RunE = func(_ *cobra.Command, rest []string) error {
+		peer, text := rest[0], strings.Join(rest[1:], " ")
+		if (text == "") == (*file == "") {
+			return usageError{"send needs either a TEXT or --file F"}
 		}
-		if fs.NArg() == 0 {
-			break
+		cl := control.NewClient(*socket)
+		var res *control.SendResult
+		var err error
+		if *file != "" {
+			f, ferr := os.Open(*file)
+			if ferr != nil {
+				return ferr
+			}
+			defer f.Close()
+			fi, ferr := f.Stat()
+			if ferr != nil || !fi.Mode().IsRegular() {
+				return fmt.Errorf("%s is not a regular file", *file)
+			}
+			var body io.Reader = f
+			stop := func() {}
+			if colorOK(stderr) {
+				body, stop = progress(stderr, f, fi.Size())
+			}
+			res, err = cl.Send(context.Background(), peer, "file", filepath.Base(*file), fi.Size(), body, *path)
+			stop()
+		} else {
+			res, err = cl.Send(context.Background(), peer, "text", "", int64(len(text)), strings.NewReader(text), *path)
 		}
-		rest = append(rest, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-	if len(rest) == 0 {
-		return usageError{"send needs a paired device ('pairing peers' lists them)"}
-	}
-	peer, text := rest[0], strings.Join(rest[1:], " ")
-	if (text == "") == (*file == "") {
-		return usageError{"send needs either a TEXT or --file F"}
-	}
-	c := control.NewClient(*socket)
-	var res *control.SendResult
-	var err error
-	if *file != "" {
-		f, ferr := os.Open(*file)
-		if ferr != nil {
-			return ferr
+		if err != nil {
+			if errors.Is(err, control.ErrNoDaemon) {
+				return daemonError(err)
+			}
+			return hintError{err, "is the device on the network? 'pairing peers' shows whether it is online; 'pairing diag' tells why a connection fails"}
 		}
-		defer f.Close()
-		fi, ferr := f.Stat()
-		if ferr != nil || !fi.Mode().IsRegular() {
-			return fmt.Errorf("%s is not a regular file", *file)
+		if *asJSON {
+			return writeJSON(stdout, res)
 		}
-		var body io.Reader = f
-		stop := func() {}
-		if colorOK(stderr) {
-			body, stop = progress(stderr, f, fi.Size())
+		if *file != "" {
+			mbps := float64(res.Bytes) * 8 / 1e6 / ((res.DurationMS - res.ConnectMS) / 1000)
+			fmt.Fprintf(stdout, "sent %s (%d bytes) to %s over %s in %.0f ms (%.0f Mbit/s), SHA-256 %s confirmed\n", res.Name, res.Bytes, res.Peer, res.Path, res.DurationMS, mbps, res.SHA256[:16])
+		} else {
+			fmt.Fprintf(stdout, "sent to %s in %.0f ms\n", res.Peer, res.DurationMS)
 		}
-		res, err = c.Send(context.Background(), peer, "file", filepath.Base(*file), fi.Size(), body, *path)
-		stop()
-	} else {
-		res, err = c.Send(context.Background(), peer, "text", "", int64(len(text)), strings.NewReader(text), *path)
+		return nil
 	}
-	if err != nil {
-		if errors.Is(err, control.ErrNoDaemon) {
-			return daemonError(err)
-		}
-		return hintError{err, "is the device on the network? 'pairing peers' shows whether it is online; 'pairing diag' tells why a connection fails"}
-	}
-	if *asJSON {
-		return writeJSON(stdout, res)
-	}
-	if *file != "" {
-		mbps := float64(res.Bytes) * 8 / 1e6 / ((res.DurationMS - res.ConnectMS) / 1000)
-		fmt.Fprintf(stdout, "sent %s (%d bytes) to %s over %s in %.0f ms (%.0f Mbit/s), SHA-256 %s confirmed\n", res.Name, res.Bytes, res.Peer, res.Path, res.DurationMS, mbps, res.SHA256[:16])
-	} else {
-		fmt.Fprintf(stdout, "sent to %s in %.0f ms\n", res.Peer, res.DurationMS)
-	}
-	return nil
+	return c
 }
 
 // progress wraps r with a progress line on w, redrawn a few times a second.
@@ -113,31 +105,33 @@ type readerFunc func([]byte) (int, error)
 
 func (f readerFunc) Read(b []byte) (int, error) { return f(b) }
 
-func runInbox(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("inbox", "[--json]", "List the texts and files paired devices sent to this device")
+func inboxCommand(o streams) *cobra.Command {
+	c, fs := newCommand("inbox", "list what paired devices sent", "List the texts and files paired devices sent to this device", 0, 0)
+	stdout, stderr := o.stdout, o.stderr
 	socket := fs.String("socket", pairing.DefaultSocket(), "control socket of the daemon; env PAIRING_SOCKET")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parse(fs, args, 0, stdout); err != nil {
-		return err
-	}
-	items, err := control.NewClient(*socket).Inbox(context.Background())
-	if err != nil {
-		return daemonError(err)
-	}
-	if *asJSON {
-		return writeJSON(stdout, items)
-	}
-	if len(items) == 0 {
-		fmt.Fprintln(stdout, "the inbox is empty")
-		return nil
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	for _, it := range items {
-		what := it.Text
-		if it.Kind == "file" {
-			what = fmt.Sprintf("%s (%d bytes)", it.File, it.Size)
+	asJSON := fs.BoolP("json", "j", false, "print JSON")
+	c.RunE = func(_ *cobra.Command, args []string) error {
+		_, _ = stdout, stderr
+		items, err := control.NewClient(*socket).Inbox(context.Background())
+		if err != nil {
+			return daemonError(err)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", it.At.Local().Format("2006-01-02 15:04"), orDash(it.Name), it.Kind, what)
+		if *asJSON {
+			return writeJSON(stdout, items)
+		}
+		if len(items) == 0 {
+			fmt.Fprintln(stdout, "the inbox is empty")
+			return nil
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		for _, it := range items {
+			what := it.Text
+			if it.Kind == "file" {
+				what = fmt.Sprintf("%s (%d bytes)", it.File, it.Size)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", it.At.Local().Format("2006-01-02 15:04"), orDash(it.Name), it.Kind, what)
+		}
+		return tw.Flush()
 	}
-	return tw.Flush()
+	return c
 }

@@ -2,12 +2,14 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -16,8 +18,9 @@ import (
 	"github.com/lanpairing/pairing/pairing/daemon"
 )
 
-func runServe(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("serve", "[flags]", "Run the pairing daemon: find which own addresses others can reach, announce the device on the LAN, and pair with devices that scan its QR code. Settings come from the config file; flags override it")
+func serveCommand(o streams) *cobra.Command {
+	c, fs := newCommand("serve", "run the daemon: find own addresses, announce, pair", "Run the pairing daemon: find which own addresses others can reach, announce the device on the LAN, and pair with devices that scan its QR code. Settings come from the config file; flags override it", 0, 0)
+	stdout, stderr := o.stdout, o.stderr
 	def := pairing.DefaultSettings()
 	configPath := fs.String("config", pairing.DefaultConfigPath(), "config `file` (key = value lines); a missing default file is fine; env PAIRING_CONFIG")
 	stateDir := fs.String("state-dir", pairing.DefaultStateDir(), "directory for the identity and paired devices (mode 0700); env PAIRING_STATE_DIR")
@@ -29,99 +32,108 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	fs.Duration("pair-window", def.PairWindow, "how long a pairing window stays open; config key pair-window")
 	fs.String("log-format", def.LogFormat, "log format on stderr: text or json; config key log-format")
 	fs.String("log-level", def.LogLevel, "log level: debug, info, warn or error; config key log-level")
-	if err := parse(fs, args, 0, stdout); err != nil {
-		return err
-	}
-	explicit := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
-	// settings reads the config file and lays the flags given on the
-	// command line over it; SIGHUP calls it again.
-	settings := func() (pairing.Settings, error) {
-		s := pairing.DefaultSettings()
-		if err := pairing.LoadConfig(*configPath, explicit["config"], &s); err != nil {
+	c.RegisterFlagCompletionFunc("log-level", completeLevels)
+	c.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	c.RunE = func(_ *cobra.Command, args []string) error {
+		_, _ = stdout, stderr
+		explicit := map[string]bool{}
+		fs.Visit(func(f *pflag.Flag) { explicit[f.Name] = true })
+		// settings reads the config file and lays the flags given on the
+		// command line over it; SIGHUP calls it again.
+		settings := func() (pairing.Settings, error) {
+			s := pairing.DefaultSettings()
+			if err := pairing.LoadConfig(*configPath, explicit["config"], &s); err != nil {
+				return s, err
+			}
+			var err error
+			fs.Visit(func(f *pflag.Flag) {
+				switch f.Name {
+				case "name", "listen", "pair-window", "log-format", "log-level":
+					if e := pairing.SetSetting(&s, f.Name, f.Value.String()); e != nil && err == nil {
+						err = usageError{fmt.Sprintf("bad --%s: %v", f.Name, e)}
+					}
+				}
+			})
+			if *noMDNS {
+				s.MDNS = false
+			}
 			return s, err
 		}
-		var err error
-		fs.Visit(func(f *flag.Flag) {
-			switch f.Name {
-			case "name", "listen", "pair-window", "log-format", "log-level":
-				if e := pairing.SetSetting(&s, f.Name, f.Value.String()); e != nil && err == nil {
-					err = usageError{fmt.Sprintf("bad --%s: %v", f.Name, e)}
-				}
-			}
-		})
-		if *noMDNS {
-			s.MDNS = false
-		}
-		return s, err
-	}
-	s, err := settings()
-	if err != nil {
-		var ue usageError
-		if errors.As(err, &ue) {
-			return err
-		}
-		return usageError{err.Error()}
-	}
-	level := new(slog.LevelVar)
-	log, err := newLogger(stderr, s.LogFormat, s.LogLevel, level)
-	if err != nil {
-		return err
-	}
-	cfg := daemon.Config{StateDir: *stateDir, Socket: *socket, Settings: s, Logger: log, LogLevel: level, Open: *open}
-	if colorOK(stderr) {
-		cfg.OnWindow = func(w control.Window, open bool) {
-			if !open {
-				if w.PreviousClosed != "" {
-					fmt.Fprintf(stderr, "\npairing window closed: %s ('pairing qr')\n\n", w.PreviousClosed)
-				}
-				return
-			}
-			if text, err := pairing.QRText(w.URL, true); err == nil {
-				fmt.Fprintf(stderr, "\n%s\nscan to pair with %s, or on another computer: pairing join '%s'\n\n", text, w.Name, w.URL)
-			}
-		}
-	}
-	d, err := daemon.Start(cfg)
-	switch {
-	case errors.Is(err, pairing.ErrLocked):
-		return hintError{err, "a daemon already runs on this state directory ('pairing status'); stop it or use another --state-dir"}
-	case err != nil:
-		return err
-	}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sig)
-	ready := d.Acquired()
-	for {
-		select {
-		case <-ready:
-			st := d.Status()
-			log.Info("ready", "id", st.ID, "port", st.Port, "addresses", len(st.Addresses), "socket", *socket, "config", *configPath)
-			ready = nil
-		case got := <-sig:
-			if got != syscall.SIGHUP {
-				log.Info("stopping", "signal", got.String())
-				start := time.Now()
-				err := d.Close()
-				log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
+		s, err := settings()
+		if err != nil {
+			var ue usageError
+			if errors.As(err, &ue) {
 				return err
 			}
-			next, err := settings()
-			if err != nil {
-				log.Error("config reload failed; keeping the running settings", "err", err)
-				continue
+			return usageError{err.Error()}
+		}
+		// A watchdog kill is SIGABRT: by default Go then prints every
+		// goroutine (hundreds of journal lines). One is enough, unless
+		// GOTRACEBACK or log-level debug asks for more.
+		if os.Getenv("GOTRACEBACK") == "" && s.LogLevel != "debug" {
+			debug.SetTraceback("single")
+		}
+		level := new(slog.LevelVar)
+		log, err := newLogger(stderr, s.LogFormat, s.LogLevel, level)
+		if err != nil {
+			return err
+		}
+		cfg := daemon.Config{StateDir: *stateDir, Socket: *socket, Settings: s, Logger: log, LogLevel: level, Open: *open}
+		if colorOK(stderr) {
+			cfg.OnWindow = func(w control.Window, open bool) {
+				if !open {
+					if w.PreviousClosed != "" {
+						fmt.Fprintf(stderr, "\npairing window closed: %s ('pairing qr')\n\n", w.PreviousClosed)
+					}
+					return
+				}
+				if text, err := pairing.QRText(w.URL, true); err == nil {
+					fmt.Fprintf(stderr, "\n%s\nscan to pair with %s, or on another computer: pairing join '%s'\n\n", text, w.Name, w.URL)
+				}
 			}
-			for _, k := range d.Reconfigure(next) {
-				log.Warn("setting changed but needs a restart", "key", k)
+		}
+		d, err := daemon.Start(cfg)
+		switch {
+		case errors.Is(err, pairing.ErrLocked):
+			return hintError{err, "a daemon already runs on this state directory ('pairing status'); stop it or use another --state-dir"}
+		case err != nil:
+			return err
+		}
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+		defer signal.Stop(sig)
+		ready := d.Acquired()
+		for {
+			select {
+			case <-ready:
+				st := d.Status()
+				log.Info("ready", "id", st.ID, "port", st.Port, "addresses", len(st.Addresses), "socket", *socket, "config", *configPath)
+				ready = nil
+			case got := <-sig:
+				if got != syscall.SIGHUP {
+					log.Info("stopping", "signal", got.String())
+					start := time.Now()
+					err := d.Close()
+					log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
+					return err
+				}
+				next, err := settings()
+				if err != nil {
+					log.Error("config reload failed; keeping the running settings", "err", err)
+					continue
+				}
+				for _, k := range d.Reconfigure(next) {
+					log.Warn("setting changed but needs a restart", "key", k)
+				}
+				if next.LogFormat != s.LogFormat {
+					log.Warn("setting changed but needs a restart", "key", "log-format")
+				}
+				s = next
+				log.Info("config reloaded", "config", *configPath, "name", next.Name)
 			}
-			if next.LogFormat != s.LogFormat {
-				log.Warn("setting changed but needs a restart", "key", "log-format")
-			}
-			s = next
-			log.Info("config reloaded", "config", *configPath, "name", next.Name)
 		}
 	}
+	return c
 }
 
 func newLogger(w io.Writer, format, level string, lv *slog.LevelVar) (*slog.Logger, error) {
@@ -130,6 +142,13 @@ func newLogger(w io.Writer, format, level string, lv *slog.LevelVar) (*slog.Logg
 		return nil, usageError{fmt.Sprintf("bad --log-level %q: want debug, info, warn or error", level)}
 	}
 	lv.Set(l)
+	if underJournal() {
+		// Under systemd: the journal's native protocol, with priorities
+		// and fields (journalctl -p warning, PEER_ID=…).
+		if h, err := newJournalHandler(lv); err == nil {
+			return slog.New(h), nil
+		}
+	}
 	opts := &slog.HandlerOptions{Level: lv}
 	switch format {
 	case "text":
