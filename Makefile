@@ -11,10 +11,13 @@ LDFLAGS  := -X github.com/lanpairing/pairing/pairing.Version=$(VERSION)
 # (firewall and multicast-filter variants of the simulated LANs),
 # systemd-analyze (the unit file), setpriv (another uid), and avahi with
 # its D-Bus (a real mDNS peer), coturn (a real TURN server), chromium (a
-# real phone browser); the daemons
+# real phone browser), systemd-nspawn and debootstrap (a real systemd as
+# PID 1 in a container; libnss-mymachines, which it may pull, edits
+# /etc/nsswitch.conf: the file is put back); the daemons
 # run only inside test namespaces.
 TEST_PKGS := iproute2:ip nftables:nft systemd:systemd-analyze util-linux:setpriv \
-	avahi-daemon:avahi-daemon avahi-utils:avahi-browse dbus:dbus-daemon coturn:turnserver chromium:chromium
+	avahi-daemon:avahi-daemon avahi-utils:avahi-browse dbus:dbus-daemon coturn:turnserver chromium:chromium \
+	systemd-container:systemd-nspawn debootstrap:debootstrap
 
 .PHONY: help build run test bench lint fuzz install uninstall deps
 
@@ -33,8 +36,11 @@ deps: ## install the Debian packages the tests need, when missing (as root)
 		if [ "$$(id -u)" = 0 ]; then \
 			echo "installing:$$missing"; \
 			guard=""; if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; guard=1; fi; \
+			cp -p /etc/nsswitch.conf /tmp/pairing-nsswitch.conf 2>/dev/null; \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing >/dev/null; rc=$$?; \
-			if [ -n "$$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi; [ $$rc = 0 ] || exit $$rc; \
+			if [ -n "$$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi; \
+			if [ -f /tmp/pairing-nsswitch.conf ]; then cp -p /tmp/pairing-nsswitch.conf /etc/nsswitch.conf; rm -f /tmp/pairing-nsswitch.conf; fi; \
+			[ $$rc = 0 ] || exit $$rc; \
 		else echo "missing:$$missing (install as root; namespace tests will skip)"; fi; \
 	fi
 
@@ -68,6 +74,8 @@ install: build ## install the binary into $(PREFIX)/bin, the systemd unit into $
 	sed 's|/usr/local/bin/pairing|$(PREFIX)/bin/pairing|' cmd/pairing/systemd/pairing.service > $(DESTDIR)$(UNITDIR)/pairing.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/pairing.service
 	install -D -m 0644 cmd/pairing/systemd/60-pairing.conf $(DESTDIR)$(SYSCTLDIR)/60-pairing.conf
+	@# /etc/pairing belongs to root: made here, systemd's ConfigurationDirectory= would give it the (dynamic) service user
+	install -d -m 0755 $(DESTDIR)/etc/pairing && if [ "$$(id -u)" = 0 ]; then chown root:root $(DESTDIR)/etc/pairing; fi
 	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/zsh/site-functions $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 	$(BIN) completion bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/pairing
 	$(BIN) completion zsh > $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_pairing

@@ -142,3 +142,15 @@ func TestJournalFields(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestGoroutineSummary(t *testing.T) {
+	stop := make(chan struct{})
+	defer close(stop)
+	for range 5 {
+		go func() { <-stop }()
+	}
+	s := goroutineSummary(3)
+	if !strings.Contains(s, "goroutines; ") || !strings.Contains(s, "× chan receive") || strings.Count(s, ";") > 3 {
+		t.Fatalf("summary %q", s)
+	}
+}

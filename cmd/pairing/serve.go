@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"github.com/spf13/cobra"
@@ -9,7 +10,9 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
+	"runtime"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -67,12 +70,6 @@ func serveCommand(o streams) *cobra.Command {
 			}
 			return usageError{err.Error()}
 		}
-		// A watchdog kill is SIGABRT: by default Go then prints every
-		// goroutine (hundreds of journal lines). One is enough, unless
-		// GOTRACEBACK or log-level debug asks for more.
-		if os.Getenv("GOTRACEBACK") == "" && s.LogLevel != "debug" {
-			debug.SetTraceback("single")
-		}
 		level := new(slog.LevelVar)
 		log, err := newLogger(stderr, s.LogFormat, s.LogLevel, level)
 		if err != nil {
@@ -91,6 +88,18 @@ func serveCommand(o streams) *cobra.Command {
 					fmt.Fprintf(stderr, "\n%s\nscan to pair with %s, or on another computer: pairing join '%s'\n\n", text, w.Name, w.URL)
 				}
 			}
+		}
+		// A watchdog kill is SIGABRT: Go would then print every goroutine
+		// (hundreds of journal lines). One line that sums them up is
+		// enough, unless GOTRACEBACK or log-level debug asks for the dump.
+		if os.Getenv("GOTRACEBACK") == "" && s.LogLevel != "debug" {
+			abort := make(chan os.Signal, 1)
+			signal.Notify(abort, syscall.SIGABRT)
+			go func() {
+				<-abort
+				log.Error("aborted (by the watchdog?); goroutines by state and function", "summary", goroutineSummary(10))
+				os.Exit(134)
+			}()
 		}
 		d, err := daemon.Start(cfg)
 		switch {
@@ -157,4 +166,40 @@ func newLogger(w io.Writer, format, level string, lv *slog.LevelVar) (*slog.Logg
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, usageError{fmt.Sprintf("bad --log-format %q: want text or json", format)}
+}
+
+// goroutineSummary counts the goroutines by state and top function, the
+// max most common first: a one-line picture of a hung daemon.
+func goroutineSummary(max int) string {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	counts := map[string]int{}
+	total := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		lines := strings.SplitN(g, "\n", 3)
+		if len(lines) < 2 || !strings.HasPrefix(lines[0], "goroutine ") {
+			continue
+		}
+		state := lines[0][strings.IndexByte(lines[0], '[')+1:]
+		state = strings.SplitN(strings.TrimSuffix(state, "]:"), ",", 2)[0]
+		fn := lines[1]
+		if i := strings.LastIndexByte(fn, '('); i > 0 {
+			fn = fn[:i]
+		}
+		counts[state+" "+fn]++
+		total++
+	}
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b string) int { return cmp.Or(counts[b]-counts[a], strings.Compare(a, b)) })
+	if len(keys) > max {
+		keys = keys[:max]
+	}
+	parts := []string{fmt.Sprintf("%d goroutines", total)}
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%d× %s", counts[k], k))
+	}
+	return strings.Join(parts, "; ")
 }
