@@ -316,8 +316,7 @@ func (o *Own) prove(addr netip.Addr, p Proof) {
 	o.mu.Lock()
 	old, had := o.proofs[key]
 	if !had && len(o.proofs) >= maxObserved {
-		o.mu.Unlock()
-		return
+		o.evictProofs()
 	}
 	prev := -1
 	for i, x := range old {
@@ -352,6 +351,29 @@ func (o *Own) prove(addr netip.Addr, p Proof) {
 			return addrs, stages
 		})
 	})
+}
+
+// evictProofs makes room in the proofs (under o.mu): those of addresses
+// we no longer have go first (rotating IPv6 temporary addresses, a new
+// DHCP lease), else the one whose latest proof is oldest.
+func (o *Own) evictProofs() {
+	for k := range o.proofs {
+		if !slices.ContainsFunc(o.addrs, func(a Address) bool { return a.IP.WithZone("") == k }) {
+			delete(o.proofs, k)
+		}
+	}
+	if len(o.proofs) < maxObserved {
+		return
+	}
+	var oldest netip.Addr
+	var at time.Time
+	for k, ps := range o.proofs {
+		latest := slices.MaxFunc(ps, func(x, y Proof) int { return x.At.Compare(y.At) }).At
+		if !oldest.IsValid() || latest.Before(at) {
+			oldest, at = k, latest
+		}
+	}
+	delete(o.proofs, oldest)
 }
 
 // decorate adds the proofs other hosts gave (by address, zone cleared)

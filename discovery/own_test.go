@@ -205,7 +205,8 @@ func TestOwnReached(t *testing.T) {
 		addrs, _, _ := o.Addresses()
 		return len(addrs) == 1 && addrs[0].Rank == RankDemoted
 	})
-	// Proofs for more addresses than a host has are not kept.
+	// Proofs for more addresses than a host has are not kept: those of
+	// addresses we no longer have make room.
 	for i := range 200 {
 		o.NotReached(netip.AddrFrom4([4]byte{198, 51, byte(i / 250), byte(i % 250)}), "X", ProbeTimeout)
 	}

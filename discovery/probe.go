@@ -132,7 +132,7 @@ func (p *prober) loop(ctx context.Context) {
 	}
 }
 
-// probeRound asks a peer to dial every address that no other host has
+// round asks a peer to dial every address that no other host has
 // reached recently, and records what arrived: reached, or not-reached
 // when the connect was dropped or refused while the self-ping passed. It
 // reports whether a peer was asked.

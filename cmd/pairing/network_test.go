@@ -390,6 +390,10 @@ func TestNetJoinerPortAndZone(t *testing.T) {
 	}
 	rep := b.runDiag(t, "")
 	expect(t, rep, "paired peers", diag.Pass, "")
+	// Shell completion of a peer name asks the running daemon.
+	if out, _, _ := a.Run(a.bin, "__complete", "send", "--socket", a.socket, ""); !strings.Contains(out, "b\t") {
+		t.Errorf("completing send's PEER from the daemon: %q", out)
+	}
 	for _, p := range a.peers() {
 		for _, x := range p.Addresses {
 			if x.Is6() && x.IsLinkLocalUnicast() && x.Zone() != "eth0" {
