@@ -112,6 +112,9 @@ func (d *Daemon) Paired() []control.Paired {
 	for _, p := range d.nbrs.Peers() {
 		online[p.Fingerprint] = true
 	}
+	for _, fp := range d.sess.PagesOpen() { // a phone with its page open
+		online[fp] = true
+	}
 	out := []control.Paired{}
 	for _, p := range d.store.List() {
 		out = append(out, pairing.PairedView(p, online[p.Fingerprint]))

@@ -70,7 +70,13 @@ type sender struct {
 	dc      *webrtc.DataChannel
 	replies chan message
 	low     chan struct{}
+	// gone is closed when the channel closed (nil: never, the session's
+	// context ends the send).
+	gone chan struct{}
 }
+
+// errGone: the channel closed during a send.
+var errGone = errors.New("the connection closed")
 
 func newSender(dc *webrtc.DataChannel) *sender {
 	s := &sender{dc: dc, replies: make(chan message, 4), low: make(chan struct{}, 1)}
@@ -108,6 +114,8 @@ func (s *sender) reply(ctx context.Context) (message, error) {
 		return message{}, fmt.Errorf("the receiver did not answer within %s", replyTimeout)
 	case <-ctx.Done():
 		return message{}, fmt.Errorf("no answer from the receiver: %w", context.Cause(ctx))
+	case <-s.gone:
+		return message{}, errGone
 	}
 }
 
@@ -137,7 +145,10 @@ func Ping(ctx context.Context, dc *webrtc.DataChannel) error {
 
 // SendText delivers a text message and waits for the receiver's ack.
 func SendText(ctx context.Context, dc *webrtc.DataChannel, text string) error {
-	s := newSender(dc)
+	return newSender(dc).text(ctx, text)
+}
+
+func (s *sender) text(ctx context.Context, text string) error {
 	if err := s.send(message{T: "text", Text: text}); err != nil {
 		return err
 	}
@@ -151,7 +162,11 @@ func SendText(ctx context.Context, dc *webrtc.DataChannel, text string) error {
 // SendFile streams size bytes of r as name, with back-pressure, and waits
 // for the receiver to confirm the SHA-256. progress gets the bytes sent.
 func SendFile(ctx context.Context, dc *webrtc.DataChannel, name string, size int64, r io.Reader, progress func(int64)) (string, error) {
-	s := newSender(dc)
+	return newSender(dc).file(ctx, name, size, r, progress)
+}
+
+func (s *sender) file(ctx context.Context, name string, size int64, r io.Reader, progress func(int64)) (string, error) {
+	dc := s.dc
 	if err := s.send(message{T: "file", Name: name, Size: size}); err != nil {
 		return "", err
 	}
@@ -177,6 +192,8 @@ func SendFile(ctx context.Context, dc *webrtc.DataChannel, name string, size int
 				return "", ackErr(m)
 			case <-ctx.Done():
 				return "", fmt.Errorf("after %d of %d bytes: %w", sent, size, context.Cause(ctx))
+			case <-s.gone:
+				return "", fmt.Errorf("after %d of %d bytes: %w", sent, size, errGone)
 			}
 		}
 		if err := dc.Send(buf[:n]); err != nil {
@@ -218,6 +235,89 @@ func Serve(dc *webrtc.DataChannel, from ident.Fingerprint, sink Sink, log *slog.
 		defer mu.Unlock()
 		r.interrupted()
 	})
+}
+
+// Duplex is one data channel used both ways, as a browser page's is:
+// what the peer sends (texts, files, pings) goes to a receiver into a
+// sink, and the peer's replies to what we send (ack, ready, pong) go to
+// the send in flight. The same protocol as between daemons. Sends take
+// turns.
+type Duplex struct {
+	s    *sender
+	mu   sync.Mutex // the receiver's state
+	r    *receiver
+	turn sync.Mutex // one send at a time
+	once sync.Once
+}
+
+// NewDuplex sets up dc's back-pressure signal. The caller's OnMessage
+// passes each of the peer's messages to Handle, and its OnClose calls
+// Closed.
+func NewDuplex(dc *webrtc.DataChannel, from ident.Fingerprint, sink Sink, log *slog.Logger) *Duplex {
+	s := &sender{dc: dc, replies: make(chan message, 4), low: make(chan struct{}, 1), gone: make(chan struct{})}
+	dc.SetBufferedAmountLowThreshold(lowWater)
+	dc.OnBufferedAmountLow(func() {
+		select {
+		case s.low <- struct{}{}:
+		default:
+		}
+	})
+	return &Duplex{s: s, r: &receiver{from: from, sink: sink, log: log}}
+}
+
+// Handle takes one message from the peer.
+func (d *Duplex) Handle(isString bool, data []byte) {
+	if isString && len(data) <= maxControl {
+		var msg message
+		if json.Unmarshal(data, &msg) == nil && (msg.T == "ack" || msg.T == "ready" || msg.T == "pong") {
+			select {
+			case d.s.replies <- msg:
+			default: // nobody waits: a late reply
+			}
+			return
+		}
+	}
+	d.mu.Lock()
+	replies := d.r.handle(isString, data)
+	d.mu.Unlock()
+	for _, m := range replies {
+		d.s.send(m)
+	}
+}
+
+// Closed ends the sends in flight and drops a file half received.
+func (d *Duplex) Closed() {
+	d.once.Do(func() { close(d.s.gone) })
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.r.interrupted()
+}
+
+// SendText delivers a text and waits for the peer's ack.
+func (d *Duplex) SendText(ctx context.Context, text string) error {
+	d.turn.Lock()
+	defer d.turn.Unlock()
+	d.drain()
+	return d.s.text(ctx, text)
+}
+
+// SendFile streams a file as SendFile does, on the shared channel.
+func (d *Duplex) SendFile(ctx context.Context, name string, size int64, r io.Reader, progress func(int64)) (string, error) {
+	d.turn.Lock()
+	defer d.turn.Unlock()
+	d.drain()
+	return d.s.file(ctx, name, size, r, progress)
+}
+
+// drain drops replies that came after their send gave up.
+func (d *Duplex) drain() {
+	for {
+		select {
+		case <-d.s.replies:
+		default:
+			return
+		}
+	}
 }
 
 // interrupted drops the file being received, if any.

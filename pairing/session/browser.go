@@ -170,42 +170,61 @@ type browserMessage struct {
 	Text  string `json:"text,omitempty"`
 }
 
-// browserChannel runs the page's side of the data channel.
+// browserChannel runs the page's side of the data channel: pairing
+// first, then the transfer protocol both ways (texts and files from the
+// page into the inbox; texts and files to the page).
 func (s *Sessions) browserChannel(dc *webrtc.DataChannel, fp ident.Fingerprint, src netip.Addr) {
 	send := func(m map[string]any) {
 		b, _ := json.Marshal(m)
 		dc.SendText(string(b))
 	}
-	var mu sync.Mutex // one message at a time
-	// The page's channel, for messages to it (pion keeps one OnOpen per
+	var mu sync.Mutex // one pairing message at a time
+	d := rtc.NewDuplex(dc, fp, s.cfg.Inbox, s.log)
+	// The page's channel, for what goes to it (pion keeps one OnOpen per
 	// channel, and the session has it).
-	s.pages.set(fp, dc)
-	dc.OnClose(func() { s.pages.remove(fp, dc) })
+	s.pages.set(fp, page{dc: dc, d: d})
+	dc.OnClose(func() {
+		s.pages.remove(fp, dc)
+		d.Closed() // a file half received is removed
+	})
 	dc.OnMessage(func(m webrtc.DataChannelMessage) {
-		mu.Lock()
-		defer mu.Unlock()
-		var msg browserMessage
-		if !m.IsString || len(m.Data) > pairing.MaxRequestBody || json.Unmarshal(m.Data, &msg) != nil {
-			send(map[string]any{"t": "error", "reason": "bad_request", "error": "malformed message"})
-			return
-		}
 		_, paired := s.cfg.Store.Get(fp)
-		switch {
-		case msg.T == "pair" && paired:
-			s.log.Info("browser: already paired", "peer", fp.ID(), "from", src)
-			send(map[string]any{"t": "paired", "name": s.cfg.Name(), "again": true})
-		case msg.T == "pair":
-			s.pairBrowser(msg, fp, src, send)
-		case msg.T == "text" && paired:
-			if err := s.cfg.Inbox.Text(fp, msg.Text); err != nil {
-				send(map[string]any{"t": "error", "reason": "inbox", "error": err.Error()})
+		if m.IsString {
+			var msg browserMessage
+			if len(m.Data) > pairing.MaxRequestBody || json.Unmarshal(m.Data, &msg) != nil {
+				send(map[string]any{"t": "error", "reason": "bad_request", "error": "malformed message"})
 				return
 			}
-			send(map[string]any{"t": "ack"})
-		default:
-			send(map[string]any{"t": "error", "reason": "bad_request", "error": "pair first"})
+			if msg.T == "pair" {
+				mu.Lock()
+				defer mu.Unlock()
+				if paired {
+					s.log.Info("browser: already paired", "peer", fp.ID(), "from", src)
+					send(s.pairedMessage(true))
+					return
+				}
+				s.pairBrowser(msg, fp, src, send)
+				return
+			}
 		}
+		if !paired {
+			if m.IsString {
+				send(map[string]any{"t": "error", "reason": "bad_request", "error": "pair first"})
+			}
+			return
+		}
+		d.Handle(m.IsString, m.Data)
 	})
+}
+
+// pairedMessage tells the page it is paired, with what it needs to know
+// before it sends a file: the largest file the inbox takes.
+func (s *Sessions) pairedMessage(again bool) map[string]any {
+	m := map[string]any{"t": "paired", "name": s.cfg.Name(), "max_file": s.cfg.Inbox.MaxFile}
+	if again {
+		m["again"] = true
+	}
+	return m
 }
 
 func (s *Sessions) pairBrowser(msg browserMessage, fp ident.Fingerprint, src netip.Addr, send func(map[string]any)) {
@@ -239,5 +258,5 @@ func (s *Sessions) pairBrowser(msg browserMessage, fp ident.Fingerprint, src net
 	}
 	s.cfg.Window.Close()
 	s.log.Info("paired", "peer", fp.ID(), "name", name, "kind", pairing.KindBrowser, "from", src)
-	send(map[string]any{"t": "paired", "name": s.cfg.Name()})
+	send(s.pairedMessage(false))
 }

@@ -2,7 +2,6 @@ package session
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"slices"
 	"sync"
@@ -153,39 +152,55 @@ func (r *recent) clear() []*rtc.Session {
 	return ss
 }
 
-// pages is the open browser pages, by browser: how a message reaches a
-// paired phone.
+// pages is the open browser pages, by browser: how a message or a file
+// reaches a paired phone.
 type pages struct {
 	mu sync.Mutex
-	by map[ident.Fingerprint]*webrtc.DataChannel
+	by map[ident.Fingerprint]page
 }
 
-func (p *pages) set(fp ident.Fingerprint, dc *webrtc.DataChannel) {
+// page is an open page's channel, used both ways.
+type page struct {
+	dc *webrtc.DataChannel
+	d  *rtc.Duplex
+}
+
+func (p *pages) set(fp ident.Fingerprint, pg page) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.by == nil {
-		p.by = map[ident.Fingerprint]*webrtc.DataChannel{}
+		p.by = map[ident.Fingerprint]page{}
 	}
-	p.by[fp] = dc
+	p.by[fp] = pg
 }
 
 // remove forgets fp's page if dc is still it.
 func (p *pages) remove(fp ident.Fingerprint, dc *webrtc.DataChannel) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.by[fp] == dc {
+	if p.by[fp].dc == dc {
 		delete(p.by, fp)
 	}
 }
 
-// send delivers a text to fp's open page.
-func (p *pages) send(fp ident.Fingerprint, text string) error {
+// get is fp's open page, or ErrPageClosed.
+func (p *pages) get(fp ident.Fingerprint) (*rtc.Duplex, error) {
 	p.mu.Lock()
-	dc := p.by[fp]
-	p.mu.Unlock()
-	if dc == nil {
-		return ErrPageClosed
+	defer p.mu.Unlock()
+	pg, ok := p.by[fp]
+	if !ok {
+		return nil, ErrPageClosed
 	}
-	b, _ := json.Marshal(map[string]any{"t": "text", "text": text})
-	return dc.SendText(string(b))
+	return pg.d, nil
+}
+
+// open lists the browsers whose page is open.
+func (p *pages) open() []ident.Fingerprint {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]ident.Fingerprint, 0, len(p.by))
+	for fp := range p.by {
+		out = append(out, fp)
+	}
+	return out
 }

@@ -34,7 +34,7 @@ const (
 )
 
 // ErrPageClosed means the paired browser has no page open now.
-var ErrPageClosed = errors.New("the browser has no pairing page open now (a browser gets messages while its page is open)")
+var ErrPageClosed = errors.New("the phone's page is not open; open the bookmark or scan again")
 
 // Config is what Sessions works with; the parts it names are owned by
 // others and used through their own methods.
@@ -88,6 +88,10 @@ func New(cfg Config) *Sessions {
 		offers: newOfferLimiter(), pending: make(chan struct{}, maxPending),
 		direct: &direct{id: cfg.Identity, store: cfg.Store, inbox: cfg.Inbox, log: cfg.Logger}}
 }
+
+// PagesOpen lists the paired browsers whose page is open now: they are
+// online.
+func (s *Sessions) PagesOpen() []ident.Fingerprint { return s.pages.open() }
 
 // Close closes every connection and waits for the goroutines; safe twice.
 func (s *Sessions) Close() {
@@ -218,9 +222,6 @@ func (s *Sessions) Send(ctx context.Context, p pairing.PairedPeer, kind, name st
 			return nil, errors.New("a text message is at most 32 KiB; send a file instead")
 		}
 	case "file":
-		if p.Kind == pairing.KindBrowser {
-			return nil, errors.New("a browser takes text messages only")
-		}
 		if err := pairing.CheckFileName(name); err != nil {
 			return nil, err
 		}
@@ -229,10 +230,23 @@ func (s *Sessions) Send(ctx context.Context, p pairing.PairedPeer, kind, name st
 	}
 	if p.Kind == pairing.KindBrowser {
 		// A browser is reached through its open page, not a new connection.
-		if err := s.pages.send(p.Fingerprint, string(text)); err != nil {
+		d, err := s.pages.get(p.Fingerprint)
+		if err != nil {
 			return nil, err
 		}
-		return &control.SendResult{Peer: p.Name, Bytes: int64(len(text)), DurationMS: msSince(start), Path: PathWebRTC}, nil
+		res := &control.SendResult{Peer: p.Name, Name: name, Path: PathWebRTC, Reused: true}
+		if kind == "text" {
+			err, res.Bytes = d.SendText(ctx, string(text)), int64(len(text))
+		} else {
+			res.SHA256, err = d.SendFile(ctx, name, size, body, nil)
+			res.Bytes = size
+		}
+		if err != nil {
+			return nil, err
+		}
+		res.DurationMS = msSince(start)
+		s.log.Info("sent", "peer", p.ID, "name", p.Name, "kind", kind, "bytes", res.Bytes, "to", "page", "duration_ms", res.DurationMS)
+		return res, nil
 	}
 	w := s.settings()
 	if path == "" {

@@ -111,9 +111,9 @@ func TestSendChecksFirst(t *testing.T) {
 	}{
 		{p, "text", "", strings.Repeat("x", maxText+1), "", "at most 32 KiB"},
 		{p, "file", "../x", "", "", "file name"},
-		{browser, "file", "x", "", "", "text messages only"},
+		{browser, "file", "x", "", "", "the phone's page is not open; open the bookmark or scan again"},
 		{p, "video", "", "", "", "unknown kind"},
-		{browser, "text", "", "hi", "", "no pairing page open"},
+		{browser, "text", "", "hi", "", "the phone's page is not open"},
 		{p, "text", "", "hi", "", "no known address"},
 		{p, "file", "x", "data", "carrier-pigeon", "unknown path"},
 		{p, "file", "x", "data", PathTLS, "no direct TLS connection"},
