@@ -232,14 +232,22 @@ func (s *Store) update(f func(map[ident.Fingerprint]PairedPeer)) error {
 func Resolve(peers []PairedPeer, query string) (PairedPeer, error) {
 	norm := func(s string) string { return strings.ToUpper(strings.ReplaceAll(s, "-", "")) }
 	q := norm(query)
-	var matches []PairedPeer
+	var matches, named []PairedPeer
 	for _, p := range peers {
-		if p.Name == query || p.Fingerprint.String() == strings.ToUpper(query) || norm(p.ID) == q {
+		if p.Fingerprint.String() == strings.ToUpper(query) || norm(p.ID) == q {
 			return p, nil
+		}
+		if p.Name == query {
+			named = append(named, p)
 		}
 		if q != "" && strings.HasPrefix(norm(p.ID), q) {
 			matches = append(matches, p)
 		}
+	}
+	// A name is only as good as it is unique: two phones both called
+	// "browser" are never picked at random.
+	if len(named) > 0 {
+		matches = named
 	}
 	switch len(matches) {
 	case 1:
@@ -251,7 +259,7 @@ func Resolve(peers []PairedPeer, query string) (PairedPeer, error) {
 	for _, m := range matches {
 		names = append(names, m.ID+" ("+m.Name+")")
 	}
-	return PairedPeer{}, fmt.Errorf("%w %q: %s", ErrAmbiguous, query, strings.Join(names, ", "))
+	return PairedPeer{}, fmt.Errorf("%w %q: %s; name one by its ID (or rename one: pairing rename ID NAME)", ErrAmbiguous, query, strings.Join(names, ", "))
 }
 
 // PairedView is a stored peer as `pairing peers` shows it.

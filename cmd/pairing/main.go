@@ -38,7 +38,7 @@ type streams struct{ stdout, stderr io.Writer }
 func commands(o streams) []*cobra.Command {
 	return []*cobra.Command{
 		serveCommand(o), addrCommand(o), discoverCommand(o), statusCommand(o), qrCommand(o), joinCommand(o),
-		peersCommand(o), unpairCommand(o), sendCommand(o), inboxCommand(o), diagCommand(o), turnCommand(o),
+		peersCommand(o), unpairCommand(o), renameCommand(o), sendCommand(o), inboxCommand(o), diagCommand(o), turnCommand(o),
 	}
 }
 

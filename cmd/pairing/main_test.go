@@ -154,3 +154,43 @@ func TestGoroutineSummary(t *testing.T) {
 		t.Fatalf("summary %q", s)
 	}
 }
+
+// TestAmbiguousNames: two devices with one name are never picked at
+// random: send and unpair refuse and list them; rename makes them
+// distinct (here in the state directory; the daemon's endpoint does the
+// same).
+func TestAmbiguousNames(t *testing.T) {
+	dir := t.TempDir()
+	store, err := pairing.OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for range 2 {
+		id, _ := pairing.LoadIdentity(t.TempDir())
+		store.Put(pairing.PairedPeer{Fingerprint: id.Fingerprint, Name: "browser", Kind: pairing.KindBrowser, PairedAt: time.Now()})
+		ids = append(ids, id.ID())
+	}
+	cli := func(args ...string) (int, string, string) {
+		var out, errOut bytes.Buffer
+		code := run(append(args, "--socket", "/nonexistent/s", "--state-dir", dir), &out, &errOut)
+		return code, out.String(), errOut.String()
+	}
+	code, _, errOut := cli("unpair", "browser")
+	if code != 1 || !strings.Contains(errOut, "more than one paired device matches") || !strings.Contains(errOut, ids[0]) || !strings.Contains(errOut, ids[1]) {
+		t.Fatalf("unpair of an ambiguous name: exit %d: %s", code, errOut)
+	}
+	if code, out, errOut := cli("rename", ids[1], "kitchen tablet"); code != 0 || !strings.Contains(out, "renamed") {
+		t.Fatalf("rename: exit %d: %s %s", code, out, errOut)
+	}
+	if code, _, errOut := cli("rename", ids[1], strings.Repeat("x", 64)); code != 2 {
+		t.Fatalf("rename to a bad name: exit %d: %s", code, errOut)
+	}
+	if code, out, errOut := cli("unpair", "browser"); code != 0 || !strings.Contains(out, ids[0]) {
+		t.Fatalf("unpair once the name is unique: exit %d: %s %s", code, out, errOut)
+	}
+	left, _ := pairing.ReadStore(dir)
+	if len(left) != 1 || left[0].Name != "kitchen tablet" {
+		t.Fatalf("left: %+v", left)
+	}
+}

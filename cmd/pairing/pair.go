@@ -217,7 +217,41 @@ func unpairCommand(o streams) *cobra.Command {
 	return c
 }
 
+func renameCommand(o streams) *cobra.Command {
+	c, fs := newCommand("rename PEER NAME", "rename a paired device", "Give a paired device, named by its ID, a unique prefix of the ID, or its name, a new name (1 to 63 bytes): the one 'pairing peers', 'send' and the log show", 2, 2)
+	stateDir := fs.String("state-dir", pairing.DefaultStateDir(), "state directory, changed directly when no daemon runs")
+	socket := fs.String("socket", pairing.DefaultSocket(), "control socket of the daemon; env PAIRING_SOCKET")
+	c.ValidArgsFunction = completePeer
+	c.RunE = func(_ *cobra.Command, args []string) error {
+		if err := beacon.ValidName(args[1]); err != nil {
+			return usageError{fmt.Sprintf("bad NAME: %v", err)}
+		}
+		p, err := control.NewClient(*socket).Rename(context.Background(), args[0], args[1])
+		if errors.Is(err, control.ErrNoDaemon) {
+			p, err = changeHere(*stateDir, args[0], func(s *pairing.Store, p pairing.PairedPeer) error {
+				p.Name = args[1]
+				return s.Put(p)
+			})
+			if err == nil {
+				p.Name = args[1]
+			}
+		}
+		if err != nil {
+			return hintError{err, "'pairing peers' lists the paired devices"}
+		}
+		fmt.Fprintf(o.stdout, "renamed %s to %s\n", p.ID, p.Name)
+		return nil
+	}
+	return c
+}
+
 func unpairHere(dir, query string) (*control.Paired, error) {
+	return changeHere(dir, query, func(s *pairing.Store, p pairing.PairedPeer) error { return s.Remove(p.Fingerprint) })
+}
+
+// changeHere applies change to the paired device query names, in the
+// state directory itself (no daemon runs).
+func changeHere(dir, query string, change func(*pairing.Store, pairing.PairedPeer) error) (*control.Paired, error) {
 	sd, err := pairing.OpenStateDir(dir)
 	if err != nil {
 		return nil, err
@@ -231,7 +265,7 @@ func unpairHere(dir, query string) (*control.Paired, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := store.Remove(p.Fingerprint); err != nil {
+	if err := change(store, p); err != nil {
 		return nil, err
 	}
 	v := pairing.PairedView(p, false)

@@ -370,6 +370,17 @@ func (c *Client) Unpair(ctx context.Context, peer string) (*Paired, error) {
 	return &p, c.do(ctx, http.MethodDelete, PathPeers+"/"+url.PathEscape(peer), nil, &p)
 }
 
+// RenameRequest gives a paired device a new name.
+type RenameRequest struct {
+	Name string `json:"name"`
+}
+
+// Rename gives the paired device that peer names the name name.
+func (c *Client) Rename(ctx context.Context, peer, name string) (*Paired, error) {
+	var p Paired
+	return &p, c.do(ctx, http.MethodPatch, PathPeers+"/"+url.PathEscape(peer), RenameRequest{Name: name}, &p)
+}
+
 // Inbox lists what paired devices sent.
 func (c *Client) Inbox(ctx context.Context) ([]InboxItem, error) {
 	var items []InboxItem

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/lanpairing/pairing/discovery/beacon"
 	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/internal/ident"
 	"github.com/lanpairing/pairing/pairing"
@@ -47,6 +48,33 @@ func (d *Daemon) controlMux() *http.ServeMux {
 			return
 		}
 		d.cfg.Logger.Info("unpaired", "peer", p.ID, "name", p.Name)
+		pairing.WriteJSON(w, http.StatusOK, pairing.PairedView(p, false))
+	})
+	mux.HandleFunc("PATCH "+control.PathPeers+"/{peer}", func(w http.ResponseWriter, r *http.Request) {
+		var req control.RenameRequest
+		b, err := io.ReadAll(io.LimitReader(r.Body, 4096))
+		if err == nil {
+			err = json.Unmarshal(b, &req)
+		}
+		if err == nil {
+			err = beacon.ValidName(req.Name)
+		}
+		if err != nil {
+			ctlError(w, http.StatusBadRequest, fmt.Errorf("bad rename request: %w", err))
+			return
+		}
+		p, err := pairing.Resolve(d.store.List(), r.PathValue("peer"))
+		if err != nil {
+			ctlError(w, http.StatusNotFound, err)
+			return
+		}
+		old := p.Name
+		p.Name = req.Name
+		if err := d.store.Put(p); err != nil {
+			ctlError(w, http.StatusInternalServerError, err)
+			return
+		}
+		d.cfg.Logger.Info("renamed", "peer", p.ID, "from", old, "name", p.Name)
 		pairing.WriteJSON(w, http.StatusOK, pairing.PairedView(p, false))
 	})
 	mux.HandleFunc("POST "+control.PathJoin, func(w http.ResponseWriter, r *http.Request) {
