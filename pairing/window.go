@@ -71,6 +71,10 @@ type Window struct {
 	stopped bool // Stop was called: the window never opens again
 	cur     round
 	closed  error // why the last window closed early (ErrTooManyAttempts)
+	// succeeded is when a device last proved the secret or code (the
+	// window then closes): a second phone scanning the same code hears
+	// that another device took it.
+	succeeded time.Time
 	sources limit.PerSource
 	expiry  *time.Timer // fires at the end of the open window's lifetime
 }
@@ -95,6 +99,8 @@ type WindowInfo struct {
 	Code bool
 	// Closed says why the last window closed early, if it did.
 	Closed string
+	// Succeeded is when a device last paired through a window.
+	Succeeded time.Time
 }
 
 func (w *Window) now() time.Time {
@@ -198,7 +204,7 @@ func (w *Window) Info() WindowInfo {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if !w.cur.live(w.now()) {
-		return WindowInfo{Closed: errText(w.closed)}
+		return WindowInfo{Closed: errText(w.closed), Succeeded: w.succeeded}
 	}
 	return w.info()
 }
@@ -215,7 +221,7 @@ func errText(err error) string {
 
 func (w *Window) info() WindowInfo {
 	c := w.cur
-	return WindowInfo{Open: c.open, Secret: append([]byte(nil), c.secret...), Expires: c.expires, Failures: c.failures, Code: c.code, Closed: errText(w.closed)}
+	return WindowInfo{Open: c.open, Secret: append([]byte(nil), c.secret...), Expires: c.expires, Failures: c.failures, Code: c.code, Closed: errText(w.closed), Succeeded: w.succeeded}
 }
 
 func (w *Window) changed(info WindowInfo) {
@@ -296,6 +302,7 @@ func (w *Window) attempt(src netip.Addr, code bool, check func() error) error {
 	}
 	err := check()
 	if err == nil {
+		w.succeeded = now
 		w.mu.Unlock()
 		return nil
 	}

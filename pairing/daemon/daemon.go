@@ -142,6 +142,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	page := web.Handler()
 	plain.Handle("GET /p", page)
 	plain.Handle("GET /p/", page)
+	plain.Handle("GET /favicon.ico", page)
 	plain.HandleFunc("POST /p/offer", d.sess.ServeOffer)
 	d.server = &pairing.Server{Identity: d.id, Window: d.window, Store: d.store, Name: d.nbrs.Name, Plain: plain, Self: d.own.IPs, Logger: d.cfg.Logger,
 		Hooks: pairing.ServerHooks{OnObserved: d.observed, OnRequest: d.own.Reached, OnProbe: probes.serve}, TLS: d.sess.Handler()}

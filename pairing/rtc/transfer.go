@@ -75,8 +75,8 @@ type sender struct {
 	gone chan struct{}
 }
 
-// errGone: the channel closed during a send.
-var errGone = errors.New("the connection closed")
+// ErrGone: the channel closed during a send.
+var ErrGone = errors.New("the connection closed")
 
 func newSender(dc *webrtc.DataChannel) *sender {
 	s := &sender{dc: dc, replies: make(chan message, 4), low: make(chan struct{}, 1)}
@@ -115,7 +115,7 @@ func (s *sender) reply(ctx context.Context) (message, error) {
 	case <-ctx.Done():
 		return message{}, fmt.Errorf("no answer from the receiver: %w", context.Cause(ctx))
 	case <-s.gone:
-		return message{}, errGone
+		return message{}, ErrGone
 	}
 }
 
@@ -193,7 +193,7 @@ func (s *sender) file(ctx context.Context, name string, size int64, r io.Reader,
 			case <-ctx.Done():
 				return "", fmt.Errorf("after %d of %d bytes: %w", sent, size, context.Cause(ctx))
 			case <-s.gone:
-				return "", fmt.Errorf("after %d of %d bytes: %w", sent, size, errGone)
+				return "", fmt.Errorf("after %d of %d bytes: %w", sent, size, ErrGone)
 			}
 		}
 		if err := dc.Send(buf[:n]); err != nil {

@@ -45,6 +45,13 @@ const (
 	pendingTimeout = 2 * time.Minute
 )
 
+// ErrTaken: another device paired with this window a moment ago.
+var ErrTaken = errors.New("another device just paired with this code; show a new QR code")
+
+// takenFor is how long after a pairing a stranger's offer hears ErrTaken
+// instead of "closed".
+const takenFor = 2 * time.Minute
+
 // ErrBusy: too many browsers not paired yet are connected.
 var ErrBusy = errors.New("too many devices are pairing at once; try again in a minute")
 
@@ -85,6 +92,10 @@ func (s *Sessions) ServeOffer(w http.ResponseWriter, r *http.Request) {
 	if w := s.cfg.Window.Info(); !paired && !w.Open {
 		if w.Closed != "" {
 			fail(http.StatusForbidden, "too_many_attempts", fmt.Errorf("%w: %s", pairing.ErrWindowClosed, w.Closed))
+			return
+		}
+		if time.Since(w.Succeeded) < takenFor {
+			fail(http.StatusForbidden, "taken", ErrTaken)
 			return
 		}
 		fail(http.StatusForbidden, "window_closed", pairing.ErrWindowClosed)

@@ -241,6 +241,9 @@ func (s *Sessions) Send(ctx context.Context, p pairing.PairedPeer, kind, name st
 			res.SHA256, err = d.SendFile(ctx, name, size, body, nil)
 			res.Bytes = size
 		}
+		if errors.Is(err, rtc.ErrGone) {
+			return nil, fmt.Errorf("%w (it closed during the send)", ErrPageClosed)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -6,34 +6,47 @@ package web
 import (
 	"embed"
 	"net/http"
+	"path"
 )
 
-//go:embed index.html app.js sha256.js
+//go:embed index.html app.js noble/*.js
 var assets embed.FS
 
-// Handler serves the page at /p and its scripts at /p/app.js and
-// /p/sha256.js.
+// icon is the favicon: two linked devices.
+const icon = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64"><rect width="64" height="64" rx="14" fill="#0b57d0"/>` +
+	`<rect x="10" y="18" width="20" height="30" rx="4" fill="#fff"/><rect x="34" y="14" width="20" height="36" rx="4" fill="#fff"/>` +
+	`<path d="M24 33h16" stroke="#0b57d0" stroke-width="4" stroke-linecap="round"/></svg>`
+
+// Handler serves the page at /p, its scripts under /p/ (app.js and the
+// vendored hashing in /p/noble/) and the icon at /favicon.ico.
 func Handler() http.Handler {
 	mux := http.NewServeMux()
-	serve := func(name, ctype string) http.HandlerFunc {
-		b, err := assets.ReadFile(name)
-		if err != nil {
-			panic(err) // embedded: cannot happen
-		}
+	serve := func(b []byte, ctype string) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			h := w.Header()
 			h.Set("Content-Type", ctype)
 			h.Set("Cache-Control", "no-store")
 			// Nothing from elsewhere: scripts, styles and connections only
 			// to this daemon.
-			h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:")
+			h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:")
 			h.Set("X-Content-Type-Options", "nosniff")
 			h.Set("Referrer-Policy", "no-referrer")
 			w.Write(b)
 		}
 	}
-	mux.Handle("GET /p", serve("index.html", "text/html; charset=utf-8"))
-	mux.Handle("GET /p/app.js", serve("app.js", "text/javascript; charset=utf-8"))
-	mux.Handle("GET /p/sha256.js", serve("sha256.js", "text/javascript; charset=utf-8"))
+	file := func(name string) []byte {
+		b, err := assets.ReadFile(name)
+		if err != nil {
+			panic(err) // embedded: cannot happen
+		}
+		return b
+	}
+	mux.Handle("GET /p", serve(file("index.html"), "text/html; charset=utf-8"))
+	mux.Handle("GET /p/app.js", serve(file("app.js"), "text/javascript; charset=utf-8"))
+	names, _ := assets.ReadDir("noble")
+	for _, n := range names {
+		mux.Handle("GET /p/noble/"+n.Name(), serve(file(path.Join("noble", n.Name())), "text/javascript; charset=utf-8"))
+	}
+	mux.Handle("GET /favicon.ico", serve([]byte(icon), "image/svg+xml"))
 	return mux
 }
