@@ -75,8 +75,8 @@ type Window struct {
 	// window then closes): a second phone scanning the same code hears
 	// that another device took it.
 	succeeded time.Time
-	sources limit.PerSource
-	expiry  *time.Timer // fires at the end of the open window's lifetime
+	sources   limit.PerSource
+	expiry    *time.Timer // fires at the end of the open window's lifetime
 }
 
 // round is one window, from its opening to its closing.

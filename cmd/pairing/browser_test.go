@@ -131,6 +131,7 @@ func TestBrowserPairs(t *testing.T) {
 //     page say the connection is lost, writes "lost", waits for
 //     "started", taps Reconnect and prints RECONNECTED once connected;
 //   - PAIR_SHOTS: a directory for screenshots of the states it reaches.
+//
 // It prints STATUS<…>STATUS, TITLE<…>, PAIRED_MS<…>.
 func TestHelperBrowser(t *testing.T) {
 	if !lan.InHelper() {
