@@ -109,3 +109,34 @@ func TestQRPNG(t *testing.T) {
 		t.Fatalf("unwritable path: %v", err)
 	}
 }
+
+// TestQRTextFitsTerminal: the QR code's URL (without what the page
+// fetches itself) for the longest IPv4 host fits an 80×24 terminal with
+// three lines to spare, a ULA IPv6 host with one, and both decode.
+func TestQRTextFitsTerminal(t *testing.T) {
+	fp := strings.Repeat("A", 43)
+	for host, spare := range map[string]int{"255.255.255.255:65535": 3, "[fd12:3456:789a:1::1234]:65535": 1} {
+		url := "http://" + host + "/p#v=1&fp=" + fp + "&s=" + strings.Repeat("b", 22)
+		text, err := QRText(url, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimRight(text, "\n"), "\n")
+		if len(lines)+spare > TermRows || len([]rune(lines[0])) > TermCols {
+			t.Fatalf("%s: %d lines of %d columns do not fit 80×24 with %d lines of text", host, len(lines), len([]rune(lines[0])), spare)
+		}
+		var rows [][]bool
+		for _, line := range lines {
+			var top, bottom []bool
+			for _, r := range line {
+				top = append(top, r == ' ' || r == '▄')
+				bottom = append(bottom, r == ' ' || r == '▀')
+			}
+			rows = append(rows, top, bottom)
+		}
+		if got := decodeModules(t, rows); got != url {
+			t.Fatalf("decodes to %q", got)
+		}
+		t.Logf("%s: %d lines × %d columns", host, len(lines), len([]rune(lines[0])))
+	}
+}

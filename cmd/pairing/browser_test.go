@@ -310,7 +310,7 @@ func TestHelperBrowser(t *testing.T) {
 		}
 		touch("paired")
 		await("stopped")
-		waitFor(`document.getElementById("status").textContent === "Connection lost." && !document.getElementById("retry").hidden`, 20*time.Second)
+		waitFor(`document.getElementById("status").textContent.startsWith("Connection lost.") && !document.getElementById("retry").hidden`, 20*time.Second)
 		shot("lost")
 		fmt.Printf("LOST<%s>\n", eval(`document.getElementById("retry").textContent`))
 		touch("lost")

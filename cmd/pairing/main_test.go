@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/internal/lan"
 	"github.com/lanpairing/pairing/internal/turncred"
 	"github.com/lanpairing/pairing/pairing"
@@ -192,5 +194,34 @@ func TestAmbiguousNames(t *testing.T) {
 	left, _ := pairing.ReadStore(dir)
 	if len(left) != 1 || left[0].Name != "kitchen tablet" {
 		t.Fatalf("left: %+v", left)
+	}
+}
+
+// TestScreen: serve --open's terminal shows the code with the time left
+// under it, keeps that line below the log lines, and when the window
+// closes erases the code (nothing below it) or says it no longer works.
+func TestScreen(t *testing.T) {
+	var out bytes.Buffer
+	s := newScreen(&out)
+	now := time.Now()
+	s.now = func() time.Time { return now }
+	w := control.Window{QRURL: "http://10.1.0.1:1/p#v=1&fp=" + strings.Repeat("A", 43) + "&s=" + strings.Repeat("b", 22), Name: "box", SecretExpires: now.Add(9*time.Minute + 58*time.Second)}
+	s.window(w, true)
+	if !strings.Contains(out.String(), "scan to pair with box · closes in 9:58") || strings.Count(out.String(), "\n") > pairing.TermRows-1 {
+		t.Fatalf("shown:\n%s", out.String())
+	}
+	s.window(control.Window{}, false)
+	if !strings.Contains(out.String(), "\x1b[J") || !strings.Contains(out.String(), "pairing window closed ('pairing qr' for a new one)") {
+		t.Fatalf("closed with nothing below: %q", out.String()[len(out.String())-120:])
+	}
+	out.Reset()
+	s.window(w, true)
+	fmt.Fprintf(s, "time=… level=INFO msg=\"peer found\"\n")
+	if !strings.Contains(out.String(), "\r\x1b[Ktime=… level=INFO msg=\"peer found\"\nscan to pair") {
+		t.Fatalf("a log line does not step around the status line: %q", out.String()[len(out.String())-150:])
+	}
+	s.window(control.Window{PreviousClosed: "too many wrong attempts"}, false)
+	if !strings.Contains(out.String(), "the QR code above no longer works: pairing window closed: too many wrong attempts") {
+		t.Fatalf("closed after logs: %q", out.String()[len(out.String())-150:])
 	}
 }

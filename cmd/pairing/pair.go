@@ -2,11 +2,13 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"github.com/spf13/cobra"
 	"io"
+	"net/netip"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -24,15 +26,26 @@ func qrCommand(o streams) *cobra.Command {
 	png := fs.String("png", "", "also write the QR code as a PNG to `FILE`")
 	asJSON := fs.BoolP("json", "j", false, "print JSON")
 	link := fs.BoolP("link", "l", false, "a link without the secret, for sending by chat: the receiver types the code shown here")
+	address := fs.StringP("address", "a", "", "the `IP` the QR code leads with (one of the confirmed addresses; default: the best one, see 'pairing status')")
 	c.RunE = func(_ *cobra.Command, args []string) error {
-		_, _ = stdout, stderr
-		w, err := control.NewClient(*socket).OpenWindow(context.Background(), *link)
+		_ = stderr
+		var host netip.Addr
+		if *address != "" {
+			var err error
+			if host, err = netip.ParseAddr(*address); err != nil {
+				return usageError{fmt.Sprintf("bad --address %q: not an IP address", *address)}
+			}
+		}
+		w, err := control.NewClient(*socket).OpenWindow(context.Background(), *link, host)
+		if err != nil && strings.Contains(err.Error(), "not one of this device's confirmed addresses") {
+			return hintError{err, "'pairing status' lists them"}
+		}
 		if err != nil {
 			return daemonError(err)
 		}
-		url := w.URL
+		url, shown := cmp.Or(w.QRURL, w.URL), w.URL // the code carries the short form
 		if *link {
-			url = w.LinkURL
+			url, shown = w.LinkURL, w.LinkURL
 		}
 		if *png != "" {
 			if err := pairing.WriteQRPNG(url, *png, 384); err != nil {
@@ -47,7 +60,7 @@ func qrCommand(o streams) *cobra.Command {
 			return err
 		}
 		fmt.Fprint(stdout, text)
-		fmt.Fprintf(stdout, "\n%s\n\n", url)
+		fmt.Fprintf(stdout, "\n%s\n\n", shown)
 		if w.PreviousClosed != "" {
 			fmt.Fprintf(stdout, "note     the last window closed early: %s (someone may have been guessing); this is a new one\n", w.PreviousClosed)
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"image"
+	"image/color"
 	_ "image/png"
 	"os"
 	"path/filepath"
@@ -71,6 +72,35 @@ func (n *node) peers() []control.Paired {
 	return ps
 }
 
+// decodeModules reads a QR code from rows of dark (true) modules.
+func decodeModules(t *testing.T, rows [][]bool) string {
+	t.Helper()
+	const scale = 6
+	img := image.NewGray(image.Rect(0, 0, len(rows[0])*scale, len(rows)*scale))
+	for y, row := range rows {
+		for x, dark := range row {
+			c := color.Gray{255}
+			if dark {
+				c = color.Gray{0}
+			}
+			for dy := range scale {
+				for dx := range scale {
+					img.SetGray(x*scale+dx, y*scale+dy, c)
+				}
+			}
+		}
+	}
+	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := qrcode.NewQRCodeReader().Decode(bmp, nil)
+	if err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	return res.GetText()
+}
+
 func decodeQR(t *testing.T, path string) string {
 	f, err := os.Open(path)
 	if err != nil {
@@ -97,8 +127,33 @@ func TestPairByQRCode(t *testing.T) {
 	png := filepath.Join(t.TempDir(), "qr.png")
 	w := a.qr("--png", png)
 	url := decodeQR(t, png)
-	if url != w.URL || !strings.HasPrefix(url, "http://10.1.0.1:") || !strings.Contains(url, "#v=1&fp=") {
-		t.Fatalf("QR decodes to %q, want the window URL %q", url, w.URL)
+	if url != w.QRURL || !strings.HasPrefix(url, "http://10.1.0.1:") || !strings.Contains(url, "#v=1&fp=") || !strings.HasPrefix(w.URL, url) {
+		t.Fatalf("QR decodes to %q, want the window's QR URL %q (a prefix of %q)", url, w.QRURL, w.URL)
+	}
+	// The terminal form fits 80×24 with room under it, and decodes.
+	out, _, err := a.Run(a.bin, "qr", "--socket", a.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qrText := strings.Split(out, "\n\n")[0]
+	lines := strings.Split(qrText, "\n")
+	var rows [][]bool
+	for _, line := range lines {
+		var top, bottom []bool
+		for _, r := range line {
+			top, bottom = append(top, r == ' ' || r == '▄'), append(bottom, r == ' ' || r == '▀')
+		}
+		rows = append(rows, top, bottom)
+	}
+	if len(lines) > 21 || len([]rune(lines[0])) > 80 || decodeModules(t, rows) != w.QRURL {
+		t.Fatalf("terminal QR: %d lines of %d columns:\n%s", len(lines), len([]rune(lines[0])), qrText)
+	}
+	// --address chooses the host among the confirmed addresses only.
+	if w2 := a.qr("--address", "10.1.0.1"); !strings.HasPrefix(w2.QRURL, "http://10.1.0.1:") {
+		t.Fatalf("qr --address: %s", w2.QRURL)
+	}
+	if _, errOut, err := a.Run(a.bin, "qr", "--socket", a.socket, "--address", "10.9.9.9"); exitCode(err) != 1 || !strings.Contains(errOut, "not one of this device's confirmed addresses") {
+		t.Fatalf("qr --address with a foreign address: exit %d: %s", exitCode(err), errOut)
 	}
 	if w.Code != "" || w.Port == 0 || w.Fingerprint == "" {
 		t.Fatalf("window %+v", w)

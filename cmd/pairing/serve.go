@@ -16,7 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/pairing"
 	"github.com/lanpairing/pairing/pairing/daemon"
 )
@@ -71,23 +70,20 @@ func serveCommand(o streams) *cobra.Command {
 			return usageError{err.Error()}
 		}
 		level := new(slog.LevelVar)
-		log, err := newLogger(stderr, s.LogFormat, s.LogLevel, level)
+		logOut := stderr
+		var scr *screen
+		if *open && colorOK(stderr) {
+			// The QR code on this terminal, with the logs around it.
+			scr = newScreen(stderr)
+			logOut = scr
+		}
+		log, err := newLogger(logOut, s.LogFormat, s.LogLevel, level)
 		if err != nil {
 			return err
 		}
 		cfg := daemon.Config{StateDir: *stateDir, Socket: *socket, Settings: s, Logger: log, LogLevel: level, Open: *open}
-		if colorOK(stderr) {
-			cfg.OnWindow = func(w control.Window, open bool) {
-				if !open {
-					if w.PreviousClosed != "" {
-						fmt.Fprintf(stderr, "\npairing window closed: %s ('pairing qr')\n\n", w.PreviousClosed)
-					}
-					return
-				}
-				if text, err := pairing.QRText(w.URL, true); err == nil {
-					fmt.Fprintf(stderr, "\n%s\nscan to pair with %s, or on another computer: pairing join '%s'\n\n", text, w.Name, w.URL)
-				}
-			}
+		if scr != nil {
+			cfg.OnWindow = scr.window
 		}
 		// A watchdog kill is SIGABRT: Go would then print every goroutine
 		// (hundreds of journal lines). One line that sums them up is

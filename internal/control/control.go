@@ -293,7 +293,11 @@ const (
 
 // Window is an open pairing window, as `pairing qr` shows it.
 type Window struct {
-	URL           string    `json:"url"`
+	URL string `json:"url"`
+	// QRURL is what the QR code carries: URL without what the page
+	// fetches from the daemon itself (the other addresses, the name),
+	// so the code stays small enough for a terminal.
+	QRURL         string    `json:"qr_url"`
 	LinkURL       string    `json:"link_url"`
 	Fingerprint   string    `json:"fingerprint"`
 	ID            string    `json:"id"`
@@ -348,11 +352,19 @@ type ErrorBody struct {
 }
 
 // OpenWindow opens (or returns the open) pairing window; for a link, the
-// window takes the 6-digit code too.
-func (c *Client) OpenWindow(ctx context.Context, link bool) (*Window, error) {
-	path := PathWindow
+// window takes the 6-digit code too. host, when valid, is the address the
+// QR code leads with (one of the confirmed ones).
+func (c *Client) OpenWindow(ctx context.Context, link bool, host netip.Addr) (*Window, error) {
+	q := url.Values{}
 	if link {
-		path += "?link=1"
+		q.Set("link", "1")
+	}
+	if host.IsValid() {
+		q.Set("address", host.String())
+	}
+	path := PathWindow
+	if len(q) > 0 {
+		path += "?" + q.Encode()
 	}
 	var w Window
 	return &w, c.do(ctx, http.MethodPost, path, nil, &w)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"strconv"
 
 	"github.com/lanpairing/pairing/discovery/beacon"
@@ -27,7 +28,19 @@ func (d *Daemon) controlMux() *http.ServeMux {
 		pairing.WriteJSON(w, http.StatusOK, d.Status())
 	})
 	mux.HandleFunc("POST "+control.PathWindow, func(w http.ResponseWriter, r *http.Request) {
-		win, err := d.OpenWindow(r.URL.Query().Get("link") == "1")
+		var host netip.Addr
+		if a := r.URL.Query().Get("address"); a != "" {
+			var err error
+			if host, err = netip.ParseAddr(a); err != nil {
+				ctlError(w, http.StatusBadRequest, fmt.Errorf("bad address %q: %w", a, err))
+				return
+			}
+		}
+		win, err := d.OpenWindow(r.URL.Query().Get("link") == "1", host)
+		if errors.Is(err, ErrNotConfirmed) {
+			ctlError(w, http.StatusBadRequest, err)
+			return
+		}
 		if err != nil {
 			ctlError(w, http.StatusServiceUnavailable, fmt.Errorf("%w (run 'pairing addr' to see why)", err))
 			return

@@ -164,7 +164,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 func (d *Daemon) acquired() {
 	d.svc.ready()
 	if d.cfg.Open {
-		if _, err := d.OpenWindow(false); err != nil {
+		if _, err := d.OpenWindow(false, netip.Addr{}); err != nil {
 			d.cfg.Logger.Warn("cannot open a pairing window", "err", err)
 		}
 	}

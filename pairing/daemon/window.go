@@ -1,7 +1,10 @@
 package daemon
 
 import (
+	"errors"
+	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/lanpairing/pairing/internal/control"
@@ -11,19 +14,27 @@ import (
 // OpenWindow opens a pairing window (or returns the open one) and
 // describes it for a QR code; for a link (without the secret), the window
 // takes the 6-digit code too.
-func (d *Daemon) OpenWindow(link bool) (control.Window, error) {
-	if len(qrAddrs(d.own.IPs())) == 0 {
+func (d *Daemon) OpenWindow(link bool, host netip.Addr) (control.Window, error) {
+	addrs := qrAddrs(d.own.IPs())
+	if len(addrs) == 0 {
 		return control.Window{}, ErrNoAddress
+	}
+	if host.IsValid() && !slices.Contains(addrs, host.Unmap()) {
+		return control.Window{}, fmt.Errorf("%w: %s; the QR code can lead with %v", ErrNotConfirmed, host, addrs)
 	}
 	prev := d.window.Info().Closed
 	info := d.window.Open()
 	if link {
 		info = d.window.OpenForLink()
 	}
-	w, err := d.describe(info)
+	w, err := d.describe(info, host.Unmap())
 	w.PreviousClosed = prev
 	return w, err
 }
+
+// ErrNotConfirmed: qr --address names an address that is not one of the
+// confirmed ones.
+var ErrNotConfirmed = errors.New("not one of this device's confirmed addresses")
 
 // qrAddrs are the confirmed addresses a phone can use: link-local ones
 // need a zone that only this device knows.
@@ -39,10 +50,13 @@ func qrAddrs(ips []netip.Addr) []netip.Addr {
 
 // describe is the QR code of an open window: our best address, port,
 // fingerprint, the secret, the other addresses and the name.
-func (d *Daemon) describe(info pairing.WindowInfo) (control.Window, error) {
+func (d *Daemon) describe(info pairing.WindowInfo, host netip.Addr) (control.Window, error) {
 	addrs := qrAddrs(d.own.IPs())
 	if len(addrs) == 0 {
 		return control.Window{}, ErrNoAddress
+	}
+	if i := slices.Index(addrs, host); i > 0 {
+		addrs = append([]netip.Addr{host}, slices.Delete(slices.Clone(addrs), i, i+1)...)
 	}
 	p := pairing.Payload{Host: addrs[0], Port: uint16(d.Port()), Fingerprint: d.id.Fingerprint, Secret: info.Secret, Addrs: addrs, Name: d.nbrs.Name()}
 	var code string
@@ -54,8 +68,10 @@ func (d *Daemon) describe(info pairing.WindowInfo) (control.Window, error) {
 	}
 	link := p
 	link.Secret = nil
+	short := p
+	short.Addrs, short.Name = nil, ""
 	return control.Window{
-		URL: p.URL(), LinkURL: link.URL(), Fingerprint: d.id.Fingerprint.String(), ID: d.id.ID(), Name: p.Name,
+		URL: p.URL(), QRURL: short.URL(), LinkURL: link.URL(), Fingerprint: d.id.Fingerprint.String(), ID: d.id.ID(), Name: p.Name,
 		SecretExpires: info.Expires, Code: code, Addresses: addrs, Port: d.Port(),
 	}, nil
 }
@@ -76,7 +92,7 @@ func (d *Daemon) windowChanged(info pairing.WindowInfo) {
 		}
 		return
 	}
-	win, err := d.describe(info)
+	win, err := d.describe(info, netip.Addr{})
 	if err != nil {
 		d.cfg.Logger.Warn("pairing window open, but no address for a QR code", "err", err)
 		return

@@ -298,6 +298,7 @@ const q = new URLSearchParams(location.hash.slice(1));
 const store = "pairing:" + (q.get("fp") || "");
 let conn = null;
 let typing = 0; // ms the name form waited for the person
+let deviceName = q.get("n") || "the device";
 
 async function remembered() { return (await dbGet(store)) || {}; }
 
@@ -306,7 +307,7 @@ async function connect() {
   const fp = b64urlBytes(q.get("fp"));
   const secret = q.get("s") ? b64urlBytes(q.get("s")) : null;
   const known = await remembered();
-  if (q.get("n")) $("device").textContent = q.get("n");
+  if ($("device")) $("device").textContent = deviceName; // before the first pairing
   say("Connecting…");
   const cert = await certificate();
   const pc = new RTCPeerConnection({ certificates: [cert] });
@@ -342,7 +343,8 @@ async function connect() {
   const lost = () => {
     if (c.closed || conn !== c) return;
     c.lost();
-    say("Connection lost.", "bad", () => connect().catch(fatal));
+    $("title").textContent = "Not connected to " + deviceName;
+    say("Connection lost. The device may be off or away: tap Reconnect when it is back.", "bad", () => connect().catch(fatal));
     $("retry").textContent = "Reconnect";
   };
   dc.onclose = lost;
@@ -380,6 +382,7 @@ async function connect() {
       dbPut(store, { paired: true, name: known.name || $("name").value || guessName(), device: m.name });
       c.maxFile = m.max_file || Infinity;
       $("codeform").hidden = true;
+      deviceName = m.name;
       $("title").textContent = "Connected to " + m.name;
       document.title = m.name;
       say(m.again ? "Connected again. This phone stays paired." : "Paired. This phone now stays paired with " + m.name + ": bookmark this page to come back.", "ok");
