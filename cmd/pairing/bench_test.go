@@ -286,11 +286,46 @@ func TestBenchFigures(t *testing.T) {
 		// start-up is not in it.
 		report(t, "browser_pair_ms", 5, func() float64 {
 			status, ms := browseTimed(t, b.Host, a.qr().URL, t.TempDir(), "")
-			if !strings.HasPrefix(status, "Paired with") || ms == 0 {
+			if !strings.HasPrefix(status, "Paired.") || ms == 0 {
 				t.Fatalf("page: %q", status)
 			}
 			return ms
 		})
+	})
+
+	// A paired phone's page: loaded to connected (its own clock), and a
+	// 50 MB file each way (up: picked to the daemon's SHA-256 ack, down:
+	// pairing send's duration to the page's ack).
+	t.Run("browser_files", func(t *testing.T) {
+		requireChromium(t)
+		a, b := twoHostsWith(t, bin)
+		profile := t.TempDir()
+		w := a.qr()
+		browseTimed(t, b.Host, w.URL, profile, "", "PAIR_NAME=bench phone")
+		report(t, "browser_reconnect_ms", 5, func() float64 {
+			status, ms := browseTimed(t, b.Host, w.URL, profile, "")
+			if !strings.HasPrefix(status, "Connected again") || ms == 0 {
+				t.Fatalf("page: %q", status)
+			}
+			return ms
+		})
+		file, _ := randomFile(t, "fifty.bin", 50<<20)
+		var up, down []float64
+		for range 3 {
+			out := phone(t, b.Host, "PAIR_URL="+w.URL, "PAIR_PROFILE="+profile, "PAIR_FILES="+file, "PAIR_RECV_FILE="+file,
+				"PAIR_BIN="+a.bin, "PAIR_SOCKET="+a.socket, "PAIR_PEER=bench phone")
+			var upMS, downMS float64
+			fmt.Sscanf(between(out, "UPLOAD_MS<", ">"), "%g", &upMS)
+			fmt.Sscanf(between(out, "DOWNLOAD_MS<", ">"), "%g", &downMS)
+			if upMS == 0 || downMS == 0 || !strings.HasPrefix(between(out, "FILES<", ">"), "done") {
+				t.Fatalf("file transfers:\n%s", out)
+			}
+			up, down = append(up, 50*8*1.048576/upMS*1000), append(down, 50*8*1.048576/downMS*1000)
+		}
+		slices.Sort(up)
+		slices.Sort(down)
+		fmt.Printf("bench browser_file_up_mbps %.0f Mbit/s\nbench browser_file_down_mbps %.0f Mbit/s\n", up[1], down[1])
+		t.Logf("up %v down %v Mbit/s", up, down)
 	})
 
 	t.Run("qr_render_ms", func(t *testing.T) {

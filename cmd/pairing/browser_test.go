@@ -271,8 +271,12 @@ func TestHelperBrowser(t *testing.T) {
 		fmt.Println("PAGE_GOT_MESSAGE")
 	}
 	if f := os.Getenv("PAIR_RECV_FILE"); f != "" && ok {
-		var res struct{ SHA256 string }
+		var res struct {
+			SHA256     string
+			DurationMS float64 `json:"duration_ms"`
+		}
 		json.Unmarshal(device("--file", f, "--json"), &res)
+		fmt.Printf("DOWNLOAD_MS<%.1f>\n", res.DurationMS)
 		waitFor(`!!document.querySelector("#files li[data-sha256]")`, 30*time.Second)
 		fmt.Printf("PAGE_SHA<%s>\nSEND_SHA<%s>\n", eval(`document.querySelector("#files li[data-sha256]").dataset.sha256`), res.SHA256)
 		shot("received")
@@ -282,6 +286,7 @@ func TestHelperBrowser(t *testing.T) {
 		json.Unmarshal(call("DOM.getDocument", nil), &doc)
 		var node struct{ NodeID int }
 		json.Unmarshal(call("DOM.querySelector", map[string]any{"nodeId": doc.Root.NodeID, "selector": "#pick"}), &node)
+		picked := time.Now()
 		call("DOM.setFileInputFiles", map[string]any{"nodeId": node.NodeID, "files": strings.Split(files, ",")})
 		n := len(strings.Split(files, ","))
 		if os.Getenv("PAIR_CLOSE_HALF") != "" {
@@ -293,6 +298,7 @@ func TestHelperBrowser(t *testing.T) {
 			return
 		}
 		waitFor(fmt.Sprintf(`document.querySelectorAll("#files li[data-dir=out][data-state]").length >= %d`, n), 60*time.Second)
+		fmt.Printf("UPLOAD_MS<%.1f>\n", float64(time.Since(picked).Microseconds())/1000)
 		fmt.Printf("FILES<%s>\n", eval(`[...document.querySelectorAll("#files li[data-dir=out]")].reverse().map(li => li.dataset.state + ":" + li.querySelector("small").textContent).join(";")`))
 		shot("files")
 	}
