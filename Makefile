@@ -19,7 +19,7 @@ TEST_PKGS := iproute2:ip nftables:nft systemd:systemd-analyze util-linux:setpriv
 	avahi-daemon:avahi-daemon avahi-utils:avahi-browse dbus:dbus-daemon coturn:turnserver chromium:chromium \
 	systemd-container:systemd-nspawn debootstrap:debootstrap firefox-esr:firefox-esr
 
-.PHONY: help build run test bench lint fuzz install uninstall deps
+.PHONY: help build run test bench screenshots lint fuzz install uninstall deps
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ test: deps ## run all tests with -race, namespace integration tests included (ro
 bench: deps ## measure speed in simulated LANs; prints `bench <name> <value> <unit>`
 	@mkdir -p $(RUN_DIR); PAIRING_BENCH=1 $(GO) test -count=1 -run '^TestBenchFigures$$' -v ./cmd/pairing >$(RUN_DIR)/bench.log 2>&1; rc=$$?; \
 	grep '^bench ' $(RUN_DIR)/bench.log; if [ $$rc != 0 ]; then cat $(RUN_DIR)/bench.log; exit $$rc; fi
+
+screenshots: deps ## save the phone page's states at phone size (Chromium) in .run/screenshots, to look at
+	@mkdir -p $(RUN_DIR)/screenshots; PAIRING_SCREENSHOTS=$(CURDIR)/$(RUN_DIR)/screenshots $(GO) test -count=1 -run '^TestPhone$$' ./cmd/pairing && ls $(RUN_DIR)/screenshots
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

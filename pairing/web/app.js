@@ -303,9 +303,13 @@ let deviceName = q.get("n") || "the device";
 async function remembered() { return (await dbGet(store)) || {}; }
 
 async function connect() {
-  if (q.get("v") !== "1" || !q.get("fp")) return say("This is not a pairing link. Scan the QR code the device shows.", "bad");
-  const fp = b64urlBytes(q.get("fp"));
-  const secret = q.get("s") ? b64urlBytes(q.get("s")) : null;
+  let fp, secret;
+  try {
+    fp = b64urlBytes(q.get("fp") || "");
+    secret = q.get("s") ? b64urlBytes(q.get("s")) : null;
+  } catch { fp = null; }
+  if (q.get("v") !== "1" || !fp || fp.length !== 32 || (secret && secret.length < 16))
+    return say("This is not a pairing link, or it is cut short. Scan the QR code the device shows.", "bad");
   const known = await remembered();
   if ($("device")) $("device").textContent = deviceName; // before the first pairing
   say("Connecting…");
