@@ -14,10 +14,9 @@ import (
 
 func addrCommand(o streams) *cobra.Command {
 	c, fs := newCommand("addr", "run the staged own-address acquisition and show every stage", "Find which own addresses other devices can reach: the preferred outbound address, then every private interface address, then the addresses peers see us at; each proved by a self-ping with a nonce, and ranked by what the kernel says of its link (tunnels, virtual bridges and links without carrier last)", 0, 0)
-	stdout, stderr := o.stdout, o.stderr
+	stdout := o.stdout
 	asJSON := fs.BoolP("json", "j", false, "print JSON")
 	c.RunE = func(_ *cobra.Command, args []string) error {
-		_, _ = stdout, stderr
 		res, err := discovery.AcquireStandalone(context.Background(), beacon.Config{}, nil)
 		if err != nil {
 			return err

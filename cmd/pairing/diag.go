@@ -25,7 +25,6 @@ func diagCommand(o streams) *cobra.Command {
 	logLevel := fs.String("log-level", "", "log every step on stderr at this level (default: with --json info, else off)")
 	c.RegisterFlagCompletionFunc("log-level", completeLevels)
 	c.RunE = func(_ *cobra.Command, args []string) error {
-		_, _ = stdout, stderr
 		s := pairing.DefaultSettings()
 		explicit := false
 		fs.Visit(func(f *pflag.Flag) { explicit = explicit || f.Name == "config" })

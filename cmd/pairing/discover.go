@@ -17,14 +17,13 @@ import (
 
 func discoverCommand(o streams) *cobra.Command {
 	c, fs := newCommand("discover", "list devices on the LAN that answer a discovery query", "Ask the LAN by beacon and mDNS on every interface and list the devices that answer, with the addresses they have and the address they see us at", 0, 0)
-	stdout, stderr := o.stdout, o.stderr
+	stdout := o.stdout
 	timeout := fs.DurationP("timeout", "t", 2*time.Second, "how long to wait for answers")
 	first := fs.Bool("first", false, "return as soon as one device answered")
 	asJSON := fs.BoolP("json", "j", false, "print JSON")
 	stateDir := fs.String("state-dir", pairing.DefaultStateDir(), "state directory of this device's daemon, whose own answer is left out")
 	noMDNS := fs.Bool("no-mdns", false, "ask by beacon only, not by mDNS")
 	c.RunE = func(_ *cobra.Command, args []string) error {
-		_, _ = stdout, stderr
 		if *timeout <= 0 {
 			return usageError{"--timeout must be positive"}
 		}

@@ -21,14 +21,13 @@ import (
 
 func qrCommand(o streams) *cobra.Command {
 	c, fs := newCommand("qr", "open a pairing window and show its QR code, URL and code", "Open a pairing window on the running daemon and show its QR code, URL, 6-digit code and time left; on another computer, pass the URL to 'pairing join'", 0, 0)
-	stdout, stderr := o.stdout, o.stderr
+	stdout := o.stdout
 	socket := fs.String("socket", pairing.DefaultSocket(), "control socket of the daemon; env PAIRING_SOCKET")
 	png := fs.String("png", "", "also write the QR code as a PNG to `FILE`")
 	asJSON := fs.BoolP("json", "j", false, "print JSON")
 	link := fs.BoolP("link", "l", false, "a link without the secret, for sending by chat: the receiver types the code shown here")
 	address := fs.StringP("address", "a", "", "the `IP` the QR code leads with (one of the confirmed addresses; default: the best one, see 'pairing status')")
 	c.RunE = func(_ *cobra.Command, args []string) error {
-		_ = stderr
 		var host netip.Addr
 		if *address != "" {
 			var err error
@@ -95,7 +94,6 @@ func joinCommand(o streams) *cobra.Command {
 	timeout := fs.DurationP("timeout", "t", pairing.DefaultJoinTimeout, "give up after this long")
 	asJSON := fs.BoolP("json", "j", false, "print JSON")
 	c.RunE = func(_ *cobra.Command, args []string) error {
-		_, _ = stdout, stderr
 		if len(args) != 1 {
 			return usageError{"join needs the URL from the other device's QR code"}
 		}
@@ -171,12 +169,11 @@ func joinHint(err error) string {
 
 func peersCommand(o streams) *cobra.Command {
 	c, fs := newCommand("peers", "list paired devices, online state, addresses", "List the paired devices, whether each is on the LAN now, and their last addresses", 0, 0)
-	stdout, stderr := o.stdout, o.stderr
+	stdout := o.stdout
 	stateDir := fs.String("state-dir", pairing.DefaultStateDir(), "state directory, read when no daemon runs")
 	socket := fs.String("socket", pairing.DefaultSocket(), "control socket of the daemon; env PAIRING_SOCKET")
 	asJSON := fs.BoolP("json", "j", false, "print JSON")
 	c.RunE = func(_ *cobra.Command, args []string) error {
-		_, _ = stdout, stderr
 		peers, err := control.NewClient(*socket).Peers(context.Background())
 		if errors.Is(err, control.ErrNoDaemon) {
 			var stored []pairing.PairedPeer
@@ -208,12 +205,11 @@ func peersCommand(o streams) *cobra.Command {
 
 func unpairCommand(o streams) *cobra.Command {
 	c, fs := newCommand("unpair PEER", "forget a paired device (ID, ID prefix or name)", "Forget a paired device, named by its ID, a unique prefix of the ID, or its name", 1, 1)
-	stdout, stderr := o.stdout, o.stderr
+	stdout := o.stdout
 	stateDir := fs.String("state-dir", pairing.DefaultStateDir(), "state directory, changed directly when no daemon runs")
 	socket := fs.String("socket", pairing.DefaultSocket(), "control socket of the daemon; env PAIRING_SOCKET")
 	c.ValidArgsFunction = completePeer
 	c.RunE = func(_ *cobra.Command, args []string) error {
-		_, _ = stdout, stderr
 		if len(args) != 1 {
 			return usageError{"unpair needs a device: its ID, an ID prefix or its name ('pairing peers' lists them)"}
 		}

@@ -107,11 +107,10 @@ func (f readerFunc) Read(b []byte) (int, error) { return f(b) }
 
 func inboxCommand(o streams) *cobra.Command {
 	c, fs := newCommand("inbox", "list what paired devices sent", "List the texts and files paired devices sent to this device", 0, 0)
-	stdout, stderr := o.stdout, o.stderr
+	stdout := o.stdout
 	socket := fs.String("socket", pairing.DefaultSocket(), "control socket of the daemon; env PAIRING_SOCKET")
 	asJSON := fs.BoolP("json", "j", false, "print JSON")
 	c.RunE = func(_ *cobra.Command, args []string) error {
-		_, _ = stdout, stderr
 		items, err := control.NewClient(*socket).Inbox(context.Background())
 		if err != nil {
 			return daemonError(err)

@@ -22,7 +22,7 @@ import (
 
 func serveCommand(o streams) *cobra.Command {
 	c, fs := newCommand("serve", "run the daemon: find own addresses, announce, pair", "Run the pairing daemon: find which own addresses others can reach, announce the device on the LAN, and pair with devices that scan its QR code. Settings come from the config file; flags override it", 0, 0)
-	stdout, stderr := o.stdout, o.stderr
+	stderr := o.stderr
 	def := pairing.DefaultSettings()
 	configPath := fs.String("config", pairing.DefaultConfigPath(), "config `file` (key = value lines); a missing default file is fine; env PAIRING_CONFIG")
 	stateDir := fs.String("state-dir", pairing.DefaultStateDir(), "directory for the identity and paired devices (mode 0700); env PAIRING_STATE_DIR")
@@ -37,7 +37,6 @@ func serveCommand(o streams) *cobra.Command {
 	c.RegisterFlagCompletionFunc("log-level", completeLevels)
 	c.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 	c.RunE = func(_ *cobra.Command, args []string) error {
-		_, _ = stdout, stderr
 		explicit := map[string]bool{}
 		fs.Visit(func(f *pflag.Flag) { explicit[f.Name] = true })
 		// settings reads the config file and lays the flags given on the

@@ -13,11 +13,10 @@ import (
 
 func statusCommand(o streams) *cobra.Command {
 	c, fs := newCommand("status", "show what the running daemon is doing", "Show what the running daemon is doing: its identity, port, confirmed addresses and the devices it sees", 0, 0)
-	stdout, stderr := o.stdout, o.stderr
+	stdout := o.stdout
 	socket := fs.String("socket", pairing.DefaultSocket(), "control socket of the daemon; env PAIRING_SOCKET")
 	asJSON := fs.BoolP("json", "j", false, "print JSON")
 	c.RunE = func(_ *cobra.Command, args []string) error {
-		_, _ = stdout, stderr
 		st, err := control.NewClient(*socket).Status(context.Background())
 		if err != nil {
 			return daemonError(err)

@@ -10,13 +10,12 @@ import (
 
 func turnCommand(o streams) *cobra.Command {
 	c, fs := newCommand("turn-credentials", "mint TURN REST credentials (coturn use-auth-secret)", "Mint TURN REST credentials as coturn's use-auth-secret expects: username <expiry>:<user>, password base64(HMAC-SHA1(secret, username))", 0, 0)
-	stdout, stderr := o.stdout, o.stderr
+	stdout := o.stdout
 	secret := fs.String("secret", "", "the TURN server's shared secret (coturn static-auth-secret)")
 	user := fs.String("user", "", "the user name to embed")
 	ttl := fs.Duration("ttl", 24*time.Hour, "how long the credentials stay valid")
 	asJSON := fs.BoolP("json", "j", false, "print JSON")
 	c.RunE = func(_ *cobra.Command, args []string) error {
-		_, _ = stdout, stderr
 		switch {
 		case *secret == "":
 			return usageError{"--secret is required"}
