@@ -198,6 +198,7 @@ class Conn {
   sendText(text) {
     const mark = historyItem(text, true);
     return this.turn(async () => {
+      if (this.closed) throw new Error("the connection is lost; tap Reconnect");
       this.send({ t: "text", text });
       const m = await this.next();
       if (m.t !== "ack" || !m.ok) throw new Error(m.error || "refused");
@@ -212,7 +213,7 @@ class Conn {
       return Promise.resolve();
     }
     return this.turn(async () => {
-      if (this.closed) throw new Error("connection lost");
+      if (this.closed) throw new Error("the connection is lost; tap Reconnect");
       this.send({ t: "file", name: file.name, size: file.size });
       let m = await this.next();
       if (m.t !== "ready") throw new Error(m.error || "refused");
