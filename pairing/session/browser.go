@@ -211,7 +211,7 @@ func (s *Sessions) browserChannel(dc *webrtc.DataChannel, fp ident.Fingerprint, 
 				defer mu.Unlock()
 				if paired {
 					s.log.Info("browser: already paired", "peer", fp.ID(), "from", src)
-					send(s.pairedMessage(true))
+					send(pairedMessage(s.cfg, true))
 					return
 				}
 				s.pairBrowser(msg, fp, src, send)
@@ -230,8 +230,8 @@ func (s *Sessions) browserChannel(dc *webrtc.DataChannel, fp ident.Fingerprint, 
 
 // pairedMessage tells the page it is paired, with what it needs to know
 // before it sends a file: the largest file the inbox takes.
-func (s *Sessions) pairedMessage(again bool) map[string]any {
-	m := map[string]any{"t": "paired", "name": s.cfg.Name(), "max_file": s.cfg.Inbox.MaxFile}
+func pairedMessage(cfg Config, again bool) map[string]any {
+	m := map[string]any{"t": "paired", "name": cfg.Name(), "max_file": cfg.Inbox.MaxFile}
 	if again {
 		m["again"] = true
 	}
@@ -269,5 +269,5 @@ func (s *Sessions) pairBrowser(msg browserMessage, fp ident.Fingerprint, src net
 	}
 	s.cfg.Window.Close()
 	s.log.Info("paired", "peer", fp.ID(), "name", name, "kind", pairing.KindBrowser, "from", src)
-	send(s.pairedMessage(false))
+	send(pairedMessage(s.cfg, false))
 }
