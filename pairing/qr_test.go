@@ -1,48 +1,17 @@
 package pairing
 
 import (
-	"image"
-	"image/color"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
-	"github.com/makiuchi-d/gozxing"
-	"github.com/makiuchi-d/gozxing/qrcode"
+
+	"github.com/lanpairing/pairing/internal/lan"
 )
 
 const testURL = "http://192.168.1.23:41234/p#v=1&fp=oa5Obkj4XLh6v39mrPklnFJUXvousjpRRdZLq6Vse9A&s=pvHaleBzlu874nMzFQQZ3Q&n=vm"
-
-// decodeModules reads a QR code from rows of dark (true) modules.
-func decodeModules(t *testing.T, rows [][]bool) string {
-	t.Helper()
-	const scale = 6
-	img := image.NewGray(image.Rect(0, 0, len(rows[0])*scale, len(rows)*scale))
-	for y, row := range rows {
-		for x, dark := range row {
-			c := color.Gray{255}
-			if dark {
-				c = color.Gray{0}
-			}
-			for dy := range scale {
-				for dx := range scale {
-					img.SetGray(x*scale+dx, y*scale+dy, c)
-				}
-			}
-		}
-	}
-	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := qrcode.NewQRCodeReader().Decode(bmp, nil)
-	if err != nil {
-		t.Fatalf("decode: %v", err)
-	}
-	return res.GetText()
-}
 
 // The coloured terminal form scans: every cell paints its top module in
 // the foreground and its bottom one in the background colour.
@@ -60,7 +29,7 @@ func TestQRTextColorScans(t *testing.T) {
 		}
 		rows = append(rows, top, bottom)
 	}
-	if got := decodeModules(t, rows); got != testURL {
+	if got := lan.DecodeModules(t, rows); got != testURL {
 		t.Fatalf("terminal QR decodes to %q", got)
 	}
 }
@@ -71,16 +40,7 @@ func TestQRTextPlainScans(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rows [][]bool
-	for _, line := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
-		var top, bottom []bool
-		for _, r := range line {
-			top = append(top, r == ' ' || r == '▄')
-			bottom = append(bottom, r == ' ' || r == '▀')
-		}
-		rows = append(rows, top, bottom)
-	}
-	if got := decodeModules(t, rows); got != testURL {
+	if got := lan.DecodeModules(t, lan.HalfBlockModules(strings.Split(strings.TrimRight(text, "\n"), "\n"))); got != testURL {
 		t.Fatalf("plain QR decodes to %q", got)
 	}
 }
@@ -125,16 +85,7 @@ func TestQRTextFitsTerminal(t *testing.T) {
 		if len(lines)+spare > TermRows || len([]rune(lines[0])) > TermCols {
 			t.Fatalf("%s: %d lines of %d columns do not fit 80×24 with %d lines of text", host, len(lines), len([]rune(lines[0])), spare)
 		}
-		var rows [][]bool
-		for _, line := range lines {
-			var top, bottom []bool
-			for _, r := range line {
-				top = append(top, r == ' ' || r == '▄')
-				bottom = append(bottom, r == ' ' || r == '▀')
-			}
-			rows = append(rows, top, bottom)
-		}
-		if got := decodeModules(t, rows); got != url {
+		if got := lan.DecodeModules(t, lan.HalfBlockModules(lines)); got != url {
 			t.Fatalf("decodes to %q", got)
 		}
 		t.Logf("%s: %d lines × %d columns", host, len(lines), len([]rune(lines[0])))

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"image"
-	"image/color"
 	_ "image/png"
 	"os"
 	"path/filepath"
@@ -72,35 +71,6 @@ func (n *node) peers() []control.Paired {
 	return ps
 }
 
-// decodeModules reads a QR code from rows of dark (true) modules.
-func decodeModules(t *testing.T, rows [][]bool) string {
-	t.Helper()
-	const scale = 6
-	img := image.NewGray(image.Rect(0, 0, len(rows[0])*scale, len(rows)*scale))
-	for y, row := range rows {
-		for x, dark := range row {
-			c := color.Gray{255}
-			if dark {
-				c = color.Gray{0}
-			}
-			for dy := range scale {
-				for dx := range scale {
-					img.SetGray(x*scale+dx, y*scale+dy, c)
-				}
-			}
-		}
-	}
-	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := qrcode.NewQRCodeReader().Decode(bmp, nil)
-	if err != nil {
-		t.Fatalf("decode: %v", err)
-	}
-	return res.GetText()
-}
-
 func decodeQR(t *testing.T, path string) string {
 	f, err := os.Open(path)
 	if err != nil {
@@ -137,15 +107,7 @@ func TestPairByQRCode(t *testing.T) {
 	}
 	qrText := strings.Split(out, "\n\n")[0]
 	lines := strings.Split(qrText, "\n")
-	var rows [][]bool
-	for _, line := range lines {
-		var top, bottom []bool
-		for _, r := range line {
-			top, bottom = append(top, r == ' ' || r == '▄'), append(bottom, r == ' ' || r == '▀')
-		}
-		rows = append(rows, top, bottom)
-	}
-	if len(lines) > 21 || len([]rune(lines[0])) > 80 || decodeModules(t, rows) != w.QRURL {
+	if len(lines) > 21 || len([]rune(lines[0])) > 80 || lan.DecodeModules(t, lan.HalfBlockModules(lines)) != w.QRURL {
 		t.Fatalf("terminal QR: %d lines of %d columns:\n%s", len(lines), len([]rune(lines[0])), qrText)
 	}
 	// --address chooses the host among the confirmed addresses only.
