@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lanpairing/pairing/discovery/beacon"
 	"github.com/lanpairing/pairing/internal/lan"
 )
 
@@ -74,8 +75,10 @@ func lanBench(t *testing.T, bin string, n int) {
 	}
 	slices.Sort(rss)
 	fmt.Printf("bench lan%d_rss_mb %.1f MB\n", n, rss[len(rss)/2])
+	// A whole announce interval: daemons started together announce
+	// together, so a shorter window measures the phase, not the rate.
 	before, t0 := sent(), time.Now()
-	time.Sleep(15 * time.Second)
+	time.Sleep(beacon.DefaultAnnounceInterval)
 	pps := float64(sent()-before) / time.Since(t0).Seconds()
 	fmt.Printf("bench lan%d_beacon_pps %.1f packets/s\n", n, pps)
 	fmt.Printf("bench lan%d_beacon_pps_per_daemon %.2f packets/s\n", n, pps/float64(n))
