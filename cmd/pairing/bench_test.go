@@ -381,18 +381,22 @@ func cpuTicks(t *testing.T, pid int) int {
 }
 
 // rssMB is the resident set size of pid.
-func rssMB(t *testing.T, pid int) float64 {
+func rssMB(t *testing.T, pid int) float64 { return procStatusMB(t, pid, "VmRSS") }
+
+// procStatusMB reads one of the kB figures of /proc/PID/status (VmRSS,
+// RssAnon, RssFile) in MB.
+func procStatusMB(t *testing.T, pid int, key string) float64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(line, key+":"); ok {
 			kb, _ := strconv.Atoi(strings.Fields(rest)[0])
 			return float64(kb) / 1024
 		}
 	}
-	t.Fatal("no VmRSS")
+	t.Fatalf("no %s in /proc/%d/status", key, pid)
 	return 0
 }
 

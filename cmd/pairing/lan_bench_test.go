@@ -16,6 +16,7 @@ import (
 
 func lanBench(t *testing.T, bin string, n int) {
 	l := lan.New(t)
+	l.ReserveNeighbours(n + 1)
 	seg := l.Segment()
 	var nodes []*node
 	for i := range n + 1 {
@@ -60,7 +61,6 @@ func lanBench(t *testing.T, bin string, n int) {
 	}
 	fmt.Printf("bench lan%d_discover_ms %.0f ms\n", n, worst)
 	// Memory with n-1 peers each, and the beacon traffic at idle.
-	var rss []float64
 	sent := func() uint64 {
 		var total uint64
 		for _, x := range nodes {
@@ -70,11 +70,19 @@ func lanBench(t *testing.T, bin string, n int) {
 		}
 		return total
 	}
-	for _, x := range nodes {
-		rss = append(rss, rssMB(t, x.daemon.Pid()))
+	median := func(key string) float64 {
+		var v []float64
+		for _, x := range nodes {
+			v = append(v, procStatusMB(t, x.daemon.Pid(), key))
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
 	}
-	slices.Sort(rss)
-	fmt.Printf("bench lan%d_rss_mb %.1f MB\n", n, rss[len(rss)/2])
+	fmt.Printf("bench lan%d_rss_mb %.1f MB\n", n, median("VmRSS"))
+	// What the RSS is made of: the heap and stacks, and the pages of the
+	// binary this process has mapped (shared with every other daemon).
+	fmt.Printf("bench lan%d_rss_anon_mb %.1f MB\n", n, median("RssAnon"))
+	fmt.Printf("bench lan%d_rss_file_mb %.1f MB\n", n, median("RssFile"))
 	// A whole announce interval: daemons started together announce
 	// together, so a shorter window measures the phase, not the rate.
 	before, t0 := sent(), time.Now()

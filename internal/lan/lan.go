@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -90,6 +91,38 @@ func (l *LAN) must(args ...string) string {
 		l.t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// ReserveNeighbours makes room in the kernel's neighbour tables (ARP and
+// NDP) for a LAN of hosts that all talk to each other. The tables are
+// shared by every network namespace on the machine and hold 1,024
+// entries by default (gc_thresh3); 60 namespaces that each resolve 59
+// others need over 3,500 per family. When a table is full, the kernel
+// fails sends for which it cannot create an entry (EINVAL, "neighbor
+// table overflow" in dmesg), and the hosts that came last cannot send at
+// all until old entries age out, 5 to 30 s later: a limit of one kernel
+// standing in for many machines, not of the daemon. The old values come
+// back when the test ends.
+func (l *LAN) ReserveNeighbours(hosts int) {
+	l.t.Helper()
+	need := hosts*hosts + 1024
+	for _, fam := range []string{"ipv4", "ipv6"} {
+		for _, key := range []string{"gc_thresh2", "gc_thresh3"} {
+			path := "/proc/sys/net/" + fam + "/neigh/default/" + key
+			b, err := os.ReadFile(path)
+			if err != nil {
+				l.t.Fatalf("neighbour table: %v", err)
+			}
+			old := strings.TrimSpace(string(b))
+			if n, err := strconv.Atoi(old); err == nil && n >= need {
+				continue
+			}
+			if err := os.WriteFile(path, []byte(strconv.Itoa(need)), 0o644); err != nil {
+				l.t.Fatalf("neighbour table: %v", err)
+			}
+			l.t.Cleanup(func() { os.WriteFile(path, []byte(old), 0o644) })
+		}
+	}
 }
 
 // Segment is one broadcast domain: a bridge in the switch namespace.
