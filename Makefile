@@ -25,7 +25,7 @@ help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
 build: ## build bin/pairing
-	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/pairing
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/pairing
 
 run: build ## run the daemon with a pairing window open (QR on the terminal), state in ./.run
 	$(BIN) serve --open --state-dir $(RUN_DIR)/state --socket $(RUN_DIR)/pairing.sock

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/pion/ice/v4"
-	"github.com/pion/turn/v4"
+	"github.com/pion/turn/v5"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/lanpairing/pairing/internal/pionlog"

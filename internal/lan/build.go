@@ -48,6 +48,10 @@ func BuildPairing(t testing.TB, race bool) string {
 		}
 		cmd := exec.Command("go", append(args, "./cmd/pairing")...)
 		cmd.Dir = root
+		if !race {
+			// As `make build` does: a static binary (the race detector needs cgo).
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		}
 		b.out, b.err = cmd.CombinedOutput()
 	})
 	if b.err != nil {
