@@ -49,7 +49,7 @@ type testIdentity struct {
 	Fingerprint ident.Fingerprint
 }
 
-func identity(t *testing.T) *testIdentity {
+func identity(t testing.TB) *testIdentity {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)

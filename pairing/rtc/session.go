@@ -16,9 +16,14 @@ import (
 	"github.com/lanpairing/pairing/internal/pionlog"
 )
 
-// sctpReceiveBuffer is the SCTP receive window: enough for a LAN's
-// bandwidth-delay product with room to spare.
-const sctpReceiveBuffer = 8 << 20
+// sctpReceiveBuffer is the SCTP receive window: what the peer may have in
+// flight to us. It must fit in the buffer pion keeps between the socket
+// and DTLS (1,000,000 bytes, not configurable: webrtc/internal/mux), or a
+// burst overflows it and pion drops packets ("mux: endpoint buffer is
+// full"), each drop halving the sender's congestion window. 768 KiB of
+// payload is about 830 KB on the wire; it is still 6 times a gigabit
+// LAN's bandwidth-delay product, and 120 Mbit/s at 50 ms over TURN.
+const sctpReceiveBuffer = 768 << 10
 
 // ICE liveness: keep-alives every 2 s; no packet for 4 s is
 // "disconnected", and 6 s more is "failed".
@@ -63,8 +68,8 @@ func NewEndpoint(cfg Config) *Endpoint {
 	// A peer that went silent fails the connection after 10 s instead of
 	// pion's 30 s: a send to a vanished device ends with an error soon.
 	se.SetICETimeouts(iceDisconnected, iceFailed, iceKeepAlive)
-	// A larger SCTP receive window than pion's 1 MiB keeps a LAN link busy
-	// during file transfers.
+	// A smaller SCTP receive window than pion's 1 MiB: see
+	// sctpReceiveBuffer.
 	se.SetSCTPMaxReceiveBufferSize(sctpReceiveBuffer)
 	if n, err := newNet(cfg.Logger); err == nil {
 		se.SetNet(n)
