@@ -27,6 +27,8 @@ func TestBenchFigures(t *testing.T) {
 		t.Skip("set PAIRING_BENCH=1 (make bench) to measure")
 	}
 	lan.RequireRoot(t)
+	serveLogLevel = "info"
+	t.Cleanup(func() { serveLogLevel = "debug" })
 	const runs = 15
 	bin := lan.BuildPairing(t, false)
 

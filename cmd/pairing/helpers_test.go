@@ -40,10 +40,15 @@ func newNode(t *testing.T, h *lan.Host, bin string) *node {
 	return &node{Host: h, t: t, bin: bin, state: filepath.Join(dir, "state"), socket: filepath.Join(dir, "pairing.sock")}
 }
 
+// serveLogLevel is the daemons' log level: debug in tests (a failure
+// shows everything), info in the benchmarks, as users run them (debug
+// costs a tenth of the WebRTC transfer rate, in pion's formatted lines).
+var serveLogLevel = "debug"
+
 // serve starts the daemon and waits until its first acquisition is done.
 func (n *node) serve(extra ...string) *lan.Proc {
 	n.t.Helper()
-	args := append([]string{"serve", "--state-dir", n.state, "--socket", n.socket, "--name", n.Name, "--log-level", "debug"}, extra...)
+	args := append([]string{"serve", "--state-dir", n.state, "--socket", n.socket, "--name", n.Name, "--log-level", serveLogLevel}, extra...)
 	if len(n.wrap) > 0 {
 		n.daemon = n.Start(n.wrap[0], append(slices.Clone(n.wrap[1:]), append([]string{n.bin}, args...)...)...)
 	} else {
