@@ -93,6 +93,7 @@ var steps = []step{
 	{"reached from outside", 1 * time.Second, stepReached},
 	{"paired peers", 1500 * time.Millisecond, stepPaired},
 	{"webrtc", 3 * time.Second, stepWebrtc},
+	{"neighbour table", 300 * time.Millisecond, stepNeighbours},
 	{"clock", 300 * time.Millisecond, stepClock},
 }
 
@@ -114,9 +115,14 @@ type runner struct {
 	// found are the peers the peers step found.
 	found []discovery.Peer
 
-	statusOnce sync.Once
-	status     *control.Status
-	statusErr  error
+	// neigh is the kernel's neighbour tables when the run began.
+	neigh []NeighbourTable
+	// status is the daemon's, asked once.
+	status struct {
+		once sync.Once
+		st   *control.Status
+		err  error
+	}
 }
 
 // Run runs every step in series and returns the report. It never stops
@@ -137,6 +143,7 @@ func Run(ctx context.Context, cfg Config) *Report {
 	}
 	r := &runner{cfg: cfg, log: cfg.Logger}
 	r.links, _ = discovery.ReadLinks()
+	r.neigh, _ = readNeighbourTables()
 	defer r.close()
 	rep := &Report{OK: true, Started: cfg.Now()}
 	start := time.Now()
@@ -196,12 +203,12 @@ func (r *runner) close() {
 
 // daemonStatus asks the running daemon once (cached for later steps).
 func (r *runner) daemonStatus(ctx context.Context) (*control.Status, error) {
-	r.statusOnce.Do(func() {
+	r.status.once.Do(func() {
 		ctx, cancel := context.WithTimeout(ctx, 800*time.Millisecond)
 		defer cancel()
-		r.status, r.statusErr = control.NewClient(r.cfg.Socket).Status(ctx)
+		r.status.st, r.status.err = control.NewClient(r.cfg.Socket).Status(ctx)
 	})
-	return r.status, r.statusErr
+	return r.status.st, r.status.err
 }
 
 func msSince(t time.Time) float64 { return float64(time.Since(t).Microseconds()) / 1000 }

@@ -262,6 +262,9 @@ func TestBenchFigures(t *testing.T) {
 	})
 
 	t.Run("xfer", func(t *testing.T) { xferBench(t, bin, 5) })
+	// Two sizes of LAN: the beacon traffic per daemon must stay the same
+	// (linear in N, not N²).
+	t.Run("lan20", func(t *testing.T) { lanBench(t, bin, 20) })
 	t.Run("lan60", func(t *testing.T) { lanBench(t, bin, 60) })
 
 	t.Run("rtc_turn_connect_ms", func(t *testing.T) {
