@@ -3,9 +3,9 @@ package diag
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"strings"
@@ -119,69 +119,74 @@ func TestUDPBufferCheck(t *testing.T) {
 	}
 }
 
-// neighStat is /proc/net/stat/arp_cache as the kernel writes it, for two
-// CPUs.
-func neighStat(entries, full0, full1 int) string {
-	return "entries  allocs   destroys hash_grows lookups  hits     res_failed rcv_probes_mcast rcv_probes_ucast periodic_gc_runs forced_gc_runs unresolved_discards table_fulls\n" +
-		fmt.Sprintf("%08x 00005fc4 00006381 00000005   00062c90 0001ddab 00000027   00000000         00000000         00000000         00001238       00000000            %08x\n", entries, full0) +
-		fmt.Sprintf("%08x 0000559e 000051e1 00000003   0004a4ee 000153eb 0000001e   00000000         00000000         000003e0         0000125f       00000000            %08x\n", entries, full1)
-}
-
 // TestNeighbourStep: a neighbour table that overflows during the run
 // fails the step with the sysctl to run; one nearly full is a warning;
 // one that overflowed only before the run is fine.
 func TestNeighbourStep(t *testing.T) {
-	dir := t.TempDir()
-	oldStat, oldSys := procNeighStat, procNeighSys
-	defer func() { procNeighStat, procNeighSys = oldStat, oldSys }()
-	procNeighStat, procNeighSys = dir+"/stat", dir+"/sys"
-	os.MkdirAll(dir+"/stat", 0o755)
-	for _, f := range []string{"ipv4", "ipv6"} {
-		os.MkdirAll(dir+"/sys/"+f+"/neigh/default", 0o755)
-		os.WriteFile(dir+"/sys/"+f+"/neigh/default/gc_thresh3", []byte("1024\n"), 0o644)
-	}
-	write := func(arp, ndisc string) {
-		os.WriteFile(dir+"/stat/arp_cache", []byte(arp), 0o644)
-		os.WriteFile(dir+"/stat/ndisc_cache", []byte(ndisc), 0o644)
-	}
-	var r0 *runner
-	run := func() Step {
-		var s Step
-		s.Status = Pass
-		stepNeighbours(r0, context.Background(), &s)
+	saved := readNeighbourTables
+	defer func() { readNeighbourTables = saved }()
+	var now []NeighbourTable
+	readNeighbourTables = func() ([]NeighbourTable, error) { return now, nil }
+	r := &runner{neigh: []NeighbourTable{{"ARP", 40, 1024, 5}, {"NDP", 20, 1024, 0}}}
+	run := func(tables ...NeighbourTable) Step {
+		now = tables
+		s := Step{Status: Pass}
+		stepNeighbours(r, context.Background(), &s)
 		return s
 	}
-	write(neighStat(40, 3, 2), neighStat(20, 0, 0))
-	r0 = &runner{}
-	r0.neigh, _ = readNeighbourTables()
-	if len(r0.neigh) != 2 || r0.neigh[0] != (NeighbourTable{"ARP", 40, 1024, 5}) {
-		t.Fatalf("tables %+v", r0.neigh)
-	}
-	if s := run(); s.Status != Pass || s.Summary != "ARP 40 entries of 1024, NDP 20 entries of 1024" {
+	if s := run(NeighbourTable{"ARP", 40, 1024, 5}, NeighbourTable{"NDP", 20, 1024, 0}); s.Status != Pass || s.Summary != "ARP 40 of 1024, NDP 20 of 1024 entries (the whole machine's)" {
 		t.Fatalf("overflowed before the run only: %+v", s)
 	}
-	write(neighStat(0x3f0, 3, 2), neighStat(20, 0, 0))
-	if s := run(); s.Status != Warn || !strings.Contains(s.Error, "ARP table is nearly full") {
+	if s := run(NeighbourTable{"ARP", 1008, 1024, 5}, NeighbourTable{"NDP", 20, 1024, 0}); s.Status != Warn || !strings.Contains(s.Error, "ARP table is nearly full") {
 		t.Fatalf("nearly full: %+v", s)
 	}
-	write(neighStat(0x400, 3, 2), neighStat(0x400, 0, 7))
-	s := run()
+	s := run(NeighbourTable{"ARP", 1024, 1024, 5}, NeighbourTable{"NDP", 1024, 1024, 7})
 	if s.Status != Fail || !strings.Contains(s.Error, "NDP 7 times") || strings.Contains(s.Error, "ARP") || !strings.Contains(s.Hint, "net.ipv6.neigh.default.gc_thresh3=8192") {
 		t.Fatalf("full during the run: %+v", s)
 	}
-	write("garbage", "entries table_fulls\n1 2 3\n")
-	if _, err := readNeighbourTables(); err == nil {
-		t.Fatal("a malformed table was read")
+	readNeighbourTables = func() ([]NeighbourTable, error) { return nil, errors.New("no netlink") }
+	if s := run(); s.Status != Skip || !strings.Contains(s.Error, "no netlink") {
+		t.Fatalf("unreadable: %+v", s)
 	}
 }
 
-// TestNeighbourTablesOfThisKernel: the real files parse.
-func TestNeighbourTablesOfThisKernel(t *testing.T) {
-	if _, err := os.Stat("/proc/net/stat/arp_cache"); err != nil {
-		t.Skip("no /proc/net/stat/arp_cache here")
+// TestNeighbourTableMessage: the fields of an RTM_NEWNEIGHTBL message as
+// the kernel lays them out; the per-interface messages and garbage are
+// no table.
+func TestNeighbourTableMessage(t *testing.T) {
+	attr := func(typ uint16, v []byte) []byte {
+		b := binary.NativeEndian.AppendUint16(nil, uint16(4+len(v)))
+		b = binary.NativeEndian.AppendUint16(b, typ)
+		b = append(b, v...)
+		for len(b)%4 != 0 {
+			b = append(b, 0)
+		}
+		return b
 	}
-	got, err := readNeighbourTables()
-	if err != nil || len(got) == 0 || got[0].Family != "ARP" || got[0].Entries < 0 {
+	config := make([]byte, 36)
+	binary.NativeEndian.PutUint32(config[4:], 77)
+	stats := make([]byte, 88)
+	binary.NativeEndian.PutUint64(stats[80:], 9142)
+	msg := append(make([]byte, 4), attr(ndtaName, []byte("arp_cache\x00"))...)
+	msg = append(msg, attr(ndtaThresh, binary.NativeEndian.AppendUint32(nil, 1024))...)
+	msg = append(msg, attr(ndtaConfig, config)...)
+	msg = append(msg, attr(ndtaStats, stats)...)
+	if got, ok := parseNeighbourTable(msg); !ok || got != (NeighbourTable{"ARP", 77, 1024, 9142}) {
+		t.Fatalf("%+v %v", got, ok)
+	}
+	perDevice := append(make([]byte, 4), attr(ndtaName, []byte("arp_cache\x00"))...)
+	for _, m := range [][]byte{perDevice, nil, {1, 2}, append(make([]byte, 4), 0xff, 0xff, 1)} {
+		if got, ok := parseNeighbourTable(m); ok {
+			t.Errorf("%x read as %+v", m, got)
+		}
+	}
+}
+
+// TestNeighbourTablesOfThisKernel: the real tables, from this namespace
+// (the daemon's tests read them from theirs).
+func TestNeighbourTablesOfThisKernel(t *testing.T) {
+	got, err := neighbourTablesOfKernel()
+	if err != nil || len(got) == 0 || got[0].Family != "ARP" || got[0].Limit <= 0 {
 		t.Fatalf("%+v %v", got, err)
 	}
 }

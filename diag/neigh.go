@@ -2,11 +2,13 @@ package diag
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
+
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
 )
 
 // The kernel's neighbour tables (ARP for IPv4, NDP for IPv6) are shared
@@ -15,94 +17,93 @@ import (
 // and then the kernel cannot send to a device it has no entry for yet
 // (the send fails with EINVAL, and dmesg says "neighbor table overflow").
 // Beacons, replies and connections to new devices are lost: pairing sees
-// some devices and not others, for seconds at a time.
-var (
-	procNeighStat = "/proc/net/stat"
-	procNeighSys  = "/proc/sys/net"
-)
+// some devices and not others, for seconds at a time. The tables' figures
+// come from rtnetlink (RTM_GETNEIGHTBL, what `ip -s ntable` shows), which
+// every namespace may read; /proc/net/stat has them only in the first.
 
 // NeighbourTable is one table as the kernel counts it.
 type NeighbourTable struct {
 	Family  string `json:"family"` // "ARP" or "NDP"
 	Entries int64  `json:"entries"`
-	// Limit is gc_thresh3, the hard limit; 0 when this namespace cannot
-	// read it (only the first namespace has the file).
-	Limit int64 `json:"limit,omitempty"`
+	Limit   int64  `json:"limit"` // gc_thresh3, the hard limit
 	// Full counts the times since boot that an entry could not be made.
 	Full int64 `json:"table_full"`
 }
 
-var neighbourTables = []struct{ family, stat, sys string }{
-	{"ARP", "arp_cache", "ipv4"},
-	{"NDP", "ndisc_cache", "ipv6"},
-}
+// readNeighbourTables is a variable for the tests.
+var readNeighbourTables = neighbourTablesOfKernel
 
-// readNeighbourTables reads both tables; a table the kernel does not show
-// (no IPv6) is left out.
-func readNeighbourTables() ([]NeighbourTable, error) {
+// Attributes of a neighbour table message (linux/neighbour.h).
+const (
+	ndtaName   = 1
+	ndtaThresh = 4 // NDTA_THRESH3
+	ndtaConfig = 5
+	ndtaStats  = 7
+)
+
+// ndtmsg is the request's header: the family (AF_UNSPEC: all tables).
+type ndtmsg struct{}
+
+func (ndtmsg) Len() int          { return 4 }
+func (ndtmsg) Serialize() []byte { return make([]byte, 4) }
+
+func neighbourTablesOfKernel() ([]NeighbourTable, error) {
+	req := nl.NewNetlinkRequest(unix.RTM_GETNEIGHTBL, unix.NLM_F_DUMP)
+	req.AddData(ndtmsg{})
+	msgs, err := req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWNEIGHTBL)
+	if err != nil {
+		return nil, fmt.Errorf("rtnetlink neighbour tables: %w", err)
+	}
 	var out []NeighbourTable
-	var firstErr error
-	for _, nt := range neighbourTables {
-		b, err := os.ReadFile(filepath.Join(procNeighStat, nt.stat))
-		if err != nil {
-			firstErr = err
-			continue
+	for _, m := range msgs {
+		if t, ok := parseNeighbourTable(m); ok {
+			out = append(out, t)
 		}
-		t, err := parseNeighStat(b)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", nt.stat, err)
-		}
-		t.Family = nt.family
-		if b, err := os.ReadFile(filepath.Join(procNeighSys, nt.sys, "neigh/default/gc_thresh3")); err == nil {
-			t.Limit, _ = strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-		}
-		out = append(out, t)
 	}
 	if len(out) == 0 {
-		return nil, firstErr
+		return nil, errors.New("the kernel reported no neighbour table")
 	}
 	return out, nil
 }
 
-// parseNeighStat reads /proc/net/stat/arp_cache (or ndisc_cache): a
-// header, then one line of hexadecimal counters per CPU. entries is the
-// table's (the same on every line); table_fulls is per CPU, summed.
-func parseNeighStat(b []byte) (NeighbourTable, error) {
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) < 2 {
-		return NeighbourTable{}, fmt.Errorf("no counters")
+// parseNeighbourTable reads one RTM_NEWNEIGHTBL message (after its
+// netlink header). Only the table-wide message of arp_cache or
+// ndisc_cache counts; the per-interface ones carry no statistics.
+func parseNeighbourTable(m []byte) (NeighbourTable, bool) {
+	if len(m) < 4 {
+		return NeighbourTable{}, false
 	}
-	head := strings.Fields(lines[0])
-	col := func(name string) int {
-		for i, h := range head {
-			if h == name {
-				return i
-			}
-		}
-		return -1
-	}
-	ce, cf := col("entries"), col("table_fulls")
-	if ce < 0 || cf < 0 {
-		return NeighbourTable{}, fmt.Errorf("no entries or table_fulls column in %q", lines[0])
+	attrs, err := nl.ParseRouteAttr(m[4:])
+	if err != nil {
+		return NeighbourTable{}, false
 	}
 	var t NeighbourTable
-	for i, line := range lines[1:] {
-		f := strings.Fields(line)
-		if len(f) != len(head) {
-			return NeighbourTable{}, fmt.Errorf("line %d has %d fields, the header %d", i+2, len(f), len(head))
-		}
-		full, err := strconv.ParseInt(f[cf], 16, 64)
-		if err != nil {
-			return NeighbourTable{}, fmt.Errorf("line %d: %w", i+2, err)
-		}
-		t.Full += full
-		if i == 0 {
-			if t.Entries, err = strconv.ParseInt(f[ce], 16, 64); err != nil {
-				return NeighbourTable{}, fmt.Errorf("line 2: %w", err)
+	var stats, config bool
+	for _, a := range attrs {
+		v := a.Value
+		switch a.Attr.Type {
+		case ndtaName:
+			switch strings.TrimRight(string(v), "\x00") {
+			case "arp_cache":
+				t.Family = "ARP"
+			case "ndisc_cache":
+				t.Family = "NDP"
+			}
+		case ndtaThresh:
+			if len(v) >= 4 {
+				t.Limit = int64(binary.NativeEndian.Uint32(v))
+			}
+		case ndtaConfig: // struct ndt_config: entries after two u16
+			if len(v) >= 8 {
+				t.Entries, config = int64(binary.NativeEndian.Uint32(v[4:])), true
+			}
+		case ndtaStats: // struct ndt_stats: table_fulls is the 11th u64
+			if len(v) >= 88 {
+				t.Full, stats = int64(binary.NativeEndian.Uint64(v[80:])), true
 			}
 		}
 	}
-	return t, nil
+	return t, t.Family != "" && stats && config
 }
 
 // neighbourHint is the fix, for both families.
@@ -120,11 +121,7 @@ func stepNeighbours(r *runner, ctx context.Context, s *Step) {
 	s.Details = now
 	var parts, full, near []string
 	for _, t := range now {
-		p := fmt.Sprintf("%s %d entries", t.Family, t.Entries)
-		if t.Limit > 0 {
-			p += fmt.Sprintf(" of %d", t.Limit)
-		}
-		parts = append(parts, p)
+		parts = append(parts, fmt.Sprintf("%s %d of %d", t.Family, t.Entries, t.Limit))
 		for _, b := range r.neigh {
 			if b.Family == t.Family && t.Full > b.Full {
 				full = append(full, fmt.Sprintf("%s %d times", t.Family, t.Full-b.Full))
@@ -134,7 +131,7 @@ func stepNeighbours(r *runner, ctx context.Context, s *Step) {
 			near = append(near, t.Family)
 		}
 	}
-	s.Summary = strings.Join(parts, ", ")
+	s.Summary = strings.Join(parts, ", ") + " entries (the whole machine's)"
 	switch {
 	case len(full) > 0:
 		s.Status = Fail
