@@ -264,8 +264,8 @@ func TestBenchFigures(t *testing.T) {
 	t.Run("xfer", func(t *testing.T) { xferBench(t, bin, 5) })
 	// Two sizes of LAN: the beacon traffic per daemon must stay the same
 	// (linear in N, not N²).
-	t.Run("lan20", func(t *testing.T) { lanBench(t, bin, 20) })
 	t.Run("lan60", func(t *testing.T) { lanBench(t, bin, 60) })
+	t.Run("lan20", func(t *testing.T) { lanBench(t, bin, 20) })
 
 	t.Run("rtc_turn_connect_ms", func(t *testing.T) {
 		conf := writeConf(t, "turn = turn:10.1.0.1:3478?transport=udp\nturn-secret = S3cret\nrelay-only = true\nconnection-idle = 1ms\n")
