@@ -14,8 +14,9 @@ import (
 // The kernel's neighbour tables (ARP for IPv4, NDP for IPv6) are shared
 // by every network namespace on the machine: on a host with many
 // containers, or many namespaces, they fill (1,024 entries by default),
-// and then the kernel cannot send to a device it has no entry for yet
-// (the send fails with EINVAL, and dmesg says "neighbor table overflow").
+// and then the kernel cannot send to a device it has no entry for yet:
+// IPv4 drops the packet silently (UDP counts it in SndbufErrors), IPv6
+// fails the send with EINVAL, and dmesg says "neighbor table overflow".
 // Beacons, replies and connections to new devices are lost: pairing sees
 // some devices and not others, for seconds at a time. The tables' figures
 // come from rtnetlink (RTM_GETNEIGHTBL, what `ip -s ntable` shows), which
@@ -135,7 +136,7 @@ func stepNeighbours(r *runner, ctx context.Context, s *Step) {
 	switch {
 	case len(full) > 0:
 		s.Status = Fail
-		s.Error = "the kernel's neighbour table was full during this run (" + strings.Join(full, ", ") + "): packets to devices it had no entry for were dropped (sends fail with EINVAL)"
+		s.Error = "the kernel's neighbour table was full during this run (" + strings.Join(full, ", ") + "): packets to devices it had no entry for were dropped"
 		s.Hint = neighbourHint
 	case len(near) > 0:
 		s.Status = Warn

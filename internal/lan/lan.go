@@ -98,10 +98,10 @@ func (l *LAN) must(args ...string) string {
 // shared by every network namespace on the machine and hold 1,024
 // entries by default (gc_thresh3); 60 namespaces that each resolve 59
 // others need over 3,500 per family. When a table is full, the kernel
-// fails sends for which it cannot create an entry (EINVAL, "neighbor
-// table overflow" in dmesg), and the hosts that came last cannot send at
-// all until old entries age out, 5 to 30 s later: a limit of one kernel
-// standing in for many machines, not of the daemon. The old values come
+// drops what it cannot make an entry for (IPv4 silently, IPv6 with
+// EINVAL; "neighbor table overflow" in dmesg), and the hosts that came
+// last cannot send at all until old entries age out, 5 to 30 s later: a
+// limit of one kernel standing in for many machines, not of the daemon. The old values come
 // back when the test ends.
 func (l *LAN) ReserveNeighbours(hosts int) {
 	l.t.Helper()
