@@ -214,4 +214,23 @@ func TestTable(t *testing.T) {
 	if len(tb.Peers()) != 0 {
 		t.Fatal("goodbye did not remove the peer")
 	}
+	// An announce of that run read after its goodbye (the other family's
+	// socket) does not bring it back; the next run (new instance) does.
+	if in, _ := tb.Observe(ev(beacon.TypeAnnounce, 2, "[fe80::2%eth0]:5", "")); in || len(tb.Peers()) != 0 {
+		t.Fatal("a packet sent before the goodbye brought the peer back")
+	}
+	if in, _ := tb.Observe(ev(beacon.TypeAnnounce, 3, "10.0.0.3:5", "")); !in {
+		t.Fatal("the restarted peer was refused")
+	}
+	now = now.Add(goneFor)
+	if in, _ := tb.Observe(ev(beacon.TypeAnnounce, 2, "10.0.0.3:5", "")); !in {
+		t.Fatal("the goodbye was remembered past goneFor")
+	}
+	// A flood of goodbyes keeps the record bounded.
+	for i := range 10 * maxGone {
+		tb.Observe(ev(beacon.TypeGoodbye, uint64(100+i), "10.0.0.3:5", ""))
+	}
+	if len(tb.gone) > maxGone {
+		t.Fatalf("%d goodbyes remembered", len(tb.gone))
+	}
 }

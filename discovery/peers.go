@@ -92,6 +92,10 @@ type Table struct {
 	arrival *rate.Limiter // new peers: a flood of made-up devices is refused
 	refused uint64        // new peers refused (rate or a table of paired peers)
 	logged  time.Time     // when the last "table full" line was logged
+	// gone are the instances (daemon runs) that said goodbye: a beacon of
+	// theirs that arrives later (sent just before, read on the other
+	// family's socket) must not bring the device back.
+	gone map[uint64]time.Time
 }
 
 const (
@@ -105,6 +109,11 @@ const (
 	// table (and log "peer found"): a LAN waking up fits the burst.
 	newPeerRate  = rate.Limit(5)
 	newPeerBurst = 64
+	// goneFor and maxGone: a goodbye is remembered this long (late
+	// packets come within milliseconds; a restart has a new instance),
+	// for this many instances.
+	goneFor = 10 * time.Second
+	maxGone = 64
 )
 
 // Sources of peer information.
@@ -133,11 +142,15 @@ func (t *Table) ObserveFrom(source string, ev beacon.Event) (in, fresh bool) {
 	id := pk.Fingerprint.ID()
 	p := t.peers[pk.Fingerprint]
 	if pk.Type == beacon.TypeGoodbye {
+		t.bury(pk.Instance)
 		if p != nil {
 			delete(t.peers, pk.Fingerprint)
 			t.log().Info("peer left", "peer", id, "name", p.Name)
 		}
 		return false, false
+	}
+	if at, ok := t.gone[pk.Instance]; ok && source == SourceBeacon && t.now().Sub(at) < goneFor {
+		return false, false // sent before its goodbye, read after it
 	}
 	switch {
 	case p == nil:
@@ -163,6 +176,26 @@ func (t *Table) ObserveFrom(source string, ev beacon.Event) (in, fresh bool) {
 	}
 	p.merge(ev)
 	return true, fresh
+}
+
+// bury remembers that instance said goodbye (t.mu held). The record is
+// bounded: expired entries go first, then an arbitrary one.
+func (t *Table) bury(instance uint64) {
+	if instance == 0 {
+		return
+	}
+	now := t.now()
+	if t.gone == nil {
+		t.gone = map[uint64]time.Time{}
+	}
+	if len(t.gone) >= maxGone {
+		for k, at := range t.gone {
+			if now.Sub(at) >= goneFor || len(t.gone) >= maxGone {
+				delete(t.gone, k)
+			}
+		}
+	}
+	t.gone[instance] = now
 }
 
 // admit makes room for the new peer fp, or reports that it is refused
