@@ -101,8 +101,8 @@ func (l *LAN) must(args ...string) string {
 // drops what it cannot make an entry for (IPv4 silently, IPv6 with
 // EINVAL; "neighbor table overflow" in dmesg), and the hosts that came
 // last cannot send at all until old entries age out, 5 to 30 s later: a
-// limit of one kernel standing in for many machines, not of the daemon. The old values come
-// back when the test ends.
+// limit of one kernel standing in for many machines, not of the daemon.
+// The old values come back when the test ends.
 func (l *LAN) ReserveNeighbours(hosts int) {
 	l.t.Helper()
 	need := hosts*hosts + 1024
