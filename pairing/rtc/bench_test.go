@@ -35,22 +35,28 @@ func (f *benchFile) Commit(string) error {
 	return f.f.Close()
 }
 
+// fileChannel connects two endpoints in process, the receiver writing
+// files into a temporary directory, and returns the sender's open channel.
+func fileChannel(tb testing.TB) (context.Context, *webrtc.DataChannel) {
+	ea, eb, a, b := endpoints(tb)
+	sa, sb := connect(tb, ea, eb, a, b, fileSink{tb.TempDir()})
+	tb.Cleanup(func() { sa.Close(); sb.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	tb.Cleanup(cancel)
+	dc, err := sa.Channel(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ctx, dc
+}
+
 // BenchmarkSendFile sends 64 MB over one session on loopback, in process:
 // a profile of the data channel's path (go test -bench SendFile
 // -cpuprofile). The figures against real TLS are `make bench`'s.
 func BenchmarkSendFile(b *testing.B) {
-	ea, eb, ia, ib := endpoints(b)
 	const size = 64 << 20
 	data := bytes.Repeat([]byte("0123456789abcdef"), size/16)
-	sa, sb := connect(b, ea, eb, ia, ib, fileSink{b.TempDir()})
-	defer sa.Close()
-	defer sb.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	dc, err := sa.Channel(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
+	ctx, dc := fileChannel(b)
 	b.SetBytes(size)
 	drops := pionlog.Dropped()
 	b.ResetTimer()

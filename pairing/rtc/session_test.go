@@ -143,16 +143,7 @@ func TestSendTextAndFile(t *testing.T) {
 // packets in front of DTLS (with pion's 1 MiB window it dropped hundreds
 // per 64 MB here, and every drop halved the sender's rate).
 func TestFastTransferDropsNothing(t *testing.T) {
-	ea, eb, a, b := endpoints(t)
-	sa, sb := connect(t, ea, eb, a, b, fileSink{t.TempDir()})
-	defer sa.Close()
-	defer sb.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	dc, err := sa.Channel(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, dc := fileChannel(t)
 	before := pionlog.Dropped()
 	data := bytes.Repeat([]byte("pairing!"), 48<<20/8)
 	if _, err := SendFile(ctx, dc, "fast.bin", int64(len(data)), bytes.NewReader(data), nil); err != nil {
