@@ -102,6 +102,13 @@ func lanBench(t *testing.T, bin string, n int) {
 		}
 	}
 	t.Logf("send errors across the LAN: %d %v", failed, reasons)
+	// Under the start-up load every daemon kept an address (the issue:
+	// some failed their own self-ping and had none for a while).
+	for _, x := range nodes {
+		if log := x.daemon.Stderr(); strings.Contains(log, "no reachable own address") || !strings.Contains(log, `"msg":"own addresses"`) {
+			t.Errorf("%s was without an address of its own during the start:\n%s", x.Name, log)
+		}
+	}
 	// How the first and the last started daemons filled their tables.
 	for _, x := range append(nodes[:2:2], nodes[n-2:]...) {
 		f := peerFoundTimes(x.daemon.Stderr())
