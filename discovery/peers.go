@@ -95,7 +95,13 @@ type Table struct {
 	// gone are the instances (daemon runs) that said goodbye: a beacon of
 	// theirs that arrives later (sent just before, read on the other
 	// family's socket) must not bring the device back.
-	gone map[uint64]time.Time
+	gone map[goneKey]time.Time
+}
+
+// goneKey is one run of one device.
+type goneKey struct {
+	fp       ident.Fingerprint
+	instance uint64
 }
 
 const (
@@ -142,14 +148,14 @@ func (t *Table) ObserveFrom(source string, ev beacon.Event) (in, fresh bool) {
 	id := pk.Fingerprint.ID()
 	p := t.peers[pk.Fingerprint]
 	if pk.Type == beacon.TypeGoodbye {
-		t.bury(pk.Instance)
+		t.bury(goneKey{pk.Fingerprint, pk.Instance})
 		if p != nil {
 			delete(t.peers, pk.Fingerprint)
 			t.log().Info("peer left", "peer", id, "name", p.Name)
 		}
 		return false, false
 	}
-	if at, ok := t.gone[pk.Instance]; ok && source == SourceBeacon && t.now().Sub(at) < goneFor {
+	if at, ok := t.gone[goneKey{pk.Fingerprint, pk.Instance}]; ok && source == SourceBeacon && t.now().Sub(at) < goneFor {
 		return false, false // sent before its goodbye, read after it
 	}
 	switch {
@@ -178,24 +184,25 @@ func (t *Table) ObserveFrom(source string, ev beacon.Event) (in, fresh bool) {
 	return true, fresh
 }
 
-// bury remembers that instance said goodbye (t.mu held). The record is
-// bounded: expired entries go first, then an arbitrary one.
-func (t *Table) bury(instance uint64) {
-	if instance == 0 {
+// bury remembers that a device's run said goodbye (t.mu held). The
+// record is bounded: when full, the expired entries go, and arbitrary
+// ones while it is still full.
+func (t *Table) bury(k goneKey) {
+	if k.instance == 0 {
 		return
 	}
 	now := t.now()
 	if t.gone == nil {
-		t.gone = map[uint64]time.Time{}
+		t.gone = map[goneKey]time.Time{}
 	}
 	if len(t.gone) >= maxGone {
-		for k, at := range t.gone {
+		for old, at := range t.gone {
 			if now.Sub(at) >= goneFor || len(t.gone) >= maxGone {
-				delete(t.gone, k)
+				delete(t.gone, old)
 			}
 		}
 	}
-	t.gone[instance] = now
+	t.gone[k] = now
 }
 
 // admit makes room for the new peer fp, or reports that it is refused
