@@ -338,7 +338,7 @@ func TestAttackBeaconFlood(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("after 20,000 fake announces: %d peers listed, %d omitted, %d refused, status %d bytes", len(st.Peers), st.PeersOmitted, st.Beacon.PeersRefused, len(raw))
+	t.Logf("after 20,000 fake announces and goodbyes: %d peers listed, %d omitted, %d refused, status %d bytes", len(st.Peers), st.PeersOmitted, st.Beacon.PeersRefused, len(raw))
 	if len(st.Peers) > 64 || len(st.Peers)+st.PeersOmitted > 256 || st.Beacon.PeersRefused == 0 || len(raw) > 256<<10 {
 		t.Fatalf("table not bounded: %d listed, %d omitted, %d refused, %d bytes", len(st.Peers), st.PeersOmitted, st.Beacon.PeersRefused, len(raw))
 	}
@@ -405,6 +405,17 @@ func TestHelperAttackBeacon(t *testing.T) {
 			Addrs: []netip.Addr{netip.MustParseAddr("10.1.0.200")}})
 		if i%500 == 0 {
 			time.Sleep(5 * time.Millisecond) // do not overrun the socket buffers: the daemon must see them
+		}
+	}
+	// And 20,000 goodbyes of made-up runs: the daemon remembers a goodbye
+	// for a while (a late beacon of that run must not bring it back), in
+	// a bounded record.
+	for i := range 20000 {
+		var fp ident.Fingerprint
+		fp[0], fp[1], fp[2] = 0xbb, byte(i>>8), byte(i)
+		send(&beacon.Packet{Type: beacon.TypeGoodbye, Fingerprint: fp, Instance: uint64(i + 1)})
+		if i%500 == 0 {
+			time.Sleep(5 * time.Millisecond)
 		}
 	}
 	printResult(t, map[string]int{"sent": sent})
