@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"os"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -59,6 +60,9 @@ func BenchmarkSendFile(b *testing.B) {
 	ctx, dc := fileChannel(b)
 	b.SetBytes(size)
 	drops := pionlog.Dropped()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	gcs := ms.NumGC
 	b.ResetTimer()
 	for range b.N {
 		if _, err := SendFile(ctx, dc, "f", size, bytes.NewReader(data), nil); err != nil {
@@ -67,6 +71,8 @@ func BenchmarkSendFile(b *testing.B) {
 	}
 	b.ReportMetric(float64(size*b.N)*8/1e6/b.Elapsed().Seconds(), "Mbit/s")
 	b.ReportMetric(float64(pionlog.Dropped()-drops)/float64(b.N), "drops/op")
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(float64(ms.NumGC-gcs)/float64(b.N), "GCs/op")
 }
 
 // BenchmarkParallel sends 64 MB raw (no protocol, SHA-256 at the
