@@ -30,6 +30,13 @@ const (
 	// flood of spoofed announces cannot make us dial anyone.
 	tellRate  = rate.Limit(1)
 	tellBurst = 8
+	// tellGrace is how long a peer that lists no address of its own is
+	// given to announce them before it is told: one that just started
+	// has them a few ms later, and 60 devices starting together would
+	// otherwise call each other hundreds of times (a third of the time a
+	// LAN of 60 took to settle). maxPending caps those waiting.
+	tellGrace  = 500 * time.Millisecond
+	maxPending = 256
 	// browseEvery is how often mDNS is browsed for peers; the beacon
 	// carries changes faster, mDNS fills gaps (beacon port filtered).
 	browseEvery = 15 * time.Second
@@ -96,7 +103,8 @@ func NewNeighbours(cfg NeighboursConfig) *Neighbours {
 	group := run.New()
 	n := &Neighbours{cfg: cfg, group: group, name: cfg.Name,
 		tell: &teller{self: cfg.Beacon.Fingerprint, onLink: links.OnLink, tell: cfg.Tell, log: cfg.Logger, group: group,
-			told: map[string]time.Time{}, telling: map[ident.Fingerprint]bool{}, rate: rate.NewLimiter(tellRate, tellBurst)},
+			told: map[string]time.Time{}, telling: map[ident.Fingerprint]bool{}, pending: map[ident.Fingerprint]netip.Addr{},
+			rate: rate.NewLimiter(tellRate, tellBurst)},
 		table: &Table{Logger: cfg.Logger, Self: cfg.Beacon.Fingerprint, TTL: 3 * cfg.Beacon.AnnounceInterval, Paired: cfg.Paired}}
 	n.cfg.Beacon.Handle = n.onBeacon
 	if cfg.MDNS {
@@ -260,6 +268,7 @@ type teller struct {
 	mu      sync.Mutex
 	told    map[string]time.Time // by peer and address: when we told it
 	telling map[ident.Fingerprint]bool
+	pending map[ident.Fingerprint]netip.Addr // listed no address: told after tellGrace
 	rate    *rate.Limiter
 }
 
@@ -273,26 +282,69 @@ func (n *teller) observe(ev beacon.Event) {
 		return
 	}
 	src := ev.From.Addr()
-	if slices.ContainsFunc(pk.Addrs, func(a netip.Addr) bool { return a.WithZone("") == src.WithZone("") }) {
-		return // it knows this address
+	if len(pk.Addrs) > 0 {
+		n.mu.Lock()
+		delete(n.pending, pk.Fingerprint) // it has addresses now
+		n.mu.Unlock()
+		if slices.ContainsFunc(pk.Addrs, func(a netip.Addr) bool { return a.WithZone("") == src.WithZone("") }) {
+			return // it knows this address
+		}
 	}
-	if !n.onLink(src) || !n.shouldTell(pk.Fingerprint, pk.Fingerprint.String()+" "+src.String(), time.Now()) {
+	if !n.onLink(src) {
+		return
+	}
+	key := pk.Fingerprint.String() + " " + src.String()
+	if len(pk.Addrs) > 0 {
+		if n.shouldTell(pk.Fingerprint, key, time.Now()) {
+			n.group.Go(func(ctx context.Context) { n.call(ctx, pk, src) })
+		}
+		return
+	}
+	if !n.wait(pk.Fingerprint, src) {
 		return
 	}
 	n.group.Go(func(ctx context.Context) {
-		defer func() {
-			n.mu.Lock()
-			delete(n.telling, pk.Fingerprint)
-			n.mu.Unlock()
-		}()
-		ctx, cancel := context.WithTimeout(ctx, tellTimeout)
-		defer cancel()
-		if err := n.tell(ctx, netip.AddrPortFrom(src, pk.Port), pk.Fingerprint); err != nil {
-			n.log.Debug("observed: telling peer failed", "peer", pk.Fingerprint.ID(), "at", src, "err", err)
+		select {
+		case <-ctx.Done():
 			return
+		case <-time.After(tellGrace):
 		}
-		n.log.Info("observed: told peer where we see it", "peer", pk.Fingerprint.ID(), "name", pk.Name, "addr", src)
+		n.mu.Lock()
+		_, still := n.pending[pk.Fingerprint]
+		delete(n.pending, pk.Fingerprint)
+		n.mu.Unlock()
+		if still && n.shouldTell(pk.Fingerprint, key, time.Now()) {
+			n.call(ctx, pk, src)
+		} // else it announced its addresses in the meantime
 	})
+}
+
+// call tells the peer of pk that we see it at src (shouldTell said yes).
+func (n *teller) call(ctx context.Context, pk *beacon.Packet, src netip.Addr) {
+	defer func() {
+		n.mu.Lock()
+		delete(n.telling, pk.Fingerprint)
+		n.mu.Unlock()
+	}()
+	ctx, cancel := context.WithTimeout(ctx, tellTimeout)
+	defer cancel()
+	if err := n.tell(ctx, netip.AddrPortFrom(src, pk.Port), pk.Fingerprint); err != nil {
+		n.log.Debug("observed: telling peer failed", "peer", pk.Fingerprint.ID(), "at", src, "err", err)
+		return
+	}
+	n.log.Info("observed: told peer where we see it", "peer", pk.Fingerprint.ID(), "name", pk.Name, "addr", src)
+}
+
+// wait records that fp, which lists no address, is to be told about src
+// after tellGrace; false when it already waits or too many do.
+func (n *teller) wait(fp ident.Fingerprint, src netip.Addr) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if _, ok := n.pending[fp]; ok || len(n.pending) >= maxPending {
+		return false
+	}
+	n.pending[fp] = src
+	return true
 }
 
 // shouldTell records that key (of peer fp) is told now, unless it was

@@ -83,6 +83,45 @@ func TestOwnObservedAddresses(t *testing.T) {
 	o.Close()
 }
 
+// TestTellWaitsForAddresses: a peer whose beacon lists no address of its
+// own (it has just started) is told where we see it only if it still
+// lists none after tellGrace; one that announces them in the meantime is
+// not called at all.
+func TestTellWaitsForAddresses(t *testing.T) {
+	var mu sync.Mutex
+	var told []netip.AddrPort
+	n := NewNeighbours(NeighboursConfig{Tell: func(_ context.Context, to netip.AddrPort, _ ident.Fingerprint) error {
+		mu.Lock()
+		told = append(told, to)
+		mu.Unlock()
+		return nil
+	}})
+	defer n.Close()
+	calls := func() []netip.AddrPort {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(told)
+	}
+	event := func(id byte, from string, addrs ...netip.Addr) beacon.Event {
+		var fp ident.Fingerprint
+		fp[0] = id
+		return beacon.Event{Packet: &beacon.Packet{Type: beacon.TypeAnnounce, Instance: 1, Fingerprint: fp, Port: 9, Addrs: addrs},
+			From: netip.AddrPortFrom(netip.MustParseAddr(from), 9), At: time.Now()}
+	}
+	starting, silent := netip.MustParseAddr("fe80::5"), "fe80::6%lo"
+	n.onBeacon(event(5, "fe80::5%lo"))
+	n.onBeacon(event(6, silent))
+	time.Sleep(tellGrace / 5)
+	if c := calls(); len(c) != 0 {
+		t.Fatalf("told before the grace: %v", c)
+	}
+	n.onBeacon(event(5, "fe80::5%lo", starting)) // its addresses came
+	time.Sleep(tellGrace)
+	if c := calls(); len(c) != 1 || c[0].Addr().String() != silent {
+		t.Fatalf("calls %v, want one to %s", c, silent)
+	}
+}
+
 // TestNeighboursTellBounded: a flood of announces from made-up devices at
 // addresses they do not list: the table takes a burst of them, and the
 // peers are told where we see them at most tellBurst times at once;
@@ -109,7 +148,13 @@ func TestNeighboursTellBounded(t *testing.T) {
 	for i := 2; i < 5000; i++ {
 		n.onBeacon(event(i, "fe80::2%lo"))
 	}
-	time.Sleep(100 * time.Millisecond)
+	n.tell.mu.Lock()
+	pending := len(n.tell.pending)
+	n.tell.mu.Unlock()
+	if pending > maxPending {
+		t.Fatalf("%d peers wait to be told, cap %d", pending, maxPending)
+	}
+	time.Sleep(tellGrace + 100*time.Millisecond) // they list no address: told after the grace
 	mu.Lock()
 	calls := slices.Clone(told)
 	mu.Unlock()
@@ -130,7 +175,9 @@ func TestNeighboursTellBounded(t *testing.T) {
 	// The record of whom we told never passes maxTold.
 	now := time.Now()
 	for i := range 3 * maxTold {
+		n.tell.mu.Lock()
 		n.tell.rate = rate.NewLimiter(rate.Inf, 1)
+		n.tell.mu.Unlock()
 		var fp ident.Fingerprint
 		fp[0], fp[1] = byte(i>>8), byte(i)
 		n.tell.shouldTell(fp, fp.String(), now)

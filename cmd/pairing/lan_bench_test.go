@@ -102,6 +102,11 @@ func lanBench(t *testing.T, bin string, n int) {
 		}
 	}
 	t.Logf("send errors across the LAN: %d %v", failed, reasons)
+	told := 0
+	for _, x := range nodes {
+		told += strings.Count(x.daemon.Stderr(), "told peer where we see it")
+	}
+	t.Logf("observed calls (telling a peer where we see it) across the LAN: %d", told)
 	// Under the start-up load every daemon kept an address (the issue:
 	// some failed their own self-ping and had none for a while).
 	for _, x := range nodes {

@@ -425,7 +425,14 @@ func (b *Beacon) refresh() int {
 func (b *Beacon) run() {
 	defer b.wg.Done()
 	b.send(TypeQuery)
-	b.send(TypeAnnounce)
+	// A device that has no address of its own yet (it is still working
+	// them out, a few ms) does not announce an empty list: every peer
+	// would call it to say where it sees it, 60 calls at once on a LAN
+	// of 60 starting together. The owner announces when its addresses
+	// come, and the burst follows anyway.
+	if len(b.cfg.Self().Addrs) > 0 {
+		b.send(TypeAnnounce)
+	}
 	// The start burst: two more announces at short jittered spacing, in
 	// case the first was lost while the link settled.
 	burst := []time.Duration{jitter(150 * time.Millisecond), jitter(600 * time.Millisecond)}
