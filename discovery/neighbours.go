@@ -37,9 +37,14 @@ const (
 	// LAN of 60 took to settle). maxPending caps those waiting.
 	tellGrace  = 500 * time.Millisecond
 	maxPending = 256
-	// browseEvery is how often mDNS is browsed for peers; the beacon
-	// carries changes faster, mDNS fills gaps (beacon port filtered).
+	// browseEvery and browseMax: mDNS is browsed every 15 s while it
+	// finds a device the beacon does not (beacons are filtered for it:
+	// mDNS is what works), and otherwise at intervals that double up to
+	// browseMax. Every device answers every browse, so 60 devices
+	// browsing every 15 s would be 236 answers a second on the LAN,
+	// growing with N²; the beacon carries changes faster anyway.
 	browseEvery = 15 * time.Second
+	browseMax   = 5 * time.Minute
 )
 
 // NeighboursConfig configures Neighbours.
@@ -78,6 +83,8 @@ type Neighbours struct {
 	tell *teller
 	// welcoming: an announce for new devices is scheduled.
 	welcoming atomic.Bool
+	// browseNow asks for an mDNS browse at once (the network changed).
+	browseNow chan struct{}
 
 	mu   sync.Mutex
 	name string
@@ -101,7 +108,7 @@ func NewNeighbours(cfg NeighboursConfig) *Neighbours {
 		cfg.Beacon.Accept = links.OnLink
 	}
 	group := run.New()
-	n := &Neighbours{cfg: cfg, group: group, name: cfg.Name,
+	n := &Neighbours{cfg: cfg, group: group, name: cfg.Name, browseNow: make(chan struct{}, 1),
 		tell: &teller{self: cfg.Beacon.Fingerprint, onLink: links.OnLink, tell: cfg.Tell, log: cfg.Logger, group: group,
 			told: map[string]time.Time{}, telling: map[ident.Fingerprint]bool{}, pending: map[ident.Fingerprint]netip.Addr{},
 			rate: rate.NewLimiter(tellRate, tellBurst)},
@@ -184,6 +191,10 @@ func (n *Neighbours) Announce() {
 func (n *Neighbours) Refresh() {
 	if b := n.beaconOrNil(); b != nil {
 		b.Refresh()
+	}
+	select {
+	case n.browseNow <- struct{}{}:
+	default:
 	}
 }
 
@@ -372,8 +383,9 @@ func (n *teller) shouldTell(fp ident.Fingerprint, key string, now time.Time) boo
 	return true
 }
 
-// browse asks mDNS for peers now and then.
+// browse asks mDNS for peers now and then: see browseEvery.
 func (n *Neighbours) browse(ctx context.Context) {
+	wait := browseEvery / 2 // doubled after the first browse
 	for {
 		err := Browse(ctx, n.cfg.Beacon.Interfaces, n.cfg.Logger, func(ev beacon.Event) {
 			if _, fresh := n.table.ObserveFrom(SourceMDNS, ev); fresh && n.cfg.OnNewPeer != nil {
@@ -383,12 +395,37 @@ func (n *Neighbours) browse(ctx context.Context) {
 		if err != nil {
 			n.cfg.Logger.Debug("mdns: browse", "err", err)
 		}
+		wait = nextBrowse(wait, n.mdnsNeeded())
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(browseEvery):
+		case <-n.browseNow:
+			wait = browseEvery / 2
+		case <-time.After(wait):
 		}
 	}
+}
+
+// nextBrowse is the wait after a browse that took wait: browseEvery while
+// mDNS is needed, else twice as long, up to browseMax.
+func nextBrowse(wait time.Duration, needed bool) time.Duration {
+	if needed {
+		return browseEvery
+	}
+	return min(max(2*wait, browseEvery), browseMax)
+}
+
+// mdnsNeeded reports whether mDNS finds what the beacon does not: a peer
+// seen by mDNS alone, or no peer at all (then a browse costs one query
+// that nobody answers).
+func (n *Neighbours) mdnsNeeded() bool {
+	peers := n.table.Peers()
+	for _, p := range peers {
+		if !slices.Contains(p.Sources, SourceBeacon) {
+			return true
+		}
+	}
+	return len(peers) == 0
 }
 
 // Interfaces lists the interfaces the daemon may use: all but the ignored

@@ -264,3 +264,41 @@ func TestOwnReached(t *testing.T) {
 		t.Fatalf("%d addresses' proofs kept, cap %d", n, maxObserved)
 	}
 }
+
+// TestBrowseBacksOff: mDNS browsing slows down (every device answers
+// every browse) unless mDNS sees a peer the beacon does not, or nobody.
+func TestBrowseBacksOff(t *testing.T) {
+	var waits []time.Duration
+	w := browseEvery / 2
+	for range 8 {
+		w = nextBrowse(w, false)
+		waits = append(waits, w)
+	}
+	want := []time.Duration{15 * time.Second, 30 * time.Second, time.Minute, 2 * time.Minute, 4 * time.Minute, browseMax, browseMax, browseMax}
+	if !slices.Equal(waits, want) {
+		t.Fatalf("waits %v, want %v", waits, want)
+	}
+	if got := nextBrowse(browseMax, true); got != browseEvery {
+		t.Fatalf("a peer seen by mDNS only: wait %s, want %s", got, browseEvery)
+	}
+	// A peer that mDNS alone found keeps the browsing fast; once the
+	// beacon sees it too, it no longer does.
+	n := NewNeighbours(NeighboursConfig{})
+	defer n.Close()
+	var fp ident.Fingerprint
+	fp[0] = 7
+	ev := beacon.Event{Packet: &beacon.Packet{Type: beacon.TypeAnnounce, Fingerprint: fp, Port: 9, Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.7")}},
+		From: netip.MustParseAddrPort("10.0.0.7:5353"), At: time.Now()}
+	if !n.mdnsNeeded() {
+		t.Fatal("an empty table (nobody answers a browse) does not keep the browsing fast")
+	}
+	n.table.ObserveFrom(SourceMDNS, ev)
+	if !n.mdnsNeeded() {
+		t.Fatal("a peer seen by mDNS only does not keep the browsing fast")
+	}
+	ev.Packet.Instance = 1
+	n.table.ObserveFrom(SourceBeacon, ev)
+	if n.mdnsNeeded() {
+		t.Fatal("a peer the beacon sees too keeps the browsing fast")
+	}
+}
