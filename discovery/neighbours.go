@@ -395,7 +395,7 @@ func (n *Neighbours) browse(ctx context.Context) {
 		if err != nil {
 			n.cfg.Logger.Debug("mdns: browse", "err", err)
 		}
-		wait = nextBrowse(wait, n.mdnsNeeded())
+		wait = nextBrowse(wait, n.table.mdnsNeeded())
 		select {
 		case <-ctx.Done():
 			return
@@ -415,18 +415,6 @@ func nextBrowse(wait time.Duration, needed bool) time.Duration {
 	return min(max(2*wait, browseEvery), browseMax)
 }
 
-// mdnsNeeded reports whether mDNS finds what the beacon does not: a peer
-// seen by mDNS alone, or no peer at all (then a browse costs one query
-// that nobody answers).
-func (n *Neighbours) mdnsNeeded() bool {
-	peers := n.table.Peers()
-	for _, p := range peers {
-		if !slices.Contains(p.Sources, SourceBeacon) {
-			return true
-		}
-	}
-	return len(peers) == 0
-}
 
 // Interfaces lists the interfaces the daemon may use: all but the ignored
 // ones, which a config reload may change. Safe for concurrent use.

@@ -289,16 +289,16 @@ func TestBrowseBacksOff(t *testing.T) {
 	fp[0] = 7
 	ev := beacon.Event{Packet: &beacon.Packet{Type: beacon.TypeAnnounce, Fingerprint: fp, Port: 9, Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.7")}},
 		From: netip.MustParseAddrPort("10.0.0.7:5353"), At: time.Now()}
-	if !n.mdnsNeeded() {
+	if !n.table.mdnsNeeded() {
 		t.Fatal("an empty table (nobody answers a browse) does not keep the browsing fast")
 	}
 	n.table.ObserveFrom(SourceMDNS, ev)
-	if !n.mdnsNeeded() {
+	if !n.table.mdnsNeeded() {
 		t.Fatal("a peer seen by mDNS only does not keep the browsing fast")
 	}
 	ev.Packet.Instance = 1
 	n.table.ObserveFrom(SourceBeacon, ev)
-	if n.mdnsNeeded() {
+	if n.table.mdnsNeeded() {
 		t.Fatal("a peer the beacon sees too keeps the browsing fast")
 	}
 }

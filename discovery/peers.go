@@ -205,6 +205,19 @@ func (t *Table) bury(k goneKey) {
 	t.gone[k] = now
 }
 
+// mdnsNeeded reports whether mDNS finds what the beacon does not: a peer
+// seen by mDNS alone, or no peer at all (then a browse costs one query
+// that nobody answers).
+func (t *Table) mdnsNeeded() bool {
+	peers := t.Peers()
+	for _, p := range peers {
+		if !slices.Contains(p.Sources, SourceBeacon) {
+			return true
+		}
+	}
+	return len(peers) == 0
+}
+
 // admit makes room for the new peer fp, or reports that it is refused
 // (t.mu held).
 func (t *Table) admit(fp ident.Fingerprint) bool {
