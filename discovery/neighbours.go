@@ -415,7 +415,6 @@ func nextBrowse(wait time.Duration, needed bool) time.Duration {
 	return min(max(2*wait, browseEvery), browseMax)
 }
 
-
 // Interfaces lists the interfaces the daemon may use: all but the ignored
 // ones, which a config reload may change. Safe for concurrent use.
 type Interfaces struct {
