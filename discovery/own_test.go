@@ -83,11 +83,9 @@ func TestOwnObservedAddresses(t *testing.T) {
 	o.Close()
 }
 
-// TestTellWaitsForAddresses: a peer whose beacon lists no address of its
-// own (it has just started) is told where we see it only if it still
-// lists none after tellGrace; one that announces them in the meantime is
-// not called at all.
-func TestTellWaitsForAddresses(t *testing.T) {
+// tellingNeighbours is a Neighbours whose calls telling peers where we see
+// them are recorded, not made.
+func tellingNeighbours(t *testing.T) (*Neighbours, func() []netip.AddrPort) {
 	var mu sync.Mutex
 	var told []netip.AddrPort
 	n := NewNeighbours(NeighboursConfig{Tell: func(_ context.Context, to netip.AddrPort, _ ident.Fingerprint) error {
@@ -96,12 +94,20 @@ func TestTellWaitsForAddresses(t *testing.T) {
 		mu.Unlock()
 		return nil
 	}})
-	defer n.Close()
-	calls := func() []netip.AddrPort {
+	t.Cleanup(n.Close)
+	return n, func() []netip.AddrPort {
 		mu.Lock()
 		defer mu.Unlock()
 		return slices.Clone(told)
 	}
+}
+
+// TestTellWaitsForAddresses: a peer whose beacon lists no address of its
+// own (it has just started) is told where we see it only if it still
+// lists none after tellGrace; one that announces them in the meantime is
+// not called at all.
+func TestTellWaitsForAddresses(t *testing.T) {
+	n, calls := tellingNeighbours(t)
 	event := func(id byte, from string, addrs ...netip.Addr) beacon.Event {
 		var fp ident.Fingerprint
 		fp[0] = id
@@ -127,15 +133,7 @@ func TestTellWaitsForAddresses(t *testing.T) {
 // peers are told where we see them at most tellBurst times at once;
 // off-link sources are never called; the record of whom we told is capped.
 func TestNeighboursTellBounded(t *testing.T) {
-	var mu sync.Mutex
-	var told []netip.AddrPort
-	n := NewNeighbours(NeighboursConfig{Tell: func(_ context.Context, to netip.AddrPort, _ ident.Fingerprint) error {
-		mu.Lock()
-		told = append(told, to)
-		mu.Unlock()
-		return nil
-	}})
-	defer n.Close()
+	n, calls := tellingNeighbours(t)
 	event := func(i int, from string) beacon.Event {
 		var fp ident.Fingerprint
 		fp[0], fp[1], fp[2] = 1, byte(i>>8), byte(i)
@@ -155,13 +153,11 @@ func TestNeighboursTellBounded(t *testing.T) {
 		t.Fatalf("%d peers wait to be told, cap %d", pending, maxPending)
 	}
 	time.Sleep(tellGrace + 100*time.Millisecond) // they list no address: told after the grace
-	mu.Lock()
-	calls := slices.Clone(told)
-	mu.Unlock()
-	if len(calls) == 0 || len(calls) > tellBurst+1 {
-		t.Fatalf("%d calls for a flood, want 1 to %d", len(calls), tellBurst+1)
+	told := calls()
+	if len(told) == 0 || len(told) > tellBurst+1 {
+		t.Fatalf("%d calls for a flood, want 1 to %d", len(told), tellBurst+1)
 	}
-	for _, c := range calls {
+	for _, c := range told {
 		if !c.Addr().IsLinkLocalUnicast() {
 			t.Fatalf("called an off-link address: %v", c)
 		}
