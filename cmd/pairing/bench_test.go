@@ -50,12 +50,8 @@ func TestBenchFigures(t *testing.T) {
 	// From the daemon's start until one of its addresses carries another
 	// host's proof (the peer's observed call or reverse probe).
 	t.Run("addr_proved_by_peer_ms", func(t *testing.T) {
-		l := lan.New(t)
-		seg := l.Segment()
-		ha, hb := l.Host("a"), l.Host("b")
-		ha.Attach(seg, "10.1.0.1/24")
-		hb.Attach(seg, "10.1.0.2/24")
-		a, b := newNode(t, ha, bin), newNode(t, hb, bin)
+		_, ns := segmentOf(t, bin, false, "a", "b")
+		a, b := ns[0], ns[1]
 		b.serve()
 		report(t, "addr_proved_by_peer_ms", 7, func() float64 {
 			time.Sleep(time.Second) // b's limit on reverse probes for one source
@@ -94,12 +90,8 @@ func TestBenchFigures(t *testing.T) {
 	})
 
 	t.Run("join_ms", func(t *testing.T) {
-		l := lan.New(t)
-		seg := l.Segment()
-		ha, hb := l.Host("a"), l.Host("b")
-		ha.Attach(seg, "10.1.0.1/24")
-		hb.Attach(seg, "10.1.0.2/24")
-		a, b := newNode(t, ha, bin), newNode(t, hb, bin)
+		_, ns := segmentOf(t, bin, false, "a", "b")
+		a, b := ns[0], ns[1]
 		a.serve()
 		var whole []float64
 		report(t, "join_ms", runs, func() float64 {
