@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/ice/v4"
@@ -102,7 +103,20 @@ type Session struct {
 	open   chan struct{}
 	closed chan struct{}
 	once   sync.Once
+
+	// claimed is set by the first data channel; any later one is closed
+	// (extraChannels counts them).
+	claimed       atomic.Bool
+	openOnce      sync.Once
+	extraChannels atomic.Int64
 }
+
+// claimChannel reports whether dc is the session's first data channel.
+func (s *Session) claimChannel() bool { return s.claimed.CompareAndSwap(false, true) }
+
+// ExtraChannels is how many data channels beyond the first the peer
+// opened (each was closed at once).
+func (s *Session) ExtraChannels() int64 { return s.extraChannels.Load() }
 
 func (e *Endpoint) newSession(peer ident.Fingerprint, role string) (*Session, error) {
 	conf := webrtc.Configuration{Certificates: []webrtc.Certificate{e.cfg.Certificate}, ICEServers: e.cfg.ICEServers}
@@ -185,7 +199,7 @@ func (s *Session) setChannel(dc *webrtc.DataChannel) {
 		s.dc = dc
 		s.mu.Unlock()
 		s.event("data channel", "open")
-		close(s.open)
+		s.openOnce.Do(func() { close(s.open) })
 	})
 }
 
@@ -277,6 +291,7 @@ func (e *Endpoint) Offer(ctx context.Context, peer ident.Fingerprint) (*Session,
 		s.Close()
 		return nil, "", err
 	}
+	s.claimChannel()
 	s.setChannel(dc)
 	offer, err := s.pc.CreateOffer(nil)
 	if err == nil {
@@ -315,6 +330,15 @@ func (e *Endpoint) Answer(ctx context.Context, offer string, peer ident.Fingerpr
 		return nil, "", err
 	}
 	s.pc.OnDataChannel(func(dc *webrtc.DataChannel) {
+		// One data channel per connection. A peer that opens more (never
+		// paired, paired, or a web page in its browser) has them closed at
+		// once: each would cost memory, and none has a use.
+		if !s.claimChannel() {
+			s.extraChannels.Add(1)
+			s.log.Debug("webrtc: extra data channel closed", "label", dc.Label())
+			dc.Close()
+			return
+		}
 		if onChannel != nil {
 			onChannel(dc)
 		}
