@@ -29,12 +29,19 @@ const (
 
 // Results of one probed address.
 const (
-	ProbeArrived   = "arrived"    // our listener answered the nonce
-	ProbeTimeout   = "timeout"    // the connect was silently dropped
-	ProbeRefused   = "refused"    // something sent a reset
-	ProbeOtherHost = "other-host" // something else answered there
-	ProbeDenied    = "denied"     // the prober refused to dial it (not on its link)
-	ProbeError     = "error"
+	ProbeArrived = "arrived" // our listener answered the nonce
+	ProbeTimeout = "timeout" // the connect was silently dropped
+	ProbeRefused = "refused" // something sent a reset
+	// ProbeProhibited: an ICMP "administratively prohibited" came back
+	// (a filter's reject, firewalld's default): positive evidence of a
+	// filter.
+	ProbeProhibited = "prohibited"
+	// ProbeUnreachable: an ICMP host or network unreachable came back
+	// (no route, no neighbour).
+	ProbeUnreachable = "unreachable"
+	ProbeOtherHost   = "other-host" // something else answered there
+	ProbeDenied      = "denied"     // the prober refused to dial it (not on its link)
+	ProbeError       = "error"
 )
 
 // ProbeTarget is one address a peer is asked to dial, with its nonce.

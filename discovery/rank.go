@@ -21,8 +21,20 @@ const (
 	// address, nothing about what other hosts can reach.
 	ProofSelf = "self-ping"
 	// ProofUnreached: a peer dialled this address for us (a reverse
-	// probe) and the connection did not arrive.
+	// probe) and the connection did not arrive. Its Detail is the
+	// probe's outcome (ProbeTimeout, ProbeRefused, ProbeProhibited,
+	// ProbeUnreachable).
 	ProofUnreached = "not-reached"
+)
+
+// Trust of a Proof: who gave it. Only a paired device, or one pairing
+// now (a phone loading the page, a join), orders the addresses; a
+// stranger's proof is recorded and moves nothing.
+const (
+	TrustPaired   = "paired"   // a device in the paired store, by its key
+	TrustPairing  = "pairing"  // a device pairing now (page, join, offer)
+	TrustVerified = "verified" // a device whose TLS key matched its beacon
+	TrustStranger = "stranger" // anyone else
 )
 
 // ReachedFresh is how long another host's connection counts as recent
@@ -38,6 +50,9 @@ type Proof struct {
 	// Via is how: the request path, "beacon report", "reverse probe".
 	Via    string `json:"via,omitempty"`
 	Detail string `json:"detail,omitempty"`
+	// Trust is who By is (TrustPaired … TrustStranger); empty is a
+	// stranger.
+	Trust string `json:"trust,omitempty"`
 }
 
 // Ranks of an Address, best first.

@@ -98,6 +98,7 @@ type Proof struct {
 	By     string    `json:"by,omitempty"`
 	Via    string    `json:"via,omitempty"`
 	Detail string    `json:"detail,omitempty"`
+	Trust  string    `json:"trust,omitempty"`
 }
 
 // Link is the kernel's facts about an interface.
