@@ -77,6 +77,30 @@ func (l *Links) LinkOf(a netip.Addr) string {
 	return ""
 }
 
+// Shares reports whether peer can reach our address own from its own
+// link: a link-local own address only from that very link (the zone's
+// interface), any other only from inside own's prefix. This is where a
+// reverse probe can hold; elsewhere a peer's silence says nothing.
+func (l *Links) Shares(own, peer netip.Addr) bool {
+	own, peer = own.Unmap(), peer.Unmap()
+	if !peer.IsValid() || peer.IsLoopback() || peer.IsMulticast() || peer.IsUnspecified() {
+		return false
+	}
+	if own.Is6() && own.IsLinkLocalUnicast() {
+		if peer.Is6() && peer.IsLinkLocalUnicast() {
+			return own.Zone() != "" && peer.Zone() == own.Zone()
+		}
+		return own.Zone() != "" && l.LinkOf(peer) == own.Zone()
+	}
+	own = own.WithZone("")
+	for _, p := range l.snapshot() {
+		if p.Addr() == own {
+			return p.Masked().Contains(peer.WithZone(""))
+		}
+	}
+	return false
+}
+
 func (l *Links) snapshot() []ifPrefix {
 	l.mu.Lock()
 	defer l.mu.Unlock()

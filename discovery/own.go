@@ -290,27 +290,29 @@ func (o *Own) keepObserved(ctx context.Context, found []Address) {
 }
 
 // Reached records that another host (by, from remote) connected to our
-// address local (via: what it asked for). It is the strongest proof an
-// address works; the first one re-ranks the addresses. A connection from
-// this host itself (a self-ping) is not another host.
-func (o *Own) Reached(local, remote netip.Addr, by, via string) {
+// address local (via: what it asked for; trust: who by is). It is the
+// strongest proof an address works; from a paired or pairing device it
+// ranks the address first. A stranger's is recorded and moves nothing.
+// A connection from this host itself (a self-ping) is not another host.
+func (o *Own) Reached(local, remote netip.Addr, by, via, trust string) {
 	local, remote = local.Unmap(), remote.Unmap()
 	if !local.IsValid() || local.IsLoopback() || !remote.IsValid() || remote.IsLoopback() ||
 		remote.WithZone("") == local.WithZone("") || o.cfg.IsOwn(remote) {
 		return
 	}
-	o.prove(local, Proof{Kind: ProofReached, At: time.Now(), By: by, Via: via, Detail: "from " + remote.String()})
+	o.prove(local, Proof{Kind: ProofReached, At: time.Now(), By: by, Via: via, Detail: "from " + remote.String(), Trust: trust})
 }
 
-// NotReached records that a peer dialled our address for us and nothing
-// arrived (a reverse probe).
-func (o *Own) NotReached(addr netip.Addr, by, why string) {
-	o.prove(addr.Unmap(), Proof{Kind: ProofUnreached, At: time.Now(), By: by, Via: "reverse probe", Detail: why})
+// NotReached records that a device (by, of trust) dialled our address
+// for us and the connection did not arrive (a reverse probe); outcome
+// is the probe's result (ProbeTimeout, ProbeRefused, …).
+func (o *Own) NotReached(addr netip.Addr, by, trust, outcome string) {
+	o.prove(addr.Unmap(), Proof{Kind: ProofUnreached, At: time.Now(), By: by, Via: "reverse probe", Detail: outcome, Trust: trust})
 }
 
-// prove records p for addr. When it can change the ranking (the first
-// proof of its kind, one that had gone stale, or an address not yet
-// known), the addresses are ranked again in the background.
+// prove records p for addr. When it can change the ranking (an
+// identified giver's proof that is new or had gone stale, or an address
+// not yet known), the addresses are ranked again in the background.
 func (o *Own) prove(addr netip.Addr, p Proof) {
 	key := addr.WithZone("")
 	o.mu.Lock()
@@ -318,22 +320,16 @@ func (o *Own) prove(addr netip.Addr, p Proof) {
 	if !had && len(o.proofs) >= maxObserved {
 		o.evictProofs()
 	}
-	prev := -1
-	for i, x := range old {
-		if x.Kind == p.Kind {
-			prev = i
-		}
-	}
-	rerank := prev < 0 || p.At.Sub(old[prev].At) >= ReachedFresh/2
-	// reached and not-reached contradict each other: the later wins.
-	if p.Kind == ProofReached || p.Kind == ProofUnreached {
-		rerank = rerank || slices.ContainsFunc(old, func(x Proof) bool {
-			return x.Kind == ProofUnreached || x.Kind == ProofReached && p.Kind == ProofUnreached
-		})
-	}
-	list := slices.DeleteFunc(slices.Clone(old), func(x Proof) bool { return x.Kind == p.Kind })
-	o.proofs[key] = append(list, p)
+	prev, seen := Address{Proofs: old}.latest(func(x Proof) bool { return x.Kind == p.Kind && x.By == p.By })
+	tmp := Address{Proofs: old}
+	tmp.addProof(p)
+	o.proofs[key] = tmp.Proofs
 	known := slices.ContainsFunc(o.addrs, func(a Address) bool { return a.IP.WithZone("") == key })
+	rerank := p.identified() && (!seen || p.At.Sub(prev.At) >= ReachedFresh/2 ||
+		// reached and not-reached contradict each other: the later wins.
+		slices.ContainsFunc(old, func(x Proof) bool {
+			return x.identified() && x.Kind != p.Kind && (x.Kind == ProofUnreached || x.Kind == ProofReached)
+		}))
 	o.mu.Unlock()
 	if !rerank && known {
 		return

@@ -3,6 +3,7 @@ package discovery
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -213,9 +214,12 @@ func TestTableCaps(t *testing.T) {
 }
 
 // TestOwnReached: a connection from another host to one of our addresses
-// is the strongest proof: the address gets it, ranks first, and shows up
-// even when no stage confirmed it; our own connections (a self-ping)
-// prove nothing; the proofs kept are capped.
+// is the strongest proof: the address gets it and shows up even when no
+// stage confirmed it, but only a paired or pairing device ranks it first;
+// a stranger's is kept and moves nothing. A not-reached moves the rank
+// only from a paired device or from two identified devices that agree.
+// Our own connections (a self-ping) prove nothing; the proofs kept are
+// capped.
 func TestOwnReached(t *testing.T) {
 	mine := netip.MustParseAddr("192.0.2.10")
 	o := NewOwn(OwnConfig{
@@ -226,32 +230,66 @@ func TestOwnReached(t *testing.T) {
 	o.Start()
 	defer o.Close()
 	<-o.Acquired()
-	o.Reached(mine, mine, "self", "http /confirm")
-	o.Reached(mine, netip.MustParseAddr("127.0.0.1"), "self", "http /confirm")
+	o.Reached(mine, mine, "self", "http /confirm", TrustPaired)
+	o.Reached(mine, netip.MustParseAddr("127.0.0.1"), "self", "http /confirm", TrustPaired)
 	time.Sleep(50 * time.Millisecond)
 	if got := o.IPs(); len(got) != 0 {
 		t.Fatalf("our own connections proved %v", got)
 	}
-	o.Reached(mine, netip.MustParseAddr("192.0.2.20"), "PEER-ID", "tls /v1/observed")
-	eventually(t, "the reached address is listed", func() bool { return len(o.IPs()) == 1 })
-	addrs, _, _ := o.Addresses()
-	a := addrs[0]
-	if a.IP != mine || a.Rank != RankReached || !strings.Contains(a.RankReason, "PEER-ID") {
+	rank := func() Address {
+		addrs, _, _ := o.Addresses()
+		if len(addrs) != 1 {
+			return Address{}
+		}
+		return addrs[0]
+	}
+	o.Reached(mine, netip.MustParseAddr("192.0.2.30"), "192.0.2.30", "http /nothing", TrustStranger)
+	eventually(t, "the address a stranger reached is listed", func() bool { return len(o.IPs()) == 1 })
+	if a := rank(); a.Rank == RankReached {
+		t.Fatalf("a stranger's request ranked the address first: %+v", a)
+	}
+	o.Reached(mine, netip.MustParseAddr("192.0.2.20"), "PEER-ID", "tls /v1/observed", TrustPaired)
+	eventually(t, "the address a paired device reached ranks first", func() bool { return rank().Rank == RankReached })
+	a := rank()
+	if !strings.Contains(a.RankReason, "PEER-ID") {
 		t.Fatalf("reached address: %+v", a)
 	}
-	if p, ok := a.proofOf(ProofReached); !ok || p.By != "PEER-ID" || p.Via != "tls /v1/observed" || !strings.Contains(p.Detail, "192.0.2.20") {
+	if p, ok := a.latest(func(p Proof) bool { return p.Kind == ProofReached && p.Trusted() }); !ok || p.By != "PEER-ID" || p.Via != "tls /v1/observed" || !strings.Contains(p.Detail, "192.0.2.20") {
 		t.Fatalf("proof: %+v", a.Proofs)
 	}
-	// A later reverse probe that could not get through demotes it.
-	o.NotReached(mine, "OTHER", ProbeTimeout)
-	eventually(t, "the address is demoted", func() bool {
-		addrs, _, _ := o.Addresses()
-		return len(addrs) == 1 && addrs[0].Rank == RankDemoted
-	})
+	// A stranger's and one identified device's not-reached move nothing.
+	o.NotReached(mine, "STRANGER", TrustStranger, ProbeTimeout)
+	o.NotReached(mine, "ONE", TrustVerified, ProbeTimeout)
+	time.Sleep(100 * time.Millisecond)
+	if a := rank(); a.Rank != RankReached {
+		t.Fatalf("one device's not-reached moved the rank: %+v", a)
+	}
+	// A second identified device that agrees does.
+	o.NotReached(mine, "TWO", TrustVerified, ProbeProhibited)
+	eventually(t, "two that agree demote it", func() bool { return rank().Rank == RankDemoted })
+	if a := rank(); !strings.Contains(a.RankReason, "not-reached") && !strings.Contains(a.RankReason, "nothing arrived") && !strings.Contains(a.RankReason, "prohibited") {
+		t.Fatalf("reason: %q", a.RankReason)
+	}
+	// A paired device's reach wins again; then its own not-reached
+	// demotes alone.
+	o.Reached(mine, netip.MustParseAddr("192.0.2.20"), "PEER-ID", "tls /v1/connect", TrustPaired)
+	eventually(t, "a later paired reach ranks it first", func() bool { return rank().Rank == RankReached })
+	o.NotReached(mine, "PEER-ID", TrustPaired, ProbeTimeout)
+	eventually(t, "a paired device's not-reached demotes it", func() bool { return rank().Rank == RankDemoted })
+	// A flood of strangers' proofs never pushes out the identified ones.
+	for i := range 50 {
+		o.Reached(mine, netip.AddrFrom4([4]byte{192, 0, 2, byte(100 + i)}), fmt.Sprint(i), "http /p", TrustStranger)
+	}
+	o.mu.Lock()
+	kept := slices.Clone(o.proofs[mine])
+	o.mu.Unlock()
+	if len(kept) > maxProofs || !slices.ContainsFunc(kept, func(p Proof) bool { return p.By == "PEER-ID" && p.Kind == ProofUnreached }) {
+		t.Fatalf("proofs after a flood: %+v", kept)
+	}
 	// Proofs for more addresses than a host has are not kept: those of
 	// addresses we no longer have make room.
 	for i := range 200 {
-		o.NotReached(netip.AddrFrom4([4]byte{198, 51, byte(i / 250), byte(i % 250)}), "X", ProbeTimeout)
+		o.NotReached(netip.AddrFrom4([4]byte{198, 51, byte(i / 250), byte(i % 250)}), "X", TrustPaired, ProbeTimeout)
 	}
 	o.mu.Lock()
 	n := len(o.proofs)

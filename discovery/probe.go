@@ -9,7 +9,8 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"syscall"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -58,48 +59,71 @@ type ProbeResult struct {
 }
 
 // DialConfirm is the prober's side: it dials target with the nonce, as a
-// self-ping would, and says what happened. It reads at most 4 KiB.
+// self-ping would, and says what happened. It reads at most 4 KiB. The
+// result names no status code or banner: a prober dials only the
+// requester's own address, and says only whether our listener answered.
 func DialConfirm(ctx context.Context, target netip.AddrPort, nonce string) ProbeResult {
 	res := ProbeResult{Addr: target.Addr()}
 	ctx, cancel := context.WithTimeout(ctx, ProbeDialTimeout)
 	defer cancel()
 	client := &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true,
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "tcp", target.String())
+			return DialClassified(ctx, target, netip.Addr{})
 		}}}
 	defer client.CloseIdleConnections()
 	u := fmt.Sprintf("http://probe%s?nonce=%s&addr=%s", ConfirmPath, nonce, target.Addr().WithZone(""))
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		res.Result, res.Error = ProbeError, err.Error()
+		res.Result, res.Error = ProbeError, "bad target"
 		return res
 	}
 	resp, err := client.Do(req)
 	if err != nil {
+		var de *DialError
 		switch {
+		case errors.As(err, &de):
+			res.Result = de.Outcome
 		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
-			res.Result, res.Error = ProbeTimeout, "connect timed out"
-		case errors.Is(err, syscall.ECONNREFUSED):
-			res.Result, res.Error = ProbeRefused, "connection refused"
+			res.Result = ProbeTimeout
 		default:
-			res.Result, res.Error = ProbeError, err.Error()
+			res.Result = ProbeError
 		}
+		res.Error = outcomeText[res.Result]
 		return res
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNoContent {
-		res.Result, res.Error = ProbeOtherHost, "answered "+resp.Status
+		res.Result, res.Error = ProbeOtherHost, outcomeText[ProbeOtherHost]
 		return res
 	}
 	res.Result = ProbeArrived
 	return res
 }
 
-// ProbeFunc asks a peer to dial targets; it returns who probed (a device
-// ID) and what the peer saw.
-type ProbeFunc func(ctx context.Context, targets []ProbeTarget) (by string, results []ProbeResult, err error)
+// outcomeText is the only text a probe result carries.
+var outcomeText = map[string]string{
+	ProbeTimeout:     "connect timed out",
+	ProbeRefused:     "connection refused",
+	ProbeProhibited:  "ICMP administratively prohibited",
+	ProbeUnreachable: "ICMP unreachable",
+	ProbeOtherHost:   "not the pairing listener",
+	ProbeError:       "connect failed",
+}
+
+// Prober is the device that did a reverse probe.
+type Prober struct {
+	ID string
+	// Trust is TrustPaired, or TrustVerified for a device whose TLS key
+	// matched its beacon at the address it was dialled.
+	Trust string
+}
+
+// ProbeFunc asks an identified device that shares target's link (and,
+// off link-local, its subnet) to dial target, from target itself (so
+// that the device sees the address is ours), skipping the devices in
+// skip. ErrNoProber: no such device.
+type ProbeFunc func(ctx context.Context, target ProbeTarget, skip []string) (Prober, ProbeResult, error)
 
 // prober runs the rounds of reverse probes of Own's addresses.
 type prober struct {
@@ -139,58 +163,73 @@ func (p *prober) loop(ctx context.Context) {
 	}
 }
 
-// round asks a peer to dial every address that no other host has
-// reached recently, and records what arrived: reached, or not-reached
-// when the connect was dropped or refused while the self-ping passed. It
-// reports whether a peer was asked.
+// round asks identified devices to dial every address that no paired
+// or pairing device has reached recently, each address by a device on
+// its link, and records what arrived. A not-reached from a device that
+// is not paired is checked by a second device: only two that agree move
+// the rank. An address no device shares a link with gets no probe: no
+// evidence, not a failure. It reports whether a device was asked.
 func (p *prober) round(ctx context.Context) bool {
-	o := p.own
-	addrs, _, _ := o.Addresses()
+	addrs, _, _ := p.own.Addresses()
 	now := time.Now()
-	var targets []ProbeTarget
-	waits := map[netip.Addr]func() (netip.AddrPort, bool){}
+	var todo []netip.Addr
 	for _, a := range addrs {
-		if pr, ok := a.proofOf(ProofReached); ok && now.Sub(pr.At) < ReachedFresh/2 {
+		if pr, ok := a.latest(func(x Proof) bool { return x.Kind == ProofReached && x.Trusted() }); ok && now.Sub(pr.At) < ReachedFresh/2 {
 			continue
 		}
-		if len(targets) == MaxProbeTargets {
+		if len(todo) == MaxProbeTargets {
 			break
 		}
-		nonce, arrived, done, err := o.cfg.Acquirer.Confirmer.Expect(a.IP)
-		if err != nil {
-			break
-		}
-		defer done()
-		targets = append(targets, ProbeTarget{Addr: a.IP, Nonce: nonce})
-		waits[a.IP] = arrived
+		todo = append(todo, a.IP)
 	}
-	if len(targets) == 0 {
-		return false
+	var asked atomic.Bool
+	var wg sync.WaitGroup
+	for _, ip := range todo {
+		wg.Go(func() {
+			var skip []string
+			for range 2 {
+				by, result, ok := p.one(ctx, ip, skip)
+				if !ok {
+					return
+				}
+				asked.Store(true)
+				if result == ProbeArrived || by.Trust == TrustPaired || result == ProbeError || result == ProbeOtherHost {
+					return
+				}
+				skip = append(skip, by.ID)
+			}
+		})
 	}
-	pctx, cancel := context.WithTimeout(ctx, 2*ProbeDialTimeout+time.Second)
-	by, results, err := p.probe(pctx, targets)
-	cancel()
-	if err != nil {
-		o.cfg.Logger.Debug("reverse probe: no peer could probe", "err", err)
-		return !errors.Is(err, ErrNoProber)
-	}
-	for _, r := range results {
-		arrived, ok := waits[r.Addr]
-		if !ok {
-			continue // not an address we asked about
-		}
-		if remote, came := arrived(); came {
-			o.Reached(r.Addr, remote.Addr(), by, "reverse probe")
-			continue
-		}
-		switch r.Result {
-		case ProbeTimeout, ProbeRefused:
-			o.cfg.Logger.Info("reverse probe: a peer could not reach our address", "addr", r.Addr, "by", by, "result", r.Result)
-			o.NotReached(r.Addr, by, r.Result)
-		}
-	}
-	return true
+	wg.Wait()
+	return asked.Load()
 }
 
-// ErrNoProber: no peer on our link to ask for a reverse probe.
-var ErrNoProber = errors.New("no peer on our link")
+// one has one device dial ip with a fresh nonce and records the outcome.
+func (p *prober) one(ctx context.Context, ip netip.Addr, skip []string) (Prober, string, bool) {
+	o := p.own
+	nonce, arrived, done, err := o.cfg.Acquirer.Confirmer.Expect(ip)
+	if err != nil {
+		return Prober{}, "", false
+	}
+	defer done()
+	pctx, cancel := context.WithTimeout(ctx, 2*ProbeDialTimeout+time.Second)
+	by, r, err := p.probe(pctx, ProbeTarget{Addr: ip, Nonce: nonce}, skip)
+	cancel()
+	if err != nil {
+		o.cfg.Logger.Debug("reverse probe: no device could probe", "addr", ip, "err", err)
+		return Prober{}, "", false
+	}
+	if remote, came := arrived(); came {
+		o.Reached(ip, remote.Addr(), by.ID, "reverse probe", by.Trust)
+		return by, ProbeArrived, true
+	}
+	switch r.Result {
+	case ProbeTimeout, ProbeRefused, ProbeProhibited, ProbeUnreachable:
+		o.cfg.Logger.Info("reverse probe: a device could not reach our address", "addr", ip, "by", by.ID, "trust", by.Trust, "result", r.Result)
+		o.NotReached(ip, by.ID, by.Trust, r.Result)
+	}
+	return by, r.Result, true
+}
+
+// ErrNoProber: no identified device shares the address's link.
+var ErrNoProber = errors.New("no identified device on this address's link")

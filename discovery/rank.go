@@ -65,34 +65,99 @@ const (
 	rankFamilyLL = 2
 )
 
-// proofOf returns the address's proof of kind, if any.
+// maxProofs caps the proofs one address keeps: one per kind and giver,
+// strangers' dropped first.
+const maxProofs = 8
+
+// Trusted reports whether the proof's giver may order the addresses: a
+// paired device, or one pairing now.
+func (p Proof) Trusted() bool { return p.Trust == TrustPaired || p.Trust == TrustPairing }
+
+// identified reports whether the giver proved who it is (its TLS key).
+func (p Proof) identified() bool { return p.Trusted() || p.Trust == TrustVerified }
+
+// proofOf returns the address's latest proof of kind, if any.
 func (a Address) proofOf(kind string) (Proof, bool) {
-	for _, p := range a.Proofs {
-		if p.Kind == kind {
-			return p, true
-		}
-	}
-	return Proof{}, false
+	return a.latest(func(p Proof) bool { return p.Kind == kind })
 }
 
-// addProof sets the address's proof of p's kind (one per kind, the
-// latest).
+// latest returns the latest of the address's proofs that match.
+func (a Address) latest(match func(Proof) bool) (Proof, bool) {
+	var best Proof
+	found := false
+	for _, p := range a.Proofs {
+		if match(p) && (!found || p.At.After(best.At)) {
+			best, found = p, true
+		}
+	}
+	return best, found
+}
+
+// addProof sets the address's proof of p's kind from p's giver (one per
+// kind and giver, the latest), at most maxProofs: a stranger's oldest
+// goes first.
 func (a *Address) addProof(p Proof) {
 	// A new slice: copies of the address handed out share the old one.
-	a.Proofs = append(slices.DeleteFunc(slices.Clone(a.Proofs), func(x Proof) bool { return x.Kind == p.Kind }), p)
-	slices.SortStableFunc(a.Proofs, func(x, y Proof) int { return proofOrder(x.Kind) - proofOrder(y.Kind) })
+	ps := slices.DeleteFunc(slices.Clone(a.Proofs), func(x Proof) bool { return x.Kind == p.Kind && x.By == p.By })
+	ps = append(ps, p)
+	for len(ps) > maxProofs {
+		victim := 0
+		for i, x := range ps {
+			v := ps[victim]
+			if x.identified() != v.identified() {
+				if !x.identified() {
+					victim = i
+				}
+				continue
+			}
+			if x.At.Before(v.At) {
+				victim = i
+			}
+		}
+		ps = slices.Delete(ps, victim, victim+1)
+	}
+	slices.SortStableFunc(ps, func(x, y Proof) int { return cmp.Or(proofOrder(x.Kind)-proofOrder(y.Kind), y.At.Compare(x.At)) })
+	a.Proofs = ps
 }
 
 func proofOrder(kind string) int {
 	return slices.Index([]string{ProofReached, ProofSeen, ProofSelf, ProofUnreached}, kind)
 }
 
+// notReached decides whether the address's not-reached proofs move its
+// rank: those newer than the last trusted reach count when a paired
+// device gave one, or two identified devices agree. It returns the proof
+// to name, and whether it counts.
+func (a Address) notReached(since time.Time) (Proof, bool) {
+	var paired, first Proof
+	var isPaired bool
+	givers := map[string]bool{}
+	for _, p := range a.Proofs {
+		if p.Kind != ProofUnreached || !p.At.After(since) || !p.identified() {
+			continue
+		}
+		if p.Trust == TrustPaired && (!isPaired || p.At.After(paired.At)) {
+			paired, isPaired = p, true
+		}
+		if len(givers) == 0 {
+			first = p
+		}
+		givers[p.By] = true
+	}
+	if isPaired {
+		return paired, true
+	}
+	return first, len(givers) >= 2
+}
+
 // rankAddresses fills in each address's link facts and rank, and sorts
-// them best first: addresses other hosts reached recently; then LAN links
-// with carrier; then the rest; below all of these tunnels and VPNs,
-// virtual links, links without carrier and addresses a peer could not
-// reach. Ties keep IPv4 before ULA before link-local, then the order of
-// the stages.
+// them best first: addresses that a paired or pairing device reached
+// recently; then LAN links with carrier; then the rest; below all of
+// these tunnels and VPNs, virtual links, links without carrier and
+// addresses that a paired device, or two identified devices, could not
+// reach. A stranger's proofs are kept and move nothing. Ties keep IPv4
+// before ULA and global IPv6 before link-local, then the order of the
+// stages.
 func rankAddresses(addrs []Address, links map[string]LinkFacts, now time.Time) {
 	for i := range addrs {
 		a := &addrs[i]
@@ -100,10 +165,13 @@ func rankAddresses(addrs []Address, links map[string]LinkFacts, now time.Time) {
 		if ok {
 			a.Link = &f
 		}
-		reached, isReached := a.proofOf(ProofReached)
+		reached, isReached := a.latest(func(p Proof) bool { return p.Kind == ProofReached && p.Trusted() })
 		isReached = isReached && now.Sub(reached.At) < ReachedFresh
-		unreached, isUnreached := a.proofOf(ProofUnreached)
-		isUnreached = isUnreached && (!isReached || unreached.At.After(reached.At))
+		var since time.Time
+		if isReached {
+			since = reached.At
+		}
+		unreached, isUnreached := a.notReached(since)
 		switch {
 		case ok && f.Class == ClassTunnel:
 			a.Rank, a.RankReason = RankDemoted, fmt.Sprintf("%s is %s: phones on the LAN cannot reach it", a.Interface, f.Why)
@@ -112,27 +180,42 @@ func rankAddresses(addrs []Address, links map[string]LinkFacts, now time.Time) {
 		case ok && !f.Carrier:
 			a.Rank, a.RankReason = RankDemoted, fmt.Sprintf("%s has no carrier (cable out or Wi-Fi gone; operstate %s)", a.Interface, f.OperState)
 		case isUnreached:
-			a.Rank, a.RankReason = RankDemoted, fmt.Sprintf("%s dialled it for us and nothing arrived (%s): a firewall on this host?", unreached.By, unreached.Detail)
+			a.Rank, a.RankReason = RankDemoted, unreachedReason(unreached)
 		case isReached:
-			a.Rank, a.RankReason = RankReached, fmt.Sprintf("another host (%s) reached it %s ago", reached.By, now.Sub(reached.At).Round(time.Second))
+			a.Rank, a.RankReason = RankReached, fmt.Sprintf("%s device %s reached it %s ago", reached.Trust, reached.By, now.Sub(reached.At).Round(time.Second))
 		case ok && f.Class == ClassLAN:
-			a.Rank, a.RankReason = RankLAN, fmt.Sprintf("%s is %s with carrier; no other host has reached it yet", a.Interface, f.Why)
+			a.Rank, a.RankReason = RankLAN, fmt.Sprintf("%s is %s with carrier; no paired device has reached it yet", a.Interface, f.Why)
 		default:
-			a.Rank, a.RankReason = RankOther, "the kernel says nothing about "+orDash(a.Interface)+"; no other host has reached it yet"
+			a.Rank, a.RankReason = RankOther, "the kernel says nothing about "+orDash(a.Interface)+"; no paired device has reached it yet"
 		}
 		if a.Rank == RankDemoted && isReached {
 			a.RankReason += fmt.Sprintf("; %s reached it %s ago", reached.By, now.Sub(reached.At).Round(time.Second))
 		}
 	}
 	slices.SortStableFunc(addrs, func(x, y Address) int {
-		return cmp.Or(x.Rank-y.Rank, boolOrder(x, y, ProofReached, now), family(x.IP)-family(y.IP), boolOrder(x, y, ProofSeen, now))
+		return cmp.Or(x.Rank-y.Rank, trustedOrder(x, y, now), family(x.IP)-family(y.IP))
 	})
 }
 
-// boolOrder puts the address with a fresh proof of kind first.
-func boolOrder(x, y Address, kind string, now time.Time) int {
+// unreachedReason says what a counted not-reached shows, naming a
+// filter only when an ICMP "administratively prohibited" came back.
+func unreachedReason(p Proof) string {
+	switch p.Detail {
+	case ProbeProhibited:
+		return fmt.Sprintf("%s device %s dialled it and got ICMP administratively prohibited: a packet filter (here or between) rejects it", p.Trust, p.By)
+	case ProbeRefused:
+		return fmt.Sprintf("%s device %s dialled it and got a reset: something there refuses the pairing port", p.Trust, p.By)
+	case ProbeUnreachable:
+		return fmt.Sprintf("%s device %s dialled it and its network could not deliver (host unreachable)", p.Trust, p.By)
+	}
+	return fmt.Sprintf("%s device %s dialled it and nothing arrived (%s)", p.Trust, p.By, cmp.Or(p.Detail, "no answer"))
+}
+
+// trustedOrder puts the address a paired or pairing device reached
+// recently first.
+func trustedOrder(x, y Address, now time.Time) int {
 	has := func(a Address) int {
-		if p, ok := a.proofOf(kind); ok && now.Sub(p.At) < ReachedFresh {
+		if p, ok := a.latest(func(p Proof) bool { return p.Kind == ProofReached && p.Trusted() }); ok && now.Sub(p.At) < ReachedFresh {
 			return 0
 		}
 		return 1

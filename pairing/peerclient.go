@@ -34,9 +34,18 @@ const (
 // postPinned POSTs body to path on the device fp at to, over TLS pinned to
 // its fingerprint with id as the client certificate.
 func postPinned(ctx context.Context, id *Identity, fp ident.Fingerprint, to netip.AddrPort, path string, body []byte) (*http.Response, []byte, error) {
+	return postPinnedFrom(ctx, id, fp, netip.Addr{}, to, path, body)
+}
+
+// postPinnedFrom is postPinned from the local address from (when valid).
+func postPinnedFrom(ctx context.Context, id *Identity, fp ident.Fingerprint, from netip.Addr, to netip.AddrPort, path string, body []byte) (*http.Response, []byte, error) {
 	tr := &http.Transport{Proxy: nil, DisableKeepAlives: true,
 		DialTLSContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			dl := tls.Dialer{Config: pinnedConfig(id, fp)}
+			nd := &net.Dialer{}
+			if from.IsValid() {
+				nd.LocalAddr = &net.TCPAddr{IP: from.AsSlice(), Zone: from.Zone()}
+			}
+			dl := tls.Dialer{NetDialer: nd, Config: pinnedConfig(id, fp)}
 			return dl.DialContext(ctx, "tcp", to.String())
 		}}
 	defer tr.CloseIdleConnections()
@@ -68,10 +77,12 @@ func TellObserved(ctx context.Context, id *Identity, to netip.AddrPort, fp ident
 }
 
 // RequestProbe asks the device fp, at to, to dial targets (our addresses,
-// on our listener port) and returns what it saw: a reverse probe.
-func RequestProbe(ctx context.Context, id *Identity, to netip.AddrPort, fp ident.Fingerprint, targets []discovery.ProbeTarget) ([]discovery.ProbeResult, error) {
+// on our listener port) and returns what it saw: a reverse probe. The
+// request comes from the local address from: the device dials only the
+// address a request came from.
+func RequestProbe(ctx context.Context, id *Identity, from netip.Addr, to netip.AddrPort, fp ident.Fingerprint, targets []discovery.ProbeTarget) ([]discovery.ProbeResult, error) {
 	body, _ := json.Marshal(ProbeRequest{Targets: targets})
-	resp, b, err := postPinned(ctx, id, fp, to, PathProbe, body)
+	resp, b, err := postPinnedFrom(ctx, id, fp, from, to, PathProbe, body)
 	if err != nil {
 		return nil, err
 	}

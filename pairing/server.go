@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lanpairing/pairing/discovery"
 	"github.com/lanpairing/pairing/internal/ident"
 )
 
@@ -53,11 +54,24 @@ type ServerHooks struct {
 	// certificate), which came from remote to our local address; an
 	// error refuses it (403).
 	OnProbe func(ctx context.Context, req *ProbeRequest, by ident.Fingerprint, local, remote netip.Addr) (*ProbeResponse, error)
-	// OnRequest is called for every request, TLS and plain, with the
-	// local address it arrived on, where it came from, who sent it (a
-	// client certificate's device ID, or the remote address) and what it
-	// asked for: the proof that another host reached that address.
-	OnRequest func(local, remote netip.Addr, by, via string)
+	// OnRequest is called for every request, TLS and plain: the proof
+	// that another host reached the address it arrived on.
+	OnRequest func(Arrival)
+}
+
+// Arrival is a request from another host, as evidence about the local
+// address it arrived on.
+type Arrival struct {
+	Local, Remote netip.Addr
+	// Peer is the client certificate's fingerprint (zero without one).
+	Peer ident.Fingerprint
+	// By is the device ID, or the remote address of a host without a
+	// certificate; Via is what it asked for ("tls /v1/pair").
+	By, Via string
+	// Trust is discovery's TrustPaired (a paired device's key),
+	// TrustPairing (a pairing that succeeded, a browser's offer that was
+	// answered) or TrustStranger.
+	Trust string
 }
 
 // Serve starts serving ln in the background.
@@ -242,16 +256,61 @@ func (s *Server) record(h http.Handler, scheme string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 		remote, err := netip.ParseAddrPort(r.RemoteAddr)
-		if tcp, ok := local.(*net.TCPAddr); ok && err == nil {
-			by := remote.Addr().Unmap().String()
-			if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
-				by = ident.Of(r.TLS.PeerCertificates[0].Raw).ID()
-			}
-			s.Hooks.OnRequest(tcp.AddrPort().Addr(), remote.Addr(), by, scheme+" "+safePath(r.URL.Path))
+		tcp, ok := local.(*net.TCPAddr)
+		if !ok || err != nil {
+			h.ServeHTTP(w, r)
+			return
 		}
-		h.ServeHTTP(w, r)
+		a := Arrival{Local: tcp.AddrPort().Addr(), Remote: remote.Addr(), By: remote.Addr().Unmap().String(),
+			Via: scheme + " " + safePath(r.URL.Path), Trust: discovery.TrustStranger}
+		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+			a.Peer = ident.Of(r.TLS.PeerCertificates[0].Raw)
+			a.By = a.Peer.ID()
+			if _, paired := s.Store.Get(a.Peer); paired {
+				a.Trust = discovery.TrustPaired
+			}
+		}
+		// A pairing, or a browser's offer, counts once it succeeded.
+		pairs := r.Method == http.MethodPost && (r.TLS != nil && r.URL.Path == PathPair || r.TLS == nil && r.URL.Path == PathOffer)
+		if !pairs || a.Trust == discovery.TrustPaired {
+			s.Hooks.OnRequest(a)
+			h.ServeHTTP(w, r)
+			return
+		}
+		sw := &statusWriter{ResponseWriter: w}
+		h.ServeHTTP(sw, r)
+		if sw.status == http.StatusOK {
+			a.Trust = discovery.TrustPairing
+		}
+		s.Hooks.OnRequest(a)
 	})
 }
+
+// PathOffer is where the page posts its WebRTC offer (plain HTTP).
+const PathOffer = "/p/offer"
+
+// statusWriter notes the status a handler answered.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // safePath is p when it is short and plain, for a record a stranger's
 // request may fill.

@@ -122,7 +122,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 			return pairing.TellObserved(ctx, d.id, to, fp)
 		},
 		OnNewPeer: func() { d.own.ProbeSoon() }})
-	probes := newProbes(d.id, d.nbrs, links)
+	probes := newProbes(d.id, d.nbrs, links, d.store)
 	d.own = discovery.NewOwn(discovery.OwnConfig{
 		Acquirer: &discovery.Acquirer{Confirmer: confirmer, Interfaces: d.ifs.List,
 			Peers: discovery.BeaconReports(bc, discovery.DefaultReportGrace), Logger: d.cfg.Logger},
@@ -145,7 +145,12 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	plain.Handle("GET /favicon.ico", page)
 	plain.HandleFunc("POST /p/offer", d.sess.ServeOffer)
 	d.server = &pairing.Server{Identity: d.id, Window: d.window, Store: d.store, Name: d.nbrs.Name, Plain: plain, Self: d.own.IPs, Logger: d.cfg.Logger,
-		Hooks: pairing.ServerHooks{OnObserved: d.observed, OnRequest: d.own.Reached, OnProbe: probes.serve}, TLS: d.sess.Handler()}
+		Hooks: pairing.ServerHooks{OnObserved: d.observed, OnRequest: func(a pairing.Arrival) {
+			d.own.Reached(a.Local, a.Remote, a.By, a.Via, a.Trust)
+			if !a.Peer.IsZero() {
+				probes.verify(a.Peer, a.Remote)
+			}
+		}, OnProbe: probes.serve}, TLS: d.sess.Handler()}
 	d.svc = newService(d.cfg.Logger, d.Status, d.own.Acquired())
 
 	d.server.Serve(ln)

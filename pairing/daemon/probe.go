@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"sync"
@@ -32,9 +33,12 @@ const (
 	probeAsk = 2
 )
 
+// maxVerified caps the devices whose proven addresses we remember.
+const maxVerified = 128
+
 // Refusals of a reverse probe request.
 var (
-	errProbeStranger = errors.New("reverse probes only for devices in our peer table")
+	errProbeStranger = errors.New("reverse probes only for devices in our peer table or paired")
 	errProbeOffLink  = errors.New("reverse probes only for requests from our own link")
 	errProbeRate     = errors.New("too many reverse probe requests; try later")
 )
@@ -45,24 +49,67 @@ type probes struct {
 	id    *pairing.Identity
 	nbrs  *discovery.Neighbours
 	links *discovery.Links
+	store *pairing.Store
 
 	mu        sync.Mutex
 	perSource limit.PerSource
 	total     *rate.Limiter
+	// verified are addresses where a device showed its key (a pinned
+	// TLS exchange that succeeded), by device; at most maxVerified.
+	verified map[ident.Fingerprint]verifiedAt
 }
 
-func newProbes(id *pairing.Identity, nbrs *discovery.Neighbours, links *discovery.Links) *probes {
-	return &probes{id: id, nbrs: nbrs, links: links,
+// verifiedAt is where and when a device last showed its key.
+type verifiedAt struct {
+	addrs []netip.Addr
+	at    time.Time
+}
+
+func newProbes(id *pairing.Identity, nbrs *discovery.Neighbours, links *discovery.Links, store *pairing.Store) *probes {
+	return &probes{id: id, nbrs: nbrs, links: links, store: store,
 		perSource: limit.PerSource{Rate: probesPerSource, Burst: probeBurst, Max: probeSources},
-		total:     rate.NewLimiter(probesTotal, 8)}
+		total:     rate.NewLimiter(probesTotal, 8), verified: map[ident.Fingerprint]verifiedAt{}}
 }
 
-// serve dials the targets of by's request on by's announced port: only
-// for a device in the peer table, from our link, to addresses it
-// announced on the link the request came in on, within the rate limits.
+// verify records that fp showed its key at a (a TLS exchange pinned to
+// it, either way).
+func (p *probes) verify(fp ident.Fingerprint, a netip.Addr) {
+	a = a.Unmap()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	v, ok := p.verified[fp]
+	if !ok && len(p.verified) >= maxVerified {
+		var oldest ident.Fingerprint
+		var at time.Time
+		for k, x := range p.verified {
+			if at.IsZero() || x.at.Before(at) {
+				oldest, at = k, x.at
+			}
+		}
+		delete(p.verified, oldest)
+	}
+	v.addrs = append(slices.DeleteFunc(v.addrs, func(x netip.Addr) bool { return x == a }), a)
+	if len(v.addrs) > 4 {
+		v.addrs = v.addrs[len(v.addrs)-4:]
+	}
+	v.at = time.Now()
+	p.verified[fp] = v
+}
+
+// serve dials for the device by the one address it showed is its own:
+// the one its request came from, with its key (a TCP handshake cannot
+// come from an address it does not hold). Only on our link, on the
+// device's listener port (its beacon's, or the paired store's), within
+// the rate limits. Results say only whether our dial reached its
+// listener: nothing about other hosts.
 func (p *probes) serve(ctx context.Context, req *pairing.ProbeRequest, by ident.Fingerprint, local, remote netip.Addr) (*pairing.ProbeResponse, error) {
-	at := p.nbrs.Lookup(by)
-	if len(at) == 0 {
+	var port uint16
+	if at := p.nbrs.Lookup(by); len(at) > 0 {
+		port = at[0].Port()
+	} else if pp, ok := p.store.Get(by); ok {
+		port = pp.Port
+	}
+	if port == 0 {
 		return nil, errProbeStranger
 	}
 	link := p.links.LinkOf(local)
@@ -75,7 +122,7 @@ func (p *probes) serve(ctx context.Context, req *pairing.ProbeRequest, by ident.
 	if !ok {
 		return nil, errProbeRate
 	}
-	port := at[0].Port()
+	p.verify(by, remote)
 	resp := &pairing.ProbeResponse{Results: make([]discovery.ProbeResult, len(req.Targets))}
 	var wg sync.WaitGroup
 	for i, t := range req.Targets {
@@ -83,9 +130,8 @@ func (p *probes) serve(ctx context.Context, req *pairing.ProbeRequest, by ident.
 		if a.Is6() && a.IsLinkLocalUnicast() {
 			a = a.WithZone(link) // the link the request came in on
 		}
-		announced := slices.ContainsFunc(at, func(x netip.AddrPort) bool { return x.Addr().WithZone("") == a.WithZone("") })
-		if !announced || p.links.LinkOf(a) != link || p.links.IsOwn(a) {
-			resp.Results[i] = discovery.ProbeResult{Addr: t.Addr, Result: discovery.ProbeDenied, Error: "only the caller's announced addresses on the link the request came from"}
+		if a.WithZone("") != remote.Unmap().WithZone("") || p.links.IsOwn(a) {
+			resp.Results[i] = discovery.ProbeResult{Addr: t.Addr, Result: discovery.ProbeDenied, Error: "only the address the request came from"}
 			continue
 		}
 		wg.Go(func() {
@@ -98,23 +144,111 @@ func (p *probes) serve(ctx context.Context, req *pairing.ProbeRequest, by ident.
 	return resp, nil
 }
 
-// ask asks a peer on our link, the most recently seen first, to dial
-// targets.
-func (p *probes) ask(ctx context.Context, targets []discovery.ProbeTarget) (string, []discovery.ProbeResult, error) {
-	peers := slices.DeleteFunc(p.nbrs.Peers(), func(x discovery.Peer) bool {
-		return x.Port == 0 || len(x.Addresses) == 0 || !p.links.OnLink(x.Addresses[0])
-	})
-	slices.SortFunc(peers, func(x, y discovery.Peer) int { return y.LastSeen.Compare(x.LastSeen) })
-	if len(peers) == 0 {
-		return "", nil, discovery.ErrNoProber
+// prober is a device we may ask, at addresses that share a link with
+// the target.
+type proberAt struct {
+	fp    ident.Fingerprint
+	id    string
+	name  string
+	trust string
+	addrs []netip.AddrPort
+	seen  time.Time
+}
+
+// candidates are the identified devices that share target's link, in
+// the order to ask them: paired devices first, then those that showed
+// their key before, then the others (whose key the pinned dial checks
+// before anything is sent); the most recently seen first within each.
+// Each is dialled at the addresses it showed its key at, then at those
+// it announced or we stored, and only where they share target's link.
+func (p *probes) candidates(target netip.Addr, skip []string) []proberAt {
+	byFP := map[ident.Fingerprint]*proberAt{}
+	add := func(fp ident.Fingerprint, name string, port uint16, seen time.Time, addrs ...netip.Addr) {
+		if fp == p.id.Fingerprint || port == 0 || slices.Contains(skip, fp.ID()) {
+			return
+		}
+		c := byFP[fp]
+		if c == nil {
+			c = &proberAt{fp: fp, id: fp.ID(), name: name, trust: discovery.TrustVerified}
+			if _, ok := p.store.Get(fp); ok {
+				c.trust = discovery.TrustPaired
+			}
+			byFP[fp] = c
+		}
+		if seen.After(c.seen) {
+			c.seen = seen
+		}
+		for _, a := range addrs {
+			ap := netip.AddrPortFrom(a.Unmap(), port)
+			if p.links.Shares(target, ap.Addr()) && !slices.Contains(c.addrs, ap) {
+				c.addrs = append(c.addrs, ap)
+			}
+		}
+	}
+	p.mu.Lock()
+	verified := maps.Clone(p.verified)
+	p.mu.Unlock()
+	peers := p.nbrs.Peers()
+	portOf := func(fp ident.Fingerprint) uint16 {
+		for _, x := range peers {
+			if x.Fingerprint == fp {
+				return x.Port
+			}
+		}
+		pp, _ := p.store.Get(fp)
+		return pp.Port
+	}
+	for fp, v := range verified {
+		add(fp, "", portOf(fp), v.at, v.addrs...)
+	}
+	for _, pp := range p.store.List() {
+		add(pp.Fingerprint, pp.Name, cmp.Or(portOf(pp.Fingerprint), pp.Port), pp.LastSeen, pp.Addresses...)
+	}
+	for _, x := range peers {
+		add(x.Fingerprint, x.Name, x.Port, x.LastSeen, x.Addresses...)
+	}
+	var out []proberAt
+	for _, c := range byFP {
+		if len(c.addrs) > 0 {
+			out = append(out, *c)
+		}
+	}
+	rank := func(c proberAt) int {
+		switch {
+		case c.trust == discovery.TrustPaired:
+			return 0
+		case len(verified[c.fp].addrs) > 0:
+			return 1
+		}
+		return 2
+	}
+	slices.SortFunc(out, func(x, y proberAt) int { return cmp.Or(rank(x)-rank(y), y.seen.Compare(x.seen)) })
+	return out
+}
+
+// ask has an identified device on target's link dial target, asking it
+// from target itself; it tries at most probeAsk devices.
+func (p *probes) ask(ctx context.Context, target discovery.ProbeTarget, skip []string) (discovery.Prober, discovery.ProbeResult, error) {
+	cands := p.candidates(target.Addr, skip)
+	if len(cands) == 0 {
+		return discovery.Prober{}, discovery.ProbeResult{}, discovery.ErrNoProber
 	}
 	var errs []error
-	for _, x := range peers[:min(len(peers), probeAsk)] {
-		res, err := pairing.RequestProbe(ctx, p.id, netip.AddrPortFrom(x.Addresses[0], x.Port), x.Fingerprint, targets)
-		if err == nil {
-			return x.ID, res, nil
+	for _, c := range cands[:min(len(cands), probeAsk)] {
+		for _, at := range c.addrs[:min(len(c.addrs), 2)] {
+			res, err := pairing.RequestProbe(ctx, p.id, target.Addr, at, c.fp, []discovery.ProbeTarget{target})
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s at %s: %w", cmp.Or(c.name, c.id), at, err))
+				continue
+			}
+			p.verify(c.fp, at.Addr())
+			for _, r := range res {
+				if r.Addr.WithZone("") == target.Addr.WithZone("") {
+					return discovery.Prober{ID: c.id, Trust: c.trust}, r, nil
+				}
+			}
+			errs = append(errs, fmt.Errorf("%s: no result for %s", cmp.Or(c.name, c.id), target.Addr))
 		}
-		errs = append(errs, fmt.Errorf("%s: %w", cmp.Or(x.Name, x.ID), err))
 	}
-	return "", nil, errors.Join(errs...)
+	return discovery.Prober{}, discovery.ProbeResult{}, errors.Join(errs...)
 }
