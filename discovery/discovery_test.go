@@ -149,6 +149,13 @@ func TestRankAddresses(t *testing.T) {
 		// nothing: link facts decide.
 		{IP: ip("10.3.0.1"), Interface: "eth0", Proofs: []Proof{{Kind: ProofReached, At: now, By: "10.3.0.9", Trust: TrustStranger}, self[0]}},
 		{IP: ip("10.4.0.1"), Interface: "eth0", Proofs: []Proof{{Kind: ProofUnreached, At: now, By: "IJKL", Detail: "timeout", Trust: TrustVerified}, self[0]}},
+		// Two devices that "agree" it is not reached, contradicted by a
+		// later reach (a connection that really arrived): claims lose.
+		{IP: ip("10.6.0.1"), Interface: "eth0", Proofs: []Proof{{Kind: ProofUnreached, At: now.Add(-2 * time.Second), By: "Q1", Detail: "timeout", Trust: TrustVerified},
+			{Kind: ProofUnreached, At: now.Add(-2 * time.Second), By: "Q2", Detail: "timeout", Trust: TrustVerified},
+			{Kind: ProofReached, At: now.Add(-time.Second), By: "Q3", Trust: TrustVerified}, self[0]}},
+		// A device that proved its key reached it: first among equals.
+		{IP: ip("10.5.0.1"), Interface: "eth0", Proofs: []Proof{{Kind: ProofReached, At: now, By: "MNOP", Trust: TrustVerified}, self[0]}},
 		{IP: ip("10.2.0.1"), Interface: "eth0", Proofs: []Proof{{Kind: ProofReached, At: now.Add(-ReachedFresh - time.Second)}, self[0]}},
 	}
 	rankAddresses(addrs, links, now)
@@ -156,7 +163,7 @@ func TestRankAddresses(t *testing.T) {
 	for _, a := range addrs {
 		got = append(got, fmt.Sprintf("%s:%d", a.IP, a.Rank))
 	}
-	want := []string{"172.17.0.2:1", "192.168.0.7:2", "10.3.0.1:2", "10.4.0.1:2", "10.2.0.1:2", "fe80::1%eth0:2", "10.0.0.9:3", "10.8.0.2:4", "10.9.0.1:4", "192.168.1.5:4", "10.1.0.1:4"}
+	want := []string{"172.17.0.2:1", "10.6.0.1:2", "10.5.0.1:2", "192.168.0.7:2", "10.3.0.1:2", "10.4.0.1:2", "10.2.0.1:2", "fe80::1%eth0:2", "10.0.0.9:3", "10.8.0.2:4", "10.9.0.1:4", "192.168.1.5:4", "10.1.0.1:4"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("ranked\n%v\nwant\n%v", got, want)
 	}
@@ -165,12 +172,12 @@ func TestRankAddresses(t *testing.T) {
 			t.Errorf("%s has no rank reason", a.IP)
 		}
 	}
-	if r := addrs[7].RankReason; !strings.Contains(r, "tun0") || !strings.Contains(r, "cannot reach") {
+	if r := addrs[9].RankReason; !strings.Contains(r, "tun0") || !strings.Contains(r, "cannot reach") {
 		t.Errorf("the VPN's reason: %q", r)
 	}
 	// A timeout is no evidence of a firewall: the reason says what
 	// happened, and blames nothing.
-	if r := addrs[10].RankReason; !strings.Contains(r, "EFGH") || !strings.Contains(r, "nothing arrived") || strings.Contains(r, "firewall") {
+	if r := addrs[12].RankReason; !strings.Contains(r, "EFGH") || !strings.Contains(r, "nothing arrived") || strings.Contains(r, "firewall") {
 		t.Errorf("the unreached address's reason: %q", r)
 	}
 }

@@ -83,7 +83,7 @@ func (l *Links) LinkOf(a netip.Addr) string {
 // reverse probe can hold; elsewhere a peer's silence says nothing.
 func (l *Links) Shares(own, peer netip.Addr) bool {
 	own, peer = own.Unmap(), peer.Unmap()
-	if !peer.IsValid() || peer.IsLoopback() || peer.IsMulticast() || peer.IsUnspecified() {
+	if !peer.IsValid() || peer.IsLoopback() || peer.IsMulticast() || peer.IsUnspecified() || own.Is4() != peer.Is4() {
 		return false
 	}
 	if own.Is6() && own.IsLinkLocalUnicast() {

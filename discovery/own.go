@@ -320,7 +320,7 @@ func (o *Own) prove(addr netip.Addr, p Proof) {
 	if !had && len(o.proofs) >= maxObserved {
 		o.evictProofs()
 	}
-	prev, seen := Address{Proofs: old}.latest(func(x Proof) bool { return x.Kind == p.Kind && x.By == p.By })
+	prev, seen := Address{Proofs: old}.latest(func(x Proof) bool { return x.Kind == p.Kind && x.By == p.By && x.Trust == p.Trust })
 	tmp := Address{Proofs: old}
 	tmp.addProof(p)
 	o.proofs[key] = tmp.Proofs

@@ -141,14 +141,23 @@ func (p *prober) soon() {
 }
 
 // loop runs a round after soon, at most one per probeEvery that reached
-// a peer (a round that found none does not hold back the next).
+// a peer (a round that found none does not hold back the next). While
+// some address found no device on its link, it tries again after
+// probeEvery, doubling up to probeRetryMax: a peer's announce may list
+// that link's address only later.
 func (p *prober) loop(ctx context.Context) {
 	var last time.Time
+	var retry time.Duration
 	for {
+		var again <-chan time.Time
+		if retry > 0 {
+			again = time.After(retry)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-p.now:
+		case <-again:
 		}
 		if wait := probeEvery - time.Since(last); wait > 0 {
 			select {
@@ -157,19 +166,30 @@ func (p *prober) loop(ctx context.Context) {
 			case <-time.After(wait):
 			}
 		}
-		if p.round(ctx) {
+		asked, missing := p.round(ctx)
+		if asked {
 			last = time.Now()
+		}
+		if missing {
+			retry = min(max(2*retry, probeEvery), probeRetryMax)
+		} else {
+			retry = 0
 		}
 	}
 }
+
+// probeRetryMax bounds the wait between rounds for addresses that found
+// no device on their link.
+const probeRetryMax = 5 * time.Minute
 
 // round asks identified devices to dial every address that no paired
 // or pairing device has reached recently, each address by a device on
 // its link, and records what arrived. A not-reached from a device that
 // is not paired is checked by a second device: only two that agree move
 // the rank. An address no device shares a link with gets no probe: no
-// evidence, not a failure. It reports whether a device was asked.
-func (p *prober) round(ctx context.Context) bool {
+// evidence, not a failure. It reports whether a device was asked, and
+// whether some address found none.
+func (p *prober) round(ctx context.Context) (asked, missing bool) {
 	addrs, _, _ := p.own.Addresses()
 	now := time.Now()
 	var todo []netip.Addr
@@ -182,17 +202,20 @@ func (p *prober) round(ctx context.Context) bool {
 		}
 		todo = append(todo, a.IP)
 	}
-	var asked atomic.Bool
+	var anyAsked, anyMissing atomic.Bool
 	var wg sync.WaitGroup
 	for _, ip := range todo {
 		wg.Go(func() {
 			var skip []string
-			for range 2 {
+			for i := range 2 {
 				by, result, ok := p.one(ctx, ip, skip)
 				if !ok {
+					if i == 0 {
+						anyMissing.Store(true)
+					}
 					return
 				}
-				asked.Store(true)
+				anyAsked.Store(true)
 				if result == ProbeArrived || by.Trust == TrustPaired || result == ProbeError || result == ProbeOtherHost {
 					return
 				}
@@ -201,7 +224,7 @@ func (p *prober) round(ctx context.Context) bool {
 		})
 	}
 	wg.Wait()
-	return asked.Load()
+	return anyAsked.Load(), anyMissing.Load()
 }
 
 // one has one device dial ip with a fresh nonce and records the outcome.
@@ -209,6 +232,7 @@ func (p *prober) one(ctx context.Context, ip netip.Addr, skip []string) (Prober,
 	o := p.own
 	nonce, arrived, done, err := o.cfg.Acquirer.Confirmer.Expect(ip)
 	if err != nil {
+		o.cfg.Logger.Debug("reverse probe: not now", "addr", ip, "err", err)
 		return Prober{}, "", false
 	}
 	defer done()
@@ -219,6 +243,7 @@ func (p *prober) one(ctx context.Context, ip netip.Addr, skip []string) (Prober,
 		o.cfg.Logger.Debug("reverse probe: no device could probe", "addr", ip, "err", err)
 		return Prober{}, "", false
 	}
+	o.cfg.Logger.Debug("reverse probe", "addr", ip, "by", by.ID, "trust", by.Trust, "result", r.Result)
 	if remote, came := arrived(); came {
 		o.Reached(ip, remote.Addr(), by.ID, "reverse probe", by.Trust)
 		return by, ProbeArrived, true

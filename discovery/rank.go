@@ -93,12 +93,13 @@ func (a Address) latest(match func(Proof) bool) (Proof, bool) {
 	return best, found
 }
 
-// addProof sets the address's proof of p's kind from p's giver (one per
-// kind and giver, the latest), at most maxProofs: a stranger's oldest
+// addProof sets the address's proof of p's kind from p's giver at p's
+// trust (one per kind, giver and trust, the latest: a device's request
+// as a stranger never replaces its reverse probe), at most maxProofs: a stranger's oldest
 // goes first.
 func (a *Address) addProof(p Proof) {
 	// A new slice: copies of the address handed out share the old one.
-	ps := slices.DeleteFunc(slices.Clone(a.Proofs), func(x Proof) bool { return x.Kind == p.Kind && x.By == p.By })
+	ps := slices.DeleteFunc(slices.Clone(a.Proofs), func(x Proof) bool { return x.Kind == p.Kind && x.By == p.By && x.Trust == p.Trust })
 	ps = append(ps, p)
 	for len(ps) > maxProofs {
 		victim := 0
@@ -125,24 +126,42 @@ func proofOrder(kind string) int {
 }
 
 // notReached decides whether the address's not-reached proofs move its
-// rank: those newer than the last trusted reach count when a paired
-// device gave one, or two identified devices agree. It returns the proof
-// to name, and whether it counts.
-func (a Address) notReached(since time.Time) (Proof, bool) {
+// rank. A paired device's counts when it is newer than the last reach
+// by a paired or pairing device. Otherwise two identified devices must
+// agree, and no identified device may have reached the address since:
+// a reach is a connection that really arrived, a not-reached only a
+// claim, so a device that proved its key (or two made up by one
+// stranger) cannot talk away a proof. It returns the proof to name, and
+// whether it counts.
+func (a Address) notReached(now time.Time) (Proof, bool) {
+	lastTrusted, lastIdentified := time.Time{}, time.Time{}
+	for _, p := range a.Proofs {
+		if p.Kind != ProofReached || now.Sub(p.At) >= ReachedFresh {
+			continue
+		}
+		if p.Trusted() && p.At.After(lastTrusted) {
+			lastTrusted = p.At
+		}
+		if p.identified() && p.At.After(lastIdentified) {
+			lastIdentified = p.At
+		}
+	}
 	var paired, first Proof
 	var isPaired bool
 	givers := map[string]bool{}
 	for _, p := range a.Proofs {
-		if p.Kind != ProofUnreached || !p.At.After(since) || !p.identified() {
+		if p.Kind != ProofUnreached || !p.identified() {
 			continue
 		}
-		if p.Trust == TrustPaired && (!isPaired || p.At.After(paired.At)) {
+		if p.Trust == TrustPaired && p.At.After(lastTrusted) && (!isPaired || p.At.After(paired.At)) {
 			paired, isPaired = p, true
 		}
-		if len(givers) == 0 {
-			first = p
+		if p.At.After(lastIdentified) {
+			if len(givers) == 0 {
+				first = p
+			}
+			givers[p.By] = true
 		}
-		givers[p.By] = true
 	}
 	if isPaired {
 		return paired, true
@@ -167,11 +186,7 @@ func rankAddresses(addrs []Address, links map[string]LinkFacts, now time.Time) {
 		}
 		reached, isReached := a.latest(func(p Proof) bool { return p.Kind == ProofReached && p.Trusted() })
 		isReached = isReached && now.Sub(reached.At) < ReachedFresh
-		var since time.Time
-		if isReached {
-			since = reached.At
-		}
-		unreached, isUnreached := a.notReached(since)
+		unreached, isUnreached := a.notReached(now)
 		switch {
 		case ok && f.Class == ClassTunnel:
 			a.Rank, a.RankReason = RankDemoted, fmt.Sprintf("%s is %s: phones on the LAN cannot reach it", a.Interface, f.Why)
@@ -193,7 +208,8 @@ func rankAddresses(addrs []Address, links map[string]LinkFacts, now time.Time) {
 		}
 	}
 	slices.SortStableFunc(addrs, func(x, y Address) int {
-		return cmp.Or(x.Rank-y.Rank, trustedOrder(x, y, now), family(x.IP)-family(y.IP))
+		return cmp.Or(x.Rank-y.Rank, boolInt(!x.hasTrustedReach(now))-boolInt(!y.hasTrustedReach(now)),
+			family(x.IP)-family(y.IP), trustedOrder(x, y, now))
 	})
 }
 
@@ -211,16 +227,37 @@ func unreachedReason(p Proof) string {
 	return fmt.Sprintf("%s device %s dialled it and nothing arrived (%s)", p.Trust, p.By, cmp.Or(p.Detail, "no answer"))
 }
 
-// trustedOrder puts the address a paired or pairing device reached
-// recently first.
+// trustedOrder puts first, among addresses of one rank, the one a
+// paired or pairing device reached recently, then one that a device
+// which proved its key (a reverse probe) reached: such a device can
+// only break a tie that the link facts left, and only on a link it
+// shares with us. A stranger's request never orders.
 func trustedOrder(x, y Address, now time.Time) int {
-	has := func(a Address) int {
-		if p, ok := a.latest(func(p Proof) bool { return p.Kind == ProofReached && p.Trusted() }); ok && now.Sub(p.At) < ReachedFresh {
+	level := func(a Address) int {
+		p, ok := a.latest(func(p Proof) bool { return p.Kind == ProofReached && p.identified() && now.Sub(p.At) < ReachedFresh })
+		switch {
+		case !ok:
+			return 2
+		case p.Trusted() || a.hasTrustedReach(now):
 			return 0
 		}
 		return 1
 	}
-	return has(x) - has(y)
+	return level(x) - level(y)
+}
+
+// hasTrustedReach reports whether a paired or pairing device reached the
+// address recently.
+func (a Address) hasTrustedReach(now time.Time) bool {
+	_, ok := a.latest(func(p Proof) bool { return p.Kind == ProofReached && p.Trusted() && now.Sub(p.At) < ReachedFresh })
+	return ok
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func family(ip netip.Addr) int {
