@@ -342,8 +342,9 @@ func (a *Acquirer) sweep(ctx context.Context, ifs []net.Interface) (Stage, []Add
 			}
 			ip, _ := netip.AddrFromSlice(pfx.IP)
 			ip = ip.Unmap()
-			if !ip.IsPrivate() && !ip.IsLinkLocalUnicast() {
-				continue // public, loopback or other: not a LAN address
+			ones, bits := pfx.Mask.Size()
+			if !ip.IsPrivate() && !ip.IsLinkLocalUnicast() && !(ip.Is6() && ip.IsGlobalUnicast() && ones < bits) {
+				continue // public IPv4, loopback, a lone /128, or other: not a LAN address
 			}
 			f, known := links[ifi.Name]
 			cands = append(cands, cand{withZone(ip, ifi.Name), ifi.Name, known && f.Demoted()})
@@ -373,7 +374,7 @@ func (a *Acquirer) sweep(ctx context.Context, ifs []net.Interface) (Stage, []Add
 	}
 	if len(cands) == 0 {
 		details["candidates"] = []Candidate{}
-		return Stage{Status: StatusFail, err: fmt.Errorf("%w: no private, link-local or ULA address on any up interface", ErrNoCandidates), Details: details}, nil
+		return Stage{Status: StatusFail, err: fmt.Errorf("%w: no private, link-local, ULA or on-link global IPv6 address on any up interface", ErrNoCandidates), Details: details}, nil
 	}
 	results := make([]Candidate, len(cands))
 	evs := make([]*Evidence, len(cands))

@@ -178,6 +178,10 @@ func (p *prober) loop(ctx context.Context) {
 	}
 }
 
+// probeOpinions is how many devices a round asks about one address at
+// most, while none reached it.
+const probeOpinions = 4
+
 // probeRetryMax bounds the wait between rounds for addresses that found
 // no device on their link.
 const probeRetryMax = 5 * time.Minute
@@ -185,9 +189,10 @@ const probeRetryMax = 5 * time.Minute
 // round asks identified devices to dial every address that no paired
 // or pairing device has reached recently, each address by a device on
 // its link, and records what arrived. A not-reached from a device that
-// is not paired is checked by a second device: only two that agree move
-// the rank. An address no device shares a link with gets no probe: no
-// evidence, not a failure. It reports whether a device was asked, and
+// is not paired is checked by other devices, up to probeOpinions in
+// all, until one reaches it: two that agree move the rank only when
+// none reached it. An address no device shares a link with gets no
+// probe: no evidence, not a failure. It reports whether a device was asked, and
 // whether some address found none.
 func (p *prober) round(ctx context.Context) (asked, missing bool) {
 	addrs, _, _ := p.own.Addresses()
@@ -207,7 +212,7 @@ func (p *prober) round(ctx context.Context) (asked, missing bool) {
 	for _, ip := range todo {
 		wg.Go(func() {
 			var skip []string
-			for i := range 2 {
+			for i := range probeOpinions {
 				by, result, ok := p.one(ctx, ip, skip)
 				if !ok {
 					if i == 0 {

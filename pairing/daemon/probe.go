@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -57,6 +58,9 @@ type probes struct {
 	// verified are addresses where a device showed its key (a pinned
 	// TLS exchange that succeeded), by device; at most maxVerified.
 	verified map[ident.Fingerprint]verifiedAt
+	// firstSeen is when a device was first a candidate, at most
+	// maxVerified: the devices known longest are asked first.
+	firstSeen map[ident.Fingerprint]time.Time
 }
 
 // verifiedAt is where and when a device last showed its key.
@@ -68,7 +72,7 @@ type verifiedAt struct {
 func newProbes(id *pairing.Identity, nbrs *discovery.Neighbours, links *discovery.Links, store *pairing.Store) *probes {
 	return &probes{id: id, nbrs: nbrs, links: links, store: store,
 		perSource: limit.PerSource{Rate: probesPerSource, Burst: probeBurst, Max: probeSources},
-		total:     rate.NewLimiter(probesTotal, 8), verified: map[ident.Fingerprint]verifiedAt{}}
+		total:     rate.NewLimiter(probesTotal, 8), verified: map[ident.Fingerprint]verifiedAt{}, firstSeen: map[ident.Fingerprint]time.Time{}}
 }
 
 // verify records that fp showed its key at a (a TLS exchange pinned to
@@ -158,13 +162,15 @@ type proberAt struct {
 // candidates are the identified devices that share target's link, in
 // the order to ask them: paired devices first, then those that showed
 // their key before, then the others (whose key the pinned dial checks
-// before anything is sent); the most recently seen first within each.
-// Each is dialled at the addresses it showed its key at, then at those
-// it announced or we stored, and only where they share target's link.
+// before anything is sent); the device known longest first within each,
+// and one device per address (a stranger's many keys on one host are
+// one opinion). Each is dialled at the addresses it showed its key at,
+// then at those it announced or we stored, and only where they share
+// target's link.
 func (p *probes) candidates(target netip.Addr, skip []string) []proberAt {
 	byFP := map[ident.Fingerprint]*proberAt{}
-	add := func(fp ident.Fingerprint, name string, port uint16, seen time.Time, addrs ...netip.Addr) {
-		if fp == p.id.Fingerprint || port == 0 || slices.Contains(skip, fp.ID()) {
+	add := func(fp ident.Fingerprint, name string, port uint16, addrs ...netip.Addr) {
+		if fp == p.id.Fingerprint || port == 0 {
 			return
 		}
 		c := byFP[fp]
@@ -174,9 +180,6 @@ func (p *probes) candidates(target netip.Addr, skip []string) []proberAt {
 				c.trust = discovery.TrustPaired
 			}
 			byFP[fp] = c
-		}
-		if seen.After(c.seen) {
-			c.seen = seen
 		}
 		for _, a := range addrs {
 			ap := netip.AddrPortFrom(a.Unmap(), port)
@@ -199,20 +202,31 @@ func (p *probes) candidates(target netip.Addr, skip []string) []proberAt {
 		return pp.Port
 	}
 	for fp, v := range verified {
-		add(fp, "", portOf(fp), v.at, v.addrs...)
+		add(fp, "", portOf(fp), v.addrs...)
 	}
 	for _, pp := range p.store.List() {
-		add(pp.Fingerprint, pp.Name, cmp.Or(portOf(pp.Fingerprint), pp.Port), pp.LastSeen, pp.Addresses...)
+		add(pp.Fingerprint, pp.Name, cmp.Or(portOf(pp.Fingerprint), pp.Port), pp.Addresses...)
 	}
 	for _, x := range peers {
-		add(x.Fingerprint, x.Name, x.Port, x.LastSeen, x.Addresses...)
+		add(x.Fingerprint, x.Name, x.Port, x.Addresses...)
 	}
 	var out []proberAt
-	for _, c := range byFP {
-		if len(c.addrs) > 0 {
-			out = append(out, *c)
+	p.mu.Lock()
+	now := time.Now()
+	for fp, c := range byFP {
+		if len(c.addrs) == 0 {
+			continue
 		}
+		if _, ok := p.firstSeen[fp]; !ok {
+			if len(p.firstSeen) >= maxVerified {
+				clear(p.firstSeen) // rare: a flood of keys; start over
+			}
+			p.firstSeen[fp] = now
+		}
+		c.seen = p.firstSeen[fp]
+		out = append(out, *c)
 	}
+	p.mu.Unlock()
 	rank := func(c proberAt) int {
 		switch {
 		case c.trust == discovery.TrustPaired:
@@ -222,8 +236,22 @@ func (p *probes) candidates(target netip.Addr, skip []string) []proberAt {
 		}
 		return 2
 	}
-	slices.SortFunc(out, func(x, y proberAt) int { return cmp.Or(rank(x)-rank(y), y.seen.Compare(x.seen)) })
-	return out
+	slices.SortFunc(out, func(x, y proberAt) int {
+		return cmp.Or(rank(x)-rank(y), x.seen.Compare(y.seen), strings.Compare(x.id, y.id))
+	})
+	// One opinion per address; the skipped ones' addresses are taken.
+	var used []netip.Addr
+	kept := out[:0]
+	for _, c := range out {
+		dup := slices.ContainsFunc(c.addrs, func(a netip.AddrPort) bool { return slices.Contains(used, a.Addr()) })
+		for _, a := range c.addrs {
+			used = append(used, a.Addr())
+		}
+		if !dup && !slices.Contains(skip, c.id) {
+			kept = append(kept, c)
+		}
+	}
+	return kept
 }
 
 // ask has an identified device on target's link dial target, asking it

@@ -36,12 +36,13 @@ func (d *Daemon) OpenWindow(link bool, host netip.Addr) (control.Window, error) 
 // confirmed ones.
 var ErrNotConfirmed = errors.New("not one of this device's confirmed addresses")
 
-// qrAddrs are the confirmed addresses a phone can use: link-local ones
-// need a zone that only this device knows.
+// qrAddrs are the confirmed addresses a phone can use: IPv6 link-local
+// ones need a zone that only this device knows; IPv4 link-local ones
+// (169.254/16, a cable without DHCP) need none.
 func qrAddrs(ips []netip.Addr) []netip.Addr {
 	var out []netip.Addr
 	for _, a := range ips {
-		if !a.IsLinkLocalUnicast() {
+		if !(a.Is6() && a.IsLinkLocalUnicast()) {
 			out = append(out, a)
 		}
 	}
