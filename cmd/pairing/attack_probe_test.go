@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -56,7 +57,9 @@ func TestAttackProbeLiars(t *testing.T) {
 	a.Bridge("docker0", true, "172.17.0.1/16") // an address phones cannot reach
 	a.serve()
 	target := "10.1.0.1:" + strconv.Itoa(beacon.DefaultPort)
-	out := x.RunTest(t, "TestHelperProbeLiars", "LIAR_SOURCES=10.1.0.100,10.1.0.100", "LIAR_TARGET="+target, "LIAR_SECONDS=8")
+	keys := t.TempDir() // the liars keep their keys from one phase to the next
+	listener := "LIAR_LISTENER=10.1.0.1:" + strconv.Itoa(a.port())
+	out := x.RunTest(t, "TestHelperProbeLiars", "LIAR_SOURCES=10.1.0.100,10.1.0.100", "LIAR_TARGET="+target, "LIAR_SECONDS=8", "LIAR_KEYS="+keys, listener)
 	r := result(t, out)
 	if r["asked"] == 0 {
 		t.Fatalf("a never asked the liars: %v", r)
@@ -66,9 +69,19 @@ func TestAttackProbeLiars(t *testing.T) {
 	}
 	b.serve()
 	waitReachedBy(t, a, "10.1.0.1")
-	out = x.RunTest(t, "TestHelperProbeLiars", "LIAR_SOURCES=10.1.0.100,10.1.0.101", "LIAR_TARGET="+target, "LIAR_SECONDS=10")
-	r2 := result(t, out)
+	done := make(chan string)
+	go func() {
+		done <- x.RunTest(t, "TestHelperProbeLiars", "LIAR_SOURCES=10.1.0.100,10.1.0.101", "LIAR_TARGET="+target, "LIAR_SECONDS=12", "LIAR_KEYS="+keys, listener)
+	}()
+	// A network change starts a round: the liars, known longer than b,
+	// are asked first.
+	time.Sleep(3 * time.Second)
+	a.Must("ip", "addr", "add", "10.1.0.50/24", "dev", "eth0")
+	r2 := result(t, <-done)
 	t.Logf("one host: %v; two: %v", r, r2)
+	if r2["asked"] < 2 {
+		t.Fatalf("a did not ask both liars (known longer than b, keys shown): %v", r2)
+	}
 	rank, st := rankOf(t, a, "10.1.0.1")
 	if rank == discovery.RankDemoted {
 		t.Fatalf("liars demoted a's LAN address although b reached it: %s", addrDump(st))
@@ -96,7 +109,15 @@ func TestHelperProbeLiars(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(secs)*time.Second)
 	defer cancel()
 	for i, src := range strings.Split(os.Getenv("LIAR_SOURCES"), ",") {
-		id := attacker(t)
+		dir := filepath.Join(os.Getenv("LIAR_KEYS"), strconv.Itoa(i))
+		os.MkdirAll(dir, 0o700)
+		id, err := pairing.LoadIdentity(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Show a the key from src (a TLS request with it): a then counts
+		// the liar among the devices that proved who they are.
+		postFrom(id, netip.MustParseAddr(src), os.Getenv("LIAR_LISTENER"), pairing.PathObserved, []byte(`{"addr":"10.1.0.1"}`))
 		ln, err := tls.Listen("tcp", src+":0", &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{id.TLSCertificate()}, ClientAuth: tls.RequestClientCert})
 		if err != nil {
 			t.Fatal(err)
