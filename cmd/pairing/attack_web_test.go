@@ -473,7 +473,7 @@ func TestHelperWebRequests(t *testing.T) {
 		return
 	}
 	bad := func(f string, a ...any) { fmt.Printf("BAD "+f+"\n", a...) }
-	json := map[string]string{"Content-Type": "application/json"}
+	asJSON := map[string]string{"Content-Type": "application/json"}
 	ll := os.Getenv("WEB_LINKLOCAL")
 	llAddr := "[" + ll + "%eth0]:" + port
 	name := strings.TrimSuffix(os.Getenv("WEB_NAME"), ".")
@@ -481,7 +481,7 @@ func TestHelperWebRequests(t *testing.T) {
 	for _, host := range []string{"attacker.example:" + port, "ATTACKER.EXAMPLE:" + port, "attacker.example.:" + port, "attacker.example",
 		"[2001:db8::1]:" + port, "10.1.0.2:" + port, "10.1.0.1:1", "[fe80::1%25eth0]:" + port, name + ".attacker.example:" + port} {
 		for _, c := range []struct{ method, path string }{{"GET", "/p"}, {"GET", "/p/app.js"}, {"POST", "/p/offer"}} {
-			code, reason, _, err := raw(addr, c.method, c.path, host, json, body)
+			code, reason, _, err := raw(addr, c.method, c.path, host, asJSON, body)
 			if err != nil || code != http.StatusMisdirectedRequest || reason != "misdirected" {
 				bad("%s %s Host %s: %d %s %v, want 421 misdirected", c.method, c.path, host, code, reason, err)
 			}
@@ -504,7 +504,7 @@ func TestHelperWebRequests(t *testing.T) {
 			}
 		}
 		// Passes the guard: the offer handler reads the body (a bad SDP).
-		if code, reason, _, err := raw(o.dial, "POST", "/p/offer", o.host, json, body); err != nil || code != 400 || reason != "bad_request" {
+		if code, reason, _, err := raw(o.dial, "POST", "/p/offer", o.host, asJSON, body); err != nil || code != 400 || reason != "bad_request" {
 			bad("POST Host %s: %d %s %v, want the handler's 400 bad_request", o.host, code, reason, err)
 		}
 	}

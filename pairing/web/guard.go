@@ -229,9 +229,9 @@ func sameOrigin(r *http.Request) bool {
 
 // clip bounds a header value for the log.
 func clip(s string) string {
-	const max = 100
-	if len(s) > max {
-		return s[:max] + "…"
+	const n = 100 // enough for any real host or origin
+	if len(s) > n {
+		return s[:n] + "…"
 	}
 	return s
 }

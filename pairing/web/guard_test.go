@@ -75,7 +75,7 @@ func do(t *testing.T, srv *httptest.Server, method, path, host string, hdr map[s
 func TestGuardHost(t *testing.T) {
 	srv, port, offers := guarded(t)
 	p := ":" + strconv.Itoa(port)
-	json := map[string]string{"Content-Type": "application/json"}
+	asJSON := map[string]string{"Content-Type": "application/json"}
 	for _, host := range []string{"10.1.0.1" + p, "10.1.0.1", "127.0.0.1" + p, "[::1]" + p, "[fe80::1]" + p, "[fe80::1%25eth0]" + p,
 		"[FE80::1%25eth0]", "pairing-abcd1234.local" + p, "PAIRING-ABCD1234.LOCAL" + p, "pairing-abcd1234.local." + p} {
 		for _, path := range []string{"/p", "/p/app.js"} {
@@ -83,7 +83,7 @@ func TestGuardHost(t *testing.T) {
 				t.Errorf("GET %s Host %s: %d %+v", path, host, code, er)
 			}
 		}
-		if code, er, _ := do(t, srv, "POST", "/p/offer", host, json); code != 200 {
+		if code, er, _ := do(t, srv, "POST", "/p/offer", host, asJSON); code != 200 {
 			t.Errorf("POST Host %s: %d %+v", host, code, er)
 		}
 	}
@@ -97,7 +97,7 @@ func TestGuardHost(t *testing.T) {
 				t.Errorf("GET %s Host %q: %d %+v, want 421 misdirected", path, host, code, er)
 			}
 		}
-		if code, er, _ := do(t, srv, "POST", "/p/offer", host, json); code != http.StatusMisdirectedRequest || er.Reason != ReasonMisdirected {
+		if code, er, _ := do(t, srv, "POST", "/p/offer", host, asJSON); code != http.StatusMisdirectedRequest || er.Reason != ReasonMisdirected {
 			t.Errorf("POST Host %q: %d %+v", host, code, er)
 		}
 	}
