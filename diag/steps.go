@@ -661,6 +661,7 @@ func packetSizes(ctx context.Context, target netip.AddrPort) (small, large strin
 		if err != nil {
 			return "stalled"
 		}
+		req.Host = netip.AddrPortFrom(target.Addr().WithZone(""), target.Port()).String() // the daemon serves its page to its own address only
 		resp, err := cl.Do(req)
 		if err != nil {
 			return "stalled"

@@ -97,6 +97,13 @@ func (a *Advertiser) Update(addrs []Address) {
 	}
 }
 
+// MDNSHost is the host name mDNS answers for with a device's addresses:
+// "pairing-" and the first 8 characters of its ID, lower case, in
+// ".local." (the page may be opened by it).
+func MDNSHost(fp ident.Fingerprint) string {
+	return "pairing-" + strings.ToLower(strings.ReplaceAll(fp.ID(), "-", "")[:8]) + ".local."
+}
+
 func (a *Advertiser) serve(ifname string, ips []net.IP) (srv *mdns.Server, err error) {
 	ifi, err := net.InterfaceByName(ifname)
 	if err != nil {
@@ -106,7 +113,7 @@ func (a *Advertiser) serve(ifname string, ips []net.IP) (srv *mdns.Server, err e
 		return nil, fmt.Errorf("interface cannot multicast")
 	}
 	id := a.Fingerprint.ID()
-	host := "pairing-" + strings.ToLower(strings.ReplaceAll(id, "-", "")[:8]) + ".local."
+	host := MDNSHost(a.Fingerprint)
 	txt := []string{"id=" + id, "v=" + mdnsVersion, "fp=" + base64.RawURLEncoding.EncodeToString(a.Fingerprint[:]), "n=" + a.Name}
 	svc, err := mdns.NewMDNSService(InstanceName(a.Name, a.Fingerprint), MDNSService, "local.", host, a.Port, ips, txt)
 	if err != nil {

@@ -144,7 +144,12 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	plain.Handle("GET /p/", page)
 	plain.Handle("GET /favicon.ico", page)
 	plain.HandleFunc("POST /p/offer", d.sess.ServeOffer)
-	d.server = &pairing.Server{Identity: d.id, Window: d.window, Store: d.store, Name: d.nbrs.Name, Plain: plain, Self: d.own.IPs, Logger: d.cfg.Logger,
+	// Every plain answer carries the page's security headers; a request
+	// for another host (DNS rebinding) or a cross-site change is refused
+	// before any handler sees it.
+	guard := &web.Guard{Port: port, IsOwn: links.IsOwn, Names: []string{discovery.MDNSHost(d.id.Fingerprint)},
+		AnyHost: []string{discovery.ConfirmPath}, Logger: d.cfg.Logger}
+	d.server = &pairing.Server{Identity: d.id, Window: d.window, Store: d.store, Name: d.nbrs.Name, Plain: guard.Wrap(plain), Self: d.own.IPs, Logger: d.cfg.Logger,
 		Hooks: pairing.ServerHooks{OnObserved: d.observed, OnRequest: func(a pairing.Arrival) {
 			d.own.Reached(a.Local, a.Remote, a.By, a.Via, a.Trust)
 			if !a.Peer.IsZero() {

@@ -288,7 +288,7 @@ function offerSave(f, sum) {
   const file = new File([blob], f.name);
   if (navigator.canShare && navigator.canShare({ files: [file] })) {
     const b = document.createElement("button");
-    b.className = "secondary"; b.textContent = "Share"; b.style.marginLeft = ".5rem";
+    b.className = "secondary share"; b.textContent = "Share";
     b.onclick = () => navigator.share({ files: [file] }).catch(() => {});
     f.item.li.append(b);
   }

@@ -9,7 +9,7 @@ import (
 	"path"
 )
 
-//go:embed index.html app.js noble/*.js
+//go:embed index.html app.css app.js noble/*.js
 var assets embed.FS
 
 // icon is the favicon: two linked devices.
@@ -17,8 +17,10 @@ const icon = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64"><rect 
 	`<rect x="10" y="18" width="20" height="30" rx="4" fill="#fff"/><rect x="34" y="14" width="20" height="36" rx="4" fill="#fff"/>` +
 	`<path d="M24 33h16" stroke="#0b57d0" stroke-width="4" stroke-linecap="round"/></svg>`
 
-// Handler serves the page at /p, its scripts under /p/ (app.js and the
-// vendored hashing in /p/noble/) and the icon at /favicon.ico.
+// Handler serves the page at /p, its style and scripts under /p/
+// (app.css, app.js and the vendored hashing in /p/noble/) and the icon at
+// /favicon.ico. The security headers (CSP and others) are the Guard's,
+// which the daemon puts in front of every plain-HTTP handler.
 func Handler() http.Handler {
 	mux := http.NewServeMux()
 	serve := func(b []byte, ctype string) http.HandlerFunc {
@@ -26,11 +28,6 @@ func Handler() http.Handler {
 			h := w.Header()
 			h.Set("Content-Type", ctype)
 			h.Set("Cache-Control", "no-store")
-			// Nothing from elsewhere: scripts, styles and connections only
-			// to this daemon.
-			h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:")
-			h.Set("X-Content-Type-Options", "nosniff")
-			h.Set("Referrer-Policy", "no-referrer")
 			w.Write(b)
 		}
 	}
@@ -42,6 +39,7 @@ func Handler() http.Handler {
 		return b
 	}
 	mux.Handle("GET /p", serve(file("index.html"), "text/html; charset=utf-8"))
+	mux.Handle("GET /p/app.css", serve(file("app.css"), "text/css; charset=utf-8"))
 	mux.Handle("GET /p/app.js", serve(file("app.js"), "text/javascript; charset=utf-8"))
 	names, _ := assets.ReadDir("noble")
 	for _, n := range names {
