@@ -3,6 +3,7 @@ package pairing
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -132,6 +133,11 @@ func Join(ctx context.Context, p *Payload, opt JoinOptions) (*JoinResult, error)
 	res, err := pairOver(ctx, conn, p, opt)
 	if err != nil {
 		return nil, err
+	}
+	// The device's name as it says it: it paired us already, so a name
+	// that breaks the rule is neutralised rather than refused.
+	if beacon.ValidName(res.Peer.Name) != nil {
+		res.Peer.Name = cmp.Or(beacon.NeutralName(res.Peer.Name), p.Name, "device")
 	}
 	peer := PairedPeer{
 		Fingerprint: p.Fingerprint, Name: res.Peer.Name, Kind: KindDevice,

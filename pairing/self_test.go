@@ -35,3 +35,19 @@ func TestSelfJoinRefused(t *testing.T) {
 		t.Fatalf("another device right after: %v", err)
 	}
 }
+
+// TestJoinNeutralisesDeviceName: the device joined says its name after
+// it has paired; a name with control or format characters is stored
+// escaped, never as it came.
+func TestJoinNeutralisesDeviceName(t *testing.T) {
+	a, b := newSide(t, true), newSide(t, false)
+	a.srv.Name = func() string { return "\x1b]0;pwned\x07\u202eexe" }
+	res, err := b.join(a.payload(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := b.store.Get(a.id.Fingerprint)
+	if want := `\x1b]0;pwned\x07\u202eexe`; res.Peer.Name != want || p.Name != want {
+		t.Fatalf("stored %q, answered %q", p.Name, res.Peer.Name)
+	}
+}
