@@ -487,3 +487,26 @@ func TestHelperSelfPair(t *testing.T) {
 		counts["self"]++
 	}
 }
+
+// TestInboxOldLogMoves: a daemon started on an older version's inbox
+// keeps its history: the log beside the received files moves into the
+// inbox's own directory. When that log was a file a paired device sent
+// (planted before the upgrade), only what the daemon appended after it is
+// kept, and the file is what the device sent again.
+func TestInboxOldLogMoves(t *testing.T) {
+	n := loneNode(t, "10.1.0.1/24")
+	dir := filepath.Join(n.state, "inbox")
+	os.MkdirAll(dir, 0o700)
+	sum := sha256.Sum256([]byte(forgedLog))
+	rec, _ := json.Marshal(pairing.InboxItem{Kind: "file", From: "PEER-0000", Name: "b", At: time.Now().UTC(), File: "inbox.jsonl", Size: int64(len(forgedLog)), SHA256: fmt.Sprintf("%x", sum)})
+	later, _ := json.Marshal(pairing.InboxItem{Kind: "text", From: "PEER-0000", Name: "b", At: time.Now().UTC(), Text: "from before the upgrade"})
+	os.WriteFile(filepath.Join(dir, "inbox.jsonl"), []byte(forgedLog+string(rec)+"\n"+string(later)+"\n"), 0o600)
+	n.serve()
+	items := n.inbox()
+	if len(items) != 2 || items[0].File != "inbox.jsonl" || items[1].Text != "from before the upgrade" {
+		t.Fatalf("inbox after the upgrade: %+v", items)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "inbox.jsonl")); string(b) != forgedLog {
+		t.Fatalf("the received file holds %q", b)
+	}
+}
