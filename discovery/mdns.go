@@ -320,8 +320,13 @@ func mdnsEvent(instance string, port int, fields []string, addrs []netip.Addr, i
 	}
 	p := &beacon.Packet{Type: beacon.TypeAnnounce, Port: uint16(port), Name: txt["n"]}
 	copy(p.Fingerprint[:], fp)
-	if beacon.ValidName(p.Name) != nil {
+	// A stranger's name, as a beacon's: the instance name when TXT has
+	// none, escaped when it breaks the name rule.
+	if p.Name == "" {
 		p.Name = strings.TrimSuffix(instance, "."+MDNSService+".local.")
+	}
+	if beacon.ValidName(p.Name) != nil {
+		p.Name = beacon.NeutralName(p.Name)
 		if beacon.ValidName(p.Name) != nil {
 			p.Name = "?"
 		}

@@ -3,6 +3,7 @@ package pairing
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -33,6 +34,10 @@ var (
 	ErrServerProof = errors.New("the device did not prove it knows the secret")
 	// ErrNeedCode: a link without secret needs the code shown on the device.
 	ErrNeedCode = errors.New("this link has no secret: the 6-digit code shown on the device is needed")
+	// ErrSelf: the link is this device's own; a device never pairs with
+	// itself. Join refuses it before it dials, and the server before it
+	// looks at the proof: the window stays open and its attempts unspent.
+	ErrSelf = errors.New("this is this device's own code")
 )
 
 const (
@@ -71,6 +76,12 @@ func Join(ctx context.Context, p *Payload, opt JoinOptions) (*JoinResult, error)
 	log := opt.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if opt.Identity != nil && p.Fingerprint == opt.Identity.Fingerprint {
+		return nil, ErrSelf
+	}
+	if err := beacon.ValidName(opt.Name); err != nil {
+		return nil, fmt.Errorf("this device's %w", err)
 	}
 	if p.Secret == nil && opt.Code == "" {
 		return nil, ErrNeedCode
@@ -122,6 +133,11 @@ func Join(ctx context.Context, p *Payload, opt JoinOptions) (*JoinResult, error)
 	res, err := pairOver(ctx, conn, p, opt)
 	if err != nil {
 		return nil, err
+	}
+	// The device's name as it says it: it paired us already, so a name
+	// that breaks the rule is neutralised rather than refused.
+	if beacon.ValidName(res.Peer.Name) != nil {
+		res.Peer.Name = cmp.Or(beacon.NeutralName(res.Peer.Name), p.Name, "device")
 	}
 	peer := PairedPeer{
 		Fingerprint: p.Fingerprint, Name: res.Peer.Name, Kind: KindDevice,

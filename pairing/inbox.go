@@ -6,15 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 
 	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/internal/ident"
+	"github.com/lanpairing/pairing/internal/termsafe"
 	"github.com/lanpairing/pairing/pairing/rtc"
 )
 
@@ -31,29 +32,42 @@ const (
 	DefaultMaxFile = 4 << 30
 	// DefaultMaxInbox: a cap so a paired device cannot fill the disk.
 	DefaultMaxInbox = 16 << 30
-	inboxLog        = "inbox.jsonl"
+	// ownDir holds the inbox's own files (the log, files being received)
+	// inside Dir: a dot-directory, so no received file can be named like
+	// it or land in it (CheckFileName refuses names that start with a dot),
+	// on the same file system as Dir (a finished file is linked into
+	// place).
+	ownDir   = ".pairing"
+	inboxLog = "inbox.jsonl"
 	// maxLog bounds the inbox log (texts and file records): past it, the
 	// log moves to inbox.jsonl.1 (replacing the one before), so
 	// 'pairing inbox' always reads a bounded file.
 	maxLog         = 4 << 20
-	incomingPrefix = ".incoming-"
-	maxNameLen     = 200
+	incomingPrefix = "incoming-"
+	// oldIncoming: where versions before ownDir kept files being received.
+	oldIncoming = ".incoming-"
+	maxNameLen  = 200
 )
 
 // InboxItem is one thing a paired device sent.
 type InboxItem = control.InboxItem
 
 // Inbox keeps what paired devices send: files in Dir (never overwriting
-// one), and a log of texts and files. It implements rtc.Sink.
+// one), and a log of texts and files in Dir/.pairing, with the files
+// being received. It implements rtc.Sink.
 type Inbox struct {
 	Dir      string
 	MaxFile  int64
 	MaxTotal int64
 	// NameOf names a device for the log.
 	NameOf func(ident.Fingerprint) string
+	// Logger tells what the move of an older version's log did (nil:
+	// nothing is logged).
+	Logger *slog.Logger
 
 	mu       sync.Mutex
 	reserved int64 // bytes announced by the transfers under way
+	ready    bool  // ownDir exists and holds the log (see prepare)
 }
 
 var _ rtc.Sink = (*Inbox)(nil)
@@ -71,7 +85,7 @@ func (in *Inbox) Text(from ident.Fingerprint, text string) error {
 	it := InboxItem{Kind: "text", From: from.ID(), Name: in.name(from), At: time.Now().UTC(), Text: text}
 	in.mu.Lock()
 	_, maxTotal := in.limits()
-	used := dirSize(in.Dir) + in.reserved
+	used := in.used()
 	in.mu.Unlock()
 	if need := int64(len(text)) + 256; used+need > maxTotal {
 		return fmt.Errorf("%w: %d bytes used of %d", ErrInboxFull, used, maxTotal)
@@ -94,10 +108,10 @@ func (in *Inbox) limits() (maxFile, maxTotal int64) {
 func (in *Inbox) record(it InboxItem) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if err := os.MkdirAll(in.Dir, 0o700); err != nil {
+	if err := in.prepare(); err != nil {
 		return err
 	}
-	path := filepath.Join(in.Dir, inboxLog)
+	path := in.own(inboxLog)
 	if fi, err := os.Stat(path); err == nil && fi.Size() > maxLog {
 		if err := os.Rename(path, path+".1"); err != nil {
 			return err
@@ -117,7 +131,13 @@ func (in *Inbox) record(it InboxItem) error {
 
 // List returns what arrived, oldest first.
 func (in *Inbox) List() ([]InboxItem, error) {
-	f, err := os.Open(filepath.Join(in.Dir, inboxLog))
+	in.mu.Lock()
+	err := in.prepare()
+	in.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(in.own(inboxLog))
 	if errors.Is(err, fs.ErrNotExist) {
 		return []InboxItem{}, nil
 	}
@@ -137,18 +157,31 @@ func (in *Inbox) List() ([]InboxItem, error) {
 	return items, sc.Err()
 }
 
-// CheckFileName accepts only a plain file name: no directories, no
-// parent references, no hidden or control characters.
+// CheckFileName accepts only a plain file name: not empty, at most 200
+// bytes, no directory or parent reference, not hidden (a leading dot:
+// the inbox's own files are in such a directory), and no control or
+// format character (termsafe's rule, the one for device names too: a
+// right-to-left override makes "invoice<U+202E>fdp.exe" read as
+// "invoiceexe.pdf"). The error says which rule the name broke.
 func CheckFileName(name string) error {
+	var why string
 	switch {
 	case name == "" || name == "." || name == "..":
+		why = "not a file name"
 	case len(name) > maxNameLen:
-	case strings.ContainsAny(name, `/\`) || strings.HasPrefix(name, "."):
-	case strings.ContainsFunc(name, unicode.IsControl):
+		why = fmt.Sprintf("longer than %d bytes", maxNameLen)
+	case strings.ContainsAny(name, `/\`):
+		why = "names a directory"
+	case strings.HasPrefix(name, "."):
+		why = "hidden (starts with a dot)"
 	default:
-		return nil
+		err := termsafe.Check(name)
+		if err == nil {
+			return nil
+		}
+		why = err.Error()
 	}
-	return fmt.Errorf("%w: %q", ErrBadFileName, name)
+	return fmt.Errorf("%w: %q %s", ErrBadFileName, name, why)
 }
 
 // SetLimits changes the size limits (0: the default) for the next files.
@@ -159,11 +192,17 @@ func (in *Inbox) SetLimits(maxFile, maxTotal int64) {
 }
 
 // RemovePartial removes the partial files a crash left behind (files
-// being received live under a hidden temporary name until complete). It
-// returns how many it removed.
+// being received live in ownDir until complete). It returns how many it
+// removed. Called at start, it also moves the log of an older version
+// (prepare).
 func (in *Inbox) RemovePartial() int {
-	partial, _ := filepath.Glob(filepath.Join(in.Dir, incomingPrefix+"*"))
+	in.mu.Lock()
+	in.prepare()
+	in.mu.Unlock()
+	partial, _ := filepath.Glob(in.own(incomingPrefix + "*"))
+	old, _ := filepath.Glob(filepath.Join(in.Dir, oldIncoming+"*"))
 	n := 0
+	partial = append(partial, old...)
 	for _, p := range partial {
 		if os.Remove(p) == nil {
 			n++
@@ -177,10 +216,11 @@ func (in *Inbox) File(from ident.Fingerprint, name string, size int64) (rtc.File
 	if err := CheckFileName(name); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(in.Dir, 0o700); err != nil {
+	in.mu.Lock()
+	if err := in.prepare(); err != nil {
+		in.mu.Unlock()
 		return nil, err
 	}
-	in.mu.Lock()
 	maxFile, maxTotal := in.limits()
 	if size < 0 || size > maxFile {
 		in.mu.Unlock()
@@ -188,13 +228,13 @@ func (in *Inbox) File(from ident.Fingerprint, name string, size int64) (rtc.File
 	}
 	// The files arriving reserve their whole size: two transfers at once
 	// cannot both take the last free space.
-	if used := dirSize(in.Dir) + in.reserved; used+size > maxTotal {
+	if used := in.used(); used+size > maxTotal {
 		in.mu.Unlock()
 		return nil, fmt.Errorf("%w: %d bytes used or announced of %d, the file needs %d", ErrInboxFull, used, maxTotal, size)
 	}
 	in.reserved += size
 	in.mu.Unlock()
-	f, err := os.CreateTemp(in.Dir, incomingPrefix+"*")
+	f, err := os.CreateTemp(in.own(""), incomingPrefix+"*")
 	if err != nil {
 		in.unreserve(size)
 		return nil, err
@@ -208,20 +248,26 @@ func (in *Inbox) unreserve(n int64) {
 	in.mu.Unlock()
 }
 
-// dirSize is what the received files (and those arriving) take.
-func dirSize(dir string) int64 {
-	var n int64
-	entries, _ := os.ReadDir(dir)
+// used is what the received files, the log and the files arriving take
+// (in.mu held).
+func (in *Inbox) used() int64 {
+	n := in.reserved // the files arriving, by their announced size
+	entries, _ := os.ReadDir(in.Dir)
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), incomingPrefix) {
-			continue // counted by the reservation of its transfer
-		}
 		if info, err := e.Info(); err == nil && info.Mode().IsRegular() {
+			n += info.Size()
+		}
+	}
+	for _, name := range []string{inboxLog, inboxLog + ".1"} {
+		if info, err := os.Stat(in.own(name)); err == nil {
 			n += info.Size()
 		}
 	}
 	return n
 }
+
+// own is the path of name in ownDir.
+func (in *Inbox) own(name string) string { return filepath.Join(in.Dir, ownDir, name) }
 
 type inboxFile struct {
 	in   *Inbox

@@ -174,6 +174,7 @@ var reasons = []struct {
 	{ErrCodeReused, "code_reused", 401},
 	{ErrTooMany, "too_many", 429},
 	{ErrBadRequest, "bad_request", 400},
+	{ErrSelf, "self", 409},
 }
 
 // Reason is the wire reason and HTTP status of a pairing error.

@@ -154,6 +154,10 @@ func (s *Server) handlePair(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	clientFP := ident.Of(r.TLS.PeerCertificates[0].Raw)
+	if clientFP == s.Identity.Fingerprint {
+		fail(ErrSelf) // before the window counts or spends anything
+		return
+	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		fail(ErrBadRequest)

@@ -46,14 +46,14 @@ func printAddr(w io.Writer, res discovery.Result) {
 	for i, s := range res.Stages {
 		fmt.Fprintf(w, "%s stage %d %-9s %-4s %7.1f ms", marks[s.Status], i+1, s.Name, s.Status, s.DurationMS)
 		if s.Error != "" && s.Status != discovery.StatusFail {
-			fmt.Fprintf(w, "  (%s)", s.Error)
+			fmt.Fprintf(w, "  (%s)", esc(s.Error))
 		}
 		fmt.Fprintln(w)
 		details, _ := s.Details.(map[string]any)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		if routes, ok := details["routes"].([]discovery.RouteProbe); ok {
 			for _, r := range routes {
-				fmt.Fprintf(tw, "    route to %s\t%s\t%s\t%s\n", r.Target, orDash(r.Source), r.Result, r.Evidence+r.Error)
+				fmt.Fprintf(tw, "    route to %s\t%s\t%s\t%s\n", escAll(r.Target), orDash(r.Source), esc(r.Result), esc(r.Evidence+r.Error))
 			}
 		}
 		if cands, ok := details["candidates"].([]discovery.Candidate); ok {
@@ -62,22 +62,22 @@ func printAddr(w io.Writer, res discovery.Result) {
 				if c.Virtual {
 					virt = " (virtual)"
 				}
-				fmt.Fprintf(tw, "    %s\t%s%s\t%s\t%s\n", c.IP, c.Interface, virt, c.Result, c.Evidence+c.Error)
+				fmt.Fprintf(tw, "    %s\t%s%s\t%s\t%s\n", escAll(c.IP), esc(c.Interface), virt, esc(c.Result), esc(c.Evidence+c.Error))
 			}
 		}
 		if skipped, ok := details["skipped"].([]discovery.Skipped); ok {
 			for _, sk := range skipped {
-				fmt.Fprintf(tw, "    %s\tskipped: %s\t\t\n", sk.Interface, sk.Reason)
+				fmt.Fprintf(tw, "    %s\tskipped: %s\t\t\n", esc(sk.Interface), esc(sk.Reason))
 			}
 		}
 		if reports, ok := details["reports"].([]discovery.PeerCheck); ok {
 			for _, r := range reports {
-				fmt.Fprintf(tw, "    %s sees us at %s\t%s\t%s\n", r.Peer, r.SeenAs, r.Result, r.Evidence+r.Error)
+				fmt.Fprintf(tw, "    %s sees us at %s\t%s\t%s\n", esc(r.Peer), escAll(r.SeenAs), esc(r.Result), esc(r.Evidence+r.Error))
 			}
 		}
 		tw.Flush()
 		if s.Status == discovery.StatusFail {
-			fmt.Fprintf(w, "    error: %s\n", s.Error)
+			fmt.Fprintf(w, "    error: %s\n", esc(s.Error))
 		}
 	}
 	fmt.Fprintln(w)
@@ -88,15 +88,16 @@ func printAddr(w io.Writer, res discovery.Result) {
 	fmt.Fprintln(w, "confirmed addresses, best first:")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, a := range res.Addresses {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", a.IP, orDash(a.Interface), a.Stage, a.RankReason)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", escAll(a.IP), orDash(a.Interface), esc(a.Stage), esc(a.RankReason))
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "(a self-ping proves only that this host takes the address; the daemon also records which addresses other hosts reached: pairing status)")
 }
 
+// orDash is esc(s), or "-" for an empty s.
 func orDash(s string) string {
 	if s == "" {
 		return "-"
 	}
-	return s
+	return esc(s)
 }

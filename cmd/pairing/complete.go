@@ -39,9 +39,11 @@ func completePeer(c *cobra.Command, args []string, toComplete string) ([]string,
 	var out []string
 	for _, p := range peers {
 		if strings.HasPrefix(strings.ToLower(p.ID), strings.ToLower(toComplete)) {
-			out = append(out, fmt.Sprintf("%s\t%s", p.ID, p.Name))
+			out = append(out, fmt.Sprintf("%s\t%s", p.ID, esc(p.Name)))
 		}
-		if p.Name != "" && !strings.ContainsAny(p.Name, " \t\n") && strings.HasPrefix(p.Name, toComplete) {
+		// A name with control or format characters (a store of an older
+		// version) is offered by its ID only.
+		if p.Name != "" && !strings.ContainsAny(p.Name, " \t\n") && esc(p.Name) == p.Name && strings.HasPrefix(p.Name, toComplete) {
 			out = append(out, fmt.Sprintf("%s\t%s", p.Name, p.ID))
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 
 	"github.com/lanpairing/pairing/diag"
+	"github.com/lanpairing/pairing/internal/termsafe"
 	"github.com/lanpairing/pairing/pairing"
 )
 
@@ -43,10 +44,13 @@ func diagCommand(o streams) *cobra.Command {
 			}
 		}
 		color := colorOK(stdout)
+		// The report holds outside strings (peers' names, interface names,
+		// errors): escaped on their way out, the colour marks kept.
+		text := termsafe.Writer{W: stdout, Color: color}
 		cfg := diag.Config{Socket: *socket, StateDir: *stateDir, WebRTC: s.WebRTC, Logger: log}
 		if !*asJSON {
 			fmt.Fprintf(stdout, "pairing diag: %d steps, at most %s\n\n", diag.StepCount(), diag.MaxDuration)
-			cfg.Progress = func(st diag.Step) { diag.WriteStep(stdout, st, color) }
+			cfg.Progress = func(st diag.Step) { diag.WriteStep(text, st, color) }
 		}
 		rep := diag.Run(context.Background(), cfg)
 		if *out != "" {
@@ -60,7 +64,7 @@ func diagCommand(o streams) *cobra.Command {
 				return err
 			}
 		} else {
-			diag.WriteSummary(stdout, rep)
+			diag.WriteSummary(text, rep)
 		}
 		if !rep.OK {
 			return errDiagFailed

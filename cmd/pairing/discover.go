@@ -12,6 +12,7 @@ import (
 
 	"github.com/lanpairing/pairing/discovery"
 	"github.com/lanpairing/pairing/discovery/beacon"
+	"github.com/lanpairing/pairing/internal/termsafe"
 	"github.com/lanpairing/pairing/pairing"
 )
 
@@ -53,13 +54,13 @@ func discoverCommand(o streams) *cobra.Command {
 			for _, p := range peers {
 				var addrs []string
 				for _, a := range p.Addresses {
-					addrs = append(addrs, a.String())
+					addrs = append(addrs, esc(a.String()))
 				}
 				seen := "-"
 				if p.SeenAs.IsValid() {
-					seen = p.SeenAs.String()
+					seen = esc(p.SeenAs.String())
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", p.ID, p.Name, strings.Join(addrs, ","), p.Port, seen, strings.Join(p.Sources, "+"))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", esc(p.ID), orDash(p.Name), strings.Join(addrs, ","), p.Port, seen, esc(strings.Join(p.Sources, "+")))
 			}
 			tw.Flush()
 		}
@@ -72,8 +73,15 @@ func discoverCommand(o streams) *cobra.Command {
 	return c
 }
 
+// writeJSON prints v as indented JSON: exact (a decoder gets every
+// string as it came), with the characters encoding/json leaves raw that a
+// terminal would act on (DEL, C1, format characters) as \u escapes
+// (termsafe.JSON).
 func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(termsafe.JSON(b), '\n'))
+	return err
 }

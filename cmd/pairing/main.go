@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra/doc"
 	"github.com/spf13/pflag"
 
+	"github.com/lanpairing/pairing/internal/termsafe"
 	"github.com/lanpairing/pairing/pairing"
 )
 
@@ -103,7 +104,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case errors.As(err, &ue):
 		if ue.msg != "no command given" {
-			fmt.Fprintf(stderr, "pairing: %s\n", lower(ue.msg))
+			fmt.Fprintf(stderr, "pairing: %s\n", esc(lower(ue.msg)))
 			if c != nil && c != root {
 				fmt.Fprintf(stderr, "usage: %s (see '%s --help')\n", c.UseLine(), c.CommandPath())
 			}
@@ -112,19 +113,31 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case strings.HasPrefix(err.Error(), "unknown command"), strings.HasPrefix(err.Error(), "unknown flag"),
 		strings.HasPrefix(err.Error(), "unknown shorthand flag"):
 		// cobra's own usage errors: say them our way.
-		fmt.Fprintf(stderr, "pairing: %s\n", lower(strings.SplitN(err.Error(), "\n", 2)[0]))
+		fmt.Fprintf(stderr, "pairing: %s\n", esc(lower(strings.SplitN(err.Error(), "\n", 2)[0])))
 		fmt.Fprintf(stderr, "run 'pairing --help' for the commands\n")
 		return 2
 	case errors.As(err, &he):
-		fmt.Fprintf(stderr, "pairing: %s; hint: %s\n", lower(err.Error()), he.hint)
+		fmt.Fprintf(stderr, "pairing: %s; hint: %s\n", esc(lower(err.Error())), he.hint)
 		return 1
 	case err.Error() == "":
 		return 1 // the command already said why
 	default:
-		fmt.Fprintf(stderr, "pairing: %s\n", lower(err.Error()))
+		fmt.Fprintf(stderr, "pairing: %s\n", esc(lower(err.Error())))
 		return 1
 	}
 }
+
+// esc is a string that came from elsewhere (a device name, a file name,
+// a text, an interface name, an error quoting one) as the terminal gets
+// it: control and format characters escaped (termsafe.Escape), so that
+// none acts on the terminal or makes the text read other than it is; a
+// newline too (\n): every such string stays on its line. --json output
+// is exact instead (writeJSON).
+func esc(s string) string { return termsafe.Escape(s) }
+
+// escAll is esc of v's default format (address lists: a zone is an
+// interface name).
+func escAll(v any) string { return esc(fmt.Sprint(v)) }
 
 // newCommand is a subcommand whose positional arguments are between min
 // and max (max < 0: any number); wrong counts are usage errors.

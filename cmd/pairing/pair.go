@@ -59,16 +59,16 @@ func qrCommand(o streams) *cobra.Command {
 			return err
 		}
 		fmt.Fprint(stdout, text)
-		fmt.Fprintf(stdout, "\n%s\n\n", shown)
+		fmt.Fprintf(stdout, "\n%s\n\n", esc(shown))
 		if w.PreviousClosed != "" {
-			fmt.Fprintf(stdout, "note     the last window closed early: %s (someone may have been guessing); this is a new one\n", w.PreviousClosed)
+			fmt.Fprintf(stdout, "note     the last window closed early: %s (someone may have been guessing); this is a new one\n", esc(w.PreviousClosed))
 		}
 		if *link {
-			fmt.Fprintf(stdout, "send this link; the receiver types the code: %s (changes every 30 s)\n", w.Code)
+			fmt.Fprintf(stdout, "send this link; the receiver types the code: %s (changes every 30 s)\n", esc(w.Code))
 		} else {
 			fmt.Fprintln(stdout, "code     none: scan the QR code, or run 'pairing qr --link' for a link and a code to send by chat")
 		}
-		fmt.Fprintf(stdout, "device   %s (%s)\ncloses   in %s, or after one device paired\n", w.Name, w.ID, time.Until(w.SecretExpires).Round(time.Second))
+		fmt.Fprintf(stdout, "device   %s (%s)\ncloses   in %s, or after one device paired\n", esc(w.Name), esc(w.ID), time.Until(w.SecretExpires).Round(time.Second))
 		return nil
 	}
 	return c
@@ -101,6 +101,9 @@ func joinCommand(o streams) *cobra.Command {
 		if err != nil {
 			return hintError{err, "copy the whole URL from 'pairing qr' on the other device"}
 		}
+		if own, ok := pairing.ReadFingerprint(*stateDir); ok && own == p.Fingerprint {
+			return hintError{pairing.ErrSelf, joinHint(pairing.ErrSelf)} // before a code is asked for
+		}
 		if p.Secret == nil && *code == "" {
 			fmt.Fprintf(stderr, "enter the 6-digit code shown on %s: ", orDash(p.Name))
 			line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
@@ -118,7 +121,7 @@ func joinCommand(o streams) *cobra.Command {
 		if *asJSON {
 			return writeJSON(stdout, res)
 		}
-		fmt.Fprintf(stdout, "paired with %s (%s) at %v in %.0f ms\n", res.Peer.Name, res.Peer.ID, res.Peer.Addresses, res.DurationMS)
+		fmt.Fprintf(stdout, "paired with %s (%s) at %s in %.0f ms\n", orDash(res.Peer.Name), esc(res.Peer.ID), escAll(res.Peer.Addresses), res.DurationMS)
 		return nil
 	}
 	return c
@@ -149,6 +152,8 @@ func joinHint(err error) string {
 		return errors.Is(err, target) || strings.Contains(err.Error(), target.Error())
 	}
 	switch {
+	case is(pairing.ErrSelf):
+		return "scan or join this code on the other device; 'pairing qr' there shows its own code for this one"
 	case is(pairing.ErrImpostor):
 		return "make sure the code is from the device you mean; if that device was reinstalled, scan its new code"
 	case is(pairing.ErrWindowClosed):
@@ -196,7 +201,7 @@ func peersCommand(o streams) *cobra.Command {
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tNAME\tKIND\tPAIRED\tONLINE\tADDRESSES")
 		for _, p := range peers {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%v\n", p.ID, p.Name, p.Kind, p.PairedAt.Local().Format("2006-01-02 15:04"), p.Online, p.Addresses)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", esc(p.ID), orDash(p.Name), esc(p.Kind), p.PairedAt.Local().Format("2006-01-02 15:04"), p.Online, escAll(p.Addresses))
 		}
 		return tw.Flush()
 	}
@@ -220,7 +225,7 @@ func unpairCommand(o streams) *cobra.Command {
 		if err != nil {
 			return hintError{err, "'pairing peers' lists the paired devices"}
 		}
-		fmt.Fprintf(stdout, "unpaired %s (%s)\n", p.Name, p.ID)
+		fmt.Fprintf(stdout, "unpaired %s (%s)\n", orDash(p.Name), esc(p.ID))
 		return nil
 	}
 	return c
@@ -248,7 +253,7 @@ func renameCommand(o streams) *cobra.Command {
 		if err != nil {
 			return hintError{err, "'pairing peers' lists the paired devices"}
 		}
-		fmt.Fprintf(o.stdout, "renamed %s to %s\n", p.ID, p.Name)
+		fmt.Fprintf(o.stdout, "renamed %s to %s\n", esc(p.ID), orDash(p.Name))
 		return nil
 	}
 	return c

@@ -63,7 +63,7 @@ func (s *screen) window(w control.Window, open bool) {
 	s.qrLines, s.after = strings.Count(text, "\n"), 0
 	s.status = func() string {
 		left := max(w.SecretExpires.Sub(s.now()), 0)
-		line := fmt.Sprintf("scan to pair with %s · closes in %d:%02d", w.Name, int(left.Minutes()), int(left.Seconds())%60)
+		line := fmt.Sprintf("scan to pair with %s · closes in %d:%02d", esc(w.Name), int(left.Minutes()), int(left.Seconds())%60)
 		if w.Code != "" {
 			line = "code " + w.Code + " · " + line
 		}

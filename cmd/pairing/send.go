@@ -42,7 +42,7 @@ func sendCommand(o streams) *cobra.Command {
 			defer f.Close()
 			fi, ferr := f.Stat()
 			if ferr != nil || !fi.Mode().IsRegular() {
-				return fmt.Errorf("%s is not a regular file", *file)
+				return fmt.Errorf("%s is not a regular file", *file) // escaped by run
 			}
 			var body io.Reader = f
 			stop := func() {}
@@ -65,9 +65,9 @@ func sendCommand(o streams) *cobra.Command {
 		}
 		if *file != "" {
 			mbps := float64(res.Bytes) * 8 / 1e6 / ((res.DurationMS - res.ConnectMS) / 1000)
-			fmt.Fprintf(stdout, "sent %s (%d bytes) to %s over %s in %.0f ms (%.0f Mbit/s), SHA-256 %s confirmed\n", res.Name, res.Bytes, res.Peer, res.Path, res.DurationMS, mbps, res.SHA256[:16])
+			fmt.Fprintf(stdout, "sent %s (%d bytes) to %s over %s in %.0f ms (%.0f Mbit/s), SHA-256 %s confirmed\n", esc(res.Name), res.Bytes, esc(res.Peer), esc(res.Path), res.DurationMS, mbps, esc(res.SHA256[:min(16, len(res.SHA256))]))
 		} else {
-			fmt.Fprintf(stdout, "sent to %s in %.0f ms\n", res.Peer, res.DurationMS)
+			fmt.Fprintf(stdout, "sent to %s in %.0f ms\n", esc(res.Peer), res.DurationMS)
 		}
 		return nil
 	}
@@ -122,13 +122,15 @@ func inboxCommand(o streams) *cobra.Command {
 			fmt.Fprintln(stdout, "the inbox is empty")
 			return nil
 		}
+		// One line per item: a text's newlines and tabs show as \n and
+		// \t (esc), the exact text is in --json.
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 		for _, it := range items {
-			what := it.Text
+			what := esc(it.Text)
 			if it.Kind == "file" {
-				what = fmt.Sprintf("%s (%d bytes)", it.File, it.Size)
+				what = fmt.Sprintf("%s (%d bytes)", esc(it.File), it.Size)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", it.At.Local().Format("2006-01-02 15:04"), orDash(it.Name), it.Kind, what)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", it.At.Local().Format("2006-01-02 15:04"), orDash(it.Name), esc(it.Kind), what)
 		}
 		return tw.Flush()
 	}

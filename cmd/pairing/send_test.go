@@ -193,7 +193,7 @@ func TestSendRefusedByReceiver(t *testing.T) {
 	}
 	entries, _ := os.ReadDir(filepath.Join(b.state, "inbox"))
 	for _, e := range entries {
-		if e.Name() != "inbox.jsonl" {
+		if e.Name() != ".pairing" { // the log and the files being received
 			t.Fatalf("left in b's inbox: %s", e.Name())
 		}
 	}
@@ -341,7 +341,7 @@ func TestSendSettingsReload(t *testing.T) {
 
 // partial lists the partial files in n's inbox.
 func (n *node) partial() []string {
-	p, _ := filepath.Glob(filepath.Join(n.state, "inbox", ".incoming-*"))
+	p, _ := filepath.Glob(filepath.Join(n.state, "inbox", ".pairing", "incoming-*"))
 	return p
 }
 

@@ -24,11 +24,11 @@ func statusCommand(o streams) *cobra.Command {
 		if *asJSON {
 			return writeJSON(stdout, st)
 		}
-		fmt.Fprintf(stdout, "device   %s (%s)\nversion  %s, up %s\nstate    %s\nport     %d\n", st.Name, st.ID, st.Version, time.Duration(st.UptimeS)*time.Second, st.StateDir, st.Port)
+		fmt.Fprintf(stdout, "device   %s (%s)\nversion  %s, up %s\nstate    %s\nport     %d\n", esc(st.Name), esc(st.ID), esc(st.Version), time.Duration(st.UptimeS)*time.Second, esc(st.StateDir), st.Port)
 		if st.Window.Open {
 			fmt.Fprintf(stdout, "window   open, closes in %s\n", time.Until(st.Window.Expires).Round(time.Second))
 		} else if st.Window.Closed != "" {
-			fmt.Fprintf(stdout, "window   closed early: %s ('pairing qr' opens one)\n", st.Window.Closed)
+			fmt.Fprintf(stdout, "window   closed early: %s ('pairing qr' opens one)\n", esc(st.Window.Closed))
 		} else {
 			fmt.Fprintln(stdout, "window   closed ('pairing qr' opens one)")
 		}
@@ -38,7 +38,7 @@ func statusCommand(o streams) *cobra.Command {
 		for _, n := range b.Dropped {
 			dropped += n
 		}
-		fmt.Fprintf(stdout, "beacon   %d in, %d out, %d dropped, %d rate limited, %d new devices refused, joined %v\n", b.Received, b.Sent, dropped, b.RateLimited, b.PeersRefused, b.Joined)
+		fmt.Fprintf(stdout, "beacon   %d in, %d out, %d dropped, %d rate limited, %d new devices refused, joined %s\n", b.Received, b.Sent, dropped, b.RateLimited, b.PeersRefused, escAll(b.Joined))
 		if n := st.WebRTC.DroppedPackets; n > 0 {
 			fmt.Fprintf(stdout, "webrtc   %d packets dropped in full buffers (a transfer faster than the receiver)\n", n)
 		}
@@ -48,7 +48,7 @@ func statusCommand(o streams) *cobra.Command {
 			fmt.Fprintf(stdout, "addresses (changed %s):\n", st.AddressesChanged.Format(time.RFC3339))
 			tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 			for _, a := range st.Addresses {
-				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", a.IP, orDash(a.Interface), a.Stage, a.RankReason)
+				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", escAll(a.IP), orDash(a.Interface), esc(a.Stage), esc(a.RankReason))
 			}
 			tw.Flush()
 		}
@@ -59,7 +59,7 @@ func statusCommand(o streams) *cobra.Command {
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 		for _, p := range st.Peers {
-			fmt.Fprintf(tw, "  %s\t%s\t%v\tport %d\tseen %s ago\n", p.ID, p.Name, p.Addresses, p.Port, time.Since(p.LastSeen).Round(time.Second))
+			fmt.Fprintf(tw, "  %s\t%s\t%s\tport %d\tseen %s ago\n", esc(p.ID), orDash(p.Name), escAll(p.Addresses), p.Port, time.Since(p.LastSeen).Round(time.Second))
 		}
 		return tw.Flush()
 	}

@@ -29,7 +29,7 @@ func turnCommand(o streams) *cobra.Command {
 		if *asJSON {
 			return writeJSON(stdout, map[string]any{"username": u, "password": p, "ttl_s": ttl.Seconds(), "expires": now.Add(*ttl).UTC()})
 		}
-		fmt.Fprintf(stdout, "username %s\npassword %s\nexpires  %s\n", u, p, now.Add(*ttl).UTC().Format(time.RFC3339))
+		fmt.Fprintf(stdout, "username %s\npassword %s\nexpires  %s\n", esc(u), p, now.Add(*ttl).UTC().Format(time.RFC3339))
 		return nil
 	}
 	return c

@@ -33,7 +33,8 @@
 //
 // Fields:
 //
-//	1 name       UTF-8, 1..63 bytes, no control characters; at most once
+//	1 name       UTF-8, 1..63 bytes, no control or format characters (a
+//	             received name with them is shown escaped); at most once
 //	2 address    4 or 16 bytes: an address the sender believes it has;
 //	             repeated, at most 16
 //	3 seen-as    4 or 16 bytes: in a reply, the source address the query

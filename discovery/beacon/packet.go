@@ -4,10 +4,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/lanpairing/pairing/internal/ident"
+	"github.com/lanpairing/pairing/internal/termsafe"
 )
 
 // Wire constants; see the package documentation for the format.
@@ -74,21 +73,26 @@ type Packet struct {
 	Hint        []byte       // HintLen bytes or nil
 }
 
-// ValidName reports whether s can travel as a beacon name.
+// ValidName reports whether s can be a device name: 1 to MaxNameLen
+// bytes of UTF-8 without control or format characters (termsafe.Check).
+// It is the rule for every device name: beacons, mDNS, the QR link, a
+// pairing request, the config, a rename.
 func ValidName(s string) error {
 	if s == "" || len(s) > MaxNameLen {
 		return fmt.Errorf("name must be 1 to %d bytes, got %d", MaxNameLen, len(s))
 	}
-	if !utf8.ValidString(s) {
-		return fmt.Errorf("name is not valid UTF-8")
-	}
-	for _, r := range s {
-		if unicode.IsControl(r) {
-			return fmt.Errorf("name contains a control character")
-		}
+	if err := termsafe.Check(s); err != nil {
+		return fmt.Errorf("name %w", err)
 	}
 	return nil
 }
+
+// NeutralName is what a received name that fails ValidName's character
+// rule is shown as: its unsafe characters escaped (termsafe.Escape), cut
+// to MaxNameLen bytes. A beacon is from anyone and cannot be refused back
+// to its sender; dropping it would hide the device from discovery (and
+// from a join that finds it by fingerprint), so its name is neutralised.
+func NeutralName(s string) string { return termsafe.Cut(s, MaxNameLen) }
 
 // Append encodes p after b. It fails only on values the format cannot carry.
 func (p *Packet) Append(b []byte) ([]byte, error) {
@@ -181,10 +185,14 @@ func Decode(b []byte) (*Packet, error) {
 		seen[typ] = true
 		switch typ {
 		case fieldName:
-			if err := ValidName(string(val)); err != nil {
+			name := string(val)
+			if termsafe.Check(name) != nil {
+				name = NeutralName(name)
+			}
+			if err := ValidName(name); err != nil {
 				return nil, fmt.Errorf("%w: %v", ErrField, err)
 			}
-			p.Name = string(val)
+			p.Name = name
 		case fieldAddress:
 			a, err := decodeAddr(val)
 			if err != nil {

@@ -63,7 +63,8 @@ func TestDecodeRejects(t *testing.T) {
 		{"oversized", append(bytes.Clone(good), make([]byte, MaxPacketSize)...), ErrTooLarge},
 		{"bad address length", append(good[:headerLen:headerLen], fieldAddress, 5, 1, 2, 3, 4, 5), ErrField},
 		{"multicast address", append(good[:headerLen:headerLen], fieldAddress, 4, 239, 1, 1, 1), ErrField},
-		{"control char name", append(good[:headerLen:headerLen], fieldName, 2, 'a', 0), ErrField},
+		{"empty name", append(good[:headerLen:headerLen], fieldName, 0), ErrField},
+		{"long name", append(good[:headerLen:headerLen], append([]byte{fieldName, MaxNameLen + 1}, bytes.Repeat([]byte{'a'}, MaxNameLen+1)...)...), ErrField},
 		{"repeated name", append(good[:headerLen:headerLen], fieldName, 1, 'a', fieldName, 1, 'b'), ErrField},
 		{"short hint", append(good[:headerLen:headerLen], fieldHint, 2, 1, 2), ErrField},
 	}
@@ -73,6 +74,34 @@ func TestDecodeRejects(t *testing.T) {
 				t.Fatalf("Decode = %v, want %v", err, c.want)
 			}
 		})
+	}
+}
+
+// TestDecodeNeutralisesNames: a stranger's name with control or format
+// characters keeps its packet (the device stays findable) and arrives
+// escaped, short enough to be a name.
+func TestDecodeNeutralisesNames(t *testing.T) {
+	good, _ := samplePacket().Append(nil)
+	for raw, want := range map[string]string{
+		"a\x00":                    `a\x00`,
+		"\x1b]0;title\x07":         `\x1b]0;title\x07`,
+		"invoice\u202efdp.exe":     `invoice\u202efdp.exe`,
+		"bad\xff":                  `bad\xff`,
+		strings.Repeat("\x1b", 40): strings.Repeat(`\x1b`, 15),
+	} {
+		b := append(good[:headerLen:headerLen], fieldName, byte(len(raw)))
+		p, err := Decode(append(b, raw...))
+		if err != nil || p.Name != want || ValidName(p.Name) != nil {
+			t.Errorf("name %q: %v, %+v", raw, err, p)
+		}
+	}
+	for _, bad := range []string{"invoice\u202efdp.exe", "a\u2066b", "zero\u200bwidth", "\ufeffx", "a\x1b"} {
+		if err := ValidName(bad); err == nil || !strings.Contains(err.Error(), "U+") {
+			t.Errorf("ValidName(%q) = %v", bad, err)
+		}
+		if _, err := (&Packet{Type: TypeAnnounce, Name: bad}).Append(nil); err == nil {
+			t.Errorf("Append with name %q succeeded", bad)
+		}
 	}
 }
 
