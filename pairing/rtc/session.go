@@ -100,23 +100,27 @@ type Session struct {
 	events []Event
 	pair   string
 	dc     *webrtc.DataChannel
-	open   chan struct{}
 	closed chan struct{}
 	once   sync.Once
 
-	// claimed is set by the first data channel; any later one is closed
-	// (extraChannels counts them).
-	claimed       atomic.Bool
-	openOnce      sync.Once
-	extraChannels atomic.Int64
+	ch     channelClaim
+}
+
+// channelClaim is the session's one data channel: claimed by the first,
+// any later one is closed (extra counts them).
+type channelClaim struct {
+	open     chan struct{} // closed when the channel opened
+	claimed  atomic.Bool
+	openOnce sync.Once
+	extra    atomic.Int64
 }
 
 // claimChannel reports whether dc is the session's first data channel.
-func (s *Session) claimChannel() bool { return s.claimed.CompareAndSwap(false, true) }
+func (s *Session) claimChannel() bool { return s.ch.claimed.CompareAndSwap(false, true) }
 
 // ExtraChannels is how many data channels beyond the first the peer
 // opened (each was closed at once).
-func (s *Session) ExtraChannels() int64 { return s.extraChannels.Load() }
+func (s *Session) ExtraChannels() int64 { return s.ch.extra.Load() }
 
 func (e *Endpoint) newSession(peer ident.Fingerprint, role string) (*Session, error) {
 	conf := webrtc.Configuration{Certificates: []webrtc.Certificate{e.cfg.Certificate}, ICEServers: e.cfg.ICEServers}
@@ -127,7 +131,7 @@ func (e *Endpoint) newSession(peer ident.Fingerprint, role string) (*Session, er
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{Peer: peer, Role: role, start: time.Now(), pc: pc, open: make(chan struct{}), closed: make(chan struct{}),
+	s := &Session{Peer: peer, Role: role, start: time.Now(), pc: pc, ch: channelClaim{open: make(chan struct{})}, closed: make(chan struct{}),
 		log: e.cfg.Logger.With("peer", peer.ID(), "role", role)}
 	pc.OnSignalingStateChange(func(st webrtc.SignalingState) { s.event("signaling", st.String()) })
 	pc.OnICEGatheringStateChange(func(st webrtc.ICEGatheringState) { s.event("ice gathering", st.String()) })
@@ -182,7 +186,7 @@ func (s *Session) Events() ([]Event, string) {
 // Channel waits until the data channel is open.
 func (s *Session) Channel(ctx context.Context) (*webrtc.DataChannel, error) {
 	select {
-	case <-s.open:
+	case <-s.ch.open:
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		return s.dc, nil
@@ -199,7 +203,7 @@ func (s *Session) setChannel(dc *webrtc.DataChannel) {
 		s.dc = dc
 		s.mu.Unlock()
 		s.event("data channel", "open")
-		s.openOnce.Do(func() { close(s.open) })
+		s.ch.openOnce.Do(func() { close(s.ch.open) })
 	})
 }
 
@@ -334,7 +338,7 @@ func (e *Endpoint) Answer(ctx context.Context, offer string, peer ident.Fingerpr
 		// paired, paired, or a web page in its browser) has them closed at
 		// once: each would cost memory, and none has a use.
 		if !s.claimChannel() {
-			s.extraChannels.Add(1)
+			s.ch.extra.Add(1)
 			s.log.Debug("webrtc: extra data channel closed", "label", dc.Label())
 			dc.Close()
 			return
