@@ -1,0 +1,107 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lanpairing/pairing/discovery"
+	"github.com/lanpairing/pairing/internal/lan"
+)
+
+// reflected is a home network of subnets joined by a router that
+// reflects mDNS (avahi-daemon with enable-reflector=yes): subnet i is
+// 10.<i+1>.0.0/24 (and fd00:<i+1>::/64), the router is .254 (::fe) on
+// each, host i is .<i+1> (::<i+1>) with its routes via the router.
+type reflected struct {
+	router    *lan.Host
+	reflector *lan.Reflector
+	nodes     []*node
+	segs      []*lan.Segment
+}
+
+func reflectedLAN(t *testing.T, names ...string) *reflected {
+	l, bin := lanWith(t)
+	lan.RequireAvahi(t)
+	r := &reflected{router: l.Host("r")}
+	var ifaces []string
+	for i, name := range names {
+		seg := l.Segment()
+		r.segs = append(r.segs, seg)
+		lk := r.router.Attach(seg, fmt.Sprintf("10.%d.0.254/24", i+1), fmt.Sprintf("fd00:%d::fe/64", i+1))
+		ifaces = append(ifaces, lk.Name)
+		h := l.Host(name)
+		h.Attach(seg, fmt.Sprintf("10.%d.0.%d/24", i+1, i+1), fmt.Sprintf("fd00:%d::%d/64", i+1, i+1))
+		h.DefaultRoute(fmt.Sprintf("10.%d.0.254", i+1))
+		h.Must("ip", "-6", "route", "add", "default", "via", fmt.Sprintf("fd00:%d::fe", i+1))
+		r.nodes = append(r.nodes, newNode(t, h, bin))
+	}
+	r.router.Router()
+	r.reflector = r.router.StartReflector(t, ifaces...)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("reflector log:\n%s", r.reflector.Proc.Stderr())
+		}
+	})
+	return r
+}
+
+// TestMDNSThroughReflector: a and b on two subnets joined by a router
+// with an mDNS reflector find each other by mDNS, at each other's own
+// address; the answer is marked as coming from another subnet through a
+// reflector, both ways: our legacy unicast query relayed by its ID (the
+// answer carries it), and our multicast query from port 5353 repeated,
+// with the answers repeated to the group. (The beacon has TTL 1 and
+// stays on its subnet.)
+func TestMDNSThroughReflector(t *testing.T) {
+	r := reflectedLAN(t, "a", "b")
+	a, b := r.nodes[0], r.nodes[1]
+	a.serve()
+	b.serve()
+	for _, c := range []struct {
+		from   *node
+		to, at string
+	}{{a, "b", "10.2.0.2"}, {b, "a", "10.1.0.1"}} {
+		vias := map[string]bool{}
+		lan.Eventually(t, 20*time.Second, func() error {
+			res, stderr, _ := c.from.discover("--timeout", "3s")
+			p := peerNamed(res.Peers, c.to)
+			if p == nil || !hasAddr(p.Addresses, c.at) {
+				return errorf("discover on %s: %+v %s", c.from.Name, res.Peers, stderr)
+			}
+			if len(p.Sources) != 1 || p.Sources[0] != discovery.SourceMDNS {
+				t.Errorf("%s found %s by %v, want mdns only (beacons do not cross a router)", c.from.Name, c.to, p.Sources)
+			}
+			if err := checkReflected(p, c.at); err != nil {
+				return err
+			}
+			for _, ans := range p.MDNS {
+				vias[ans.Via] = true
+			}
+			if !vias[discovery.MDNSViaLegacy] || !vias[discovery.MDNSViaMulticast] {
+				return errorf("%s found %s only via %v: %+v", c.from.Name, c.to, vias, p.MDNS)
+			}
+			return nil
+		})
+	}
+}
+
+// checkReflected checks the mDNS facts of a peer on another subnet: off
+// link, reflected, its address off link.
+func checkReflected(p *discovery.Peer, at string) error {
+	if len(p.MDNS) == 0 {
+		return errorf("peer %s has no mDNS facts: %+v", p.Name, p)
+	}
+	for _, ans := range p.MDNS {
+		if !ans.OffLink || !ans.Reflected || !strings.HasSuffix(ans.Sender.String(), ".254") && !strings.HasSuffix(ans.Sender.String(), "::fe") && !ans.Sender.IsLinkLocalUnicast() {
+			return errorf("answer %+v: want off link, reflected by the router", ans)
+		}
+		for _, ad := range ans.Addresses {
+			if ad.Addr.String() == at && ad.OnLink {
+				return errorf("answer %+v: %s marked on link", ans, at)
+			}
+		}
+	}
+	return nil
+}
