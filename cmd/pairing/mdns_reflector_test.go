@@ -21,7 +21,10 @@ type reflected struct {
 	segs      []*lan.Segment
 }
 
-func reflectedLAN(t *testing.T, names ...string) *reflected {
+func reflectedLAN(t *testing.T, names ...string) *reflected { return reflectedLANv(t, true, names...) }
+
+// reflectedLANv is reflectedLAN, IPv6 only unless v4.
+func reflectedLANv(t *testing.T, v4 bool, names ...string) *reflected {
 	l, bin := lanWith(t)
 	lan.RequireAvahi(t)
 	r := &reflected{router: l.Host("r")}
@@ -29,11 +32,19 @@ func reflectedLAN(t *testing.T, names ...string) *reflected {
 	for i, name := range names {
 		seg := l.Segment()
 		r.segs = append(r.segs, seg)
-		lk := r.router.Attach(seg, fmt.Sprintf("10.%d.0.254/24", i+1), fmt.Sprintf("fd00:%d::fe/64", i+1))
+		rc := []string{fmt.Sprintf("fd00:%d::fe/64", i+1)}
+		hc := []string{fmt.Sprintf("fd00:%d::%d/64", i+1, i+1)}
+		if v4 {
+			rc = append(rc, fmt.Sprintf("10.%d.0.254/24", i+1))
+			hc = append(hc, fmt.Sprintf("10.%d.0.%d/24", i+1, i+1))
+		}
+		lk := r.router.Attach(seg, rc...)
 		ifaces = append(ifaces, lk.Name)
 		h := l.Host(name)
-		h.Attach(seg, fmt.Sprintf("10.%d.0.%d/24", i+1, i+1), fmt.Sprintf("fd00:%d::%d/64", i+1, i+1))
-		h.DefaultRoute(fmt.Sprintf("10.%d.0.254", i+1))
+		h.Attach(seg, hc...)
+		if v4 {
+			h.DefaultRoute(fmt.Sprintf("10.%d.0.254", i+1))
+		}
 		h.Must("ip", "-6", "route", "add", "default", "via", fmt.Sprintf("fd00:%d::fe", i+1))
 		r.nodes = append(r.nodes, newNode(t, h, bin))
 	}
@@ -83,6 +94,70 @@ func TestMDNSThroughReflector(t *testing.T) {
 				return errorf("%s found %s only via %v: %+v", c.from.Name, c.to, vias, p.MDNS)
 			}
 			return nil
+		})
+	}
+}
+
+// TestMDNSReflectorThreeSubnets: three subnets behind one reflector. a
+// and b (on two of them) find each other, and avahi-browse, a standard
+// mDNS client, on the third resolves both services at their own
+// addresses through the reflector.
+func TestMDNSReflectorThreeSubnets(t *testing.T) {
+	r := reflectedLAN(t, "a", "b", "v")
+	a, b, v := r.nodes[0], r.nodes[1], r.nodes[2]
+	a.serve()
+	b.serve()
+	lan.Eventually(t, 20*time.Second, func() error {
+		res, stderr, _ := a.discover("--timeout", "3s")
+		p := peerNamed(res.Peers, "b")
+		if p == nil || !hasAddr(p.Addresses, "10.2.0.2") {
+			return errorf("discover on a: %+v %s", res.Peers, stderr)
+		}
+		return checkReflected(p, "10.2.0.2")
+	})
+	av := v.StartAvahi(t)
+	v.Env = av.Env()
+	lan.Eventually(t, 20*time.Second, func() error {
+		out, stderr, err := v.Run("avahi-browse", "-rpt", "_pairing._tcp")
+		// =;eth0;IPv4;a (ABCD);_pairing._tcp;local;host.local;10.1.0.1;PORT;TXT
+		found := map[string]bool{}
+		for _, l := range strings.Split(out, "\n") {
+			f := strings.Split(l, ";")
+			if len(f) >= 10 && f[0] == "=" && f[2] == "IPv4" {
+				found[strings.SplitN(unescapeAvahi(f[3]), " ", 2)[0]+"@"+f[7]] = true
+			}
+		}
+		if !found["a@10.1.0.1"] || !found["b@10.2.0.2"] {
+			return errorf("avahi-browse on v resolved %v: %v %s\n%s", found, err, stderr, out)
+		}
+		return nil
+	})
+}
+
+// TestMDNSReflectorIPv6Only: the same across an IPv6-only router: a and
+// b find each other at their ULA addresses (their link-local ones, which
+// the reflector repeats too, are dropped: they are on another link).
+func TestMDNSReflectorIPv6Only(t *testing.T) {
+	r := reflectedLANv(t, false, "a", "b")
+	a, b := r.nodes[0], r.nodes[1]
+	a.serve()
+	b.serve()
+	for _, c := range []struct {
+		from   *node
+		to, at string
+	}{{a, "b", "fd00:2::2"}, {b, "a", "fd00:1::1"}} {
+		lan.Eventually(t, 20*time.Second, func() error {
+			res, stderr, _ := c.from.discover("--timeout", "3s")
+			p := peerNamed(res.Peers, c.to)
+			if p == nil || !hasAddr(p.Addresses, c.at) {
+				return errorf("discover on %s: %+v %s", c.from.Name, res.Peers, stderr)
+			}
+			for _, ad := range p.Addresses {
+				if ad.IsLinkLocalUnicast() {
+					t.Fatalf("%s kept %s's link-local address %s from another link: %+v", c.from.Name, c.to, ad, p)
+				}
+			}
+			return checkReflected(p, c.at)
 		})
 	}
 }
