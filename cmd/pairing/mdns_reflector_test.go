@@ -180,3 +180,28 @@ func checkReflected(p *discovery.Peer, at string) error {
 	}
 	return nil
 }
+
+// TestAvahiSameHostSeesOurService: avahi-daemon on the same host as the
+// daemon resolves our service (both share port 5353; our answers to its
+// queries go to the group, which every socket on the port hears).
+func TestAvahiSameHostSeesOurService(t *testing.T) {
+	l, bin := lanWith(t)
+	lan.RequireAvahi(t)
+	ha := l.Host("a")
+	ha.Attach(l.Segment(), "10.1.0.1/24")
+	a := newNode(t, ha, bin)
+	av := ha.StartAvahi(t)
+	a.serve()
+	env := ha.Env
+	ha.Env = append(env, av.Env()...)
+	defer func() { ha.Env = env }()
+	lan.Eventually(t, 15*time.Second, func() error {
+		out, stderr, err := ha.Run("avahi-browse", "-rpt", "_pairing._tcp")
+		for _, l := range strings.Split(out, "\n") {
+			if f := strings.Split(l, ";"); len(f) >= 10 && f[0] == "=" && f[2] == "IPv4" && f[7] == "10.1.0.1" {
+				return nil
+			}
+		}
+		return errorf("avahi-browse on a: %v %s\n%s", err, stderr, out)
+	})
+}
