@@ -156,15 +156,28 @@ func (r *responder) read(c *mcast.Conn) {
 
 // handle answers one datagram when it is a query for a zone of ours.
 func (r *responder) handle(c *mcast.Conn, b []byte, src netip.AddrPort, ifindex int) {
-	var q dns.Msg
-	if q.Unpack(b) != nil || q.Response || q.Opcode != dns.OpcodeQuery || q.Rcode != 0 || len(q.Question) == 0 {
-		return
-	}
 	r.mu.Lock()
 	zone := r.zones[ifindex]
 	r.mu.Unlock()
 	if zone == nil {
 		return
+	}
+	unicast, multicast := answer(zone, b, src)
+	if unicast != nil && r.links.OnLink(src.Addr()) {
+		r.send(c, unicast, src, ifindex)
+	}
+	if len(multicast) > 0 {
+		r.multicast(c, ifindex, multicast)
+	}
+}
+
+// answer decides what the query b from src gets from zone: a message to
+// send to src (nil: none), and the questions to answer to the group.
+// Anything but a well-formed standard query gets nothing.
+func answer(zone mdns.Zone, b []byte, src netip.AddrPort) (*dns.Msg, []dns.Question) {
+	var q dns.Msg
+	if len(b) > maxMDNSPacket || q.Unpack(b) != nil || q.Response || q.Opcode != dns.OpcodeQuery || q.Rcode != 0 || len(q.Question) == 0 {
+		return nil, nil
 	}
 	legacy := src.Port() != mdnsPort
 	var unicast []dns.RR
@@ -177,23 +190,22 @@ func (r *responder) handle(c *mcast.Conn, b []byte, src netip.AddrPort, ifindex 
 		case len(recs) == 0:
 		case legacy || qq.Qclass&qClassUnicast != 0:
 			unicast = append(unicast, recs...)
-		default:
+		case !slices.Contains(multicast, plain):
 			multicast = append(multicast, plain)
 		}
 	}
-	if len(unicast) > 0 && r.links.OnLink(src.Addr()) {
-		m := answerMsg(unicast)
-		if legacy {
-			m.Id, m.Question = q.Id, q.Question
-			for _, rr := range m.Answer {
-				rr.Header().Ttl = min(rr.Header().Ttl, legacyTTLMax)
-			}
+	if len(unicast) == 0 {
+		return nil, multicast
+	}
+	m := answerMsg(unicast)
+	if legacy {
+		// RFC 6762 §6.7: the query's ID and question, short TTLs.
+		m.Id, m.Question = q.Id, q.Question
+		for _, rr := range m.Answer {
+			rr.Header().Ttl = min(rr.Header().Ttl, legacyTTLMax)
 		}
-		r.send(c, m, src, ifindex)
 	}
-	if len(multicast) > 0 {
-		r.multicast(c, ifindex, multicast)
-	}
+	return m, multicast
 }
 
 // answerMsg is an mDNS answer (RFC 6762 §18: ID 0, QR and AA set, the
