@@ -57,6 +57,16 @@ type MDNSAddr struct {
 	OnLink bool       `json:"on_link"`
 }
 
+// Heard is how a peer was heard, part of Peer.
+type Heard struct {
+	// ElapsedMS is, in a discover, the time from the query to the peer's
+	// first reply.
+	ElapsedMS float64 `json:"elapsed_ms,omitempty"`
+	// MDNS is how its mDNS answers came, up to maxMDNSAnswers ways (the
+	// latest), each with its facts.
+	MDNS []MDNSAnswer `json:"mdns,omitempty"`
+}
+
 // maxMDNSAnswers bounds the distinct ways (via, sender, interface) kept
 // per peer.
 const maxMDNSAnswers = 4

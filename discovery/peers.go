@@ -32,11 +32,9 @@ type Peer struct {
 	Sources    []string  `json:"sources"`
 	WindowOpen bool      `json:"window_open"`
 	LastSeen   time.Time `json:"last_seen"`
-	// ElapsedMS is, in a discover, the time from the query to the peer's
-	// first reply.
-	ElapsedMS float64 `json:"elapsed_ms,omitempty"`
-	// MDNS is how its mDNS answers came (mdns_facts.go), up to 4 ways.
-	MDNS     []MDNSAnswer `json:"mdns,omitempty"`
+	// Heard is how the peer was heard: when, in a discover, and by which
+	// ways its mDNS answers came (fields at the top level in JSON).
+	Heard
 	instance uint64
 }
 

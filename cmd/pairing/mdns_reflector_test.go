@@ -48,8 +48,8 @@ func reflectedLANv(t *testing.T, v4 bool, names ...string) *reflected {
 		h.Must("ip", "-6", "route", "add", "default", "via", fmt.Sprintf("fd00:%d::fe", i+1))
 		r.nodes = append(r.nodes, newNode(t, h, bin))
 	}
-	r.router.Router()
-	r.reflector = r.router.StartReflector(t, ifaces...)
+	lan.Router(r.router)
+	r.reflector = lan.StartReflector(t, r.router, ifaces...)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("reflector log:\n%s", r.reflector.Proc.Stderr())
@@ -93,6 +93,7 @@ func TestMDNSThroughReflector(t *testing.T) {
 			if !vias[discovery.MDNSViaLegacy] || !vias[discovery.MDNSViaMulticast] {
 				return errorf("%s found %s only via %v: %+v", c.from.Name, c.to, vias, p.MDNS)
 			}
+			t.Logf("%s found %s through the reflector after %.0f ms", c.from.Name, c.to, p.ElapsedMS)
 			return nil
 		})
 	}

@@ -9,21 +9,22 @@ import (
 	"time"
 )
 
-// Router makes the host forward IPv4 and IPv6 between its interfaces, as
-// the router between a home's subnets (or VLANs) does.
-func (h *Host) Router() {
+// Router makes host h forward IPv4 and IPv6 between its interfaces, as
+// the router between a home's subnets (or VLANs) does. (A function, not a
+// method: Host has methods enough.)
+func Router(h *Host) {
 	h.l.t.Helper()
 	sysctl(h, "net/ipv4/ip_forward", "1")
 	sysctl(h, "net/ipv6/conf/all/forwarding", "1")
 }
 
-// StartReflector starts avahi-daemon in the host as an mDNS reflector
+// StartReflector starts avahi-daemon in host h as an mDNS reflector
 // between ifaces (avahi's `[reflector] enable-reflector=yes`, what home
 // routers run between VLANs): it repeats queries and answers from each
 // interface on the others, and relays legacy unicast queries by the
 // query ID. Like StartAvahi, with a D-Bus bus and /run of its own; it
 // publishes nothing of its own.
-func (h *Host) StartReflector(t testing.TB, ifaces ...string) *Reflector {
+func StartReflector(t testing.TB, h *Host, ifaces ...string) *Reflector {
 	t.Helper()
 	conf := fmt.Sprintf(`[server]
 host-name=reflector-%s
@@ -41,7 +42,7 @@ publish-hinfo=no
 enable-reflector=yes
 reflect-ipv=no
 `, h.Name, strings.Join(ifaces, ","))
-	a, p := h.startAvahiConf(t, conf)
+	a, p := startAvahiConf(t, h, conf)
 	return &Reflector{Avahi: a, Proc: p}
 }
 
@@ -52,9 +53,9 @@ type Reflector struct {
 	Proc *Proc
 }
 
-// startAvahiConf starts dbus-daemon and avahi-daemon with the config
-// conf and waits until avahi is up.
-func (h *Host) startAvahiConf(t testing.TB, conf string) (*Avahi, *Proc) {
+// startAvahiConf starts dbus-daemon and avahi-daemon in h with the
+// config conf and waits until avahi is up.
+func startAvahiConf(t testing.TB, h *Host, conf string) (*Avahi, *Proc) {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "avahi-")
 	if err != nil {
