@@ -72,6 +72,8 @@ fuzz: ## fuzz every decoder of outside input for 30 s each
 	$(GO) test -run '^$$' -fuzz '^FuzzFilterCandidates$$' -fuzztime 30s ./pairing/rtc
 	$(GO) test -run '^$$' -fuzz '^FuzzName$$' -fuzztime 30s ./internal/termsafe
 	$(GO) test -run '^$$' -fuzz '^FuzzGuardHost$$' -fuzztime 30s ./pairing/web
+	$(GO) test -run '^$$' -fuzz '^FuzzMDNSAnswer$$' -fuzztime 30s ./discovery
+	$(GO) test -run '^$$' -fuzz '^FuzzMDNSBrowseAnswer$$' -fuzztime 30s ./discovery
 
 install: build ## install the binary into $(PREFIX)/bin, the systemd unit into $(UNITDIR), UDP buffer limits into $(SYSCTLDIR)
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/pairing

@@ -387,8 +387,8 @@ func (n *teller) shouldTell(fp ident.Fingerprint, key string, now time.Time) boo
 func (n *Neighbours) browse(ctx context.Context) {
 	wait := browseEvery / 2 // doubled after the first browse
 	for {
-		err := Browse(ctx, n.cfg.Beacon.Interfaces, n.cfg.Logger, func(ev beacon.Event) {
-			if _, fresh := n.table.ObserveFrom(SourceMDNS, ev); fresh && n.cfg.OnNewPeer != nil {
+		err := BrowseMDNS(ctx, n.cfg.Beacon.Interfaces, n.cfg.Logger, func(e MDNSEntry) {
+			if _, fresh := n.table.ObserveMDNS(e); fresh && n.cfg.OnNewPeer != nil {
 				n.cfg.OnNewPeer()
 			}
 		})

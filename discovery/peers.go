@@ -32,10 +32,10 @@ type Peer struct {
 	Sources    []string  `json:"sources"`
 	WindowOpen bool      `json:"window_open"`
 	LastSeen   time.Time `json:"last_seen"`
-	// ElapsedMS is, in a discover, the time from the query to the peer's
-	// first reply.
-	ElapsedMS float64 `json:"elapsed_ms,omitempty"`
-	instance  uint64
+	// Heard is how the peer was heard: when, in a discover, and by which
+	// ways its mDNS answers came (fields at the top level in JSON).
+	Heard
+	instance uint64
 }
 
 // merge folds one beacon event into p.
@@ -331,7 +331,7 @@ func Discover(ctx context.Context, cfg beacon.Config, opt DiscoverOptions) ([]Pe
 	start := time.Now()
 	var mu sync.Mutex
 	elapsed := map[ident.Fingerprint]float64{}
-	observe := func(source string, ev beacon.Event) {
+	observe := func(source string, ev beacon.Event, ans *MDNSAnswer) {
 		fp := ev.Packet.Fingerprint
 		if fp.IsZero() || fp == opt.Exclude {
 			return
@@ -344,7 +344,11 @@ func Discover(ctx context.Context, cfg beacon.Config, opt DiscoverOptions) ([]Pe
 		if _, ok := elapsed[fp]; !ok {
 			elapsed[fp] = ms(time.Since(start))
 		}
-		t.ObserveFrom(source, ev)
+		if ans != nil {
+			t.ObserveMDNS(MDNSEntry{ev, *ans})
+		} else {
+			t.ObserveFrom(source, ev)
+		}
 		if opt.First {
 			cancel()
 		}
@@ -354,11 +358,11 @@ func Discover(ctx context.Context, cfg beacon.Config, opt DiscoverOptions) ([]Pe
 		mdnsErr <- errors.New("mdns off")
 	} else {
 		go func() {
-			mdnsErr <- Browse(ctx, cfg.Interfaces, opt.Logger, func(ev beacon.Event) { observe(SourceMDNS, ev) })
+			mdnsErr <- BrowseMDNS(ctx, cfg.Interfaces, opt.Logger, func(e MDNSEntry) { observe(SourceMDNS, e.Event, &e.Answer) })
 		}()
 	}
 	berr := beacon.Query(ctx, cfg, func(ev beacon.Event) bool {
-		observe(SourceBeacon, ev)
+		observe(SourceBeacon, ev, nil)
 		return true
 	})
 	var err error

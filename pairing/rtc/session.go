@@ -103,7 +103,7 @@ type Session struct {
 	closed chan struct{}
 	once   sync.Once
 
-	ch     channelClaim
+	ch channelClaim
 }
 
 // channelClaim is the session's one data channel: claimed by the first,
