@@ -310,6 +310,17 @@ type Window struct {
 	Port      int          `json:"port"`
 	// PreviousClosed says why the window before this one closed early.
 	PreviousClosed string `json:"previous_closed,omitempty"`
+	// Networks are the LANs this device has working addresses on, the
+	// one the code is for (its first address's) first: a phone may be
+	// on any of them, and `qr --address ADDR` gives the code for another.
+	Networks []Network `json:"networks,omitempty"`
+}
+
+// Network is one LAN this device is on: the interface and the best
+// address there.
+type Network struct {
+	Interface string     `json:"interface"`
+	Address   netip.Addr `json:"address"`
 }
 
 // PeerInfo describes a device in pairing answers and `join` output.

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/lanpairing/pairing/discovery"
 	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/pairing"
 )
@@ -73,8 +74,34 @@ func (d *Daemon) describe(info pairing.WindowInfo, host netip.Addr) (control.Win
 	short.Addrs, short.Name = nil, ""
 	return control.Window{
 		URL: p.URL(), QRURL: short.URL(), LinkURL: link.URL(), Fingerprint: d.id.Fingerprint.String(), ID: d.id.ID(), Name: p.Name,
-		SecretExpires: info.Expires, Code: code, Addresses: addrs, Port: d.Port(),
+		SecretExpires: info.Expires, Code: code, Addresses: addrs, Port: d.Port(), Networks: d.networks(addrs[0]),
 	}, nil
+}
+
+// networks are the LANs with a working address a phone can use (not a
+// tunnel, virtual link or link without carrier, nothing a paired device
+// could not reach): one entry per interface, its best address, the one
+// of first (the code's) first.
+func (d *Daemon) networks(first netip.Addr) []control.Network {
+	all, _, _ := d.own.Addresses()
+	var out []control.Network
+	for _, a := range all {
+		ip := a.IP.Unmap()
+		if a.Rank >= discovery.RankDemoted || ip.Is6() && ip.IsLinkLocalUnicast() ||
+			slices.ContainsFunc(out, func(n control.Network) bool { return n.Interface == a.Interface }) {
+			continue
+		}
+		n := control.Network{Interface: a.Interface, Address: ip}
+		if ip == first {
+			out = append([]control.Network{n}, out...)
+		} else {
+			out = append(out, n)
+		}
+	}
+	if len(out) == 0 || out[0].Address != first {
+		return nil // the code leads with an address outside these
+	}
+	return out
 }
 
 // windowChanged: the window opened, closed or got a new secret. The
