@@ -84,22 +84,18 @@ func (d *Daemon) describe(info pairing.WindowInfo, host netip.Addr) (control.Win
 // of first (the code's) first.
 func (d *Daemon) networks(first netip.Addr) []control.Network {
 	all, _, _ := d.own.Addresses()
-	var out []control.Network
+	i := slices.IndexFunc(all, func(a discovery.Address) bool { return a.IP.Unmap() == first })
+	if i < 0 || all[i].Rank >= discovery.RankDemoted {
+		return nil // the code leads with an address outside these
+	}
+	out := []control.Network{{Interface: all[i].Interface, Address: first}}
 	for _, a := range all {
 		ip := a.IP.Unmap()
 		if a.Rank >= discovery.RankDemoted || ip.Is6() && ip.IsLinkLocalUnicast() ||
 			slices.ContainsFunc(out, func(n control.Network) bool { return n.Interface == a.Interface }) {
 			continue
 		}
-		n := control.Network{Interface: a.Interface, Address: ip}
-		if ip == first {
-			out = append([]control.Network{n}, out...)
-		} else {
-			out = append(out, n)
-		}
-	}
-	if len(out) == 0 || out[0].Address != first {
-		return nil // the code leads with an address outside these
+		out = append(out, control.Network{Interface: a.Interface, Address: ip})
 	}
 	return out
 }
