@@ -151,10 +151,52 @@ func (in *Inbox) List() ([]InboxItem, error) {
 	for sc.Scan() {
 		var it InboxItem
 		if json.Unmarshal(sc.Bytes(), &it) == nil {
+			if it.Kind == "file" && CheckFileName(it.File) == nil {
+				it.Path = filepath.Join(in.Dir, it.File)
+			}
 			items = append(items, it) // a torn last line (crash) is skipped
 		}
 	}
 	return items, sc.Err()
+}
+
+// Clear deletes the received files the log names (only those: the inbox
+// may be a directory people keep other files in) and the log, so the
+// inbox is empty; files arriving meanwhile are kept.
+func (in *Inbox) Clear() (control.InboxCleared, error) {
+	var c control.InboxCleared
+	items, err := in.List()
+	if err != nil {
+		return c, err
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for _, it := range items {
+		if it.Kind != "file" {
+			c.Texts++
+			continue
+		}
+		if it.Path == "" {
+			continue // a name the daemon would not have written
+		}
+		fi, err := os.Lstat(it.Path)
+		if err != nil || !fi.Mode().IsRegular() {
+			c.Missing++
+			continue
+		}
+		if err := os.Remove(it.Path); err != nil {
+			return c, err
+		}
+		c.Files++
+		c.Bytes += fi.Size()
+	}
+	os.Remove(in.own(inboxLog + ".1"))
+	// An empty log, not none: a missing one would make prepare look for
+	// an older version's.
+	if err := os.WriteFile(in.own(inboxLog), nil, 0o600); err != nil {
+		return c, err
+	}
+	return c, nil
 }
 
 // CheckFileName accepts only a plain file name: not empty, at most 200

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -226,34 +227,50 @@ func (s *Store) update(f func(map[ident.Fingerprint]PairedPeer)) error {
 	return nil
 }
 
-// Resolve finds the one paired peer that query names: its device ID, a
-// unique prefix of it (dashes and case optional), its fingerprint, or its
-// name.
+// Resolve finds the one paired peer that query names; it is the one
+// rule for naming a device (send, unpair, rename, the daemon and the
+// command line alike). In order:
+//   - its fingerprint, or its device ID (dashes and case optional);
+//   - its name, case ignored: "kitchen laptop" names "Kitchen Laptop";
+//   - a prefix of its name (case ignored) or of its ID, when only one
+//     device has it: "anna" names "Anna's phone".
+//
+// A name or prefix that fits several devices is ErrAmbiguous, listing
+// them (two phones both called "browser" are never picked at random); one
+// that fits none is ErrUnknownPeer, listing the paired names.
 func Resolve(peers []PairedPeer, query string) (PairedPeer, error) {
 	norm := func(s string) string { return strings.ToUpper(strings.ReplaceAll(s, "-", "")) }
-	q := norm(query)
-	var matches, named []PairedPeer
+	q, lq := norm(query), strings.ToLower(query)
+	var named, prefixed []PairedPeer
 	for _, p := range peers {
 		if p.Fingerprint.String() == strings.ToUpper(query) || norm(p.ID) == q {
 			return p, nil
 		}
-		if p.Name == query {
+		ln := strings.ToLower(p.Name)
+		switch {
+		case query == "":
+		case ln == lq:
 			named = append(named, p)
-		}
-		if q != "" && strings.HasPrefix(norm(p.ID), q) {
-			matches = append(matches, p)
+		case strings.HasPrefix(ln, lq), q != "" && strings.HasPrefix(norm(p.ID), q):
+			prefixed = append(prefixed, p)
 		}
 	}
-	// A name is only as good as it is unique: two phones both called
-	// "browser" are never picked at random.
+	matches := prefixed
 	if len(named) > 0 {
-		matches = named
+		matches = named // a whole name wins over another's prefix
 	}
 	switch len(matches) {
 	case 1:
 		return matches[0], nil
 	case 0:
-		return PairedPeer{}, fmt.Errorf("%w %q", ErrUnknownPeer, query)
+		var names []string
+		for _, p := range peers {
+			names = append(names, strconv.Quote(p.Name))
+		}
+		if len(names) == 0 {
+			return PairedPeer{}, fmt.Errorf("%w %q: no device is paired yet", ErrUnknownPeer, query)
+		}
+		return PairedPeer{}, fmt.Errorf("%w %q; paired: %s", ErrUnknownPeer, query, strings.Join(names, ", "))
 	}
 	var names []string
 	for _, m := range matches {

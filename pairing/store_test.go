@@ -171,3 +171,32 @@ func TestHelperStoreWriter(t *testing.T) {
 		}
 	}
 }
+
+// TestResolveNames: a device is named by its name whatever the case, by a
+// unique prefix of its name or ID; a prefix two names share lists both; a
+// name nobody has lists the paired names.
+func TestResolveNames(t *testing.T) {
+	peers := []PairedPeer{testPeer(1, "Anna's phone"), testPeer(2, "Kitchen laptop"), testPeer(3, "Kitchen"), testPeer(4, "kiosk")}
+	for i := range peers {
+		peers[i].ID = peers[i].Fingerprint.ID()
+	}
+	for q, want := range map[string]string{
+		"anna": "Anna's phone", "ANNA'S PHONE": "Anna's phone", "kitchen laptop": "Kitchen laptop",
+		"kitchen": "Kitchen", "kitchen l": "Kitchen laptop", "kio": "kiosk", peers[3].ID[:6]: "kiosk",
+	} {
+		if p, err := Resolve(peers, q); err != nil || p.Name != want {
+			t.Errorf("Resolve(%q) = %q, %v; want %q", q, p.Name, err, want)
+		}
+	}
+	_, err := Resolve(peers, "ki")
+	if !errors.Is(err, ErrAmbiguous) || !strings.Contains(err.Error(), "Kitchen laptop") || !strings.Contains(err.Error(), "kiosk") {
+		t.Errorf("Resolve(ki) = %v, want ambiguous listing both", err)
+	}
+	_, err = Resolve(peers, "bob")
+	if !errors.Is(err, ErrUnknownPeer) || !strings.Contains(err.Error(), `"kiosk"`) {
+		t.Errorf("Resolve(bob) = %v, want unknown listing the names", err)
+	}
+	if _, err := Resolve(peers, ""); !errors.Is(err, ErrUnknownPeer) {
+		t.Errorf("Resolve(\"\") = %v", err)
+	}
+}

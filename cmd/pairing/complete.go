@@ -43,7 +43,8 @@ func completePeer(c *cobra.Command, args []string, toComplete string) ([]string,
 		}
 		// A name with control or format characters (a store of an older
 		// version) is offered by its ID only.
-		if p.Name != "" && !strings.ContainsAny(p.Name, " \t\n") && esc(p.Name) == p.Name && strings.HasPrefix(p.Name, toComplete) {
+		// Names match as 'pairing send' takes them: case ignored.
+		if p.Name != "" && !strings.ContainsAny(p.Name, "\t\n") && esc(p.Name) == p.Name && strings.HasPrefix(strings.ToLower(p.Name), strings.ToLower(toComplete)) {
 			out = append(out, fmt.Sprintf("%s\t%s", p.Name, p.ID))
 		}
 	}

@@ -53,20 +53,32 @@ func newRoot(o streams) *cobra.Command {
 		Long: "pairing finds devices on the local network and pairs with them: a daemon (pairing serve)\n" +
 			"announces this device, shows a QR code a phone or computer scans, and exchanges messages\n" +
 			"and files with the devices paired to it.",
+		Version:       pairing.Version,
 		SilenceErrors: true,
 		SilenceUsage:  true,
-		Args:          cobra.NoArgs,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return nil
+			}
+			msg := fmt.Sprintf("unknown command %q", args[0])
+			if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += fmt.Sprintf("; did you mean '%s %s'?", c.Name(), strings.Join(s, "' or '"+c.Name()+" "))
+			}
+			return usageError{msg}
+		},
 		RunE: func(c *cobra.Command, _ []string) error {
 			c.SetOut(o.stderr)
 			c.Usage()
 			return usageError{"no command given"}
 		},
 	}
+	root.SuggestionsMinimumDistance = 2
+	root.SetVersionTemplate("pairing {{.Version}}\n")
 	root.SetOut(o.stdout)
 	root.SetErr(o.stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err.Error()} })
 	root.AddCommand(commands(o)...)
-	root.AddCommand(manCommand(root))
+	root.AddCommand(manCommand(root), versionCommand(o))
 	root.CompletionOptions.HiddenDefaultCmd = false
 	return root
 }
@@ -89,6 +101,16 @@ func manCommand(root *cobra.Command) *cobra.Command {
 	}
 }
 
+// versionCommand prints the version, as --version does.
+func versionCommand(o streams) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "print the version of pairing",
+		Args:  cobra.NoArgs,
+		Run:   func(*cobra.Command, []string) { fmt.Fprintf(o.stdout, "pairing %s\n", pairing.Version) },
+	}
+}
+
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 // run executes one command line and returns the exit status: 0 success,
@@ -105,7 +127,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case errors.As(err, &ue):
 		if ue.msg != "no command given" {
 			fmt.Fprintf(stderr, "pairing: %s\n", esc(lower(ue.msg)))
-			if c != nil && c != root {
+			if strings.HasPrefix(ue.msg, "unknown command") {
+				fmt.Fprintf(stderr, "run 'pairing --help' for the commands\n")
+			} else if c != nil && c != root {
 				fmt.Fprintf(stderr, "usage: %s (see '%s --help')\n", c.UseLine(), c.CommandPath())
 			}
 		}

@@ -173,7 +173,7 @@ func joinHint(err error) string {
 }
 
 func peersCommand(o streams) *cobra.Command {
-	c, fs := newCommand("peers", "list paired devices, online state, addresses", "List the paired devices, whether each is on the LAN now, and their last addresses", 0, 0)
+	c, fs := newCommand("peers", "list paired devices, online state, addresses", "List the paired devices, whether each is online now (a computer: heard on the LAN within the last 3 announce intervals; a phone: its page is open and connected), and their last addresses", 0, 0)
 	stdout := o.stdout
 	stateDir := fs.String("state-dir", pairing.DefaultStateDir(), "state directory, read when no daemon runs")
 	socket := fs.String("socket", pairing.DefaultSocket(), "control socket of the daemon; env PAIRING_SOCKET")
@@ -199,13 +199,27 @@ func peersCommand(o streams) *cobra.Command {
 			return nil
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tKIND\tPAIRED\tONLINE\tADDRESSES")
+		fmt.Fprintln(tw, "ID\tNAME\tKIND\tPAIRED\tNOW\tADDRESSES")
 		for _, p := range peers {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", esc(p.ID), orDash(p.Name), esc(p.Kind), p.PairedAt.Local().Format("2006-01-02 15:04"), p.Online, escAll(p.Addresses))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", esc(p.ID), orDash(p.Name), esc(p.Kind), p.PairedAt.Local().Format("2006-01-02 15:04"), onlineWord(p), escAll(p.Addresses))
 		}
 		return tw.Flush()
 	}
 	return c
+}
+
+// onlineWord says whether a paired device is online now (the daemon's
+// one definition): a phone's is whether its page is open.
+func onlineWord(p control.Paired) string {
+	switch {
+	case p.Kind == pairing.KindBrowser && p.Online:
+		return "page open"
+	case p.Kind == pairing.KindBrowser:
+		return "page closed"
+	case p.Online:
+		return "online"
+	}
+	return "offline"
 }
 
 func unpairCommand(o streams) *cobra.Command {

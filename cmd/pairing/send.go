@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 	"io"
 	"os"
 	"path/filepath"
@@ -55,7 +58,13 @@ func sendCommand(o streams) *cobra.Command {
 			res, err = cl.Send(context.Background(), peer, "text", "", int64(len(text)), strings.NewReader(text), *path)
 		}
 		if err != nil {
-			if errors.Is(err, control.ErrNoDaemon) {
+			switch control.ReasonOf(err) {
+			case control.ReasonUnknownPeer:
+				return hintError{err, "'pairing peers' lists the paired devices; pair a new one with 'pairing qr'"}
+			case control.ReasonAmbiguousPeer:
+				return hintError{err, "type more of the name, or the device's ID"}
+			}
+			if errors.Is(err, control.ErrNoDaemon) || errors.Is(err, control.ErrNotAllowed) {
 				return daemonError(err)
 			}
 			return hintError{err, "is the device on the network? 'pairing peers' shows whether it is online; 'pairing diag' tells why a connection fails"}
@@ -64,8 +73,7 @@ func sendCommand(o streams) *cobra.Command {
 			return writeJSON(stdout, res)
 		}
 		if *file != "" {
-			mbps := float64(res.Bytes) * 8 / 1e6 / ((res.DurationMS - res.ConnectMS) / 1000)
-			fmt.Fprintf(stdout, "sent %s (%d bytes) to %s over %s in %.0f ms (%.0f Mbit/s), SHA-256 %s confirmed\n", esc(res.Name), res.Bytes, esc(res.Peer), esc(res.Path), res.DurationMS, mbps, esc(res.SHA256[:min(16, len(res.SHA256))]))
+			fmt.Fprintf(stdout, "sent %s (%s) to %s over %s in %.0f ms%s, SHA-256 %s confirmed\n", esc(res.Name), humanSize(res.Bytes), esc(res.Peer), esc(res.Path), res.DurationMS, rate(res), esc(res.SHA256[:min(16, len(res.SHA256))]))
 		} else {
 			fmt.Fprintf(stdout, "sent to %s in %.0f ms\n", esc(res.Peer), res.DurationMS)
 		}
@@ -77,14 +85,15 @@ func sendCommand(o streams) *cobra.Command {
 // progress wraps r with a progress line on w, redrawn a few times a second.
 func progress(w io.Writer, r io.Reader, size int64) (io.Reader, func()) {
 	var n atomic.Int64
-	done := make(chan struct{})
+	done, stopped := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(stopped)
 		t := time.NewTicker(200 * time.Millisecond)
 		defer t.Stop()
 		for {
 			select {
 			case <-done:
-				fmt.Fprintf(w, "\r%-60s\r", "")
+				io.WriteString(w, "\r\x1b[K") // the result line starts on a clean line
 				return
 			case <-t.C:
 				sent := n.Load()
@@ -98,7 +107,39 @@ func progress(w io.Writer, r io.Reader, size int64) (io.Reader, func()) {
 			return k, err
 		}), func() {
 			close(done)
+			<-stopped
 		}
+}
+
+// Below these a transfer's rate says more about the set-up than the link:
+// it is not shown.
+const (
+	minRateBytes = 1_000_000
+	minRateMS    = 200
+)
+
+// rate is " (N Mbit/s)" for a transfer large and long enough to measure.
+func rate(res *control.SendResult) string {
+	ms := res.DurationMS - res.ConnectMS
+	if res.Bytes < minRateBytes || ms < minRateMS {
+		return ""
+	}
+	return fmt.Sprintf(" (%.0f Mbit/s)", float64(res.Bytes)*8/1e6/(ms/1000))
+}
+
+// humanSize is n bytes as people read it: 512 bytes, 3.0 MB, 1.2 GB
+// (powers of 1000, as file managers count).
+func humanSize(n int64) string {
+	const k = 1000
+	switch {
+	case n < k:
+		return fmt.Sprintf("%d bytes", n)
+	case n < k*k:
+		return fmt.Sprintf("%.1f KB", float64(n)/k)
+	case n < k*k*k:
+		return fmt.Sprintf("%.1f MB", float64(n)/(k*k))
+	}
+	return fmt.Sprintf("%.1f GB", float64(n)/(k*k*k))
 }
 
 type readerFunc func([]byte) (int, error)
@@ -106,14 +147,20 @@ type readerFunc func([]byte) (int, error)
 func (f readerFunc) Read(b []byte) (int, error) { return f(b) }
 
 func inboxCommand(o streams) *cobra.Command {
-	c, fs := newCommand("inbox", "list what paired devices sent", "List the texts and files paired devices sent to this device", 0, 0)
-	stdout := o.stdout
+	c, fs := newCommand("inbox", "list what paired devices sent, or clear it", "List the texts and files paired devices sent to this device, each file with the path it is at; with --clear, delete those files and the list", 0, 0)
+	stdout, stderr := o.stdout, o.stderr
 	socket := fs.String("socket", pairing.DefaultSocket(), "control socket of the daemon; env PAIRING_SOCKET")
 	asJSON := fs.BoolP("json", "j", false, "print JSON")
+	clear := fs.Bool("clear", false, "delete the received files the list names (no other file in the inbox directory) and the list; asks first on a terminal")
+	yes := fs.BoolP("yes", "y", false, "with --clear: do not ask (needed when stdin is not a terminal)")
 	c.RunE = func(_ *cobra.Command, args []string) error {
-		items, err := control.NewClient(*socket).Inbox(context.Background())
+		cl := control.NewClient(*socket)
+		items, err := cl.Inbox(context.Background())
 		if err != nil {
 			return daemonError(err)
+		}
+		if *clear {
+			return clearInbox(cl, items, *yes, *asJSON, stdout, stderr)
 		}
 		if *asJSON {
 			return writeJSON(stdout, items)
@@ -128,11 +175,56 @@ func inboxCommand(o streams) *cobra.Command {
 		for _, it := range items {
 			what := esc(it.Text)
 			if it.Kind == "file" {
-				what = fmt.Sprintf("%s (%d bytes)", esc(it.File), it.Size)
+				what = fmt.Sprintf("%s (%s)", esc(cmp.Or(it.Path, it.File)), humanSize(it.Size))
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", it.At.Local().Format("2006-01-02 15:04"), orDash(it.Name), esc(it.Kind), what)
 		}
 		return tw.Flush()
 	}
 	return c
+}
+
+// clearInbox asks (on a terminal) or wants --yes, then clears the inbox.
+func clearInbox(cl *control.Client, items []control.InboxItem, yes, asJSON bool, stdout, stderr io.Writer) error {
+	var files, texts int
+	var size int64
+	for _, it := range items {
+		if it.Kind == "file" {
+			files++
+			size += it.Size
+		} else {
+			texts++
+		}
+	}
+	if !yes {
+		if !isTerminal(os.Stdin) {
+			return usageError{"inbox --clear deletes files: add --yes when stdin is not a terminal"}
+		}
+		fmt.Fprintf(stderr, "delete %d received files (%s) and %d texts? [y/N] ", files, humanSize(size), texts)
+		line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
+		if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
+			fmt.Fprintln(stderr, "nothing deleted")
+			return errors.New("")
+		}
+	}
+	res, err := cl.ClearInbox(context.Background())
+	if err != nil {
+		return daemonError(err)
+	}
+	if asJSON {
+		return writeJSON(stdout, res)
+	}
+	fmt.Fprintf(stdout, "deleted %d files (%s) and %d texts", res.Files, humanSize(res.Bytes), res.Texts)
+	if res.Missing > 0 {
+		fmt.Fprintf(stdout, "; %d files were gone already", res.Missing)
+	}
+	fmt.Fprintln(stdout)
+	return nil
+}
+
+// isTerminal reports whether f is a terminal (not just a character
+// device: /dev/null is one too).
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }

@@ -193,14 +193,17 @@ type SendResult struct {
 
 // InboxItem is one thing a paired device sent.
 type InboxItem struct {
-	Kind   string    `json:"kind"` // text or file
-	From   string    `json:"from"` // device ID
-	Name   string    `json:"from_name,omitempty"`
-	At     time.Time `json:"at"`
-	Text   string    `json:"text,omitempty"`
-	File   string    `json:"file,omitempty"` // name in the inbox
-	Size   int64     `json:"size,omitempty"`
-	SHA256 string    `json:"sha256,omitempty"`
+	Kind string    `json:"kind"` // text or file
+	From string    `json:"from"` // device ID
+	Name string    `json:"from_name,omitempty"`
+	At   time.Time `json:"at"`
+	Text string    `json:"text,omitempty"`
+	File string    `json:"file,omitempty"` // name in the inbox
+	// Path is where the file is now (the inbox directory and File);
+	// filled in when listed, not stored.
+	Path   string `json:"path,omitempty"`
+	Size   int64  `json:"size,omitempty"`
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 // WindowState says whether a pairing window is open and until when.
@@ -273,7 +276,7 @@ func (c *Client) finish(hc *http.Client, req *http.Request, v any) error {
 	if resp.StatusCode != http.StatusOK {
 		var eb ErrorBody
 		if json.Unmarshal(answer, &eb) == nil && eb.Error != "" {
-			return errors.New(eb.Error)
+			return &Error{Reason: eb.Reason, Message: eb.Error}
 		}
 		return fmt.Errorf("daemon answered %s: %s", resp.Status, answer)
 	}
@@ -361,6 +364,33 @@ type Paired struct {
 // ErrorBody is the body of every failed control request.
 type ErrorBody struct {
 	Error string `json:"error"`
+	// Reason is what a caller branches on (Reason* below); empty for
+	// other failures.
+	Reason string `json:"reason,omitempty"`
+}
+
+// Reasons a control request failed, for callers that branch on them.
+const (
+	ReasonUnknownPeer   = "unknown_peer"   // no paired device has that name or ID
+	ReasonAmbiguousPeer = "ambiguous_peer" // several do; the message lists them
+	ReasonPageClosed    = "page_closed"    // the phone's page is closed: nothing to send to
+)
+
+// Error is a failed control request as the daemon described it.
+type Error struct {
+	Reason  string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// ReasonOf is err's reason code, "" when it has none.
+func ReasonOf(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Reason
+	}
+	return ""
 }
 
 // OpenWindow opens (or returns the open) pairing window; for a link, the
@@ -409,6 +439,21 @@ func (c *Client) Rename(ctx context.Context, peer, name string) (*Paired, error)
 func (c *Client) Inbox(ctx context.Context) ([]InboxItem, error) {
 	var items []InboxItem
 	return items, c.do(ctx, http.MethodGet, PathInbox, nil, &items)
+}
+
+// InboxCleared is what clearing the inbox removed.
+type InboxCleared struct {
+	Files int   `json:"files"` // received files deleted
+	Bytes int64 `json:"bytes"` // their size
+	Texts int   `json:"texts"` // texts dropped with the log
+	// Missing are files the log named that were gone already.
+	Missing int `json:"missing"`
+}
+
+// ClearInbox deletes the received files the inbox's log names, and the log.
+func (c *Client) ClearInbox(ctx context.Context) (*InboxCleared, error) {
+	var r InboxCleared
+	return &r, c.do(ctx, http.MethodDelete, PathInbox, nil, &r)
 }
 
 // Send asks the daemon to deliver body (a text, or a file called name) to

@@ -140,22 +140,50 @@ func (d *Daemon) controlMux() *http.ServeMux {
 		}
 		pairing.WriteJSON(w, http.StatusOK, items)
 	})
+	mux.HandleFunc("DELETE "+control.PathInbox, func(w http.ResponseWriter, r *http.Request) {
+		c, err := d.inbox.Clear()
+		if err != nil {
+			ctlError(w, http.StatusInternalServerError, err)
+			return
+		}
+		d.cfg.Logger.Info("inbox cleared", "files", c.Files, "bytes", c.Bytes, "texts", c.Texts)
+		pairing.WriteJSON(w, http.StatusOK, c)
+	})
 	return mux
 }
 
 func ctlError(w http.ResponseWriter, status int, err error) {
-	pairing.WriteJSON(w, status, control.ErrorBody{Error: err.Error()})
+	var reason string
+	switch {
+	case errors.Is(err, pairing.ErrUnknownPeer):
+		reason = control.ReasonUnknownPeer
+	case errors.Is(err, pairing.ErrAmbiguous):
+		reason = control.ReasonAmbiguousPeer
+	}
+	pairing.WriteJSON(w, status, control.ErrorBody{Error: err.Error(), Reason: reason})
 }
 
-// Paired lists the paired devices, with whether each is on the LAN now.
-func (d *Daemon) Paired() []control.Paired {
+// Online is the one definition of a paired device being online now: a
+// computer whose beacon or mDNS answer was heard within the discovery
+// cache's lifetime (3 announce intervals), or a phone whose page holds a
+// live connection to this daemon (its data channel open). 'pairing
+// peers', 'pairing status' and diag all take it from here.
+func (d *Daemon) Online() map[ident.Fingerprint]bool {
 	online := map[ident.Fingerprint]bool{}
 	for _, p := range d.nbrs.Peers() {
-		online[p.Fingerprint] = true
+		if _, ok := d.store.Get(p.Fingerprint); ok {
+			online[p.Fingerprint] = true
+		}
 	}
-	for _, fp := range d.sess.PagesOpen() { // a phone with its page open
+	for _, fp := range d.sess.PagesOpen() {
 		online[fp] = true
 	}
+	return online
+}
+
+// Paired lists the paired devices, with whether each is online (Online).
+func (d *Daemon) Paired() []control.Paired {
+	online := d.Online()
 	out := []control.Paired{}
 	for _, p := range d.store.List() {
 		out = append(out, pairing.PairedView(p, online[p.Fingerprint]))

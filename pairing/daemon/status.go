@@ -41,12 +41,12 @@ func (d *Daemon) Status() control.Status {
 	var paired, others []control.Peer
 	for _, p := range d.nbrs.Peers() {
 		if _, ok := d.store.Get(p.Fingerprint); ok {
-			st.PairedOnline++
 			paired = append(paired, peerView(p))
 		} else {
 			others = append(others, peerView(p))
 		}
 	}
+	st.PairedOnline = len(d.Online())
 	all := append(paired, others...)
 	if len(all) > control.MaxPeers {
 		st.PeersOmitted = len(all) - control.MaxPeers
