@@ -75,7 +75,11 @@ fuzz: ## fuzz every decoder of outside input for 30 s each
 	$(GO) test -run '^$$' -fuzz '^FuzzMDNSAnswer$$' -fuzztime 30s ./discovery
 	$(GO) test -run '^$$' -fuzz '^FuzzMDNSBrowseAnswer$$' -fuzztime 30s ./discovery
 
-install: build ## install the binary into $(PREFIX)/bin, the systemd unit into $(UNITDIR), UDP buffer limits into $(SYSCTLDIR)
+install: ## install bin/pairing (built when missing), unit, example config, completions, man pages; as root: `make build && sudo make install`
+	@# sudo's secure_path has no go: then an already built bin/pairing is used as it is.
+	@if command -v $(GO) >/dev/null 2>&1; then $(MAKE) --no-print-directory build || exit 1; \
+	elif [ -x $(BIN) ]; then echo "installing $(BIN) as built ($$($(BIN) --version)): '$(GO)' is not on PATH to rebuild it"; \
+	else echo "make install: $(BIN) is not built and '$(GO)' is not on PATH (sudo resets PATH): run 'make build' as yourself first, then 'sudo make install'" >&2; exit 1; fi
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/pairing
 	install -d $(DESTDIR)$(UNITDIR)
 	sed 's|/usr/local/bin/pairing|$(PREFIX)/bin/pairing|' cmd/pairing/systemd/pairing.service > $(DESTDIR)$(UNITDIR)/pairing.service
@@ -83,12 +87,14 @@ install: build ## install the binary into $(PREFIX)/bin, the systemd unit into $
 	install -D -m 0644 cmd/pairing/systemd/60-pairing.conf $(DESTDIR)$(SYSCTLDIR)/60-pairing.conf
 	@# /etc/pairing belongs to root: made here, systemd's ConfigurationDirectory= would give it the (dynamic) service user
 	install -d -m 0755 $(DESTDIR)/etc/pairing && if [ "$$(id -u)" = 0 ]; then chown root:root $(DESTDIR)/etc/pairing; fi
+	install -m 0644 cmd/pairing/systemd/pairing.conf.example $(DESTDIR)/etc/pairing/pairing.conf.example
 	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/zsh/site-functions $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 	$(BIN) completion bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/pairing
 	$(BIN) completion zsh > $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_pairing
 	$(BIN) completion fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/pairing.fish
-	rm -rf $(DESTDIR)$(PREFIX)/share/man/man1/pairing*.1 && $(BIN) man $(DESTDIR)$(PREFIX)/share/man/man1
-	@echo "now: systemctl daemon-reload; systemctl enable --now pairing"
+	rm -f $(DESTDIR)$(PREFIX)/share/man/man1/pairing*.1 $(DESTDIR)$(PREFIX)/share/man/man5/pairing.conf.5 $(DESTDIR)$(PREFIX)/share/man/man8/pairing*.8
+	$(BIN) man $(DESTDIR)$(PREFIX)/share/man
+	@echo "now: systemctl daemon-reload; systemctl enable --now pairing   (man pairing-serve: files, ports, firewall)"
 	@echo "and:  sysctl --system   (4 MiB UDP buffers; in a container the host's values apply, set them there)"
 
 uninstall: ## remove what install put in place (not the state in /var/lib/pairing); the binary also where the installed unit says
@@ -96,6 +102,8 @@ uninstall: ## remove what install put in place (not the state in /var/lib/pairin
 	if [ -f $$unit ]; then bin=$$(sed -n 's|^ExecStart=\([^ ]*\).*|\1|p' $$unit); \
 		[ -n "$$bin" ] && rm -f $(DESTDIR)$$bin && prefix=$${bin%/bin/pairing} && \
 		rm -rf $(DESTDIR)$$prefix/share/bash-completion/completions/pairing $(DESTDIR)$$prefix/share/zsh/site-functions/_pairing \
-			$(DESTDIR)$$prefix/share/fish/vendor_completions.d/pairing.fish $(DESTDIR)$$prefix/share/man/man1/pairing*.1; fi; true
-	rm -f $(DESTDIR)$(PREFIX)/bin/pairing $(DESTDIR)$(UNITDIR)/pairing.service $(DESTDIR)$(SYSCTLDIR)/60-pairing.conf
-	rm -f $(DESTDIR)$(PREFIX)/share/bash-completion/completions/pairing $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_pairing $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/pairing.fish $(DESTDIR)$(PREFIX)/share/man/man1/pairing*.1
+			$(DESTDIR)$$prefix/share/fish/vendor_completions.d/pairing.fish $(DESTDIR)$$prefix/share/man/man1/pairing*.1 \
+			$(DESTDIR)$$prefix/share/man/man5/pairing.conf.5 $(DESTDIR)$$prefix/share/man/man8/pairing*.8; fi; true
+	rm -f $(DESTDIR)$(PREFIX)/bin/pairing $(DESTDIR)$(UNITDIR)/pairing.service $(DESTDIR)$(SYSCTLDIR)/60-pairing.conf $(DESTDIR)/etc/pairing/pairing.conf.example
+	rm -f $(DESTDIR)$(PREFIX)/share/bash-completion/completions/pairing $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_pairing $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/pairing.fish $(DESTDIR)$(PREFIX)/share/man/man1/pairing*.1 \
+		$(DESTDIR)$(PREFIX)/share/man/man5/pairing.conf.5 $(DESTDIR)$(PREFIX)/share/man/man8/pairing*.8

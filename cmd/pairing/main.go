@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/cobra/doc"
 	"github.com/spf13/pflag"
 
 	"github.com/lanpairing/pairing/internal/termsafe"
@@ -81,24 +80,6 @@ func newRoot(o streams) *cobra.Command {
 	root.AddCommand(manCommand(root), versionCommand(o))
 	root.CompletionOptions.HiddenDefaultCmd = false
 	return root
-}
-
-// manCommand writes man pages of every command, from the same
-// definitions as the help (make install puts them in share/man/man1).
-func manCommand(root *cobra.Command) *cobra.Command {
-	return &cobra.Command{
-		Use:    "man DIR",
-		Short:  "write the man pages into DIR",
-		Hidden: true,
-		Args:   cobra.ExactArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
-			if err := os.MkdirAll(args[0], 0o755); err != nil {
-				return err
-			}
-			root.DisableAutoGenTag = true
-			return doc.GenManTree(root, &doc.GenManHeader{Title: "PAIRING", Section: "1", Source: "pairing " + pairing.Version}, args[0])
-		},
-	}
 }
 
 // versionCommand prints the version, as --version does.
