@@ -198,30 +198,33 @@ func TestAmbiguousNames(t *testing.T) {
 }
 
 // TestScreen: serve --open's terminal shows the code with the time left
-// under it, keeps that line below the log lines, and when the window
-// closes erases the code (nothing below it) or says it no longer works.
+// under it, writes log lines above the code (taking it off and drawing
+// it again, so the logs never push it off the screen), and when the
+// window closes takes the code off and says why.
 func TestScreen(t *testing.T) {
 	var out bytes.Buffer
-	s := newScreen(&out)
+	s := newScreen(&out, 80, true)
 	now := time.Now()
 	s.now = func() time.Time { return now }
 	w := control.Window{QRURL: "http://10.1.0.1:1/p#v=1&fp=" + strings.Repeat("A", 43) + "&s=" + strings.Repeat("b", 22), Name: "box", SecretExpires: now.Add(9*time.Minute + 58*time.Second)}
 	s.window(w, true)
-	if !strings.Contains(out.String(), "scan to pair with box · closes in 9:58") || strings.Count(out.String(), "\n") > pairing.TermRows-1 {
-		t.Fatalf("shown:\n%s", out.String())
+	lines := strings.Count(out.String(), "\n")
+	if !strings.Contains(out.String(), "closes in 9:58") || !strings.Contains(out.String(), "Scan it with your phone's") || lines > pairing.TermRows-2 {
+		t.Fatalf("shown (%d lines):\n%s", lines, out.String())
 	}
 	s.window(control.Window{}, false)
-	if !strings.Contains(out.String(), "\x1b[J") || !strings.Contains(out.String(), "pairing window closed ('pairing qr' for a new one)") {
-		t.Fatalf("closed with nothing below: %q", out.String()[len(out.String())-120:])
+	if !strings.Contains(out.String(), fmt.Sprintf("\x1b[%dA\x1b[J", lines)) || !strings.Contains(out.String(), "pairing window closed ('pairing qr' for a new one)") {
+		t.Fatalf("closed: %q", out.String()[len(out.String())-120:])
 	}
 	out.Reset()
 	s.window(w, true)
+	out.Reset()
 	fmt.Fprintf(s, "time=… level=INFO msg=\"peer found\"\n")
-	if !strings.Contains(out.String(), "\r\x1b[Ktime=… level=INFO msg=\"peer found\"\nscan to pair") {
-		t.Fatalf("a log line does not step around the status line: %q", out.String()[len(out.String())-150:])
+	if got := out.String(); !strings.HasPrefix(got, fmt.Sprintf("\r\x1b[K\x1b[%dA\x1b[Jtime=… level=INFO msg=\"peer found\"\n", lines)) || !strings.HasSuffix(got, "closes in 9:58, or once a device paired") {
+		t.Fatalf("a log line does not go above the code: %q", got)
 	}
 	s.window(control.Window{PreviousClosed: "too many wrong attempts"}, false)
-	if !strings.Contains(out.String(), "the QR code above no longer works: pairing window closed: too many wrong attempts") {
-		t.Fatalf("closed after logs: %q", out.String()[len(out.String())-150:])
+	if !strings.Contains(out.String(), "pairing window closed: too many wrong attempts") {
+		t.Fatalf("closed early: %q", out.String()[len(out.String())-150:])
 	}
 }

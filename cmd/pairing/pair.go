@@ -54,6 +54,9 @@ func qrCommand(o streams) *cobra.Command {
 		if *asJSON {
 			return writeJSON(stdout, w)
 		}
+		if f, ok := stdout.(*os.File); ok && termWidth(f) > 0 {
+			return qrTerminal(stdout, control.NewClient(*socket), w, url, *link, host, termWidth(f))
+		}
 		text, err := pairing.QRText(url, colorOK(stdout))
 		if err != nil {
 			return err
@@ -66,7 +69,14 @@ func qrCommand(o streams) *cobra.Command {
 		if *link {
 			fmt.Fprintf(stdout, "send this link; the receiver types the code: %s (changes every 30 s)\n", esc(w.Code))
 		} else {
-			fmt.Fprintln(stdout, "code     none: scan the QR code, or run 'pairing qr --link' for a link and a code to send by chat")
+			fmt.Fprintln(stdout, "scan it with your phone's camera, or run 'pairing join URL' on another computer")
+		}
+		if len(w.Networks) > 1 {
+			fmt.Fprintf(stdout, "network  for devices on %s (%s)", esc(w.Networks[0].Interface), w.Networks[0].Address)
+			for _, n := range w.Networks[1:] {
+				fmt.Fprintf(stdout, "; on %s: pairing qr --address %s", esc(n.Interface), n.Address)
+			}
+			fmt.Fprintln(stdout)
 		}
 		fmt.Fprintf(stdout, "device   %s (%s)\ncloses   in %s, or after one device paired\n", esc(w.Name), esc(w.ID), time.Until(w.SecretExpires).Round(time.Second))
 		return nil

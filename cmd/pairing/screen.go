@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"cmp"
 	"fmt"
 	"io"
@@ -14,36 +13,49 @@ import (
 )
 
 // screen is serve --open's terminal: the QR code of the open window with
-// one line under it (the code, if any, and the time left, updated every
-// second), and the log lines, which it writes too so that they never
-// tear that line. When the window closes or gets a new secret, the old
-// code is cleared (when nothing was printed after it) or a line says it
-// no longer works, and why.
+// its text beside it and one line under it (the code, if any, and the
+// time left, updated every second), kept at the bottom of the terminal:
+// a log line is written above it (the code is taken off, the line
+// written, the code drawn again), so that the logs never push the code's
+// top off the screen. When the window closes, gets a new secret or the
+// daemon stops, the code is taken off and a line says why.
 type screen struct {
-	mu      sync.Mutex
-	out     io.Writer
-	status  func() string // the line under the code; nil: none shown
-	qrLines int           // lines of the code on the screen
-	after   int           // lines printed since (logs)
-	stop    chan struct{}
-	now     func() time.Time
+	mu     sync.Mutex
+	out    io.Writer
+	status func() string // the line under the code; nil: none shown
+	qr     string        // the code and its text, as drawn
+	stop   chan struct{}
+	now    func() time.Time
+	cols   int  // the terminal's width
+	color  bool // paint the code black on white (not with NO_COLOR)
 }
 
-func newScreen(out io.Writer) *screen { return &screen{out: out, now: time.Now} }
+func newScreen(out io.Writer, cols int, color bool) *screen {
+	return &screen{out: out, now: time.Now, cols: cmp.Or(cols, pairing.TermCols), color: color}
+}
 
-// Write is the log's writer: the status line steps aside for each line.
+// Write is the log's writer: each line goes above the code.
 func (s *screen) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.status != nil {
-		io.WriteString(s.out, "\r\x1b[K")
-	}
+	s.erase()
 	n, err := s.out.Write(p)
-	s.after += bytes.Count(p, []byte("\n"))
-	if s.status != nil {
-		io.WriteString(s.out, s.status())
-	}
+	s.draw()
 	return n, err
+}
+
+// erase takes the code and its status line off the screen (s.mu held).
+func (s *screen) erase() {
+	if s.status != nil {
+		fmt.Fprintf(s.out, "\r\x1b[K\x1b[%dA\x1b[J", strings.Count(s.qr, "\n"))
+	}
+}
+
+// draw puts the code and its status line back (s.mu held).
+func (s *screen) draw() {
+	if s.status != nil {
+		io.WriteString(s.out, s.qr+s.status())
+	}
 }
 
 // window is the daemon's OnWindow: a new code, or the window closed.
@@ -54,32 +66,48 @@ func (s *screen) window(w control.Window, open bool) {
 	if !open {
 		return
 	}
-	text, err := pairing.QRText(cmp.Or(w.QRURL, w.URL), true)
+	url := cmp.Or(w.QRURL, w.URL)
+	text, shown, err := qrLayout(url, s.color, s.cols, windowText(w, false, false))
+	if err == nil && shown {
+		text, _, err = qrLayout(url, s.color, s.cols, windowText(w, false, true))
+	}
 	if err != nil {
 		fmt.Fprintf(s.out, "pairing window open, but no QR code: %v\n", err)
 		return
 	}
-	io.WriteString(s.out, text)
-	s.qrLines, s.after = strings.Count(text, "\n"), 0
+	s.qr = text
 	s.status = func() string {
-		left := max(w.SecretExpires.Sub(s.now()), 0)
-		line := fmt.Sprintf("scan to pair with %s · closes in %d:%02d", esc(w.Name), int(left.Minutes()), int(left.Seconds())%60)
+		line := "closes in " + left(w.SecretExpires, s.now()) + ", or once a device paired"
 		if w.Code != "" {
 			line = "code " + w.Code + " · " + line
 		}
 		return line
 	}
-	io.WriteString(s.out, s.status())
+	s.draw()
 	s.stop = make(chan struct{})
 	go s.tick(s.stop)
 }
 
-// retire takes the shown code off the screen: cleared when it is the last
-// thing on it, else a line says it no longer works.
+// close is the daemon stopping: the code is taken off (a countdown left
+// on the screen would look live) and a line says why.
+func (s *screen) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.status == nil {
+		return
+	}
+	s.erase()
+	close(s.stop)
+	s.status = nil
+	io.WriteString(s.out, "pairing stopped: its pairing window closed with it\n")
+}
+
+// retire takes the shown code off the screen and says why (s.mu held).
 func (s *screen) retire(why string, renewed bool) {
 	if s.status == nil {
 		return
 	}
+	s.erase()
 	close(s.stop)
 	s.status = nil
 	reason := "closed"
@@ -88,13 +116,7 @@ func (s *screen) retire(why string, renewed bool) {
 	} else if why != "" {
 		reason = "closed: " + why
 	}
-	if s.after == 0 {
-		// Nothing below it: erase the code and its line.
-		fmt.Fprintf(s.out, "\r\x1b[K\x1b[%dA\x1b[J", s.qrLines)
-		fmt.Fprintf(s.out, "pairing window %s ('pairing qr' for a new one)\n", reason)
-		return
-	}
-	fmt.Fprintf(s.out, "\r\x1b[Kthe QR code above no longer works: pairing window %s\n", reason)
+	fmt.Fprintf(s.out, "pairing window %s ('pairing qr' for a new one)\n", reason)
 }
 
 func (s *screen) tick(stop chan struct{}) {

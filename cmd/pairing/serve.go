@@ -71,9 +71,9 @@ func serveCommand(o streams) *cobra.Command {
 		level := new(slog.LevelVar)
 		logOut := stderr
 		var scr *screen
-		if *open && colorOK(stderr) {
+		if f, ok := stderr.(*os.File); ok && *open && termWidth(f) > 0 {
 			// The QR code on this terminal, with the logs around it.
-			scr = newScreen(stderr)
+			scr = newScreen(stderr, termWidth(f), colorOK(stderr))
 			logOut = scr
 		}
 		log, err := newLogger(logOut, s.LogFormat, s.LogLevel, level)
@@ -115,6 +115,9 @@ func serveCommand(o streams) *cobra.Command {
 				ready = nil
 			case got := <-sig:
 				if got != syscall.SIGHUP {
+					if scr != nil {
+						scr.close()
+					}
 					log.Info("stopping", "signal", got.String())
 					start := time.Now()
 					err := d.Close()

@@ -374,6 +374,7 @@ const (
 	ReasonUnknownPeer   = "unknown_peer"   // no paired device has that name or ID
 	ReasonAmbiguousPeer = "ambiguous_peer" // several do; the message lists them
 	ReasonPageClosed    = "page_closed"    // the phone's page is closed: nothing to send to
+	ReasonWindowClosed  = "window_closed"  // no pairing window is open (CurrentWindow)
 )
 
 // Error is a failed control request as the daemon described it.
@@ -410,6 +411,21 @@ func (c *Client) OpenWindow(ctx context.Context, link bool, host netip.Addr) (*W
 	}
 	var w Window
 	return &w, c.do(ctx, http.MethodPost, path, nil, &w)
+}
+
+// CurrentWindow is OpenWindow for the window already open: it never
+// opens one, and fails with ReasonWindowClosed when none is open (a live
+// view of the code polls it).
+func (c *Client) CurrentWindow(ctx context.Context, link bool, host netip.Addr) (*Window, error) {
+	q := url.Values{"current": {"1"}}
+	if link {
+		q.Set("link", "1")
+	}
+	if host.IsValid() {
+		q.Set("address", host.String())
+	}
+	var w Window
+	return &w, c.do(ctx, http.MethodPost, PathWindow+"?"+q.Encode(), nil, &w)
 }
 
 // Peers lists the paired devices.

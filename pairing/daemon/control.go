@@ -36,6 +36,11 @@ func (d *Daemon) controlMux() *http.ServeMux {
 				return
 			}
 		}
+		if r.URL.Query().Get("current") == "1" && !d.window.Info().Open {
+			// A live view of the open window never opens a new one.
+			pairing.WriteJSON(w, http.StatusNotFound, control.ErrorBody{Error: "no pairing window is open", Reason: control.ReasonWindowClosed})
+			return
+		}
 		win, err := d.OpenWindow(r.URL.Query().Get("link") == "1", host)
 		if errors.Is(err, ErrNotConfirmed) {
 			ctlError(w, http.StatusBadRequest, err)
