@@ -19,8 +19,8 @@ import (
 // terminal (a wrapped URL cannot be copied whole), and one line under it
 // is left for the time left and one for the shell's prompt.
 const (
-	qrGap     = 2  // columns between the code and its text
-	minSide   = 24 // narrower than this, the text goes under the code
+	qrGap   = 2  // columns between the code and its text
+	minSide = 24 // narrower than this, the text goes under the code
 )
 
 // termWidth is f's terminal width, 0 when f is not a terminal.
