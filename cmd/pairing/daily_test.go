@@ -64,3 +64,19 @@ func TestDailyUse(t *testing.T) {
 		t.Errorf("inbox after clear: %+v", items)
 	}
 }
+
+// TestLogsOneLinePerConnection: at the default level a WebRTC connection
+// is one line (connected, its candidate pair, how long it took), not a
+// line per ICE, DTLS and connection state.
+func TestLogsOneLinePerConnection(t *testing.T) {
+	a, b := pairedPair(t, "--log-level", "info")
+	if _, stderr, code := a.send("b", "hello"); code != 0 {
+		t.Fatalf("send: exit %d: %s", code, stderr)
+	}
+	for _, n := range []*node{a, b} {
+		log := n.daemon.Stderr()
+		if got := strings.Count(log, `msg="webrtc: connected"`); got != 1 || strings.Count(log, "msg=\"webrtc: ice") > 0 || strings.Count(log, "msg=\"webrtc: dtls") > 0 {
+			t.Errorf("%s's log at info has %d connected lines, or state changes:\n%s", n.Name, got, log)
+		}
+	}
+}

@@ -142,6 +142,10 @@ func (e *Endpoint) newSession(peer ident.Fingerprint, role string) (*Session, er
 			// Not inside the DTLS callback: that deadlocks in pion.
 			go s.recordPair()
 		}
+		if st == webrtc.PeerConnectionStateFailed {
+			// The connection's one line at info (the steps are at debug).
+			s.log.Info("webrtc: connection failed", "after_ms", float64(time.Since(s.start).Microseconds())/1000)
+		}
 		if st == webrtc.PeerConnectionStateFailed || st == webrtc.PeerConnectionStateClosed {
 			s.once.Do(func() { close(s.closed) })
 		}
@@ -157,7 +161,7 @@ func (s *Session) event(what, state string) {
 	s.mu.Lock()
 	s.events = append(s.events, Event{AtMS: ms, What: what, State: state})
 	s.mu.Unlock()
-	s.log.Info("webrtc: "+what, "state", state, "at_ms", ms)
+	s.log.Debug("webrtc: "+what, "state", state, "at_ms", ms)
 }
 
 func (s *Session) recordPair() {
@@ -173,7 +177,8 @@ func (s *Session) recordPair() {
 	s.mu.Lock()
 	s.pair = desc
 	s.mu.Unlock()
-	s.log.Info("webrtc: selected candidate pair", "pair", desc)
+	// The connection's one line at info (the steps are at debug).
+	s.log.Info("webrtc: connected", "pair", desc, "after_ms", float64(time.Since(s.start).Microseconds())/1000)
 }
 
 // Events returns the connection sequence so far and the selected pair.
