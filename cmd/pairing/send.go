@@ -63,6 +63,8 @@ func sendCommand(o streams) *cobra.Command {
 				return hintError{err, "'pairing peers' lists the paired devices; pair a new one with 'pairing qr'"}
 			case control.ReasonAmbiguousPeer:
 				return hintError{err, "type more of the name, or the device's ID"}
+			case control.ReasonPageClosed:
+				return hintError{err, "a phone gets messages while its page is open: open the bookmark, or scan the code again"}
 			}
 			if errors.Is(err, control.ErrNoDaemon) || errors.Is(err, control.ErrNotAllowed) {
 				return daemonError(err)

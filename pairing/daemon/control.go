@@ -14,6 +14,7 @@ import (
 	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/internal/ident"
 	"github.com/lanpairing/pairing/pairing"
+	"github.com/lanpairing/pairing/pairing/session"
 )
 
 // ErrNoAddress means no reachable own address is known yet, so a QR code
@@ -164,6 +165,8 @@ func ctlError(w http.ResponseWriter, status int, err error) {
 		reason = control.ReasonUnknownPeer
 	case errors.Is(err, pairing.ErrAmbiguous):
 		reason = control.ReasonAmbiguousPeer
+	case errors.Is(err, session.ErrPageClosed):
+		reason = control.ReasonPageClosed
 	}
 	pairing.WriteJSON(w, status, control.ErrorBody{Error: err.Error(), Reason: reason})
 }

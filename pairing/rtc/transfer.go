@@ -301,6 +301,22 @@ func (d *Duplex) SendText(ctx context.Context, text string) error {
 	return d.s.text(ctx, text)
 }
 
+// Ping checks that the peer still answers on the shared channel (a page
+// whose browser went away looks open until ICE times out, seconds later).
+func (d *Duplex) Ping(ctx context.Context) error {
+	d.turn.Lock()
+	defer d.turn.Unlock()
+	d.drain()
+	if err := d.s.send(message{T: "ping"}); err != nil {
+		return err
+	}
+	m, err := d.s.reply(ctx)
+	if err == nil && m.T != "pong" {
+		err = fmt.Errorf("unexpected answer %q to a ping", m.T)
+	}
+	return err
+}
+
 // SendFile streams a file as SendFile does, on the shared channel.
 func (d *Duplex) SendFile(ctx context.Context, name string, size int64, r io.Reader, progress func(int64)) (string, error) {
 	d.turn.Lock()

@@ -234,6 +234,15 @@ func (s *Sessions) Send(ctx context.Context, p pairing.PairedPeer, kind, name st
 		if err != nil {
 			return nil, err
 		}
+		// A browser that was closed or killed sends no goodbye: its page
+		// looks open until ICE gives up, 10 s later. A ping first fails
+		// the send within pingTimeout instead.
+		pctx, cancel := context.WithTimeout(ctx, pingTimeout)
+		err = d.Ping(pctx)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("%w (it does not answer: closed, or the phone is asleep)", ErrPageClosed)
+		}
 		res := &control.SendResult{Peer: p.Name, Name: name, Path: PathWebRTC, Reused: true}
 		if kind == "text" {
 			err, res.Bytes = d.SendText(ctx, string(text)), int64(len(text))
