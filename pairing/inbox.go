@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/lanpairing/pairing/internal/control"
@@ -199,6 +200,24 @@ func (in *Inbox) Clear() (control.InboxCleared, error) {
 	return c, nil
 }
 
+// Open opens the received file called name for reading: a plain file
+// name (CheckFileName), a regular file in the inbox (not a link), so the
+// control socket's 'pairing inbox --get' hands out nothing else.
+func (in *Inbox) Open(name string) (*os.File, error) {
+	if err := CheckFileName(name); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(in.Dir, name), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%w: %s is not a received file", ErrBadFileName, name)
+	}
+	return f, nil
+}
+
 // CheckFileName accepts only a plain file name: not empty, at most 200
 // bytes, no directory or parent reference, not hidden (a leading dot:
 // the inbox's own files are in such a directory), and no control or
@@ -333,6 +352,12 @@ func (w *inboxFile) Commit(sum string) error {
 	tmp := w.f.Name()
 	defer os.Remove(tmp)
 	defer w.in.unreserve(w.size)
+	// Readable by the daemon's group (pairing): people in it may read
+	// what arrived (the service's own files stay 0600).
+	if err := w.f.Chmod(0o640); err != nil {
+		w.f.Close()
+		return err
+	}
 	if err := w.f.Sync(); err != nil {
 		w.f.Close()
 		return err

@@ -32,6 +32,10 @@ func (in *Inbox) prepare() error {
 	if in.ready {
 		return nil
 	}
+	// The inbox is the group's to read (see Commit), its own files not.
+	if err := os.MkdirAll(in.Dir, 0o750); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(filepath.Join(in.Dir, ownDir), 0o700); err != nil {
 		return err
 	}

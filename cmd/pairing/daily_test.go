@@ -47,6 +47,27 @@ func TestDailyUse(t *testing.T) {
 	if !strings.Contains(out, want+" (1.5 KB)") || strings.Count(out, "text") != 3 {
 		t.Fatalf("inbox does not show %s (1.5 KB) and 3 texts:\n%s", want, out)
 	}
+	// The file is the group's to read, and a member who may not enter
+	// the state directory copies it out through the daemon; nothing but
+	// a received file comes out that way.
+	if fi, err := os.Stat(want); err != nil || fi.Mode().Perm() != 0o640 {
+		t.Errorf("received file mode: %v %v", fi.Mode(), err)
+	}
+	copyTo := filepath.Join(t.TempDir(), "copy.txt")
+	if out, errOut, err := b.Run(b.bin, "inbox", "--get", "notes.txt", "--out", copyTo, "--socket", b.socket); err != nil || !strings.Contains(out, "copied notes.txt (1.5 KB)") {
+		t.Fatalf("inbox --get: %v %s %s", err, out, errOut)
+	}
+	if got, _ := os.ReadFile(copyTo); string(got) != strings.Repeat("x", 1500) {
+		t.Errorf("copied %d bytes", len(got))
+	}
+	if _, errOut, err := b.Run(b.bin, "inbox", "--get", "notes.txt", "--out", copyTo, "--socket", b.socket); err == nil {
+		t.Errorf("inbox --get replaced an existing file: %s", errOut)
+	}
+	for _, bad := range []string{"../paired.json", ".pairing/inbox.jsonl", "nothing.txt"} {
+		if out, _, err := b.Run(b.bin, "inbox", "--get", bad, "--out", "-", "--socket", b.socket); exitCode(err) != 1 || out != "" {
+			t.Errorf("inbox --get %s: %v %q", bad, err, out)
+		}
+	}
 	if _, errOut, err := b.Run(b.bin, "inbox", "--clear", "--socket", b.socket); exitCode(err) != 2 || !strings.Contains(errOut, "--yes") {
 		t.Fatalf("inbox --clear without a terminal or --yes: %v %s", err, errOut)
 	}

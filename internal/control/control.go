@@ -256,17 +256,22 @@ func (c *Client) do(ctx context.Context, method, path string, body, v any) error
 	return c.finish(c.http, req, v)
 }
 
+// socketError is a failure to reach the daemon, said as such.
+func (c *Client) socketError(err error) error {
+	if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("%w at %s", ErrNoDaemon, c.Socket)
+	}
+	if errors.Is(err, syscall.EACCES) {
+		return fmt.Errorf("%w: a daemon runs at %s (permission denied)", ErrNotAllowed, c.Socket)
+	}
+	return fmt.Errorf("control socket %s: %w", c.Socket, err)
+}
+
 // finish sends req and decodes the answer into v.
 func (c *Client) finish(hc *http.Client, req *http.Request, v any) error {
 	resp, err := hc.Do(req)
 	if err != nil {
-		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
-			return fmt.Errorf("%w at %s", ErrNoDaemon, c.Socket)
-		}
-		if errors.Is(err, syscall.EACCES) {
-			return fmt.Errorf("%w: a daemon runs at %s (permission denied)", ErrNotAllowed, c.Socket)
-		}
-		return fmt.Errorf("control socket %s: %w", c.Socket, err)
+		return c.socketError(err)
 	}
 	defer resp.Body.Close()
 	answer, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
@@ -293,6 +298,8 @@ const (
 	PathJoin   = "/v1/join"
 	PathSend   = "/v1/send"
 	PathInbox  = "/v1/inbox"
+	// PathInboxFile?name=NAME streams a received file.
+	PathInboxFile = "/v1/inbox/file"
 )
 
 // Window is an open pairing window, as `pairing qr` shows it.
@@ -464,6 +471,31 @@ type InboxCleared struct {
 	Texts int   `json:"texts"` // texts dropped with the log
 	// Missing are files the log named that were gone already.
 	Missing int `json:"missing"`
+}
+
+// InboxFile opens the received file called name (as 'pairing inbox'
+// lists it): the way a member of the daemon's group copies a file out of
+// a state directory it may not enter.
+func (c *Client) InboxFile(ctx context.Context, name string) (io.ReadCloser, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://daemon"+PathInboxFile+"?"+url.Values{"name": {name}}.Encode(), nil)
+	if err != nil {
+		return nil, err
+	}
+	hc := *c.http
+	hc.Timeout = 0 // a large file takes its time
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, c.socketError(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		var eb ErrorBody
+		if json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&eb) == nil && eb.Error != "" {
+			return nil, &Error{Reason: eb.Reason, Message: eb.Error}
+		}
+		return nil, fmt.Errorf("daemon answered %s", resp.Status)
+	}
+	return resp.Body, nil
 }
 
 // ClearInbox deletes the received files the inbox's log names, and the log.

@@ -146,6 +146,19 @@ func (d *Daemon) controlMux() *http.ServeMux {
 		}
 		pairing.WriteJSON(w, http.StatusOK, items)
 	})
+	mux.HandleFunc("GET "+control.PathInboxFile, func(w http.ResponseWriter, r *http.Request) {
+		f, err := d.inbox.Open(r.URL.Query().Get("name"))
+		if err != nil {
+			ctlError(w, http.StatusNotFound, err)
+			return
+		}
+		defer f.Close()
+		if fi, err := f.Stat(); err == nil {
+			w.Header().Set("Content-Length", strconv.FormatInt(fi.Size(), 10))
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		io.Copy(w, f)
+	})
 	mux.HandleFunc("DELETE "+control.PathInbox, func(w http.ResponseWriter, r *http.Request) {
 		c, err := d.inbox.Clear()
 		if err != nil {
