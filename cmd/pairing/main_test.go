@@ -72,6 +72,10 @@ func TestCompletion(t *testing.T) {
 	if err := store.Put(pairing.PairedPeer{Fingerprint: id.Fingerprint, Name: "kitchen", Kind: pairing.KindDevice, PairedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
+	id2, _ := pairing.LoadIdentity(t.TempDir())
+	if err := store.Put(pairing.PairedPeer{Fingerprint: id2.Fingerprint, Name: "Anna's phone", Kind: pairing.KindBrowser, PairedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
 	t.Setenv("PAIRING_STATE_DIR", dir) // send has no --state-dir: the default
 	for _, cmd := range [][]string{{"send", ""}, {"unpair", "kit"}} {
 		var out, errOut bytes.Buffer
@@ -80,7 +84,13 @@ func TestCompletion(t *testing.T) {
 			t.Fatalf("completing %v: exit %d:\n%s\n%s", cmd, code, out.String(), errOut.String())
 		}
 	}
+	// Names as send takes them: any case, spaces and all.
 	var out, errOut bytes.Buffer
+	run([]string{"__complete", "rename", "--socket", "/nonexistent/s", "--state-dir", dir, "anna"}, &out, &errOut)
+	if !strings.Contains(out.String(), "Anna's phone\t"+id2.ID()) {
+		t.Fatalf("completing a name by a lower-case prefix:\n%s", out.String())
+	}
+	out.Reset()
 	run([]string{"__complete", "send", "kitchen", "--path", ""}, &out, &errOut)
 	if !strings.Contains(out.String(), "tls") || !strings.Contains(out.String(), "webrtc") {
 		t.Fatalf("completing --path: %s", out.String())

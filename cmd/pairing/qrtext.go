@@ -36,15 +36,16 @@ func termWidth(f *os.File) int {
 // room there is), and url on its own line under it when it fits cols.
 // It returns the text (ending in a newline) and whether url is in it.
 func qrLayout(url string, color bool, cols int, side []string) (string, bool, error) {
+	bm, err := pairing.QRModules(url)
+	if err != nil {
+		return "", false, err
+	}
 	code, err := pairing.QRText(url, color)
 	if err != nil {
 		return "", false, err
 	}
 	rows := strings.Split(strings.TrimSuffix(code, "\n"), "\n")
-	qrW := (len(rows[0]) + 1) / 2 // approximate; recomputed below
-	if bm, err := pairing.QRModules(url); err == nil {
-		qrW = len(bm[0])
-	}
+	qrW := len(bm[0]) // a cell is one module wide
 	urlFits := utf8.RuneCountInString(url) <= cols
 	var b strings.Builder
 	room := cols - qrW - qrGap
