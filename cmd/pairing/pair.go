@@ -190,7 +190,8 @@ func peersCommand(o streams) *cobra.Command {
 	asJSON := fs.BoolP("json", "j", false, "print JSON")
 	c.RunE = func(_ *cobra.Command, args []string) error {
 		peers, err := control.NewClient(*socket).Peers(context.Background())
-		if errors.Is(err, control.ErrNoDaemon) {
+		noDaemon := errors.Is(err, control.ErrNoDaemon)
+		if noDaemon {
 			var stored []pairing.PairedPeer
 			stored, err = pairing.ReadStore(*stateDir)
 			peers = []control.Paired{}
@@ -211,7 +212,11 @@ func peersCommand(o streams) *cobra.Command {
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tNAME\tKIND\tPAIRED\tNOW\tADDRESSES")
 		for _, p := range peers {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", esc(p.ID), orDash(p.Name), esc(p.Kind), p.PairedAt.Local().Format("2006-01-02 15:04"), onlineWord(p), escAll(p.Addresses))
+			now := onlineWord(p)
+			if noDaemon {
+				now = "? (no daemon)" // only a running daemon hears them
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", esc(p.ID), orDash(p.Name), esc(p.Kind), p.PairedAt.Local().Format("2006-01-02 15:04"), now, escAll(p.Addresses))
 		}
 		return tw.Flush()
 	}
