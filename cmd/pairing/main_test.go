@@ -213,15 +213,21 @@ func TestAmbiguousNames(t *testing.T) {
 // window closes takes the code off and says why.
 func TestScreen(t *testing.T) {
 	var out bytes.Buffer
-	s := newScreen(&out, 80, true)
+	s := newScreen(&out, 80, 24, true)
 	now := time.Now()
 	s.now = func() time.Time { return now }
 	w := control.Window{QRURL: "http://10.1.0.1:1/p#v=1&fp=" + strings.Repeat("A", 43) + "&s=" + strings.Repeat("b", 22), Name: "box", SecretExpires: now.Add(9*time.Minute + 58*time.Second)}
 	s.window(w, true)
 	lines := strings.Count(out.String(), "\n")
-	if !strings.Contains(out.String(), "closes in 9:58") || !strings.Contains(out.String(), "Scan it with your phone's") || lines > pairing.TermRows-2 {
+	if !strings.Contains(out.String(), "closes in 9:58") || !strings.Contains(out.String(), "Scan it with your phone's") || lines > pairing.TermRows-1 {
 		t.Fatalf("shown (%d lines):\n%s", lines, out.String())
 	}
+	// The URL (94 characters) is above the code, 2 rows of 80: the code's
+	// 21, the URL's and the status line fill the 24.
+	if !strings.Contains(out.String(), w.QRURL+"\n") || s.up != lines+1 || s.up+1 != pairing.TermRows {
+		t.Fatalf("the URL is not above the code, or the rows are miscounted (%d): %q", s.up, out.String()[:200])
+	}
+	lines = s.up
 	s.window(control.Window{}, false)
 	if !strings.Contains(out.String(), fmt.Sprintf("\x1b[%dA\x1b[J", lines)) || !strings.Contains(out.String(), "pairing window closed ('pairing qr' for a new one)") {
 		t.Fatalf("closed: %q", out.String()[len(out.String())-120:])

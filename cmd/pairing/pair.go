@@ -55,7 +55,8 @@ func qrCommand(o streams) *cobra.Command {
 			return writeJSON(stdout, w)
 		}
 		if f, ok := stdout.(*os.File); ok && termWidth(f) > 0 {
-			return qrTerminal(stdout, control.NewClient(*socket), w, url, *link, host, termWidth(f))
+			cols, rows := termSize(f)
+			return qrTerminal(stdout, control.NewClient(*socket), w, url, *link, host, cols, rows)
 		}
 		text, err := pairing.QRText(url, colorOK(stdout))
 		if err != nil {

@@ -8,8 +8,10 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lanpairing/pairing/internal/control"
 )
@@ -22,19 +24,30 @@ const codePeriod = 30 * time.Second
 // time left. For a link, that line has the code and the seconds until it
 // changes, live, until Ctrl-C or the window closes; then the line says
 // which, so nothing live-looking stays on the screen.
-func qrTerminal(out io.Writer, cl *control.Client, w *control.Window, url string, link bool, host netip.Addr, cols int) error {
-	shown := url
+func qrTerminal(out io.Writer, cl *control.Client, w *control.Window, url string, link bool, host netip.Addr, cols, rows int) error {
 	color := colorOK(out)
-	text, urlShown, err := qrLayout(shown, color, cols, windowText(*w, link, false))
+	text, urlShown, err := qrLayout(url, color, cols, windowText(*w, link, urlNowhere))
 	if err != nil {
 		return err
 	}
-	if urlShown { // say so beside the code
-		text, _, _ = qrLayout(shown, color, cols, windowText(*w, link, true))
+	closes := "closes in " + left(w.SecretExpires, time.Now()) + ", or once a device paired"
+	urlRows := (utf8.RuneCountInString(esc(url)) + cols - 1) / cols
+	switch {
+	case urlShown: // say so beside the code
+		text, _, _ = qrLayout(url, color, cols, windowText(*w, link, urlBelow))
+	case !link && urlRows+strings.Count(text, "\n")+1 <= rows:
+		// Too wide for a line, but there are the rows for it above the
+		// code (wrapped by the terminal: 2 rows of 80 for an IPv4 URL,
+		// the code's 21 and the prompt's fill 24), when the time left
+		// goes beside the code.
+		side := append(windowText(*w, link, urlAbove), "", "C"+closes[1:]+".")
+		text, _, _ = qrLayout(url, color, cols, side)
+		io.WriteString(out, esc(url)+"\n"+text)
+		return nil
 	}
 	io.WriteString(out, text)
 	if !link {
-		fmt.Fprintf(out, "closes in %s, or once a device paired\n", left(w.SecretExpires, time.Now()))
+		fmt.Fprintln(out, closes)
 		return nil
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -109,12 +109,16 @@ func TestQRFitsTerminal(t *testing.T) {
 	qr := "NO_COLOR=1 " + a.bin + " qr --socket " + a.socket
 
 	tm := newTerm(t, a, 80, 24, qr)
-	rows := tm.waitFor(t, "closes in")
+	rows := tm.waitFor(t, "Closes in")
 	if got := qrOnScreen(t, rows); got != w.QRURL {
 		t.Fatalf("the code on the screen reads %q, want %q", got, w.QRURL)
 	}
+	// The URL, 99 characters, is above the code: 2 rows of 80, whole.
+	if !strings.HasPrefix(strings.Join(rows, ""), w.QRURL) {
+		t.Errorf("the URL %s is not above the code:\n%s", w.QRURL, strings.Join(rows, "\n"))
+	}
 	first, other := w.Networks[0], w.Networks[1]
-	for _, want := range []string{"Scan it with your phone's", "'pairing join URL'", "pairing qr --json", fmt.Sprintf("(%s)", first.Address),
+	for _, want := range []string{"Scan it with your phone's", "'pairing join URL'", "The URL is above the code.", fmt.Sprintf("(%s)", first.Address),
 		"pairing qr --address " + other.Address.String()} {
 		if !hasRow(rows, want) {
 			t.Errorf("no row with %q:\n%s", want, strings.Join(rows, "\n"))
@@ -122,6 +126,12 @@ func TestQRFitsTerminal(t *testing.T) {
 	}
 	if len(rows) >= 24 && strings.TrimSpace(rows[23]) != "" {
 		t.Errorf("no row left for the prompt:\n%s", strings.Join(rows, "\n"))
+	}
+	// Fewer rows: the URL is left out, and the text says how to get it.
+	short := newTerm(t, a, 80, 23, qr)
+	rows = short.waitFor(t, "closes in")
+	if qrOnScreen(t, rows) != w.QRURL || !hasRow(rows, "pairing qr --json") {
+		t.Errorf("80×23:\n%s", strings.Join(rows, "\n"))
 	}
 
 	// A wide terminal has the URL on a line of its own.
@@ -150,8 +160,13 @@ func TestQRFitsTerminal(t *testing.T) {
 	serve := newTerm(t, b, 80, 24, "NO_COLOR=1 "+b.bin+" serve --open --state-dir "+b.state+" --socket "+b.socket)
 	rows = serve.waitFor(t, "closes in")
 	bw := b.qr()
-	if got := qrOnScreen(t, rows); got != bw.QRURL || !hasRow(rows, "Scan it with your phone's") {
+	if got := qrOnScreen(t, rows); got != bw.QRURL || !hasRow(rows, "Scan it with your phone's") || !hasRow(rows, "The URL is above the code.") {
 		t.Fatalf("serve --open: reads %q, want %q:\n%s", got, bw.QRURL, strings.Join(rows, "\n"))
+	}
+	// The URL, too wide for a row, is above the code: whole, wrapped by
+	// the terminal.
+	if !strings.Contains(strings.Join(rows, ""), bw.QRURL) {
+		t.Errorf("serve --open: the URL %s is not on the screen:\n%s", bw.QRURL, strings.Join(rows, "\n"))
 	}
 	serve.keys("C-c")
 	rows = serve.waitFor(t, "pairing stopped: its pairing window closed with it")

@@ -25,11 +25,18 @@ const (
 
 // termWidth is f's terminal width, 0 when f is not a terminal.
 func termWidth(f *os.File) int {
+	cols, _ := termSize(f)
+	return cols
+}
+
+// termSize is f's terminal size in columns and rows, 0 when f is not a
+// terminal.
+func termSize(f *os.File) (cols, rows int) {
 	ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ)
 	if err != nil || ws.Col == 0 {
-		return 0
+		return 0, 0
 	}
-	return int(ws.Col)
+	return int(ws.Col), int(ws.Row)
 }
 
 // qrLayout is the QR code of url with side beside it (wrapped to the
@@ -100,9 +107,18 @@ func wrap(paras []string, width int) []string {
 	return out
 }
 
+// Where a window's URL is on the terminal, for the text beside the code.
+type urlPlace int
+
+const (
+	urlNowhere urlPlace = iota // too wide: the text says how to get it
+	urlBelow                   // on its own line under the code
+	urlAbove                   // printed above the code (serve --open)
+)
+
 // windowText is what goes beside a window's QR code: whose it is, what to
 // do with it, where the URL is, and which network it is for.
-func windowText(w control.Window, link, urlShown bool) []string {
+func windowText(w control.Window, link bool, url urlPlace) []string {
 	out := []string{esc(w.Name) + " (" + esc(w.ID) + ")", ""}
 	if link {
 		out = append(out, "Send the link below by chat; the receiver opens it and types the code shown here.")
@@ -110,8 +126,12 @@ func windowText(w control.Window, link, urlShown bool) []string {
 		out = append(out, "Scan it with your phone's camera, or run 'pairing join URL' on another computer.")
 	}
 	switch {
-	case urlShown:
+	case url == urlBelow && link:
+		out = append(out, "The link is below.")
+	case url == urlBelow:
 		out = append(out, "The URL is below.")
+	case url == urlAbove:
+		out = append(out, "The URL is above the code.")
 	case link:
 		out = append(out, "The link is too wide to show here:", "pairing qr --link --json")
 	default:

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/pairing"
@@ -24,14 +25,16 @@ type screen struct {
 	out    io.Writer
 	status func() string // the line under the code; nil: none shown
 	qr     string        // the code and its text, as drawn
+	up     int           // terminal rows of qr (the status line's are not)
 	stop   chan struct{}
 	now    func() time.Time
 	cols   int  // the terminal's width
+	rows   int  // and height
 	color  bool // paint the code black on white (not with NO_COLOR)
 }
 
-func newScreen(out io.Writer, cols int, color bool) *screen {
-	return &screen{out: out, now: time.Now, cols: cmp.Or(cols, pairing.TermCols), color: color}
+func newScreen(out io.Writer, cols, rows int, color bool) *screen {
+	return &screen{out: out, now: time.Now, cols: cmp.Or(cols, pairing.TermCols), rows: cmp.Or(rows, pairing.TermRows), color: color}
 }
 
 // Write is the log's writer: each line goes above the code.
@@ -47,7 +50,7 @@ func (s *screen) Write(p []byte) (int, error) {
 // erase takes the code and its status line off the screen (s.mu held).
 func (s *screen) erase() {
 	if s.status != nil {
-		fmt.Fprintf(s.out, "\r\x1b[K\x1b[%dA\x1b[J", strings.Count(s.qr, "\n"))
+		fmt.Fprintf(s.out, "\r\x1b[K\x1b[%dA\x1b[J", s.up)
 	}
 }
 
@@ -67,14 +70,25 @@ func (s *screen) window(w control.Window, open bool) {
 		return
 	}
 	url := cmp.Or(w.QRURL, w.URL)
-	text, shown, err := qrLayout(url, s.color, s.cols, windowText(w, false, false))
-	if err == nil && shown {
-		text, _, err = qrLayout(url, s.color, s.cols, windowText(w, false, true))
-	}
+	text, shown, err := qrLayout(url, s.color, s.cols, windowText(w, false, urlNowhere))
 	if err != nil {
 		fmt.Fprintf(s.out, "pairing window open, but no QR code: %v\n", err)
 		return
 	}
+	up := strings.Count(text, "\n")
+	urlRows := (utf8.RuneCountInString(esc(url)) + s.cols - 1) / s.cols
+	switch {
+	case shown:
+		text, _, _ = qrLayout(url, s.color, s.cols, windowText(w, false, urlBelow))
+	case up+urlRows+1 <= s.rows:
+		// Too wide for a line under the code, but the terminal has the
+		// rows for it above (wrapped by the terminal: 2 rows of 80 for
+		// an IPv4 URL, with the 21 of the code and the status line: 24).
+		text, _, _ = qrLayout(url, s.color, s.cols, windowText(w, false, urlAbove))
+		text = esc(url) + "\n" + text
+		up += urlRows
+	}
+	s.up = up
 	s.qr = text
 	s.status = func() string {
 		line := "closes in " + left(w.SecretExpires, s.now()) + ", or once a device paired"

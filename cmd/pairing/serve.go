@@ -73,7 +73,8 @@ func serveCommand(o streams) *cobra.Command {
 		var scr *screen
 		if f, ok := stderr.(*os.File); ok && *open && termWidth(f) > 0 {
 			// The QR code on this terminal, with the logs around it.
-			scr = newScreen(stderr, termWidth(f), colorOK(stderr))
+			cols, rows := termSize(f)
+			scr = newScreen(stderr, cols, rows, colorOK(stderr))
 			logOut = scr
 		}
 		log, err := newLogger(logOut, s.LogFormat, s.LogLevel, level)
