@@ -78,6 +78,14 @@ func TestDailyUse(t *testing.T) {
 	if _, err := os.Stat(want); err != nil {
 		t.Fatalf("the file went without --yes: %v", err)
 	}
+	// On a terminal it asks; anything but y keeps everything.
+	tm := newTerm(t, b, 80, 24, b.bin+" inbox --clear --socket "+b.socket)
+	tm.waitFor(t, "delete 1 received files (1.5 KB) and 3 texts? [y/N]")
+	tm.keys("n", "Enter")
+	tm.waitFor(t, "nothing deleted")
+	if _, err := os.Stat(want); err != nil {
+		t.Fatalf("the file went on a no: %v", err)
+	}
 	out, errOut, err = b.Run(b.bin, "inbox", "--clear", "--yes", "--socket", b.socket)
 	if err != nil || !strings.Contains(out, "deleted 1 files (1.5 KB) and 3 texts") {
 		t.Fatalf("inbox --clear --yes: %v %q %s", err, out, errOut)
