@@ -376,31 +376,6 @@ type ErrorBody struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// Reasons a control request failed, for callers that branch on them.
-const (
-	ReasonUnknownPeer   = "unknown_peer"   // no paired device has that name or ID
-	ReasonAmbiguousPeer = "ambiguous_peer" // several do; the message lists them
-	ReasonPageClosed    = "page_closed"    // the phone's page is closed: nothing to send to
-	ReasonWindowClosed  = "window_closed"  // no pairing window is open (CurrentWindow)
-)
-
-// Error is a failed control request as the daemon described it.
-type Error struct {
-	Reason  string
-	Message string
-}
-
-func (e *Error) Error() string { return e.Message }
-
-// ReasonOf is err's reason code, "" when it has none.
-func ReasonOf(err error) string {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Reason
-	}
-	return ""
-}
-
 // OpenWindow opens (or returns the open) pairing window; for a link, the
 // window takes the 6-digit code too. host, when valid, is the address the
 // QR code leads with (one of the confirmed ones).
@@ -418,21 +393,6 @@ func (c *Client) OpenWindow(ctx context.Context, link bool, host netip.Addr) (*W
 	}
 	var w Window
 	return &w, c.do(ctx, http.MethodPost, path, nil, &w)
-}
-
-// CurrentWindow is OpenWindow for the window already open: it never
-// opens one, and fails with ReasonWindowClosed when none is open (a live
-// view of the code polls it).
-func (c *Client) CurrentWindow(ctx context.Context, link bool, host netip.Addr) (*Window, error) {
-	q := url.Values{"current": {"1"}}
-	if link {
-		q.Set("link", "1")
-	}
-	if host.IsValid() {
-		q.Set("address", host.String())
-	}
-	var w Window
-	return &w, c.do(ctx, http.MethodPost, PathWindow+"?"+q.Encode(), nil, &w)
 }
 
 // Peers lists the paired devices.
@@ -471,37 +431,6 @@ type InboxCleared struct {
 	Texts int   `json:"texts"` // texts dropped with the log
 	// Missing are files the log named that were gone already.
 	Missing int `json:"missing"`
-}
-
-// InboxFile opens the received file called name (as 'pairing inbox'
-// lists it): the way a member of the daemon's group copies a file out of
-// a state directory it may not enter.
-func (c *Client) InboxFile(ctx context.Context, name string) (io.ReadCloser, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://daemon"+PathInboxFile+"?"+url.Values{"name": {name}}.Encode(), nil)
-	if err != nil {
-		return nil, err
-	}
-	hc := *c.http
-	hc.Timeout = 0 // a large file takes its time
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, c.socketError(err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		defer resp.Body.Close()
-		var eb ErrorBody
-		if json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&eb) == nil && eb.Error != "" {
-			return nil, &Error{Reason: eb.Reason, Message: eb.Error}
-		}
-		return nil, fmt.Errorf("daemon answered %s", resp.Status)
-	}
-	return resp.Body, nil
-}
-
-// ClearInbox deletes the received files the inbox's log names, and the log.
-func (c *Client) ClearInbox(ctx context.Context) (*InboxCleared, error) {
-	var r InboxCleared
-	return &r, c.do(ctx, http.MethodDelete, PathInbox, nil, &r)
 }
 
 // Send asks the daemon to deliver body (a text, or a file called name) to

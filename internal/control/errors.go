@@ -1,0 +1,28 @@
+package control
+
+import "errors"
+
+// Reasons a control request failed, for callers that branch on them.
+const (
+	ReasonUnknownPeer   = "unknown_peer"   // no paired device has that name or ID
+	ReasonAmbiguousPeer = "ambiguous_peer" // several do; the message lists them
+	ReasonPageClosed    = "page_closed"    // the phone's page is closed: nothing to send to
+	ReasonWindowClosed  = "window_closed"  // no pairing window is open (CurrentWindow)
+)
+
+// Error is a failed control request as the daemon described it.
+type Error struct {
+	Reason  string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// ReasonOf is err's reason code, "" when it has none.
+func ReasonOf(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Reason
+	}
+	return ""
+}
