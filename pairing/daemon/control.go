@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strconv"
 
+	"github.com/lanpairing/pairing/discovery"
 	"github.com/lanpairing/pairing/discovery/beacon"
 	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/internal/ident"
@@ -184,30 +185,31 @@ func ctlError(w http.ResponseWriter, status int, err error) {
 	pairing.WriteJSON(w, status, control.ErrorBody{Error: err.Error(), Reason: reason})
 }
 
-// Online is the one definition of a paired device being online now: a
+// online is the one definition of a paired device being online now: a
 // computer whose beacon or mDNS answer was heard within the discovery
-// cache's lifetime (3 announce intervals), or a phone whose page holds a
-// live connection to this daemon (its data channel open). 'pairing
-// peers', 'pairing status' and diag all take it from here.
-func (d *Daemon) Online() map[ident.Fingerprint]bool {
-	online := map[ident.Fingerprint]bool{}
-	for _, p := range d.nbrs.Peers() {
-		if _, ok := d.store.Get(p.Fingerprint); ok {
-			online[p.Fingerprint] = true
+// cache's lifetime (3 announce intervals: heard, the peers of the
+// neighbour table), or a phone whose page holds a live connection to this
+// daemon (its data channel open: pages). 'pairing peers' and 'pairing
+// status' take it from here, through Paired and Status.
+func online(heard []discovery.Peer, store *pairing.Store, pages []ident.Fingerprint) map[ident.Fingerprint]bool {
+	on := map[ident.Fingerprint]bool{}
+	for _, p := range heard {
+		if _, paired := store.Get(p.Fingerprint); paired {
+			on[p.Fingerprint] = true
 		}
 	}
-	for _, fp := range d.sess.PagesOpen() {
-		online[fp] = true
+	for _, fp := range pages {
+		on[fp] = true
 	}
-	return online
+	return on
 }
 
-// Paired lists the paired devices, with whether each is online (Online).
+// Paired lists the paired devices, with whether each is online (online).
 func (d *Daemon) Paired() []control.Paired {
-	online := d.Online()
+	on := online(d.nbrs.Peers(), d.store, d.sess.PagesOpen())
 	out := []control.Paired{}
 	for _, p := range d.store.List() {
-		out = append(out, pairing.PairedView(p, online[p.Fingerprint]))
+		out = append(out, pairing.PairedView(p, on[p.Fingerprint]))
 	}
 	return out
 }

@@ -38,15 +38,16 @@ func (d *Daemon) Status() control.Status {
 	} else {
 		st.Window.Closed = w.Closed
 	}
+	heard := d.nbrs.Peers()
 	var paired, others []control.Peer
-	for _, p := range d.nbrs.Peers() {
+	for _, p := range heard {
 		if _, ok := d.store.Get(p.Fingerprint); ok {
 			paired = append(paired, peerView(p))
 		} else {
 			others = append(others, peerView(p))
 		}
 	}
-	st.PairedOnline = len(d.Online())
+	st.PairedOnline = len(online(heard, d.store, d.sess.PagesOpen()))
 	all := append(paired, others...)
 	if len(all) > control.MaxPeers {
 		st.PeersOmitted = len(all) - control.MaxPeers
