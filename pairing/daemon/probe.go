@@ -92,7 +92,8 @@ func (p *probes) verify(fp ident.Fingerprint, a netip.Addr) {
 		}
 		delete(p.verified, oldest)
 	}
-	v.addrs = append(slices.DeleteFunc(v.addrs, func(x netip.Addr) bool { return x == a }), a)
+	// A new slice: candidates reads copies of the map without the lock.
+	v.addrs = append(slices.DeleteFunc(slices.Clone(v.addrs), func(x netip.Addr) bool { return x == a }), a)
 	if len(v.addrs) > 4 {
 		v.addrs = v.addrs[len(v.addrs)-4:]
 	}
