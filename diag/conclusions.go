@@ -143,7 +143,7 @@ func (a *analysis) isGateway(x netip.Addr) bool {
 	if a.f.Routes == nil {
 		return false
 	}
-	return slices.ContainsFunc(a.f.Routes.Gateways, func(g GatewayProbe) bool { return g.Addr == x })
+	return slices.ContainsFunc(a.f.Routes.Defaults, func(d RouteEntry) bool { return d.Gateway == x })
 }
 
 func (a *analysis) gatewaysAnswering() []string {
