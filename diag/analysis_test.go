@@ -239,12 +239,12 @@ func TestAnalysisIsolation(t *testing.T) {
 	f.PeerReach.Peers[0].Small, f.PeerReach.Peers[0].Large = "", ""
 	f.PeerReach.Peers[0].Neighbours = map[string]string{"192.168.1.20": "FAILED"}
 	// No gateway answered: nothing positive.
-	f.Routes.Gateways = []GatewayProbe{{Addr: ip("192.168.1.1"), Interface: "eth0", TCP: DialResult{Outcome: DialTimeout}, Neighbour: "FAILED"}}
+	f.Peers.Gateways = []GatewayProbe{{Addr: ip("192.168.1.1"), Interface: "eth0", TCP: DialResult{Outcome: DialTimeout}, Neighbour: "FAILED"}}
 	_, fs := analyze(t, f)
 	if findingOf(fs, "peer-unreachable") == nil {
 		t.Fatalf("%+v", fs)
 	}
-	f.Routes.Gateways[0].TCP.Outcome = DialRefused
+	f.Peers.Gateways[0].TCP.Outcome = DialRefused
 	steps, fs := analyze(t, f, CauseIsolation)
 	if v := findingOf(fs, "client-isolation"); v == nil || !strings.Contains(v.Text, "gateway 192.168.1.1") {
 		t.Fatalf("%+v", fs)

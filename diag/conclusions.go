@@ -148,8 +148,8 @@ func (a *analysis) isGateway(x netip.Addr) bool {
 
 func (a *analysis) gatewaysAnswering() []string {
 	var out []string
-	if a.f.Routes != nil {
-		for _, g := range a.f.Routes.Gateways {
+	if a.f.Peers != nil {
+		for _, g := range a.f.Peers.Gateways {
 			if g.Answers() {
 				out = append(out, g.Addr.String())
 			}
@@ -285,7 +285,7 @@ func (a *analysis) unreachablePeer(i int, p PeerReach, pk string) {
 				Text: fmt.Sprintf("%s's multicast arrives on %s, but it does not answer ARP at %s (%s) while the gateway %s does: the network passes its broadcasts but not unicast between devices",
 					name, link, addr, neigh, strings.Join(a.gatewaysAnswering(), ", ")),
 				Hint:  "the access point isolates its clients (AP/client isolation, common on guest Wi-Fi): turn it off, or use a network without it; a QR code cannot cross it either",
-				Facts: []string{dk, pk + ".neighbours " + addr.String(), fact(StepRoutes, "gateways", ""), fact(StepPeers, "peers", fmt.Sprintf("%d.sources", i))}})
+				Facts: []string{dk, pk + ".neighbours " + addr.String(), fact(StepPeers, "gateways", ""), fact(StepPeers, "peers", fmt.Sprintf("%d.sources", i))}})
 			return
 		case d.Outcome == DialTimeout && link != "" && neighbourAnswered(neigh):
 			a.add(Finding{ID: "peer-drops-tcp", Severity: SevWarn, Step: StepPeerReach, Cause: CausePeerFilter,

@@ -48,8 +48,10 @@ func dialTCP(ctx context.Context, target netip.AddrPort, d time.Duration) (net.C
 	a := target.Addr()
 	v6 := a.Is6() && !a.Is4In6()
 	fam, lvl, opt := unix.AF_INET, unix.SOL_IP, unix.IP_RECVERR
-	var sa unix.Sockaddr = &unix.SockaddrInet4{Port: int(target.Port()), Addr: a.Unmap().As4()}
-	if v6 {
+	var sa unix.Sockaddr
+	if !v6 {
+		sa = &unix.SockaddrInet4{Port: int(target.Port()), Addr: a.Unmap().As4()}
+	} else {
 		fam, lvl, opt = unix.AF_INET6, unix.SOL_IPV6, unix.IPV6_RECVERR
 		s6 := &unix.SockaddrInet6{Port: int(target.Port()), Addr: a.As16()}
 		if z := a.Zone(); z != "" {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -37,7 +36,7 @@ type MDNSFacts struct {
 	Found []MDNSPeer `json:"found,omitempty"`
 }
 
-// MDNSPeer is one device found by mDNS.
+// MDNSPeer is one device found by mDNS (by the peers step's query).
 type MDNSPeer struct {
 	ID        string     `json:"id"`
 	Name      string     `json:"name"`
@@ -70,6 +69,19 @@ func gatherMDNS(ctx context.Context, e *env, in Facts) Facts {
 	if in.Daemon != nil && in.Daemon.Status != nil {
 		daemonFP, _ = ident.Parse(in.Daemon.Status.Fingerprint)
 	}
+	// The devices the peers step's query found by mDNS, with where
+	// their addresses are.
+	if in.Peers != nil {
+		for _, p := range in.Peers.Peers {
+			if slices.Contains(p.Sources, discovery.SourceMDNS) && len(out.Found) < maxMDNSPeers {
+				out.Found = append(out.Found, MDNSPeer{ID: p.ID, Name: p.Name, Addresses: p.Addresses, OnLink: p.OnLink()})
+			}
+		}
+	}
+	if daemonFP.IsZero() {
+		return Facts{MDNS: out}
+	}
+	// Is the daemon's own service visible? Browse until it answers.
 	var mu sync.Mutex
 	seenSelf := false
 	bctx, cancel := context.WithTimeout(ctx, browseWait)
@@ -77,34 +89,16 @@ func gatherMDNS(ctx context.Context, e *env, in Facts) Facts {
 	discovery.Browse(bctx, e.cfg.Interfaces, e.log, func(ev beacon.Event) {
 		mu.Lock()
 		defer mu.Unlock()
-		pk := ev.Packet
-		if !daemonFP.IsZero() && pk.Fingerprint == daemonFP {
+		if ev.Packet.Fingerprint == daemonFP {
 			seenSelf = true
-			return
+			cancel()
 		}
-		id := pk.Fingerprint.ID()
-		if slices.ContainsFunc(out.Found, func(p MDNSPeer) bool { return p.ID == id }) || len(out.Found) >= maxMDNSPeers {
-			return
-		}
-		p := MDNSPeer{ID: id, Name: pk.Name}
-		for _, a := range append([]netip.Addr{ev.From.Addr()}, pk.Addrs...) {
-			if !a.IsValid() || slices.ContainsFunc(p.Addresses, func(x PeerAddr) bool { return x.Addr == a }) {
-				continue
-			}
-			pa := PeerAddr{Addr: a, Link: in.Interfaces.linkOf(a)}
-			p.OnLink = p.OnLink || pa.Link != ""
-			p.Addresses = append(p.Addresses, pa)
-		}
-		out.Found = append(out.Found, p)
 	})
 	mu.Lock()
-	defer mu.Unlock()
-	if !daemonFP.IsZero() {
-		v := seenSelf
-		out.OwnVisible = &v
-	}
-	found := slices.Clone(out.Found)
-	return Facts{MDNS: &MDNSFacts{JoinInterface: out.JoinInterface, JoinError: out.JoinError, Responders: out.Responders, OwnVisible: out.OwnVisible, Found: found}}
+	v := seenSelf
+	mu.Unlock()
+	out.OwnVisible = &v
+	return Facts{MDNS: out}
 }
 
 // maxMDNSPeers bounds the devices the mdns step records.

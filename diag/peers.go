@@ -24,6 +24,9 @@ type PeerFacts struct {
 	// Self are answers from this host's own daemon (left out of Peers).
 	Self  []FoundPeer `json:"self,omitempty"`
 	Error string      `json:"error,omitempty"`
+	// Gateways are the default gateways and whether they answer
+	// (dialled while the query waits for answers).
+	Gateways []GatewayProbe `json:"gateways,omitempty"`
 }
 
 // FoundPeer is one device that answered.
@@ -66,6 +69,14 @@ func gatherPeers(ctx context.Context, e *env, in Facts) Facts {
 	}
 	qctx, cancel := context.WithTimeout(ctx, discoverWait)
 	defer cancel()
+	gws := make(chan []GatewayProbe, 1)
+	go func() {
+		var defaults []RouteEntry
+		if in.Routes != nil {
+			defaults = in.Routes.Defaults
+		}
+		gws <- probeGateways(qctx, defaults)
+	}()
 	peers, err := discovery.Discover(qctx, beacon.Config{Interfaces: e.cfg.Interfaces}, discovery.DiscoverOptions{Logger: e.log})
 	if err != nil {
 		out.Error = err.Error()
@@ -98,6 +109,7 @@ func gatherPeers(ctx context.Context, e *env, in Facts) Facts {
 			out.Peers = append(out.Peers, fp)
 		}
 	}
+	out.Gateways = <-gws
 	return Facts{Peers: out}
 }
 

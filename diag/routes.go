@@ -26,8 +26,6 @@ type RouteFacts struct {
 	Rules []string `json:"rules,omitempty"`
 	// Lookups are the kernel's answers for the destinations that matter.
 	Lookups []RouteLookup `json:"lookups"`
-	// Gateways are the default gateways and whether they answer.
-	Gateways []GatewayProbe `json:"gateways,omitempty"`
 }
 
 // RouteEntry is one route of the kernel's tables.
@@ -59,6 +57,25 @@ type RouteLookup struct {
 	discovery.Resolved
 	// Class is the class of the interface the kernel chose.
 	Class string `json:"class,omitempty"`
+}
+
+// probeGateways dials each IPv4 default gateway (port 9: a refusal is an
+// answer too) and reads its neighbour entry after.
+func probeGateways(ctx context.Context, defaults []RouteEntry) []GatewayProbe {
+	var out []GatewayProbe
+	for _, d := range defaults {
+		if !d.Gateway.IsValid() || !d.Gateway.Is4() || slices.ContainsFunc(out, func(g GatewayProbe) bool { return g.Addr == d.Gateway }) {
+			continue
+		}
+		g := GatewayProbe{Addr: d.Gateway, Interface: d.Interface}
+		var conn net.Conn
+		if conn, g.TCP = dialTCP(ctx, netip.AddrPortFrom(d.Gateway, 9), 400*time.Millisecond); conn != nil {
+			conn.Close()
+		}
+		g.Neighbour = neighbourState(d.Gateway)
+		out = append(out, g)
+	}
+	return out
 }
 
 // GatewayProbe is a default gateway and what it answered.
@@ -153,19 +170,6 @@ func gatherRoutes(ctx context.Context, e *env, in Facts) Facts {
 				lookup(LookupTunnel, fmt.Sprintf("%s via %s (table %s)", t.Prefix, t.Interface, t.Table), p.Interface, firstHost(t.Prefix))
 			}
 		}
-	}
-	// The default gateways: do they answer (a refusal is an answer)?
-	for _, d := range out.Defaults {
-		if !d.Gateway.IsValid() || !d.Gateway.Is4() || slices.ContainsFunc(out.Gateways, func(g GatewayProbe) bool { return g.Addr == d.Gateway }) {
-			continue
-		}
-		g := GatewayProbe{Addr: d.Gateway, Interface: d.Interface}
-		var conn net.Conn
-		if conn, g.TCP = dialTCP(ctx, netip.AddrPortFrom(d.Gateway, 9), 300*time.Millisecond); conn != nil {
-			conn.Close()
-		}
-		g.Neighbour = neighbourState(d.Gateway)
-		out.Gateways = append(out.Gateways, g)
 	}
 	return Facts{Routes: out}
 }
