@@ -24,7 +24,7 @@ func (a *analysis) interfaces() {
 		a.add(Finding{ID: "interfaces-unreadable", Severity: SevFail, Step: StepInterfaces, Text: f.Error, Facts: []string{fact(StepInterfaces, "error", "")}})
 		return
 	}
-	var up, down, noCarrier []string
+	var up, down, idle, noCarrier []string
 	var facts []string
 	for _, in := range f.Interfaces {
 		if in.Class == discovery.ClassLoopback {
@@ -39,10 +39,12 @@ func (a *analysis) interfaces() {
 		switch {
 		case in.Up && in.Carrier && len(in.Addrs) > 0:
 			up = append(up, fmt.Sprintf("%s %v (%s)", in.Name, addrs, in.Kind))
-		case in.Up && !in.Carrier && lan:
+		case in.Up && !in.Carrier && lan && in.Class == discovery.ClassLAN:
 			noCarrier = append(noCarrier, fmt.Sprintf("%s (%s)", in.Name, strings.Join(addrs, ", ")))
 			facts = append(facts, fact(StepInterfaces, "interfaces", in.Name+".carrier"))
 			down = append(down, in.Name)
+		case in.Up && !in.Carrier:
+			idle = append(idle, in.Name) // a bridge without a container, a tunnel not connected
 		default:
 			down = append(down, in.Name)
 		}
@@ -59,6 +61,9 @@ func (a *analysis) interfaces() {
 		a.summary[StepInterfaces] = strings.Join(up, "; ")
 		if len(down) > 0 {
 			a.summary[StepInterfaces] += "; down: " + strings.Join(down, ", ")
+		}
+		if len(idle) > 0 {
+			a.summary[StepInterfaces] += "; up without carrier: " + strings.Join(idle, ", ")
 		}
 		if len(noCarrier) > 0 {
 			a.add(Finding{ID: "no-carrier", Severity: SevWarn, Step: StepInterfaces, Text: "no carrier on " + strings.Join(noCarrier, "; "),
@@ -451,14 +456,15 @@ func (a *analysis) sharesLink(own netip.Addr, ifname string, p netip.Addr) bool 
 		return false
 	}
 	if p.IsLinkLocalUnicast() {
-		return own.IsLinkLocalUnicast() && (p.Zone() == "" || p.Zone() == ifname)
+		return own.IsLinkLocalUnicast() && p.Zone() == ifname
 	}
 	in, ok := a.f.Interfaces.byName(ifname)
 	if !ok {
 		return false
 	}
 	for _, pre := range in.Addrs {
-		if pre.Masked().Contains(p.WithZone("")) && pre.Masked().Contains(own.WithZone("")) {
+		// An own link-local address: any prober on that link shares it.
+		if pre.Masked().Contains(p.WithZone("")) && (own.IsLinkLocalUnicast() || pre.Masked().Contains(own.WithZone(""))) {
 			return true
 		}
 	}

@@ -163,6 +163,8 @@ func TestAnalysisNotReached(t *testing.T) {
 		{"LAN, paired timeout", "eth0", "192.168.1.11", discovery.TrustPaired, discovery.ProbeTimeout, "host-filter-inbound", CauseHostFilter},
 		{"LAN, prohibited", "eth0", "192.168.1.11", discovery.TrustStranger, discovery.ProbeProhibited, "host-filter-inbound", CauseHostFilter},
 		{"LAN, reset", "eth0", "192.168.1.11", "", discovery.ProbeRefused, "host-filter-inbound", CauseHostFilter},
+		{"LAN link-local, paired timeout", "eth0", "fe80::1%eth0", discovery.TrustPaired, discovery.ProbeTimeout, "host-filter-inbound", CauseHostFilter},
+		{"docker link-local, paired timeout", "docker0", "fe80::2%docker0", discovery.TrustPaired, discovery.ProbeTimeout, "not-reached-other-link", ""},
 		{"LAN, unreachable", "eth0", "192.168.1.11", discovery.TrustPaired, discovery.ProbeUnreachable, "not-reached-unconfirmed", ""},
 	}
 	for _, c := range cases {

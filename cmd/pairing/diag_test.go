@@ -36,6 +36,9 @@ func (n *node) runDiag(t *testing.T, config string) *diag.Report {
 	if rep.OK == failed || (exitCode(err) == 1) != failed {
 		t.Fatalf("ok %v, exit %d, but a step failed: %v", rep.OK, exitCode(err), failed)
 	}
+	var text strings.Builder
+	diag.WriteReport(&text, &rep, false)
+	t.Logf("diag on %s:\n%s", n.Name, text.String())
 	if !strings.Contains(stderr, "diag: step") {
 		t.Errorf("steps were not logged as they ran: %s", stderr)
 	}
