@@ -3,6 +3,7 @@ package diag
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/lanpairing/pairing/discovery"
 	"github.com/lanpairing/pairing/discovery/beacon"
@@ -104,7 +105,15 @@ type MulticastFacts struct {
 	Error   string              `json:"error,omitempty"`
 }
 
+// loopbackWait bounds the multicast self-test: a looped-back packet
+// arrives within a millisecond; the rest is margin for a busy machine.
+const loopbackWait = 700 * time.Millisecond
+
 func gatherMulticast(ctx context.Context, e *env, _ Facts) Facts {
+	// Loopback waits for its probes until ctx ends: end it before the
+	// step's own deadline, so what was learnt is returned.
+	ctx, cancel := context.WithTimeout(ctx, loopbackWait)
+	defer cancel()
 	res, err := beacon.Loopback(ctx, beacon.Config{Interfaces: e.cfg.Interfaces})
 	out := &MulticastFacts{Port: beacon.DefaultPort, Results: res}
 	if err != nil {

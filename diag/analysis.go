@@ -275,32 +275,58 @@ func (a *analysis) filter() {
 		parts = append(parts, v.Packet+" "+w)
 	}
 	a.summary[StepFilter] = fmt.Sprintf("nftables: %s on inbound hooks; %s", plural(len(f.Chains), "chain", "chains"), strings.Join(parts, ", "))
+	// One finding per rule: the packets it drops together.
+	type group struct {
+		v     FilterVerdict
+		pkts  []string
+		ports []string
+		facts []string
+	}
+	var groups []*group
 	for _, v := range f.Verdicts {
 		if !v.Drops() {
 			continue
 		}
-		key := fact(StepFilter, "verdicts", v.Packet)
+		var g *group
+		for _, x := range groups {
+			if x.v.Table == v.Table && x.v.Chain == v.Chain && x.v.Handle == v.Handle && x.v.Proto == v.Proto && x.v.Certain == v.Certain {
+				g = x
+			}
+		}
+		if g == nil {
+			g = &group{v: v}
+			groups = append(groups, g)
+		}
+		g.pkts = append(g.pkts, v.Packet)
+		g.ports = append(g.ports, fmt.Sprint(v.Port))
+		g.facts = append(g.facts, fact(StepFilter, "verdicts", v.Packet))
+	}
+	for _, g := range groups {
+		v := g.v
 		rule := fmt.Sprintf("%s chain %s (%s", v.Table, v.Chain, v.Rule)
 		if v.Handle > 0 {
 			rule += fmt.Sprintf(", handle %d", v.Handle)
 		}
 		rule += ")"
-		if !v.Certain {
-			a.add(Finding{ID: "filter-may-drop", Severity: SevInfo, Step: StepFilter,
-				Text:  fmt.Sprintf("this host's packet filter may drop inbound %s: %s, depending on matches diag cannot evaluate", v.Packet, rule),
-				Facts: []string{key}})
-			continue
+		ports := strings.Join(g.ports, ", ")
+		if len(g.ports) > 1 {
+			ports = "{ " + ports + " }"
 		}
-		if v.Proto == "tcp" {
+		switch {
+		case !v.Certain:
+			a.add(Finding{ID: "filter-may-drop", Severity: SevInfo, Step: StepFilter,
+				Text:  fmt.Sprintf("this host's packet filter may drop inbound %s: %s, depending on matches diag cannot evaluate", list(g.pkts), rule),
+				Facts: g.facts})
+		case v.Proto == "tcp":
 			a.add(Finding{ID: "host-filter-drops-tcp", Severity: SevFail, Step: StepFilter, Cause: CauseHostFilter,
 				Text: fmt.Sprintf("this host's packet filter drops inbound TCP to the pairing port %d: %s", v.Port, rule),
-				Hint: fmt.Sprintf("phones and computers cannot connect, so pairing cannot work: allow it, e.g. nft insert rule %s %s tcp dport %d accept", v.Table, v.Chain, v.Port), Facts: []string{key}})
-			continue
+				Hint: fmt.Sprintf("phones and computers cannot connect, so pairing cannot work: allow it, e.g. nft insert rule %s %s tcp dport %d accept", v.Table, v.Chain, v.Port), Facts: g.facts})
+		default:
+			a.add(Finding{ID: "host-filter-drops-discovery", Severity: SevWarn, Step: StepFilter, Cause: CauseHostFilter,
+				Text:  fmt.Sprintf("this host's own packet filter drops discovery: inbound %s dropped by %s", list(g.pkts), rule),
+				Hint:  fmt.Sprintf("allow it, e.g. nft insert rule %s %s udp dport %s accept (firewalld: firewall-cmd --add-port=PORT/udp); pairing by QR code still works", v.Table, v.Chain, ports),
+				Facts: g.facts})
 		}
-		a.add(Finding{ID: "host-filter-drops-discovery", Severity: SevWarn, Step: StepFilter, Cause: CauseHostFilter,
-			Text:  fmt.Sprintf("this host's own packet filter drops discovery: inbound %s is dropped by %s", v.Packet, rule),
-			Hint:  fmt.Sprintf("allow it, e.g. nft insert rule %s %s udp dport %d accept (firewalld: firewall-cmd --add-port=%d/udp); pairing by QR code still works", v.Table, v.Chain, v.Port, v.Port),
-			Facts: []string{key}})
 	}
 }
 

@@ -32,7 +32,7 @@ func baseFacts() Facts {
 		SelfReach: &SelfReachFacts{Port: 5000, Found: []discovery.Address{{IP: ip("192.168.1.10"), Interface: "eth0"}}, Candidates: []discovery.Candidate{{IP: "192.168.1.10", Interface: "eth0", Result: "confirmed"}}},
 		Multicast: &MulticastFacts{Port: 27280, Results: []beacon.LoopResult{{Interface: "eth0", Family: "v4", Joined: true, Sent: true, Received: true}}},
 		Paired:    &PairedFacts{From: "daemon"},
-		Peers:     &PeerFacts{Peers: []FoundPeer{{ID: "PEER", Name: "b", Port: 4001, Sources: []string{discovery.SourceBeacon, discovery.SourceMDNS}, Addresses: []PeerAddr{{Addr: ip("192.168.1.20"), Link: "eth0", Route: "eth0", RouteClass: discovery.ClassLAN}}}}},
+		Peers:     &PeerFacts{Peers: []FoundPeer{{ID: "PEER", Name: "b", Port: 4001, Heard: "query", Sources: []string{discovery.SourceBeacon, discovery.SourceMDNS}, Addresses: []PeerAddr{{Addr: ip("192.168.1.20"), Link: "eth0", Route: "eth0", RouteClass: discovery.ClassLAN}}}}},
 		PeerReach: &PeerReachFacts{Peers: []PeerReach{{Name: "b", ID: "PEER", Dials: []DialResult{{Target: "192.168.1.20:4001", Outcome: DialOK}}, Small: "ok", Large: "ok"}}},
 		MDNS:      &MDNSFacts{},
 		Reached:   &ReachedFacts{Port: 4000, Addresses: []control.Address{{IP: ip("192.168.1.10"), Interface: "eth0"}}},

@@ -66,13 +66,28 @@ func (a *analysis) peers() {
 		return
 	}
 	key := fact(StepPeers, "peers", "")
-	if len(p.Peers) > 0 {
-		var names []string
-		for _, x := range p.Peers {
+	var names, heard []string
+	for _, x := range p.Peers {
+		if x.Heard == "query" {
 			names = append(names, fmt.Sprintf("%s (sees us as %s)", Printable(x.Name), orText(addrText(x.SeenAs), "?")))
+		} else {
+			ago := "earlier"
+			if a.f.Clock != nil && !x.LastSeen.IsZero() {
+				ago = a.f.Clock.Now.Sub(x.LastSeen).Round(time.Second).String() + " ago"
+			}
+			heard = append(heard, fmt.Sprintf("%s (by %s, %s)", Printable(x.Name), strings.Join(x.Sources, " and "), ago))
 		}
-		a.summary[StepPeers] = plural(len(p.Peers), "peer", "peers") + ": " + strings.Join(names, ", ")
+	}
+	if len(names) > 0 {
+		a.summary[StepPeers] = plural(len(names), "peer", "peers") + ": " + strings.Join(names, ", ")
 		a.peerSources()
+		return
+	}
+	if len(heard) > 0 {
+		a.add(Finding{ID: "heard-not-answering", Severity: SevWarn, Step: StepPeers,
+			Text:  "no device answered this query, but the daemon heard " + list(heard) + ": their announcements came, their answers to this query did not",
+			Hint:  "see peer reachability for what unicast to them meets; pairing by QR code does not need discovery",
+			Facts: []string{key, fact(StepDaemon, "status.peers", "")}})
 		return
 	}
 	if p.Error != "" {
@@ -166,7 +181,7 @@ func (a *analysis) onLinkAny(as []netip.Addr) bool {
 func (a *analysis) peerSources() {
 	for i, x := range a.f.Peers.Peers {
 		key := fact(StepPeers, "peers", fmt.Sprintf("%d.sources", i))
-		if len(x.Sources) != 1 {
+		if len(x.Sources) != 1 || x.Heard != "query" {
 			continue
 		}
 		switch x.Sources[0] {
@@ -217,6 +232,19 @@ func (a *analysis) peerReach() {
 		a.skip[StepPeerReach] = "no peer found to probe"
 		return
 	}
+	// Addresses on a LAN link that the kernel routes through a tunnel.
+	if a.f.Peers != nil {
+		for i, p := range a.f.Peers.Peers {
+			for _, x := range p.Addresses {
+				if x.Link != "" && x.RouteClass == discovery.ClassTunnel && x.Route != x.Link {
+					a.add(Finding{ID: "peer-via-vpn", Severity: SevWarn, Step: StepPeerReach, Cause: CauseVPN,
+						Text:  fmt.Sprintf("%s is on %s's subnet, but the kernel sends traffic for %s through %s", Printable(p.Name), x.Link, x.Addr, x.Route),
+						Hint:  "a VPN route takes that part of the LAN: allow LAN access in the VPN (split tunnelling)",
+						Facts: []string{fact(StepPeers, "peers", fmt.Sprintf("%d.addresses %s", i, x.Addr))}})
+				}
+			}
+		}
+	}
 	n, okN := 0, 0
 	for i, p := range r.Peers {
 		n += len(p.Dials)
@@ -254,14 +282,6 @@ func (a *analysis) unreachablePeer(i int, p PeerReach, pk string) {
 		addr := target.Addr()
 		dk := pk + ".dials " + d.Target
 		link := a.f.Interfaces.linkOf(addr)
-		route := ""
-		if found != nil {
-			for _, x := range found.Addresses {
-				if x.Addr == addr && x.RouteClass == discovery.ClassTunnel {
-					route = x.Route
-				}
-			}
-		}
 		neigh := p.Neighbours[addr.String()]
 		switch {
 		case d.Outcome == DialProhibited:
@@ -273,12 +293,6 @@ func (a *analysis) unreachablePeer(i int, p PeerReach, pk string) {
 				Text:  fmt.Sprintf("%s at %s rejects TCP with ICMP administratively prohibited: a packet filter %s refuses the pairing port", name, d.Target, where),
 				Hint:  fmt.Sprintf("allow TCP port %d on %s (firewalld: firewall-cmd --add-port=%d/tcp)", target.Port(), name, target.Port()),
 				Facts: []string{dk}})
-			return
-		case route != "" && link != "" && route != link:
-			a.add(Finding{ID: "peer-via-vpn", Severity: SevWarn, Step: StepPeerReach, Cause: CauseVPN,
-				Text:  fmt.Sprintf("%s is on %s's subnet, but the kernel sends traffic for %s through %s", name, link, addr, route),
-				Hint:  "a VPN route takes that part of the LAN: allow LAN access in the VPN (split tunnelling)",
-				Facts: []string{dk, fact(StepPeers, "peers", fmt.Sprintf("%d.addresses", i))}})
 			return
 		case d.Outcome == DialTimeout && link != "" && (neigh == "FAILED" || neigh == "INCOMPLETE") && len(a.gatewaysAnswering()) > 0 && found != nil && slices.Contains(found.Sources, discovery.SourceBeacon):
 			a.add(Finding{ID: "client-isolation", Severity: SevWarn, Step: StepPeerReach, Cause: CauseIsolation,
@@ -411,7 +425,7 @@ func (a *analysis) reached() {
 	a.summary[StepReached] = fmt.Sprintf("the QR code leads with %s on %s: %s", best.IP, best.Interface, best.RankReason)
 	if len(reached) > 0 {
 		a.summary[StepReached] += "; reached: " + strings.Join(reached, ", ")
-	} else {
+	} else if !strings.Contains(best.RankReason, "reached") {
 		a.summary[StepReached] += "; no other host has connected yet"
 	}
 }

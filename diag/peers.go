@@ -29,7 +29,7 @@ type PeerFacts struct {
 	Gateways []GatewayProbe `json:"gateways,omitempty"`
 }
 
-// FoundPeer is one device that answered.
+// FoundPeer is one device that answered, or that the daemon heard.
 type FoundPeer struct {
 	ID        string     `json:"id"`
 	Name      string     `json:"name"`
@@ -37,6 +37,11 @@ type FoundPeer struct {
 	Port      uint16     `json:"port"`
 	SeenAs    netip.Addr `json:"seen_as,omitzero"`
 	Sources   []string   `json:"sources"`
+	// Heard is how this run knows it: "query" (it answered the peers
+	// step's query) or "daemon" (only the daemon's table has it, last
+	// seen at LastSeen).
+	Heard    string    `json:"heard"`
+	LastSeen time.Time `json:"last_seen,omitzero"`
 	// Why is why a Self entry is this host.
 	Why string `json:"why,omitempty"`
 }
@@ -81,8 +86,23 @@ func gatherPeers(ctx context.Context, e *env, in Facts) Facts {
 	if err != nil {
 		out.Error = err.Error()
 	}
+	// The daemon's table: devices it heard (by their announcements)
+	// that did not answer this query.
+	if in.Daemon != nil && in.Daemon.Status != nil {
+		for _, dp := range in.Daemon.Status.Peers {
+			fp, err := ident.Parse(dp.Fingerprint)
+			if err != nil || slices.ContainsFunc(peers, func(p discovery.Peer) bool { return p.Fingerprint == fp }) {
+				continue
+			}
+			peers = append(peers, discovery.Peer{ID: dp.ID, Fingerprint: fp, Name: dp.Name, Addresses: dp.Addresses, Port: dp.Port,
+				Sources: dp.Sources, LastSeen: dp.LastSeen, Source: "daemon"})
+		}
+	}
 	for _, p := range peers {
-		fp := FoundPeer{ID: p.ID, Name: p.Name, Port: p.Port, SeenAs: p.SeenAs, Sources: p.Sources}
+		fp := FoundPeer{ID: p.ID, Name: p.Name, Port: p.Port, SeenAs: p.SeenAs, Sources: p.Sources, Heard: "query"}
+		if p.Source == "daemon" {
+			fp.Heard, fp.LastSeen = "daemon", p.LastSeen
+		}
 		own := len(p.Addresses) > 0
 		for _, a := range p.Addresses {
 			pa := PeerAddr{Addr: a, Link: in.Interfaces.linkOf(a)}

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -209,4 +210,207 @@ func waitPeers(t *testing.T, n *node, k int) {
 		}
 		return nil
 	})
+}
+
+// TestDiagNetSplitTunnel: a VPN route broader than the LAN's leaves the
+// LAN alone (the LAN's own route is more specific); one more specific
+// than the LAN's takes part of it, and a peer in that part is reached
+// through the tunnel.
+func TestDiagNetSplitTunnel(t *testing.T) {
+	d := newDiagNet(t, "a", "b", "c")
+	a := d.n[0]
+	far := d.add("d", d.seg, "10.1.0.200/24")
+	far.DefaultRoute("10.1.0.254")
+	far.serve()
+	a.Tun("tun0", "10.8.0.2/24")
+	a.Must("ip", "route", "add", "10.0.0.0/8", "dev", "tun0")
+	a.serve()
+	waitPeers(t, a, 3)
+	rep := a.runDiag(t, "")
+	expect(t, rep, "routes", diag.Pass, "")
+	expectFinding(t, rep, "vpn-route-covers-lan", diag.CauseVPN, "the LAN's own route is more specific")
+	expect(t, rep, "peers", diag.Pass, "")
+	expect(t, rep, "peer reachability", diag.Pass, "")
+	noBlame(t, rep, diag.CauseVPN)
+	noWords(t, rep, "unreachable", "firewall")
+
+	a.Must("ip", "route", "add", "10.1.0.128/25", "dev", "tun0")
+	rep = a.runDiag(t, "")
+	expect(t, rep, "routes", diag.Warn, "10.1.0.128/25")
+	expectFinding(t, rep, "vpn-steals-lan", diag.CauseVPN, "through tun0")
+	expectFinding(t, rep, "peer-via-vpn", diag.CauseVPN, "the kernel sends traffic for 10.1.0.200 through tun0")
+	noBlame(t, rep, diag.CauseVPN)
+	noWords(t, rep, "firewall")
+}
+
+// TestDiagNetHostDropsUDP: this host's own filter drops UDP while the
+// pairing port is open. diag names the table and chain, and says nothing
+// of the network or a router.
+func TestDiagNetHostDropsUDP(t *testing.T) {
+	d := newDiagNet(t, "a", "b")
+	a, b := d.n[0], d.n[1]
+	a.serve()
+	if _, stderr, code := a.join(b.qr().URL); code != 0 {
+		t.Fatalf("pairing a with b: %s", stderr)
+	}
+	a.RunInput(`table inet hostfw {
+	chain input {
+		type filter hook input priority 0; policy accept;
+		ct state established,related accept
+		tcp dport 1-65535 accept
+		meta l4proto udp drop
+	}
+}
+`, "nft", "-f", "-")
+	rep := a.runDiag(t, "")
+	expect(t, rep, "packet filter", diag.Warn, "this host's own packet filter drops discovery")
+	expect(t, rep, "packet filter", diag.Warn, "inet hostfw chain input")
+	expect(t, rep, "peers", diag.Warn, "this host's own packet filter drops the answers (inet hostfw chain input")
+	expect(t, rep, "paired peers", diag.Pass, "")
+	if !rep.OK {
+		t.Errorf("not ok, while pairing by QR code works")
+	}
+	noBlame(t, rep, diag.CauseHostFilter)
+	noWords(t, rep, "router", "network filters", "multicast filter")
+}
+
+// TestDiagNetProhibited: a reject with icmpx admin-prohibited (firewalld's
+// default) is an answer: on a peer it names the peer's filter; on this
+// host the filter step names the rule.
+func TestDiagNetProhibited(t *testing.T) {
+	d := newDiagNet(t, "a", "b")
+	a, b := d.n[0], d.n[1]
+	st, err := b.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.RunInput(fmt.Sprintf(`table inet firewalld {
+	chain filter_INPUT {
+		type filter hook input priority 10; policy accept;
+		tcp dport %d reject with icmpx admin-prohibited
+	}
+}
+`, st.Port), "nft", "-f", "-")
+	a.serve()
+	rep := a.runDiag(t, "")
+	expect(t, rep, "peer reachability", diag.Warn, "rejects TCP with ICMP administratively prohibited")
+	expectFinding(t, rep, "peer-prohibited", diag.CausePeerFilter, "a packet filter on b refuses the pairing port")
+	noBlame(t, rep, diag.CausePeerFilter)
+
+	ast, err := a.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.RunInput(fmt.Sprintf(`table inet firewalld {
+	chain filter_INPUT {
+		type filter hook input priority 10; policy accept;
+		tcp dport %d reject with icmpx admin-prohibited
+	}
+}
+`, ast.Port), "nft", "-f", "-")
+	rep = a.runDiag(t, "")
+	expect(t, rep, "packet filter", diag.Fail, fmt.Sprintf("drops inbound TCP to the pairing port %d: inet firewalld chain filter_INPUT", ast.Port))
+	noBlame(t, rep, diag.CausePeerFilter, diag.CauseHostFilter)
+}
+
+// TestDiagNetAloneWithPhone: a computer alone on a LAN with a phone (a
+// device that loads the page but runs no daemon): the peers step warns
+// that discovery between computers cannot be checked, and diag is ok.
+func TestDiagNetAloneWithPhone(t *testing.T) {
+	t.Parallel()
+	l, bin := lanWith(t)
+	seg := l.Segment()
+	h := l.Host("a")
+	h.Attach(seg, "10.1.0.1/24")
+	a := newNode(t, h, bin)
+	phone := l.Host("p")
+	phone.Attach(seg, "10.1.0.9/24")
+	a.serve()
+	st, err := a.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, err := phone.Run("wget", "-q", "-O", "/dev/null", fmt.Sprintf("http://10.1.0.1:%d/p", st.Port)); err != nil {
+		t.Logf("the phone's page load: %v %s", err, stderr)
+	}
+	rep := a.runDiag(t, "")
+	expect(t, rep, "peers", diag.Warn, "discovery between computers cannot be checked here")
+	expect(t, rep, "peers", diag.Warn, "1 other device on this LAN (10.1.0.9)")
+	expect(t, rep, "peers", diag.Warn, "pairing by QR code does not need discovery")
+	if !rep.OK {
+		t.Fatalf("not ok alone with a phone")
+	}
+	if n := strings.Count(fmt.Sprint(rep.Steps), "pairing by QR code does not need"); n != 1 {
+		t.Errorf("the phone's advice said %d times", n)
+	}
+	noBlame(t, rep)
+	noWords(t, rep, "firewall", "isolation", "router", "filters multicast")
+}
+
+// TestDiagNetClientIsolation: the access point passes broadcast and
+// multicast but drops unicast between its clients, while both reach the
+// gateway. Only a's own facts: b's beacon arrives, b does not answer
+// ARP, the gateway does: client isolation, named. With port isolation
+// that drops everything between clients, nothing positive is left: no
+// cause is named.
+func TestDiagNetClientIsolation(t *testing.T) {
+	d := newDiagNet(t, "a", "b")
+	a := d.n[0]
+	g := d.l.Host("g")
+	g.Attach(d.seg, "10.1.0.254/24")
+	a.serve()
+	waitPeers(t, a, 1)
+	// The switch is the namespace the harness names <prefix>-sw.
+	sw := strings.TrimSuffix(a.NS, "-a") + "-sw"
+	nft := exec.Command("ip", "netns", "exec", sw, "nft", "-f", "-")
+	nft.Stdin = strings.NewReader(fmt.Sprintf(`table bridge isolation {
+	chain isolate {
+		type filter hook forward priority 0; policy accept;
+		iifname { %q, %q } oifname { %q, %q } meta pkttype != { broadcast, multicast } drop
+	}
+}
+`, d.links[0].Port, d.links[1].Port, d.links[0].Port, d.links[1].Port))
+	if out, err := nft.CombinedOutput(); err != nil {
+		t.Fatalf("nft in the switch: %v %s", err, out)
+	}
+	// b restarts behind the isolation: its start-up announcements are
+	// multicast, and reach a's daemon.
+	isolated := time.Now()
+	b := d.n[1]
+	b.daemon.Stop()
+	b.serve()
+	lan.Eventually(t, 15*time.Second, func() error {
+		st, err := a.status()
+		if err != nil {
+			return err
+		}
+		for _, p := range st.Peers {
+			if p.Name == "b" && p.LastSeen.After(isolated) {
+				return nil
+			}
+		}
+		return fmt.Errorf("a has not heard b since the isolation began")
+	})
+	a.Must("ip", "neigh", "flush", "all")
+	rep := a.runDiag(t, "")
+	expect(t, rep, "peers", diag.Warn, "the daemon heard b")
+	expect(t, rep, "peer reachability", diag.Warn, "client isolation")
+	expectFinding(t, rep, "client-isolation", diag.CauseIsolation, "while the gateway 10.1.0.254 does")
+	noBlame(t, rep, diag.CauseIsolation)
+	noWords(t, rep, "firewall")
+
+	// Port isolation: b's multicast does not arrive either. a (its
+	// daemon restarted: it has heard no one since) sees no one, and the
+	// gateway answering is no proof of isolation.
+	d.links[0].Isolate()
+	d.links[1].Isolate()
+	a.daemon.Stop()
+	a.serve()
+	a.Must("ip", "neigh", "flush", "all")
+	rep = a.runDiag(t, "")
+	expect(t, rep, "peers", diag.Warn, "discovery between computers cannot be checked here")
+	noBlame(t, rep)
+	if !rep.OK {
+		t.Errorf("not ok, while pairing by QR code works")
+	}
 }
