@@ -83,13 +83,6 @@ func (a *analysis) peers() {
 		a.peerSources()
 		return
 	}
-	if len(heard) > 0 {
-		a.add(Finding{ID: "heard-not-answering", Severity: SevWarn, Step: StepPeers,
-			Text:  "no device answered this query, but the daemon heard " + list(heard) + ": their announcements came, their answers to this query did not",
-			Hint:  "see peer reachability for what unicast to them meets; pairing by QR code does not need discovery",
-			Facts: []string{key, fact(StepDaemon, "status.peers", "")}})
-		return
-	}
 	if p.Error != "" {
 		a.add(Finding{ID: "discovery-cannot-ask", Severity: SevWarn, Step: StepPeers, Text: p.Error,
 			Hint: "no interface can send a discovery query; pairing by QR code does not need it", Facts: []string{fact(StepPeers, "error", "")}})
@@ -123,6 +116,13 @@ func (a *analysis) peers() {
 				Facts: []string{key, pk, fact(StepFilter, "verdicts", "")}})
 			return
 		}
+	}
+	if len(heard) > 0 {
+		a.add(Finding{ID: "heard-not-answering", Severity: SevWarn, Step: StepPeers,
+			Text:  "no device answered this query, but the daemon heard " + list(heard) + ": their announcements came, their answers to this query did not",
+			Hint:  "see peer reachability for what unicast to them meets; pairing by QR code does not need discovery",
+			Facts: []string{key, fact(StepDaemon, "status.peers", "")}})
+		return
 	}
 	// Is a reflector carrying mDNS from elsewhere? (Then Peers would
 	// have it too; nothing to add.) Who else is on the LAN?

@@ -70,12 +70,21 @@ func socketCandidates(configured string) []string {
 	return uniq
 }
 
+// daemonSearch bounds the search for the daemon, within the step's
+// timeout (a hung daemon holds each try for 400 ms).
+const daemonSearch = 800 * time.Millisecond
+
 // maxSockets bounds the control sockets the daemon step asks.
 const maxSockets = 8
 
 func gatherDaemon(ctx context.Context, e *env, _ Facts) Facts {
 	out := &DaemonFacts{Socket: e.cfg.Socket}
+	ctx, cancel := context.WithTimeout(ctx, daemonSearch)
+	defer cancel()
 	for _, path := range socketCandidates(e.cfg.Socket) {
+		if ctx.Err() != nil {
+			break
+		}
 		if path != e.cfg.Socket {
 			if _, err := os.Stat(path); err != nil {
 				continue
@@ -152,6 +161,9 @@ type PairedProbe struct {
 	Error string       `json:"error,omitempty"`
 }
 
+// pairedWait bounds the probes of all paired devices together.
+const pairedWait = 1200 * time.Millisecond
+
 // maxPairedProbes bounds the paired devices the step dials.
 const maxPairedProbes = 16
 
@@ -172,6 +184,10 @@ func gatherPaired(ctx context.Context, e *env, in Facts) Facts {
 			list = append(list, pairing.PairedView(p, false))
 		}
 	}
+	// Each device's dials and handshakes end within pairedWait, so the
+	// step returns its facts before its own deadline.
+	ctx, cancel := context.WithTimeout(ctx, pairedWait)
+	defer cancel()
 	if len(list) > maxPairedProbes {
 		list = list[:maxPairedProbes]
 	}

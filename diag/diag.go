@@ -113,7 +113,7 @@ var steps = []step{
 	{StepMulticast, 1 * time.Second, gatherMulticast},
 	{StepPaired, 1500 * time.Millisecond, gatherPaired},
 	{StepPeers, 2 * time.Second, gatherPeers},
-	{StepPeerReach, 2500 * time.Millisecond, gatherPeerReach},
+	{StepPeerReach, 3 * time.Second, gatherPeerReach},
 	{StepMDNS, 1500 * time.Millisecond, gatherMDNS},
 	{StepReached, 1 * time.Second, gatherReached},
 	{StepWebRTC, 3 * time.Second, gatherWebRTC},

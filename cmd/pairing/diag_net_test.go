@@ -414,3 +414,28 @@ func TestDiagNetClientIsolation(t *testing.T) {
 		t.Errorf("not ok, while pairing by QR code works")
 	}
 }
+
+// TestDiagNetDefaultSocket: diag run without --socket, while the daemon
+// was started with a socket of its own. diag finds it (a listening
+// socket named pairing.sock), says where, and does not count this host's
+// daemon as a peer.
+func TestDiagNetDefaultSocket(t *testing.T) {
+	d := newDiagNet(t, "a", "b")
+	a := d.n[0]
+	a.serve()
+	out, stderr, err := a.Run(a.bin, "diag", "--json", "--config", "/dev/null", "--state-dir", a.state)
+	var rep diag.Report
+	if jerr := json.Unmarshal([]byte(out), &rep); jerr != nil {
+		t.Fatalf("diag JSON: %v\n%s\n%s", jerr, out, stderr)
+	}
+	if exitCode(err) != 0 {
+		t.Errorf("exit %d", exitCode(err))
+	}
+	expect(t, &rep, "daemon", diag.Pass, "")
+	expectFinding(t, &rep, "daemon-other-socket", "", "--socket "+a.socket)
+	p := step(t, &rep, "peers")
+	if !strings.Contains(p.Summary, "1 peer: b (") || strings.Contains(p.Summary, "a (") {
+		t.Errorf("peers: %s", p.Summary)
+	}
+	noBlame(t, &rep)
+}
