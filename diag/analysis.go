@@ -38,7 +38,7 @@ func (a *analysis) interfaces() {
 		}
 		switch {
 		case in.Up && in.Carrier && len(in.Addrs) > 0:
-			up = append(up, fmt.Sprintf("%s %v (%s)", in.Name, addrs, in.Kind))
+			up = append(up, fmt.Sprintf("%s %v (%s)", in.Name, addrs, label(in)))
 		case in.Up && !in.Carrier && lan && in.Class == discovery.ClassLAN:
 			noCarrier = append(noCarrier, fmt.Sprintf("%s (%s)", in.Name, strings.Join(addrs, ", ")))
 			facts = append(facts, fact(StepInterfaces, "interfaces", in.Name+".carrier"))
@@ -71,6 +71,18 @@ func (a *analysis) interfaces() {
 				Facts: facts})
 		}
 	}
+}
+
+// label is how the report names an interface's kind: its class where
+// that is not the LAN (virtual, vpn), else the kernel's kind.
+func label(in Interface) string {
+	switch in.Class {
+	case discovery.ClassVirtual:
+		return "virtual"
+	case discovery.ClassTunnel:
+		return "vpn"
+	}
+	return in.Kind
 }
 
 func (a *analysis) daemon() {
@@ -158,7 +170,7 @@ func (a *analysis) routes() {
 		parts = append(parts, fmt.Sprintf("%s leaves by %s (table %s)", l.Dst, l.Interface, l.Table))
 		key := fact(StepRoutes, "lookups", "outside "+l.Dst)
 		switch {
-		case l.Class == discovery.ClassTunnel:
+		case l.Class == discovery.ClassTunnel || l.Table != "main" && l.Table != "":
 			if outside == "" {
 				outside = l.Interface
 				a.vpnDefault(l, key)
@@ -235,12 +247,12 @@ func (a *analysis) vpnDefault(l RouteLookup, key string) {
 		why = fmt.Sprintf("policy routing sends it through table %s (a VPN's fwmark rules, as wg-quick sets up)", l.Table)
 		facts = append(facts, fact(StepRoutes, "rules", ""))
 	}
-	sev, qr := SevInfo, "pairing ranks the VPN's address last, so the QR code leads with a LAN address"
+	const sev = SevWarn
+	qr := "pairing ranks the VPN's address last, so the QR code leads with a LAN address"
 	if d := a.f.Daemon; d != nil && d.Status != nil && len(d.Status.Addresses) > 0 {
 		best := d.Status.Addresses[0]
 		facts = append(facts, fact(StepDaemon, "status.addresses", "0"))
 		if best.Interface == l.Interface {
-			sev = SevWarn
 			qr = fmt.Sprintf("the QR code's first address %s is the VPN's (%s): phones on the LAN cannot reach it; take the VPN down while pairing, or pair from a computer with 'pairing join'", best.IP, l.Interface)
 		} else {
 			qr = fmt.Sprintf("the QR code is not affected: it leads with %s on %s, not the VPN's address", best.IP, best.Interface)
@@ -318,8 +330,17 @@ func (a *analysis) filter() {
 				Text:  fmt.Sprintf("this host's packet filter may drop inbound %s: %s, depending on matches diag cannot evaluate", list(g.pkts), rule),
 				Facts: g.facts})
 		case v.Proto == "tcp":
-			a.add(Finding{ID: "host-filter-drops-tcp", Severity: SevFail, Step: StepFilter, Cause: CauseHostFilter,
-				Text: fmt.Sprintf("this host's packet filter drops inbound TCP to the pairing port %d: %s", v.Port, rule),
+			sev, open := SevFail, []string{}
+			for _, x := range f.Verdicts {
+				if x.Proto == "tcp" && !(x.Drops() && x.Certain) {
+					open = append(open, x.Interface)
+				}
+			}
+			if len(open) > 0 {
+				sev = SevWarn
+			}
+			a.add(Finding{ID: "host-filter-drops-tcp", Severity: sev, Step: StepFilter, Cause: CauseHostFilter,
+				Text: fmt.Sprintf("this host's packet filter drops inbound TCP to the pairing port %d (%s): %s", v.Port, list(g.pkts), rule),
 				Hint: fmt.Sprintf("phones and computers cannot connect, so pairing cannot work: allow it, e.g. nft insert rule %s %s tcp dport %d accept", v.Table, v.Chain, v.Port), Facts: g.facts})
 		default:
 			a.add(Finding{ID: "host-filter-drops-discovery", Severity: SevWarn, Step: StepFilter, Cause: CauseHostFilter,
@@ -330,14 +351,20 @@ func (a *analysis) filter() {
 	}
 }
 
-// hostDrops is the certain drop verdict of this host's filter for the
-// UDP port, if any.
+// hostDrops is a certain drop verdict of this host's filter for the
+// port, on any interface, if any.
 func (a *analysis) hostDrops(proto string, port int) (FilterVerdict, bool) {
+	return a.hostDropsOn(proto, port, "")
+}
+
+// hostDropsOn is the certain drop verdict for the port coming in by
+// ifname ("" for any interface).
+func (a *analysis) hostDropsOn(proto string, port int, ifname string) (FilterVerdict, bool) {
 	if a.f.Filter == nil {
 		return FilterVerdict{}, false
 	}
 	for _, v := range a.f.Filter.Verdicts {
-		if v.Proto == proto && v.Port == port && v.Drops() && v.Certain {
+		if v.Proto == proto && v.Port == port && v.Drops() && v.Certain && (ifname == "" || v.Interface == "" || v.Interface == ifname) {
 			return v, true
 		}
 	}
@@ -354,8 +381,9 @@ func (a *analysis) preferred() {
 		for _, ad := range p.Found {
 			as = append(as, fmt.Sprintf("%s on %s", ad.IP, ad.Interface))
 			if in, ok := a.f.Interfaces.byName(ad.Interface); ok && (in.Class != discovery.ClassLAN || !in.Carrier) {
-				a.add(Finding{ID: "preferred-demoted", Severity: SevInfo, Step: StepPreferred,
-					Text:  fmt.Sprintf("the preferred address %s is on %s (%s%s): pairing ranks it last, and the QR code leads with a LAN address", ad.IP, ad.Interface, in.Kind, map[bool]string{false: ", no carrier"}[in.Carrier]),
+				a.add(Finding{ID: "preferred-demoted", Severity: SevWarn, Step: StepPreferred,
+					Text:  fmt.Sprintf("the preferred address %s is on %s (%s%s)", ad.IP, ad.Interface, label(in), map[bool]string{false: ", no carrier"}[in.Carrier]),
+					Hint:  "the default route leaves by a link phones on the LAN cannot reach: pairing ranks that address last, and the QR code leads with a LAN address (see self-reachability)",
 					Facts: []string{fact(StepPreferred, "found", ad.IP.String()), fact(StepInterfaces, "interfaces", ad.Interface)}})
 			}
 		}

@@ -105,7 +105,7 @@ func (a *analysis) peers() {
 			if link := a.f.Interfaces.linkOf(d.At); link == "" {
 				a.add(Finding{ID: "paired-off-link", Severity: SevWarn, Step: StepPeers, Cause: CauseRouter,
 					Text:  fmt.Sprintf("%s answers at %s, on another subnet (the kernel routes it through a gateway), and no device answered discovery", Printable(d.Name), d.At),
-					Hint:  "beacons do not cross routers, and mDNS only where a reflector carries it: pair with the QR code or a typed address ('pairing join URL'); paired devices still connect by their stored address",
+					Hint:  "beacons stay on their link and no mDNS reflector carries discovery here: discovery does not cross routers on this network — pair with the QR code or a typed address ('pairing join URL'); paired devices still connect by their stored address",
 					Facts: []string{key, pk}})
 				return
 			}
@@ -136,13 +136,13 @@ func (a *analysis) peers() {
 			}
 		}
 	}
-	text := "no other pairing device answered by beacon or mDNS: discovery between computers cannot be checked here"
+	text := "no other device answered discovery (beacon or mDNS): discovery between computers cannot be checked here"
 	if len(others) > 0 {
 		text += fmt.Sprintf("; %s on this LAN (%s) answered ARP but not discovery (a phone, a printer, or a computer without 'pairing serve')", plural(len(others), "other device", "other devices"), strings.Join(others, ", "))
 	}
 	hint := "pairing by QR code does not need discovery: scan 'pairing qr' with the phone. To pair with another computer: is 'pairing serve' running on the other device? Then run 'pairing diag' there too"
 	if gws := a.gatewaysAnswering(); len(gws) > 0 && a.f.Paired != nil && slices.ContainsFunc(a.f.Paired.Devices, func(d PairedProbe) bool { return !d.Reachable && a.onLinkAny(d.Addresses) }) {
-		hint += fmt.Sprintf(". The gateway %s answers while paired devices on this link do not: they are off, or the network isolates its clients (guest Wi-Fi)", strings.Join(gws, ", "))
+		hint += fmt.Sprintf(". The gateway %s answers while paired devices on this link do not: they are off or away, or the network isolates its clients (guest Wi-Fi; if so, turn client isolation off on the access point)", strings.Join(gws, ", "))
 	}
 	a.add(Finding{ID: "no-peers", Severity: SevWarn, Step: StepPeers, Text: text, Hint: hint, Facts: append([]string{key, fact(StepMulticast, "results", "")}, nfacts...)})
 }
@@ -265,6 +265,8 @@ func (a *analysis) peerReach() {
 				Facts: []string{pk + ".small", pk + ".large"}})
 		case !ok:
 			a.unreachablePeer(i, p, pk)
+		default:
+			a.droppedAddresses(p, pk)
 		}
 	}
 	a.summary[StepPeerReach] = fmt.Sprintf("%d of %s of %s answer TCP", okN, plural(n, "address", "addresses"), plural(len(r.Peers), "peer", "peers"))
@@ -283,6 +285,9 @@ func (a *analysis) unreachablePeer(i int, p PeerReach, pk string) {
 		dk := pk + ".dials " + d.Target
 		link := a.f.Interfaces.linkOf(addr)
 		neigh := p.Neighbours[addr.String()]
+		if r := a.routeOf(addr); r != "" && r != link {
+			link = "" // the kernel sends it elsewhere: its neighbour entry says nothing
+		}
 		switch {
 		case d.Outcome == DialProhibited:
 			where := "on the path at " + strings.TrimPrefix(d.Error, "ICMP administratively prohibited from ")
@@ -302,11 +307,7 @@ func (a *analysis) unreachablePeer(i int, p PeerReach, pk string) {
 				Facts: []string{dk, pk + ".neighbours " + addr.String(), fact(StepPeers, "gateways", ""), fact(StepPeers, "peers", fmt.Sprintf("%d.sources", i))}})
 			return
 		case d.Outcome == DialTimeout && link != "" && neighbourAnswered(neigh):
-			a.add(Finding{ID: "peer-drops-tcp", Severity: SevWarn, Step: StepPeerReach, Cause: CausePeerFilter,
-				Text: fmt.Sprintf("%s answers ARP at %s (%s) and its beacon arrives, but TCP to its port %d gets no answer, not even a refusal: a packet filter drops it, on %s or on the path",
-					name, addr, neigh, target.Port(), name),
-				Hint:  fmt.Sprintf("allow TCP port %d on %s", target.Port(), name),
-				Facts: []string{dk, pk + ".neighbours " + addr.String()}})
+			a.peerDropsTCP(p, d, neigh, pk)
 			return
 		}
 	}
@@ -318,6 +319,49 @@ func (a *analysis) unreachablePeer(i int, p PeerReach, pk string) {
 		Text:  fmt.Sprintf("%s answers discovery, but TCP to it does not connect: %s", name, strings.Join(outcomes, ", ")),
 		Hint:  "the facts do not tell why: its daemon may be restarting, or a filter may drop the port; run 'pairing diag' on that device too",
 		Facts: []string{pk + ".dials"}})
+}
+
+// droppedAddresses concludes on the addresses of a reachable peer that
+// answer ARP but not TCP.
+func (a *analysis) droppedAddresses(p PeerReach, pk string) {
+	for _, d := range p.Dials {
+		target, _ := netip.ParseAddrPort(d.Target)
+		link := a.f.Interfaces.linkOf(target.Addr())
+		if r := a.routeOf(target.Addr()); r != "" && r != link {
+			continue
+		}
+		if neigh := p.Neighbours[target.Addr().String()]; d.Outcome == DialTimeout && link != "" && neighbourAnswered(neigh) {
+			a.peerDropsTCP(p, d, neigh, pk)
+		}
+	}
+}
+
+// routeOf is the interface the kernel's lookup chose for a peer's
+// address, "" when unknown.
+func (a *analysis) routeOf(x netip.Addr) string {
+	if a.f.Peers == nil {
+		return ""
+	}
+	for _, p := range a.f.Peers.Peers {
+		for _, pa := range p.Addresses {
+			if pa.Addr.WithZone("") == x.WithZone("") {
+				return pa.Route
+			}
+		}
+	}
+	return ""
+}
+
+// peerDropsTCP: the peer answers ARP at the address (it is there), and a
+// TCP connect gets no answer, not even a refusal: something drops it.
+func (a *analysis) peerDropsTCP(p PeerReach, d DialResult, neigh, pk string) {
+	name := Printable(p.Name)
+	target, _ := netip.ParseAddrPort(d.Target)
+	a.add(Finding{ID: "peer-drops-tcp", Severity: SevWarn, Step: StepPeerReach, Cause: CausePeerFilter,
+		Text: fmt.Sprintf("%s answers ARP at %s (%s), but TCP to its port %d gets no answer, not even a refusal: a firewall on that device (or on the path) drops inbound TCP to it",
+			name, target.Addr(), neigh, target.Port()),
+		Hint:  fmt.Sprintf("allow TCP port %d on %s (nft, ufw or firewalld); run 'pairing diag' there", target.Port(), name),
+		Facts: []string{pk + ".dials " + d.Target, pk + ".neighbours " + target.Addr().String()}})
 }
 
 func (a *analysis) mdns() {
@@ -439,10 +483,10 @@ func (a *analysis) notReached(ip netip.Addr, ifname string, port int, by, trust,
 	trusted := trust == discovery.TrustPaired || trust == discovery.TrustPairing
 	kind := "a link"
 	if in, ok := a.f.Interfaces.byName(ifname); ok {
-		kind = in.Kind
+		kind = label(in)
 	}
 	filter := ""
-	if v, ok := a.hostDrops("tcp", port); ok {
+	if v, ok := a.hostDropsOn("tcp", port, ifname); ok {
 		filter = fmt.Sprintf(" (%s chain %s drops it)", v.Table, v.Chain)
 	}
 	what := fmt.Sprintf("%s could not reach %s on %s (%s): %s", name, ip, ifname, kind, outcome)
@@ -454,11 +498,11 @@ func (a *analysis) notReached(ip netip.Addr, ifname string, port int, by, trust,
 		evidence := map[string]string{
 			discovery.ProbeProhibited: "an ICMP administratively prohibited answered",
 			discovery.ProbeRefused:    "a reset answered while the daemon listens on that port",
-			discovery.ProbeTimeout:    "a " + trust + " device on the same link got no answer while the self-ping passes",
+			discovery.ProbeTimeout:    strings.TrimSpace("a "+trust) + " device on the same link got no answer while the self-ping passes",
 		}[outcome]
 		a.add(Finding{ID: "host-filter-inbound", Severity: SevWarn, Step: StepReached, Cause: CauseHostFilter,
 			Text:  what + ": " + orText(evidence, "this host's filter matches") + filter,
-			Hint:  fmt.Sprintf("a packet filter on this host drops inbound TCP on %s (a rule on the input interface, which the self-ping over loopback never meets): allow TCP port %d there (nft, ufw or firewalld)", ifname, port),
+			Hint:  fmt.Sprintf("a firewall on this host drops inbound TCP on %s (a rule on the input interface, which the self-ping over loopback never meets): allow TCP port %d there (nft, ufw or firewalld)", ifname, port),
 			Facts: []string{key, fact(StepInterfaces, "interfaces", ifname)}})
 	case !shares:
 		a.add(Finding{ID: "not-reached-other-link", Severity: SevInfo, Step: StepReached,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strings"
 
@@ -42,6 +43,8 @@ type FilterVerdict struct {
 	Packet string `json:"packet"`
 	Proto  string `json:"proto"`
 	Port   int    `json:"port"`
+	// Interface is the input interface the packet comes in by.
+	Interface string `json:"interface,omitempty"`
 	// Verdict: accept, drop or reject; Certain when every match of the
 	// deciding rule was understood (else the rule may not apply).
 	Verdict string `json:"verdict"`
@@ -82,6 +85,16 @@ type packetKind struct {
 	name  string
 	proto string
 	port  int
+	iif   string // the input interface, "" for any
+}
+
+// label names the packet: "udp 27280 (beacon) on eth0".
+func (k packetKind) label() string {
+	s := fmt.Sprintf("%s %d (%s)", k.proto, k.port, k.name)
+	if k.iif != "" {
+		s += " on " + k.iif
+	}
+	return s
 }
 
 func gatherFilter(ctx context.Context, e *env, in Facts) Facts {
@@ -97,9 +110,27 @@ func gatherFilter(ctx context.Context, e *env, in Facts) Facts {
 		return Facts{Filter: out}
 	}
 	out.Read = true
-	kinds := []packetKind{{"beacon", "udp", beacon.DefaultPort}, {"mDNS", "udp", 5353}}
+	base := []packetKind{{"beacon", "udp", beacon.DefaultPort, ""}, {"mDNS", "udp", 5353, ""}}
 	if in.Daemon != nil && in.Daemon.Status != nil && in.Daemon.Status.Port > 0 {
-		kinds = append(kinds, packetKind{"pairing port", "tcp", in.Daemon.Status.Port})
+		base = append(base, packetKind{"pairing port", "tcp", in.Daemon.Status.Port, ""})
+	}
+	// Each packet as it comes in by each LAN interface (a rule may
+	// match the input interface).
+	var ifnames []string
+	for _, p := range lanPrefixes(in.Interfaces) {
+		if !slices.Contains(ifnames, p.Interface) {
+			ifnames = append(ifnames, p.Interface)
+		}
+	}
+	var kinds []packetKind
+	for _, k := range base {
+		if len(ifnames) == 0 {
+			kinds = append(kinds, k)
+		}
+		for _, n := range ifnames {
+			k.iif = n
+			kinds = append(kinds, k)
+		}
 	}
 	out.Chains, out.Verdicts = rs.evaluate(kinds)
 	return Facts{Filter: out}
@@ -188,12 +219,12 @@ func (rs *ruleset) evaluate(kinds []packetKind) ([]FilterChain, []FilterVerdict)
 	}
 	var out []FilterVerdict
 	for _, k := range kinds {
-		v := FilterVerdict{Packet: fmt.Sprintf("%s %d (%s)", k.proto, k.port, k.name), Proto: k.proto, Port: k.port, Verdict: "accept", Certain: true}
+		v := FilterVerdict{Packet: k.label(), Proto: k.proto, Port: k.port, Interface: k.iif, Verdict: "accept", Certain: true}
 		for _, c := range base {
 			cv := rs.run(c, k, 0)
 			if cv.Drops() {
 				v = cv
-				v.Packet, v.Proto, v.Port = fmt.Sprintf("%s %d (%s)", k.proto, k.port, k.name), k.proto, k.port
+				v.Packet, v.Proto, v.Port, v.Interface = k.label(), k.proto, k.port, k.iif
 				break
 			}
 			if !cv.Certain {
@@ -383,6 +414,8 @@ func matchExpr(raw json.RawMessage, k packetKind) (int, string) {
 		return matchMaybe, "?"
 	case left.Meta != nil && left.Meta.Key == "l4proto":
 		return res(rightText == k.proto || strings.Contains(string(x.Right), `"`+k.proto+`"`)), "meta l4proto " + rightText
+	case left.Meta != nil && (left.Meta.Key == "iifname" || left.Meta.Key == "iif") && k.iif != "":
+		return res(rightText == k.iif || strings.Contains(string(x.Right), `"`+k.iif+`"`)), "iifname " + rightText
 	case left.Meta != nil && left.Meta.Key == "nfproto":
 		return res(rightText == "ipv4" || strings.Contains(rightText, "ipv4")), "meta nfproto " + rightText
 	case left.Ct != nil && left.Ct.Key == "state":

@@ -28,7 +28,7 @@ func TestRulesetVerdicts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	chains, vs := rs.evaluate([]packetKind{{"beacon", "udp", 27280}, {"mDNS", "udp", 5353}, {"other", "udp", 9}, {"pairing", "tcp", 4000}, {"addr", "tcp", 5000}, {"sub", "tcp", 6000}, {"open", "tcp", 7000}})
+	chains, vs := rs.evaluate([]packetKind{{"beacon", "udp", 27280, ""}, {"mDNS", "udp", 5353, ""}, {"other", "udp", 9, ""}, {"pairing", "tcp", 4000, ""}, {"addr", "tcp", 5000, ""}, {"sub", "tcp", 6000, ""}, {"open", "tcp", 7000, ""}})
 	if len(chains) != 2 {
 		t.Fatalf("chains %+v", chains)
 	}
@@ -56,6 +56,21 @@ func TestRulesetVerdicts(t *testing.T) {
 	}
 }
 
+// TestRulesetInterface: a rule on the input interface decides for
+// packets coming in by it, and for no other.
+func TestRulesetInterface(t *testing.T) {
+	rs, err := parseRuleset([]byte(`{"nftables": [
+{"chain": {"family": "inet", "table": "f", "name": "input", "type": "filter", "hook": "input", "prio": 0, "policy": "accept"}},
+{"rule": {"family": "inet", "table": "f", "chain": "input", "handle": 4, "expr": [{"match": {"op": "==", "left": {"meta": {"key": "iifname"}}, "right": "eth0"}}, {"match": {"op": "==", "left": {"&": [{"payload": {"protocol": "tcp", "field": "flags"}}, ["syn", "ack"]]}, "right": "syn"}}, {"drop": null}]}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, vs := rs.evaluate([]packetKind{{"p", "tcp", 4000, "eth0"}, {"p", "tcp", 4000, "eth1"}, {"p", "tcp", 4000, ""}, {"b", "udp", 27280, "eth0"}})
+	if !vs[0].Drops() || !vs[0].Certain || vs[0].Interface != "eth0" || vs[1].Drops() || !vs[1].Certain || vs[2].Certain || vs[3].Drops() {
+		t.Fatalf("%+v", vs)
+	}
+}
+
 // TestRulesetGarbage: what nft prints is read with a bound and never
 // panics on surprises.
 func TestRulesetGarbage(t *testing.T) {
@@ -65,7 +80,7 @@ func TestRulesetGarbage(t *testing.T) {
 		if err != nil {
 			continue
 		}
-		rs.evaluate([]packetKind{{"beacon", "udp", 27280}})
+		rs.evaluate([]packetKind{{"beacon", "udp", 27280, ""}})
 	}
 	if _, err := parseRuleset(make([]byte, maxRuleset+1)); err == nil {
 		t.Fatal("an oversized ruleset was read")
