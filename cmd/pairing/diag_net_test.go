@@ -354,8 +354,14 @@ func TestDiagNetAloneWithPhone(t *testing.T) {
 // that drops everything between clients, nothing positive is left: no
 // cause is named.
 func TestDiagNetClientIsolation(t *testing.T) {
-	d := newDiagNet(t, "a", "b")
+	// IPv4 only: the isolation below is of IPv4 unicast.
+	d := newDiagNet(t, "a")
 	a := d.n[0]
+	a.DisableIPv6()
+	b := d.add("b", d.seg, "10.1.0.2/24")
+	b.DefaultRoute("10.1.0.254")
+	b.DisableIPv6()
+	b.serve()
 	g := d.l.Host("g")
 	g.Attach(d.seg, "10.1.0.254/24")
 	a.serve()
@@ -376,7 +382,6 @@ func TestDiagNetClientIsolation(t *testing.T) {
 	// b restarts behind the isolation: its start-up announcements are
 	// multicast, and reach a's daemon.
 	isolated := time.Now()
-	b := d.n[1]
 	b.daemon.Stop()
 	b.serve()
 	lan.Eventually(t, 15*time.Second, func() error {
