@@ -67,7 +67,7 @@ func TestRunNeverStopsEarly(t *testing.T) {
 		t.Fatalf("progress %v", progress)
 	}
 	b, _ := json.Marshal(rep)
-	for _, k := range []string{`"ok":false`, `"started":`, `"duration_ms":`, `"steps":[{"name":"panics","status":"fail"`, `"error":`, `"hint":`, `"findings":[{"id":"internal-error"`, `"facts":["runs.panics[panic]"]`} {
+	for _, k := range []string{`"ok":false`, `"started":`, `"duration_ms":`, `"steps":[{"name":"panics","status":"fail"`, `"error":`, `"hint":`, `"findings":[{"id":"internal-error"`, `"facts":["panics.error"]`} {
 		if !bytes.Contains(b, []byte(k)) {
 			t.Errorf("JSON lacks %s: %s", k, b)
 		}

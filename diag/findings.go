@@ -111,13 +111,16 @@ func Analyze(f Facts) ([]Step, []Finding) {
 		switch {
 		case r.Panic != "":
 			a.add(Finding{ID: "internal-error", Severity: SevFail, Step: r.Name, Text: "internal error: " + r.Panic,
-				Hint: "a bug in diag: please report it with this output", Facts: []string{fact("runs", r.Name, "panic")}})
+				Hint: "a bug in diag: please report it with this output", Facts: []string{fact(r.Name, "error", "")}})
 		case r.TimedOut:
 			a.add(Finding{ID: "timed-out", Severity: SevFail, Step: r.Name, Text: fmt.Sprintf("timed out after %s", r.Timeout),
-				Hint: "something on the network did not answer in time; the other steps still ran", Facts: []string{fact("runs", r.Name, "timed_out")}})
+				Hint: "something on the network did not answer in time; the other steps still ran", Facts: []string{fact(r.Name, "duration_ms", "")}})
 		}
 	}
-	var out []Step
+	out := []Step{}
+	if a.findings == nil {
+		a.findings = []Finding{}
+	}
 	for _, r := range runs {
 		s := Step{Name: r.Name, Status: Pass, DurationMS: r.DurationMS, Summary: a.summary[r.Name], Details: f.details(r.Name)}
 		if s.Details == nil || isNilFacts(s.Details) {
