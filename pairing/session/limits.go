@@ -125,7 +125,8 @@ func (c *peerConns) add(fp ident.Fingerprint, ss *rtc.Session) *rtc.Session {
 	list := append(c.by[fp], ss)
 	var out *rtc.Session
 	if len(list) > maxConnsPerPeer {
-		out, list = list[0], slices.Delete(list, 0, 1)
+		out = list[0]
+		list = slices.Delete(list, 0, 1)
 	}
 	c.by[fp] = list
 	return out
