@@ -68,6 +68,9 @@ type Sessions struct {
 	direct  *direct
 	offers  limit.PerSource
 	pending chan struct{} // a slot per connected browser not paired yet
+	files   *partials     // the files arriving, per device
+	conns   peerConns     // the answered connections, per device
+	sink    inboxSink     // the inbox, within each device's file slots
 
 	mu     sync.Mutex
 	webrtc pairing.WebRTCSettings // live: a config reload changes it
@@ -84,9 +87,28 @@ func New(cfg Config) *Sessions {
 	if cfg.OnLink == nil {
 		cfg.OnLink = func(netip.Addr) bool { return false }
 	}
+	files := &partials{}
 	return &Sessions{cfg: cfg, log: cfg.Logger, group: run.New(), pool: newPool(cfg.Logger), webrtc: cfg.WebRTC,
-		offers: newOfferLimiter(), pending: make(chan struct{}, maxPending),
-		direct: &direct{id: cfg.Identity, store: cfg.Store, inbox: cfg.Inbox, log: cfg.Logger}}
+		offers: newOfferLimiter(), pending: make(chan struct{}, maxPending), files: files, sink: inboxSink{in: cfg.Inbox, p: files},
+		direct: &direct{id: cfg.Identity, store: cfg.Store, inbox: cfg.Inbox, files: files, log: cfg.Logger}}
+}
+
+// track counts ss among fp's answered connections until it closes; the
+// oldest past maxConnsPerPeer closes.
+func (s *Sessions) track(fp ident.Fingerprint, ss *rtc.Session) {
+	if old := s.conns.add(fp, ss); old != nil {
+		s.log.Info("webrtc: closing a device's oldest connection", "peer", fp.ID(), "max", maxConnsPerPeer)
+		old.Close()
+	}
+	if !s.group.Go(func(ctx context.Context) {
+		select {
+		case <-ss.Done():
+		case <-ctx.Done():
+		}
+		s.conns.remove(fp, ss)
+	}) {
+		s.conns.remove(fp, ss)
+	}
 }
 
 // PagesOpen lists the paired browsers whose page is open now: they are
@@ -160,8 +182,16 @@ func (s *Sessions) endpoint(browser bool) *rtc.Endpoint {
 		servers = append(servers, webrtc.ICEServer{URLs: []string{u}, Username: user, Credential: pass})
 	}
 	id := s.cfg.Identity
-	return rtc.NewEndpoint(rtc.Config{Certificate: rtc.Certificate(id.Key, id.Cert), ICEServers: servers, RelayOnly: w.RelayOnly,
-		MDNSQuery: browser, Logger: s.log})
+	cfg := rtc.Config{Certificate: rtc.Certificate(id.Key, id.Cert), ICEServers: servers, RelayOnly: w.RelayOnly,
+		MDNSQuery: browser, Logger: s.log}
+	if browser {
+		// A browser is on our links (it loaded the page from us): no packet
+		// goes elsewhere, whatever its offer names or its mDNS answers say.
+		// Paired daemons are not held to it: they may be a router away, and
+		// a pinned TLS connection vouched for the offer.
+		cfg.Allow = s.cfg.OnLink
+	}
+	return rtc.NewEndpoint(cfg)
 }
 
 // Connect answers a paired device's offer. Before anything is set up,
@@ -175,12 +205,13 @@ func (s *Sessions) Connect(ctx context.Context, offer string, tlsPeer ident.Fing
 	ctx, cancel := context.WithTimeout(ctx, answerTimeout)
 	defer cancel()
 	ss, answer, err := s.endpoint(false).Answer(ctx, offer, fp, func(dc *webrtc.DataChannel) {
-		rtc.Serve(dc, fp, s.cfg.Inbox, s.log)
+		rtc.Serve(dc, fp, s.sink, s.log)
 	})
 	if err != nil {
 		return "", err
 	}
 	s.recent.add(ss)
+	s.track(fp, ss)
 	idle := 2 * s.settings().ConnectionIdle
 	if !s.group.Go(func(ctx context.Context) {
 		cctx, cancel := context.WithTimeout(ctx, openTimeout)
