@@ -15,7 +15,7 @@ import (
 // WebRTC, the neighbour tables and the clock. Rules about other devices
 // are in conclusions.go.
 
-func (a *analysis) interfaces() {
+func concludeInterfaces(a *analysis) {
 	f := a.f.Interfaces
 	if f == nil {
 		return
@@ -85,7 +85,7 @@ func label(in Interface) string {
 	return in.Kind
 }
 
-func (a *analysis) daemon() {
+func concludeDaemon(a *analysis) {
 	d := a.f.Daemon
 	if d == nil {
 		return
@@ -149,7 +149,7 @@ func (f *RouteFacts) lookups(purpose string) []RouteLookup {
 	return out
 }
 
-func (a *analysis) routes() {
+func concludeRoutes(a *analysis) {
 	r := a.f.Routes
 	if r == nil {
 		return
@@ -269,7 +269,7 @@ func (a *analysis) vpnDefault(l RouteLookup, key string) {
 		Facts: facts})
 }
 
-func (a *analysis) preferred() {
+func concludePreferred(a *analysis) {
 	p := a.f.Preferred
 	if p == nil {
 		return
@@ -306,7 +306,7 @@ func (a *analysis) preferred() {
 	}
 }
 
-func (a *analysis) listener() {
+func concludeListener(a *analysis) {
 	l := a.f.Listener
 	if l == nil {
 		return
@@ -322,7 +322,7 @@ func (a *analysis) listener() {
 	}
 }
 
-func (a *analysis) selfReach() {
+func concludeSelfReach(a *analysis) {
 	s := a.f.SelfReach
 	if s == nil {
 		return
@@ -357,7 +357,7 @@ func (a *analysis) selfReach() {
 	}
 }
 
-func (a *analysis) multicast() {
+func concludeMulticast(a *analysis) {
 	m := a.f.Multicast
 	if m == nil {
 		return

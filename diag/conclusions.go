@@ -14,7 +14,7 @@ import (
 // The rules about other devices: paired devices, peers found, their
 // reachability, mDNS, and what other hosts said about our addresses.
 
-func (a *analysis) paired() {
+func concludePaired(a *analysis) {
 	p := a.f.Paired
 	if p == nil {
 		return
@@ -60,7 +60,7 @@ func (a *analysis) qrWorks() bool {
 	})
 }
 
-func (a *analysis) peers() {
+func concludePeers(a *analysis) {
 	p := a.f.Peers
 	if p == nil {
 		return
@@ -80,7 +80,7 @@ func (a *analysis) peers() {
 	}
 	if len(names) > 0 {
 		a.summary[StepPeers] = plural(len(names), "peer", "peers") + ": " + strings.Join(names, ", ")
-		a.peerSources()
+		concludePeerSources(a)
 		return
 	}
 	if p.Error != "" {
@@ -130,7 +130,7 @@ func (a *analysis) peers() {
 	var nfacts []string
 	if n := a.f.Neighbours; n != nil {
 		for _, e := range n.Entries {
-			if neighbourAnswered(e.State) && !a.isGateway(e.Addr) && !e.Addr.IsLinkLocalUnicast() {
+			if neighbourAnswered(e.State) && !isGateway(a, e.Addr) && !e.Addr.IsLinkLocalUnicast() {
 				others = append(others, e.Addr.String())
 				nfacts = append(nfacts, fact(StepNeighbours, "entries", e.Addr.String()))
 			}
@@ -141,7 +141,7 @@ func (a *analysis) peers() {
 		text += fmt.Sprintf("; %s on this LAN (%s) answered ARP but not discovery (a phone, a printer, or a computer without 'pairing serve')", plural(len(others), "other device", "other devices"), strings.Join(others, ", "))
 	}
 	hint := "pairing by QR code does not need discovery: scan 'pairing qr' with the phone. To pair with another computer: is 'pairing serve' running on the other device? Then run 'pairing diag' there too"
-	if gws := a.gatewaysAnswering(); len(gws) > 0 && a.f.Paired != nil && slices.ContainsFunc(a.f.Paired.Devices, func(d PairedProbe) bool { return !d.Reachable && a.onLinkAny(d.Addresses) }) {
+	if gws := a.gatewaysAnswering(); len(gws) > 0 && a.f.Paired != nil && slices.ContainsFunc(a.f.Paired.Devices, func(d PairedProbe) bool { return !d.Reachable && onLinkAny(a, d.Addresses) }) {
 		hint += fmt.Sprintf(". The gateway %s answers while paired devices on this link do not: they are off or away, or the network isolates its clients (guest Wi-Fi; if so, turn client isolation off on the access point)", strings.Join(gws, ", "))
 	}
 	a.add(Finding{ID: "no-peers", Severity: SevWarn, Step: StepPeers, Text: text, Hint: hint, Facts: append([]string{key, fact(StepMulticast, "results", "")}, nfacts...)})
@@ -154,7 +154,7 @@ func addrText(a netip.Addr) string {
 	return a.String()
 }
 
-func (a *analysis) isGateway(x netip.Addr) bool {
+func isGateway(a *analysis, x netip.Addr) bool {
 	if a.f.Routes == nil {
 		return false
 	}
@@ -173,12 +173,12 @@ func (a *analysis) gatewaysAnswering() []string {
 	return out
 }
 
-func (a *analysis) onLinkAny(as []netip.Addr) bool {
+func onLinkAny(a *analysis, as []netip.Addr) bool {
 	return slices.ContainsFunc(as, func(x netip.Addr) bool { return a.f.Interfaces.linkOf(x) != "" })
 }
 
 // peerSources concludes on peers seen by one source only.
-func (a *analysis) peerSources() {
+func concludePeerSources(a *analysis) {
 	for i, x := range a.f.Peers.Peers {
 		key := fact(StepPeers, "peers", fmt.Sprintf("%d.sources", i))
 		if len(x.Sources) != 1 || x.Heard != "query" {
@@ -223,7 +223,7 @@ func peerAddrs(as []PeerAddr) string {
 	return strings.Join(out, ", ")
 }
 
-func (a *analysis) mdns() {
+func concludeMDNS(a *analysis) {
 	m := a.f.MDNS
 	if m == nil {
 		return

@@ -8,7 +8,7 @@ import (
 // The analysis of this host's packet filter: what its rules do to the
 // packets pairing needs.
 
-func (a *analysis) filter() {
+func concludeFilter(a *analysis) {
 	f := a.f.Filter
 	if f == nil {
 		return

@@ -81,26 +81,21 @@ func fact(step, field, key string) string {
 	return s
 }
 
+// conclusions are the rules of the analysis, one per step, in the
+// order of the steps: a later rule may read what an earlier one found.
+var conclusions = []func(*analysis){
+	concludeInterfaces, concludeDaemon, concludeRoutes, concludeFilter, concludePreferred, concludeListener,
+	concludeSelfReach, concludeMulticast, concludePaired, concludePeers, concludePeerReach, concludeMDNS,
+	concludeReached, concludeWebRTC, concludeNeighbours, concludeClock,
+}
+
 // Analyze draws the verdicts of every step and the findings from the
 // facts: one place, facts in, conclusions out.
 func Analyze(f Facts) ([]Step, []Finding) {
 	a := &analysis{f: f, summary: map[string]string{}, skip: map[string]string{}}
-	a.interfaces()
-	a.daemon()
-	a.routes()
-	a.filter()
-	a.preferred()
-	a.listener()
-	a.selfReach()
-	a.multicast()
-	a.paired()
-	a.peers()
-	a.peerReach()
-	a.mdns()
-	a.reached()
-	a.webrtc()
-	a.neighbours()
-	a.clock()
+	for _, conclude := range conclusions {
+		conclude(a)
+	}
 	runs := f.Runs
 	if len(runs) == 0 {
 		for _, s := range steps {
@@ -197,7 +192,7 @@ func orText(s, def string) string {
 	return s
 }
 
-func (a *analysis) webrtc() {
+func concludeWebRTC(a *analysis) {
 	w := a.f.WebRTC
 	if w == nil {
 		return
@@ -247,7 +242,7 @@ func (a *analysis) webrtc() {
 const neighbourHint = "the ARP and NDP tables are shared by every network namespace on this machine (containers, VMs, test namespaces); raise their limits: " +
 	"sysctl -w net.ipv4.neigh.default.gc_thresh2=4096 net.ipv4.neigh.default.gc_thresh3=8192 net.ipv6.neigh.default.gc_thresh2=4096 net.ipv6.neigh.default.gc_thresh3=8192"
 
-func (a *analysis) neighbours() {
+func concludeNeighbours(a *analysis) {
 	n := a.f.Neighbours
 	if n == nil {
 		return
@@ -283,7 +278,7 @@ func (a *analysis) neighbours() {
 	}
 }
 
-func (a *analysis) clock() {
+func concludeClock(a *analysis) {
 	c := a.f.Clock
 	if c == nil {
 		return

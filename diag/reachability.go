@@ -13,7 +13,7 @@ import (
 // The analysis of reachability: what TCP to each peer met, and what
 // other hosts said about reaching our addresses.
 
-func (a *analysis) peerReach() {
+func concludePeerReach(a *analysis) {
 	r := a.f.PeerReach
 	if r == nil {
 		return
@@ -188,7 +188,7 @@ func (a *analysis) prober(id string) (string, []netip.Addr) {
 	return id, nil
 }
 
-func (a *analysis) reached() {
+func concludeReached(a *analysis) {
 	r := a.f.Reached
 	if r == nil {
 		return

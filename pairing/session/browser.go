@@ -67,7 +67,7 @@ func (s *Sessions) ServeOffer(w http.ResponseWriter, r *http.Request) {
 		s.log.Info("browser: offer refused", "from", src, "reason", reason, "err", err)
 		pairing.WriteJSON(w, status, pairing.ErrorResponse{Error: err.Error(), Reason: reason})
 	}
-	if !s.offers.Allow(src, time.Now()) {
+	if !s.bounds.offers.Allow(src, time.Now()) {
 		fail(http.StatusTooManyRequests, "too_many", pairing.ErrTooMany)
 		return
 	}
@@ -103,7 +103,7 @@ func (s *Sessions) ServeOffer(w http.ResponseWriter, r *http.Request) {
 	}
 	if !paired {
 		select {
-		case s.pending <- struct{}{}:
+		case s.bounds.pending <- struct{}{}:
 		default:
 			fail(http.StatusServiceUnavailable, "busy", ErrBusy)
 			return
@@ -112,7 +112,7 @@ func (s *Sessions) ServeOffer(w http.ResponseWriter, r *http.Request) {
 	var once sync.Once
 	release := func() {
 		if !paired {
-			once.Do(func() { <-s.pending })
+			once.Do(func() { <-s.bounds.pending })
 		}
 	}
 	// Only candidates on our links: an offer must not make us probe
