@@ -199,7 +199,7 @@ func concludePeerSources(a *analysis) {
 				continue
 			}
 			a.add(Finding{ID: "mdns-only", Severity: SevWarn, Step: StepPeers, Text: "found by mDNS but not by beacon: " + Printable(x.Name),
-				Hint:  fmt.Sprintf("its answer to the beacon (UDP %d) did not arrive: the port is filtered on the way or on that device, or it runs an older pairing", beacon.DefaultPort),
+				Hint:  fmt.Sprintf("its answer to the beacon (UDP %d, sent by unicast) did not arrive while its mDNS answer did: unicast from it is filtered on the way or on that device (see peer reachability), or it runs an older pairing", beacon.DefaultPort),
 				Facts: []string{key}})
 		case discovery.SourceBeacon:
 			if v, ok := a.hostDrops("udp", 5353); ok {

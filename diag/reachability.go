@@ -89,7 +89,10 @@ func (a *analysis) unreachablePeer(i int, p PeerReach, pk string) {
 				Hint:  fmt.Sprintf("allow TCP port %d on %s (firewalld: firewall-cmd --add-port=%d/tcp)", target.Port(), name, target.Port()),
 				Facts: []string{dk}})
 			return
-		case d.Outcome == DialTimeout && link != "" && (neigh == "FAILED" || neigh == "INCOMPLETE") && len(a.gatewaysAnswering()) > 0 && found != nil && slices.Contains(found.Sources, discovery.SourceBeacon):
+		case d.Outcome == DialTimeout && link != "" && (neigh == "FAILED" || neigh == "INCOMPLETE") && len(a.gatewaysAnswering()) > 0 && found != nil && len(found.Sources) > 0:
+			// Its packets reach us (a beacon, or an mDNS answer: under
+			// isolation only multicast ones can), its neighbour entry
+			// fails, the gateway answers.
 			a.add(Finding{ID: "client-isolation", Severity: SevWarn, Step: StepPeerReach, Cause: CauseIsolation,
 				Text: fmt.Sprintf("%s's multicast arrives on %s, but it does not answer ARP at %s (%s) while the gateway %s does: the network passes its broadcasts but not unicast between devices",
 					name, link, addr, neigh, strings.Join(a.gatewaysAnswering(), ", ")),
