@@ -1,6 +1,7 @@
-// Package diag is the network diagnostics suite: a fixed list of steps run
-// in series, each with its own timeout, each recorded whatever happens,
-// so a person can see why pairing does not work on their network.
+// Package diag is the network diagnostics suite: a fixed list of steps
+// run in series, each gathering typed facts within its own timeout, and
+// one analysis over all the facts that draws the verdicts, hints and
+// findings a person reads to see why pairing does not work.
 package diag
 
 import (
@@ -8,13 +9,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
-	"sync"
 	"time"
 
-	"github.com/lanpairing/pairing/discovery"
-	"github.com/lanpairing/pairing/internal/control"
-	"github.com/lanpairing/pairing/internal/ident"
 	"github.com/lanpairing/pairing/pairing"
 	"github.com/lanpairing/pairing/pairing/rtc"
 )
@@ -27,17 +23,19 @@ const (
 	Skip = "skip"
 )
 
-// Step is the record of one step.
+// Step is the record of one step: what it gathered (Details, its facts)
+// and the verdict the analysis drew over all facts.
 type Step struct {
 	Name       string  `json:"name"`
 	Status     string  `json:"status"`
 	DurationMS float64 `json:"duration_ms"`
-	// Summary is the key finding in a few words.
+	// Summary is the key facts in a few words.
 	Summary string `json:"summary,omitempty"`
 	Error   string `json:"error,omitempty"`
-	// Hint names the likely cause and the fix.
-	Hint    string `json:"hint,omitempty"`
-	Details any    `json:"details,omitempty"`
+	// Hint says what to do; it names a cause only when the facts prove it.
+	Hint string `json:"hint,omitempty"`
+	// Details are the step's facts (a *…Facts of this package).
+	Details any `json:"details,omitempty"`
 }
 
 // Report is a whole run.
@@ -46,6 +44,8 @@ type Report struct {
 	Started    time.Time `json:"started"`
 	DurationMS float64   `json:"duration_ms"`
 	Steps      []Step    `json:"steps"`
+	// Findings are the conclusions, each naming the facts it rests on.
+	Findings []Finding `json:"findings"`
 }
 
 // Config is what the suite needs to know about this device.
@@ -60,8 +60,9 @@ type Config struct {
 	// Interfaces lists interfaces; nil means net.Interfaces.
 	Interfaces func() ([]net.Interface, error)
 	Logger     *slog.Logger
-	// Progress is called after each step, for live output.
-	Progress func(Step)
+	// Progress is called after each step has gathered its facts (the
+	// verdicts come at the end, from all of them).
+	Progress func(name string, durationMS float64)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// UDPBufferLimit is the kernel's limit on socket buffers; nil means
@@ -69,65 +70,64 @@ type Config struct {
 	UDPBufferLimit func() (int, error)
 }
 
-// step is one entry of the fixed list.
+// step is one entry of the fixed list. gather sees the facts of the
+// steps before it (those that finished or timed out) and returns its own
+// facts in a Facts value with only its field set.
 type step struct {
 	name    string
 	timeout time.Duration
-	run     func(*runner, context.Context, *Step)
+	gather  func(ctx context.Context, e *env, in Facts) Facts
 }
 
-// steps is the suite, in order; each step is a function of the runner. Each timeout bounds its step; together
+// Step names.
+const (
+	StepInterfaces = "interfaces"
+	StepDaemon     = "daemon"
+	StepRoutes     = "routes"
+	StepFilter     = "packet filter"
+	StepPreferred  = "preferred address"
+	StepListener   = "listener"
+	StepSelfReach  = "self-reachability"
+	StepMulticast  = "multicast"
+	StepPaired     = "paired peers"
+	StepPeers      = "peers"
+	StepPeerReach  = "peer reachability"
+	StepMDNS       = "mdns"
+	StepReached    = "reached from outside"
+	StepWebRTC     = "webrtc"
+	StepNeighbours = "neighbour table"
+	StepClock      = "clock"
+)
+
+// steps is the suite, in order. Each timeout bounds its step; together
 // they bound the whole run (TestTimeoutsBoundTheRun keeps the sum at or
 // below MaxDuration).
 var steps = []step{
-	{"interfaces", 500 * time.Millisecond, stepInterfaces},
-	{"routes", 500 * time.Millisecond, stepRoutes},
-	{"preferred address", 1200 * time.Millisecond, stepPreferred},
-	{"listener", 500 * time.Millisecond, stepListener},
-	{"self-reachability", 1200 * time.Millisecond, stepSelfReach},
-	{"multicast", 1 * time.Second, stepMulticast},
-	{"peers", 3500 * time.Millisecond, stepPeers},
-	{"peer reachability", 2500 * time.Millisecond, stepPeerReach},
-	{"mdns", 1500 * time.Millisecond, stepMdns},
-	{"daemon", 1 * time.Second, stepDaemon},
-	{"reached from outside", 1 * time.Second, stepReached},
-	{"paired peers", 1500 * time.Millisecond, stepPaired},
-	{"webrtc", 3 * time.Second, stepWebrtc},
-	{"neighbour table", 300 * time.Millisecond, stepNeighbours},
-	{"clock", 300 * time.Millisecond, stepClock},
+	{StepInterfaces, 500 * time.Millisecond, gatherInterfaces},
+	{StepDaemon, 1 * time.Second, gatherDaemon},
+	{StepRoutes, 700 * time.Millisecond, gatherRoutes},
+	{StepFilter, 500 * time.Millisecond, gatherFilter},
+	{StepPreferred, 1200 * time.Millisecond, gatherPreferred},
+	{StepListener, 300 * time.Millisecond, gatherListener},
+	{StepSelfReach, 1200 * time.Millisecond, gatherSelfReach},
+	{StepMulticast, 1 * time.Second, gatherMulticast},
+	{StepPaired, 1500 * time.Millisecond, gatherPaired},
+	{StepPeers, 2 * time.Second, gatherPeers},
+	{StepPeerReach, 3 * time.Second, gatherPeerReach},
+	{StepMDNS, 1500 * time.Millisecond, gatherMDNS},
+	{StepReached, 1 * time.Second, gatherReached},
+	{StepWebRTC, 3 * time.Second, gatherWebRTC},
+	{StepNeighbours, 300 * time.Millisecond, gatherNeighbours},
+	{StepClock, 300 * time.Millisecond, gatherClock},
 }
 
 // MaxDuration bounds a whole run, every timeout hit.
 const MaxDuration = 22 * time.Second
 
-// runner carries what steps share: the temporary listener, the acquirer.
-type runner struct {
-	cfg  Config
-	log  *slog.Logger
-	self ident.Fingerprint
-
-	ln        net.Listener
-	srv       *http.Server
-	confirmer *discovery.Confirmer
-	acq       *discovery.Acquirer
-	// links is the kernel's facts about the interfaces, read at start.
-	links map[string]discovery.LinkFacts
-	// found are the peers the peers step found.
-	found []discovery.Peer
-
-	// neigh is the kernel's neighbour tables when the run began.
-	neigh []NeighbourTable
-	// status is the daemon's, asked once.
-	status struct {
-		once sync.Once
-		st   *control.Status
-		err  error
-	}
-}
-
 // Run runs every step in series and returns the report. It never stops
 // early: a step that fails, panics or overruns its timeout is recorded,
-// and the next one runs.
+// and the next one runs. A step that overran is left behind: what it
+// returns later goes nowhere.
 func Run(ctx context.Context, cfg Config) *Report {
 	if cfg.Interfaces == nil {
 		cfg.Interfaces = net.Interfaces
@@ -141,77 +141,94 @@ func Run(ctx context.Context, cfg Config) *Report {
 	if cfg.UDPBufferLimit == nil {
 		cfg.UDPBufferLimit = rtc.UDPBufferLimit
 	}
-	r := &runner{cfg: cfg, log: cfg.Logger}
-	r.links, _ = discovery.ReadLinks()
-	r.neigh, _ = readNeighbourTables()
-	defer r.close()
-	rep := &Report{OK: true, Started: cfg.Now()}
+	e := newEnv(cfg)
+	defer e.close()
+	rep := &Report{Started: cfg.Now()}
 	start := time.Now()
+	var facts Facts
+	var runs []StepRun
 	for _, st := range steps {
-		s := r.runStep(ctx, st)
-		if s.Status == Fail {
-			rep.OK = false
-		}
-		rep.Steps = append(rep.Steps, s)
+		got, run := e.runStep(ctx, st, facts)
+		facts.merge(got)
+		runs = append(runs, run)
 		if cfg.Progress != nil {
-			cfg.Progress(s)
+			cfg.Progress(run.Name, run.DurationMS)
 		}
+	}
+	facts.Runs = runs
+	rep.Steps, rep.Findings = Analyze(facts)
+	rep.OK = true
+	for _, s := range rep.Steps {
+		rep.OK = rep.OK && s.Status != Fail
+	}
+	for _, f := range rep.Findings {
+		lv := slog.LevelInfo
+		if f.Severity != SevInfo {
+			lv = slog.LevelWarn
+		}
+		e.log.Log(ctx, lv, "diag: finding", "id", f.ID, "step", f.Step, "text", f.Text, "facts", f.Facts)
 	}
 	rep.DurationMS = msSince(start)
 	return rep
 }
 
-func (r *runner) runStep(ctx context.Context, st step) Step {
-	r.log.Info("diag: step", "step", st.name, "timeout", st.timeout)
+// StepRun is how one step ran.
+type StepRun struct {
+	Name       string  `json:"name"`
+	DurationMS float64 `json:"duration_ms"`
+	// TimedOut: the step did not return its facts within its timeout.
+	TimedOut bool          `json:"timed_out,omitempty"`
+	Timeout  time.Duration `json:"-"`
+	// Panic is the step's internal error, if it had one.
+	Panic string `json:"panic,omitempty"`
+}
+
+// runStep runs one step in a goroutine of its own and takes its facts
+// from a channel, if they come before the deadline. The step gets a copy
+// of the facts so far; facts once returned are never written again.
+func (e *env) runStep(ctx context.Context, st step, in Facts) (Facts, StepRun) {
+	e.log.Info("diag: step", "step", st.name, "timeout", st.timeout)
 	ctx, cancel := context.WithTimeout(ctx, st.timeout)
 	defer cancel()
 	start := time.Now()
-	done := make(chan Step, 1)
+	type result struct {
+		facts Facts
+		panic string
+	}
+	done := make(chan result, 1)
 	go func() {
-		s := Step{Name: st.name, Status: Pass}
+		var res result
 		defer func() {
 			if p := recover(); p != nil {
-				s.Status, s.Error = Fail, fmt.Sprintf("internal error: %v", p)
+				res = result{panic: fmt.Sprint(p)}
 			}
-			done <- s
+			done <- res
 		}()
-		st.run(r, ctx, &s)
+		res.facts = st.gather(ctx, e, in)
 	}()
-	var s Step
+	run := StepRun{Name: st.name, Timeout: st.timeout}
+	var got Facts
 	select {
-	case s = <-done:
+	case res := <-done:
+		got, run.Panic = res.facts, res.panic
 	case <-ctx.Done():
-		// The step overran: record it and go on (it ends on its own;
-		// it only holds sockets of this run).
-		s = Step{Name: st.name, Status: Fail, Error: fmt.Sprintf("timed out after %s", st.timeout),
-			Hint: "something on the network did not answer in time; the other steps still ran"}
+		run.TimedOut = true
 	}
-	s.DurationMS = msSince(start)
-	lv := slog.LevelInfo
-	if s.Status == Fail || s.Status == Warn {
-		lv = slog.LevelWarn
-	}
-	r.log.Log(ctx, lv, "diag: step done", "step", s.Name, "status", s.Status, "summary", s.Summary, "err", s.Error, "hint", s.Hint, "duration_ms", s.DurationMS)
-	return s
-}
-
-func (r *runner) close() {
-	if r.srv != nil {
-		r.srv.Close()
-	}
-}
-
-// daemonStatus asks the running daemon once (cached for later steps).
-func (r *runner) daemonStatus(ctx context.Context) (*control.Status, error) {
-	r.status.once.Do(func() {
-		ctx, cancel := context.WithTimeout(ctx, 800*time.Millisecond)
-		defer cancel()
-		r.status.st, r.status.err = control.NewClient(r.cfg.Socket).Status(ctx)
-	})
-	return r.status.st, r.status.err
+	run.DurationMS = msSince(start)
+	e.log.Info("diag: step done", "step", st.name, "duration_ms", run.DurationMS, "timed_out", run.TimedOut, "panic", run.Panic)
+	return got, run
 }
 
 func msSince(t time.Time) float64 { return float64(time.Since(t).Microseconds()) / 1000 }
 
 // StepCount is the number of steps in the suite.
 func StepCount() int { return len(steps) }
+
+// StepNames are the steps' names, in order.
+func StepNames() []string {
+	var out []string
+	for _, s := range steps {
+		out = append(out, s.name)
+	}
+	return out
+}

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -29,19 +28,31 @@ func TestTimeoutsBoundTheRun(t *testing.T) {
 }
 
 // TestRunNeverStopsEarly: a step that panics or overruns is recorded and
-// the next one still runs.
+// the next one still runs; what the overrunning step returns late goes
+// nowhere (the next step saw no facts of it, and the report has none).
 func TestRunNeverStopsEarly(t *testing.T) {
 	saved := steps
 	defer func() { steps = saved }()
+	late := make(chan struct{})
+	var sawLate bool
 	steps = []step{
-		{"panics", time.Second, func(r *runner, ctx context.Context, s *Step) { panic("boom") }},
-		{"hangs", 50 * time.Millisecond, func(r *runner, ctx context.Context, s *Step) { time.Sleep(200 * time.Millisecond) }},
-		{"fine", time.Second, func(r *runner, ctx context.Context, s *Step) { s.Summary = "ok" }},
+		{"panics", time.Second, func(ctx context.Context, e *env, in Facts) Facts { panic("boom") }},
+		{StepClock, 50 * time.Millisecond, func(ctx context.Context, e *env, in Facts) Facts {
+			<-ctx.Done()
+			time.Sleep(100 * time.Millisecond)
+			defer close(late)
+			return Facts{Clock: &ClockFacts{Now: time.Unix(1, 0)}}
+		}},
+		{"fine", time.Second, func(ctx context.Context, e *env, in Facts) Facts {
+			<-late
+			sawLate = in.Clock != nil
+			return Facts{}
+		}},
 	}
 	var progress []string
 	rep := Run(context.Background(), Config{
 		Interfaces: func() ([]net.Interface, error) { return nil, errors.New("none") },
-		Progress:   func(s Step) { progress = append(progress, s.Name) },
+		Progress:   func(name string, _ float64) { progress = append(progress, name) },
 	})
 	if rep.OK || len(rep.Steps) != 3 || rep.Steps[2].Status != Pass {
 		t.Fatalf("report %+v", rep)
@@ -49,25 +60,33 @@ func TestRunNeverStopsEarly(t *testing.T) {
 	if !strings.Contains(rep.Steps[0].Error, "boom") || !strings.Contains(rep.Steps[1].Error, "timed out") {
 		t.Fatalf("steps %+v", rep.Steps)
 	}
-	if strings.Join(progress, ",") != "panics,hangs,fine" {
+	if sawLate || rep.Steps[1].Details != nil {
+		t.Fatalf("the late facts of the step that overran were used: %v %+v", sawLate, rep.Steps[1])
+	}
+	if strings.Join(progress, ",") != "panics,clock,fine" {
 		t.Fatalf("progress %v", progress)
 	}
 	b, _ := json.Marshal(rep)
-	for _, k := range []string{`"ok":false`, `"started":`, `"duration_ms":`, `"steps":[{"name":"panics","status":"fail"`, `"error":`, `"hint":`} {
+	for _, k := range []string{`"ok":false`, `"started":`, `"duration_ms":`, `"steps":[{"name":"panics","status":"fail"`, `"error":`, `"hint":`, `"findings":[{"id":"internal-error"`, `"facts":["panics.error"]`} {
 		if !bytes.Contains(b, []byte(k)) {
 			t.Errorf("JSON lacks %s: %s", k, b)
 		}
 	}
 }
 
+// TestTextReport: marks, one column for every step name (the longest,
+// "reached from outside", included), plurals, and the facts under each
+// finding.
 func TestTextReport(t *testing.T) {
 	var buf bytes.Buffer
 	WriteStep(&buf, Step{Name: "peers", Status: Fail, DurationMS: 1500, Error: "no other device answered", Hint: "use the QR code"}, false)
 	WriteStep(&buf, Step{Name: "clock", Status: Pass, DurationMS: 0.2, Summary: "2026-11-21T22:00:00Z"}, false)
-	WriteSummary(&buf, &Report{OK: false, DurationMS: 2500, Steps: []Step{{Status: Fail}, {Status: Pass}}})
-	want := "✗ peers                 1500 ms  no other device answered\n    hint: use the QR code\n" +
-		"✓ clock                    0 ms  2026-11-21T22:00:00Z\n\n" +
-		"2 steps: 1 passed, 0 warnings, 1 failed, 0 skipped in 2.5 s; see the hints above\n"
+	WriteStep(&buf, Step{Name: StepReached, Status: Skip, DurationMS: 3, Summary: "no daemon"}, false)
+	WriteSummary(&buf, &Report{OK: false, DurationMS: 2500, Steps: []Step{{Status: Fail}, {Status: Pass}, {Status: Warn}}})
+	want := "✗ peers                   1500 ms  no other device answered\n    hint: use the QR code\n" +
+		"✓ clock                      0 ms  2026-11-21T22:00:00Z\n" +
+		"– reached from outside       3 ms  no daemon\n\n" +
+		"3 steps: 1 passed, 1 warning, 1 failed, 0 skipped in 2.5 s; see the hints above\n"
 	if buf.String() != want {
 		t.Fatalf("got\n%s\nwant\n%s", buf.String(), want)
 	}
@@ -76,77 +95,27 @@ func TestTextReport(t *testing.T) {
 	if !strings.HasPrefix(buf.String(), "\x1b[33m!\x1b[0m") {
 		t.Fatalf("colour: %q", buf.String())
 	}
-}
-
-func TestRoutesParsing(t *testing.T) {
-	dir := t.TempDir()
-	old4, old6 := procRoute, procIPv6Route
-	defer func() { procRoute, procIPv6Route = old4, old6 }()
-	procRoute, procIPv6Route = dir+"/route", dir+"/ipv6_route"
-	os.WriteFile(procRoute, []byte("Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"+
-		"wg0\t00000000\t0100000A\t0003\t0\t0\t0\t00000000\t0\t0\t0\n"+
-		"eth0\t0001A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n"), 0o644)
-	os.WriteFile(procIPv6Route, []byte("00000000000000000000000000000000 00 00000000000000000000000000000000 00 fe800000000000000000000000000001 00000400 00000001 00000000 00000003 eth0\n"+
-		"00000000000000000000000000000000 00 00000000000000000000000000000000 00 00000000000000000000000000000000 ffffffff 00000001 00000000 00200200 lo\n"), 0o644)
-	defs := defaultRoutes()
-	if len(defs) != 2 || defs[0] != (Route{"v4", "10.0.0.1", "wg0"}) || defs[1] != (Route{"v6", "fe80::1", "eth0"}) {
-		t.Fatalf("default routes %+v", defs)
+	buf.Reset()
+	WriteReport(&buf, &Report{OK: true, Steps: []Step{{Name: StepPeers, Status: Warn, Error: "e", Hint: "h"}},
+		Findings: []Finding{{ID: "x", Severity: SevWarn, Step: StepPeers, Text: "e", Hint: "h", Facts: []string{"peers.peers"}},
+			{ID: "y", Severity: SevInfo, Step: StepPeers, Text: "n", Facts: []string{"mdns.found"}}}}, false)
+	for _, w := range []string{"    facts: peers.peers\n", "    note: n\n      facts: mdns.found\n", "1 step: 0 passed, 1 warning"} {
+		if !strings.Contains(buf.String(), w) {
+			t.Errorf("report lacks %q:\n%s", w, buf.String())
+		}
 	}
-	all := ipv4Routes()
-	if len(all) != 2 || all[1].Prefix.String() != "192.168.1.0/24" || all[1].Interface != "eth0" {
-		t.Fatalf("routes %+v", all)
+	if strings.Count(buf.String(), "hint: h") != 1 {
+		t.Errorf("a hint printed twice:\n%s", buf.String())
 	}
 }
 
-// TestUDPBufferCheck: a kernel limit below what transfers need is a
-// warning with the sysctl to run; enough is no warning.
-func TestUDPBufferCheck(t *testing.T) {
-	limit := func(n int) func() (int, error) { return func() (int, error) { return n, nil } }
-	var s Step
-	d := map[string]any{}
-	checkUDPBuffers(&s, d, limit(212992))
-	if s.Status != Warn || !strings.Contains(s.Error, "limited to 208 KiB") || !strings.Contains(s.Hint, "net.core.rmem_max=4194304") || d["udp_buffer_limit"] != 212992 {
-		t.Fatalf("limited: %+v %v", s, d)
-	}
-	s = Step{}
-	checkUDPBuffers(&s, d, limit(4<<20))
-	if s.Status != "" || s.Error != "" {
-		t.Fatalf("enough: %+v", s)
-	}
-	checkUDPBuffers(&s, d, func() (int, error) { return 0, errors.New("no /proc") })
-	if s.Status != "" || !strings.Contains(d["udp_buffer_limit"].(string), "no /proc") {
-		t.Fatalf("unknown: %+v %v", s, d)
-	}
-}
-
-// TestNeighbourStep: a neighbour table that overflows during the run
-// fails the step with the sysctl to run; one nearly full is a warning;
-// one that overflowed only before the run is fine.
-func TestNeighbourStep(t *testing.T) {
-	saved := readNeighbourTables
-	defer func() { readNeighbourTables = saved }()
-	var now []NeighbourTable
-	readNeighbourTables = func() ([]NeighbourTable, error) { return now, nil }
-	r := &runner{neigh: []NeighbourTable{{"ARP", 40, 1024, 5}, {"NDP", 20, 1024, 0}}}
-	run := func(tables ...NeighbourTable) Step {
-		now = tables
-		s := Step{Status: Pass}
-		stepNeighbours(r, context.Background(), &s)
-		return s
-	}
-	if s := run(NeighbourTable{"ARP", 40, 1024, 5}, NeighbourTable{"NDP", 20, 1024, 0}); s.Status != Pass || s.Summary != "ARP 40 of 1024, NDP 20 of 1024 entries (the whole machine's)" {
-		t.Fatalf("overflowed before the run only: %+v", s)
-	}
-	if s := run(NeighbourTable{"ARP", 1008, 1024, 5}, NeighbourTable{"NDP", 20, 1024, 0}); s.Status != Warn || !strings.Contains(s.Error, "ARP table is nearly full") {
-		t.Fatalf("nearly full: %+v", s)
-	}
-	s := run(NeighbourTable{"ARP", 1024, 1024, 5}, NeighbourTable{"NDP", 1024, 1024, 7})
-	if s.Status != Fail || !strings.Contains(s.Error, "NDP 7 times") || strings.Contains(s.Error, "ARP") || !strings.Contains(s.Hint, "net.ipv6.neigh.default.gc_thresh3=8192") {
-		t.Fatalf("full during the run: %+v", s)
-	}
-	readNeighbourTables = func() ([]NeighbourTable, error) { return nil, errors.New("no netlink") }
-	if s := run(); s.Status != Skip || !strings.Contains(s.Error, "no netlink") {
-		t.Fatalf("unreadable: %+v", s)
+// TestPrintable: names from elsewhere cannot carry control characters
+// into the report.
+func TestPrintable(t *testing.T) {
+	for in, want := range map[string]string{"laptop": "laptop", "a\x1b[2Jb": `a\x1b[2Jb`, "x\ny": `x\ny`, "bad\xffutf": `bad\xffutf`, "é\u202e": `é\u202e`} {
+		if got := Printable(in); got != want {
+			t.Errorf("Printable(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
 

@@ -5,10 +5,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
+
+	"github.com/lanpairing/pairing/discovery"
 )
 
 // The kernel's neighbour tables (ARP for IPv4, NDP for IPv6) are shared
@@ -107,40 +111,51 @@ func parseNeighbourTable(m []byte) (NeighbourTable, bool) {
 	return t, t.Family != "" && stats && config
 }
 
-// neighbourHint is the fix, for both families.
-const neighbourHint = "the ARP and NDP tables are shared by every network namespace on this machine (containers, VMs, test namespaces); raise their limits: " +
-	"sysctl -w net.ipv4.neigh.default.gc_thresh2=4096 net.ipv4.neigh.default.gc_thresh3=8192 net.ipv6.neigh.default.gc_thresh2=4096 net.ipv6.neigh.default.gc_thresh3=8192"
+// NeighbourFacts is the neighbour-table step's record: the kernel's
+// tables when the run began and now (a table that was full during the
+// run lost this run's packets), and the entries on our LAN links.
+type NeighbourFacts struct {
+	Start []NeighbourTable `json:"start,omitempty"`
+	Now   []NeighbourTable `json:"now,omitempty"`
+	Error string           `json:"error,omitempty"`
+	// Entries are the neighbours on LAN links (other devices this host
+	// has talked to), with their state.
+	Entries []Neighbour `json:"entries,omitempty"`
+}
 
-// stepNeighbours compares the tables with what they were when the run
-// began: a table that was full during the run lost this run's packets.
-func stepNeighbours(r *runner, ctx context.Context, s *Step) {
+// Neighbour is one entry of the kernel's neighbour table.
+type Neighbour struct {
+	Addr      netip.Addr `json:"addr"`
+	Interface string     `json:"interface"`
+	State     string     `json:"state"`
+}
+
+// maxNeighbours bounds the entries recorded.
+const maxNeighbours = 64
+
+func gatherNeighbours(ctx context.Context, e *env, in Facts) Facts {
+	out := &NeighbourFacts{Start: e.neighStart}
 	now, err := readNeighbourTables()
 	if err != nil {
-		s.Status, s.Error = Skip, "cannot read the kernel's neighbour tables: "+err.Error()
-		return
+		out.Error = err.Error()
 	}
-	s.Details = now
-	var parts, full, near []string
-	for _, t := range now {
-		parts = append(parts, fmt.Sprintf("%s %d of %d", t.Family, t.Entries, t.Limit))
-		for _, b := range r.neigh {
-			if b.Family == t.Family && t.Full > b.Full {
-				full = append(full, fmt.Sprintf("%s %d times", t.Family, t.Full-b.Full))
+	out.Now = now
+	lans := map[int]string{}
+	if in.Interfaces != nil {
+		for _, i := range in.Interfaces.Interfaces {
+			if i.Class == discovery.ClassLAN {
+				lans[i.Index] = i.Name
 			}
 		}
-		if t.Limit > 0 && t.Entries*10 >= t.Limit*9 {
-			near = append(near, t.Family)
+	}
+	ns, _ := netlink.NeighList(0, netlink.FAMILY_ALL)
+	for _, n := range ns {
+		name, ok := lans[n.LinkIndex]
+		a, aok := netip.AddrFromSlice(n.IP)
+		if !ok || !aok || a.IsMulticast() || len(out.Entries) >= maxNeighbours {
+			continue
 		}
+		out.Entries = append(out.Entries, Neighbour{Addr: a.Unmap(), Interface: name, State: neighStateName(n.State)})
 	}
-	s.Summary = strings.Join(parts, ", ") + " entries (the whole machine's)"
-	switch {
-	case len(full) > 0:
-		s.Status = Fail
-		s.Error = "the kernel's neighbour table was full during this run (" + strings.Join(full, ", ") + "): packets to devices it had no entry for were dropped"
-		s.Hint = neighbourHint
-	case len(near) > 0:
-		s.Status = Warn
-		s.Error = "the kernel's " + strings.Join(near, " and ") + " table is nearly full: new devices will soon be unreachable"
-		s.Hint = neighbourHint
-	}
+	return Facts{Neighbours: out}
 }

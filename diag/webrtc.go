@@ -2,7 +2,6 @@ package diag
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/lanpairing/pairing/internal/pionlog"
 	"github.com/lanpairing/pairing/internal/turncred"
-	"github.com/lanpairing/pairing/pairing/rtc"
 )
 
 // Candidate is one gathered ICE candidate.
@@ -26,31 +24,58 @@ type Candidate struct {
 }
 
 // turnCredentials are the static ones, or ones minted from the secret.
-func (r *runner) turnCredentials() (user, pass string) {
-	if r.cfg.WebRTC.TURNSecret != "" {
-		return turncred.Mint(r.cfg.WebRTC.TURNSecret, orText(r.cfg.WebRTC.TURNUser, "pairing"), time.Hour, r.cfg.Now())
+func (e *env) turnCredentials() (user, pass string) {
+	if e.cfg.WebRTC.TURNSecret != "" {
+		return turncred.Mint(e.cfg.WebRTC.TURNSecret, orText(e.cfg.WebRTC.TURNUser, "pairing"), time.Hour, e.cfg.Now())
 	}
-	return r.cfg.WebRTC.TURNUser, r.cfg.WebRTC.TURNPassword
+	return e.cfg.WebRTC.TURNUser, e.cfg.WebRTC.TURNPassword
 }
 
-func stepWebrtc(r *runner, ctx context.Context, s *Step) {
-	d := map[string]any{}
-	s.Details = d
-	user, pass := r.turnCredentials()
+// WebRTCFacts is the webrtc step's record: the ICE candidates gathered
+// with the configured STUN and TURN servers, a TURN allocation on each
+// TURN server, and the kernel's limit on UDP socket buffers.
+type WebRTCFacts struct {
+	Candidates []Candidate `json:"candidates"`
+	// Gathering is "complete" or "incomplete after 1.5 s".
+	Gathering string `json:"gathering"`
+	Servers   int    `json:"servers"`
+	Error     string `json:"error,omitempty"`
+	// TURN are the allocations tried, one per TURN server.
+	TURN []TURNAllocation `json:"turn,omitempty"`
+	// UDPBufferLimit is net.core.rmem_max (0: unknown, see
+	// UDPBufferError).
+	UDPBufferLimit int    `json:"udp_buffer_limit"`
+	UDPBufferError string `json:"udp_buffer_error,omitempty"`
+}
+
+// TURNAllocation is one TURN server's answer.
+type TURNAllocation struct {
+	URL   string `json:"url"`
+	Relay string `json:"relay,omitempty"`
+	Error string `json:"error,omitempty"`
+	// Unauthorized: the server refused the credentials (401).
+	Unauthorized bool `json:"unauthorized,omitempty"`
+}
+
+func gatherWebRTC(ctx context.Context, e *env, _ Facts) Facts {
+	out := &WebRTCFacts{Gathering: "complete"}
+	out.UDPBufferLimit, out.UDPBufferError = udpBuffers(e.cfg.UDPBufferLimit)
+	user, pass := e.turnCredentials()
 	var servers []webrtc.ICEServer
-	for _, u := range r.cfg.WebRTC.STUN {
+	for _, u := range e.cfg.WebRTC.STUN {
 		servers = append(servers, webrtc.ICEServer{URLs: []string{u}})
 	}
-	for _, u := range r.cfg.WebRTC.TURN {
+	for _, u := range e.cfg.WebRTC.TURN {
 		servers = append(servers, webrtc.ICEServer{URLs: []string{u}, Username: user, Credential: pass})
 	}
-	se := webrtc.SettingEngine{LoggerFactory: pionlog.Factory{Logger: r.log}}
+	out.Servers = len(servers)
+	se := webrtc.SettingEngine{LoggerFactory: pionlog.Factory{Logger: e.log}}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled) // plain host candidates
 	api := webrtc.NewAPI(webrtc.WithSettingEngine(se))
 	pc, err := api.NewPeerConnection(webrtc.Configuration{ICEServers: servers})
 	if err != nil {
-		s.Status, s.Error = Fail, "webrtc: "+err.Error()
-		return
+		out.Error = "webrtc: " + err.Error()
+		return Facts{WebRTC: out}
 	}
 	defer pc.Close()
 	var mu sync.Mutex
@@ -63,8 +88,8 @@ func stepWebrtc(r *runner, ctx context.Context, s *Step) {
 		}
 	})
 	if _, err := pc.CreateDataChannel("diag", nil); err != nil {
-		s.Status, s.Error = Fail, err.Error()
-		return
+		out.Error = err.Error()
+		return Facts{WebRTC: out}
 	}
 	offer, err := pc.CreateOffer(nil)
 	if err == nil {
@@ -74,72 +99,45 @@ func stepWebrtc(r *runner, ctx context.Context, s *Step) {
 			select {
 			case <-gathered:
 			case <-gctx.Done():
-				d["gathering"] = "incomplete after 1.5 s"
+				out.Gathering = "incomplete after 1.5 s"
 			}
 			cancel()
 		}
 	}
 	if err != nil {
-		s.Status, s.Error = Fail, "webrtc: "+err.Error()
-		return
+		out.Error = "webrtc: " + err.Error()
+		return Facts{WebRTC: out}
 	}
 	mu.Lock()
-	d["candidates"] = append([]Candidate(nil), cands...)
-	count := map[string]int{}
-	for _, c := range cands {
-		count[c.Type]++
-	}
+	out.Candidates = append([]Candidate(nil), cands...)
 	mu.Unlock()
-	s.Summary = fmt.Sprintf("candidates: %d host, %d srflx, %d relay", count["host"], count["srflx"], count["relay"])
-	if len(servers) == 0 {
-		s.Summary += "; no STUN/TURN server configured"
-	}
-	checkUDPBuffers(s, d, r.cfg.UDPBufferLimit)
-	if count["host"] == 0 {
-		s.Status, s.Error = Fail, "no host candidate"
-		s.Hint = "WebRTC found no usable interface address"
-		return
-	}
 	// A TURN allocation with the configured credentials says more than a
 	// missing relay candidate: it names the server's answer.
-	var allocs []string
-	for _, u := range r.cfg.WebRTC.TURN {
-		relay, err := allocate(ctx, u, user, pass, r)
+	for _, u := range e.cfg.WebRTC.TURN {
+		a := TURNAllocation{URL: u}
+		relay, err := allocate(ctx, u, user, pass, e)
 		if err != nil {
-			s.Status, s.Error = Fail, fmt.Sprintf("TURN %s: %v", u, err)
-			if strings.Contains(err.Error(), "401") || strings.Contains(strings.ToLower(err.Error()), "unauthorized") {
-				s.Hint = "the TURN server refused the credentials: check turn-user and turn-password, or turn-secret (it must equal coturn's static-auth-secret), and that the clock is right"
-			} else {
-				s.Hint = "the TURN server did not answer: check its address and that UDP to it is allowed"
-			}
-			return
+			a.Error = err.Error()
+			a.Unauthorized = strings.Contains(err.Error(), "401") || strings.Contains(strings.ToLower(err.Error()), "unauthorized")
+		} else {
+			a.Relay = relay
 		}
-		allocs = append(allocs, fmt.Sprintf("%s relays at %s", u, relay))
+		out.TURN = append(out.TURN, a)
 	}
-	if len(allocs) > 0 {
-		d["turn_allocations"] = allocs
-		s.Summary += "; " + strings.Join(allocs, "; ")
-	}
+	return Facts{WebRTC: out}
 }
 
-// checkUDPBuffers warns when the kernel keeps the daemon's sockets from
-// the buffers file transfers need (the daemon runs without CAP_NET_ADMIN
-// under systemd, so the limit applies to it).
-func checkUDPBuffers(s *Step, d map[string]any, limit func() (int, error)) {
+// udpBuffers reads the kernel's limit on socket buffers.
+func udpBuffers(limit func() (int, error)) (int, string) {
 	n, err := limit()
 	if err != nil {
-		d["udp_buffer_limit"] = "unknown: " + err.Error()
-		return
+		return 0, err.Error()
 	}
-	d["udp_buffer_limit"] = n
-	if n < rtc.UDPBuffer {
-		s.Status, s.Error = Warn, fmt.Sprintf("UDP socket buffers are limited to %d KiB (net.core.rmem_max), %d KiB wanted", n>>10, rtc.UDPBuffer>>10)
-		s.Hint = "file transfers will drop packets and run at about half speed; " + rtc.BufferHint
-	}
+	return n, ""
 }
 
 // allocate makes one TURN allocation and returns the relayed address.
-func allocate(ctx context.Context, url, user, pass string, r *runner) (string, error) {
+func allocate(ctx context.Context, url, user, pass string, e *env) (string, error) {
 	addr := strings.TrimPrefix(strings.TrimPrefix(url, "turn:"), "turns:")
 	addr, _, _ = strings.Cut(addr, "?")
 	if _, _, err := net.SplitHostPort(addr); err != nil {
@@ -151,7 +149,7 @@ func allocate(ctx context.Context, url, user, pass string, r *runner) (string, e
 	}
 	defer conn.Close()
 	client, err := turn.NewClient(&turn.ClientConfig{STUNServerAddr: addr, TURNServerAddr: addr, Conn: conn,
-		Username: user, Password: pass, LoggerFactory: pionlog.Factory{Logger: r.log}})
+		Username: user, Password: pass, LoggerFactory: pionlog.Factory{Logger: e.log}})
 	if err != nil {
 		return "", err
 	}

@@ -19,10 +19,13 @@ import (
 // ProbeUnreachable or ProbeError.
 type DialError struct {
 	Outcome string
-	// From is who sent the ICMP error, when one came (a router, the
-	// target, or this host when no neighbour answered).
-	From netip.Addr
-	Err  error
+	// ICMP is set when an ICMP error came: its type and code, and From,
+	// who sent it (a router, the target, or this host when no neighbour
+	// answered).
+	ICMP       bool
+	Type, Code uint8
+	From       netip.Addr
+	Err        error
 }
 
 func (e *DialError) Error() string {
@@ -149,7 +152,6 @@ func classifyDial(fd int, err error) *DialError {
 			continue
 		}
 		origin, typ, code := m.Data[4], m.Data[5], m.Data[6]
-		de.From = offender(m.Data[16:])
 		switch origin {
 		case unix.SO_EE_ORIGIN_ICMP:
 			if typ == icmpUnreach {
@@ -159,7 +161,10 @@ func classifyDial(fd int, err error) *DialError {
 			if typ == icmp6Unreach {
 				de.Outcome = icmpOutcome(code, []byte{1, 5, 6}, 4)
 			}
+		default:
+			continue
 		}
+		de.ICMP, de.Type, de.Code, de.From = true, typ, code, offender(m.Data[16:])
 	}
 	return de
 }

@@ -653,8 +653,11 @@ func TestHelperAttackSpoof(t *testing.T) {
 }
 
 // TestAttackReverseProbe: a stranger on the LAN uses a's reverse probes
-// to make it dial elsewhere. Only devices in a's peer table are heard,
-// only their announced addresses on a's link are dialled, at most
+// to make it dial elsewhere. Only devices in a's peer table are heard;
+// only the address a request came from is dialled (a bystander the
+// stranger announces as its own, another address of its own, loopback,
+// off-link: denied, never dialled); the answer says only whether a's
+// dial reached a pairing listener (no status code, no banner); at most
 // MaxProbeTargets per request, a few requests per source.
 func TestAttackReverseProbe(t *testing.T) {
 	if lan.InHelper() {
@@ -665,8 +668,8 @@ func TestAttackReverseProbe(t *testing.T) {
 	b.serve()
 	out := x.RunTest(t, "TestHelperAttackProbe", "ATTACK_TARGET=10.1.0.1:"+strconv.Itoa(a.port()))
 	r := result(t, out)
-	if r["stranger_refused"] != 1 || r["bad_refused"] != 3 || r["denied"] != 5 || r["dials"] > 5 || r["rate_refused"] < 5 {
-		t.Fatalf("reverse probes: %v; want the stranger and 3 bad bodies refused, 5 targets denied, at most 5 dials to the attacker (the burst), the rest rate-limited", r)
+	if r["stranger_refused"] != 1 || r["bad_refused"] != 3 || r["denied"] != 6 || r["dials"] > 5 || r["rate_refused"] < 5 || r["leaked"] != 0 {
+		t.Fatalf("reverse probes: %v; want the stranger and 3 bad bodies refused, 6 targets denied, at most 5 dials to the attacker (the burst), the rest rate-limited, nothing said about what answered", r)
 	}
 	if strings.Contains(b.daemon.Stderr(), "nonce unknown here") {
 		t.Fatal("a dialled b for the attacker")
@@ -698,6 +701,9 @@ func TestHelperAttackProbe(t *testing.T) {
 				return
 			}
 			dials.Add(1)
+			c.SetDeadline(time.Now().Add(time.Second))
+			c.Read(make([]byte, 4096))
+			c.Write([]byte("HTTP/1.1 418 I'm a teapot\r\nServer: banner-4711\r\nContent-Length: 0\r\n\r\n"))
 			c.Close()
 		}
 	}()
@@ -751,11 +757,21 @@ func TestHelperAttackProbe(t *testing.T) {
 			counts["bad_refused"]++
 		}
 	}
-	// Not announced by x, a's own, loopback, off-link, another host.
-	if status, pr := ask(known, req("10.1.0.2", "10.1.0.1", "127.0.0.1", "203.0.113.9", "fe80::1")); status == http.StatusOK {
+	// A bystander (b), a's own, loopback, off-link, another host, and x's
+	// own second address (not the one the request comes from).
+	if status, pr := ask(known, req("10.1.0.2", "10.1.0.1", "127.0.0.1", "203.0.113.9", "fe80::1", "10.1.0.101")); status == http.StatusOK {
 		for _, res := range pr.Results {
 			if res.Result == discovery.ProbeDenied {
 				counts["denied"]++
+			}
+		}
+	}
+	// x's own address: dialled; x's listener there answers with a
+	// banner of its own, and a says only "not the pairing listener".
+	if status, pr := ask(known, req("10.1.0.100")); status == http.StatusOK {
+		for _, res := range pr.Results {
+			if res.Result != discovery.ProbeOtherHost || strings.ContainsAny(res.Error, "0123456789") {
+				counts["leaked"]++
 			}
 		}
 	}

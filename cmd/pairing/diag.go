@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 	"log/slog"
 	"os"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/lanpairing/pairing/diag"
 	"github.com/lanpairing/pairing/internal/termsafe"
@@ -16,7 +17,7 @@ import (
 )
 
 func diagCommand(o streams) *cobra.Command {
-	c, fs := newCommand("diag", "find out why discovery or pairing fails on this network", "Run the network diagnostics: interfaces, routes, own addresses, firewall, multicast, peers, mDNS, the daemon, paired devices, WebRTC and the clock, each step with a hint when it fails. It never stops at the first failure", 0, 0)
+	c, fs := newCommand("diag", "find out why discovery or pairing fails on this network", "Run the network diagnostics: interfaces, the daemon, routes, the packet filter, own addresses, multicast, paired devices, peers, mDNS, WebRTC and the clock. Each step gathers facts; one analysis over all of them draws the verdicts, and each finding names the facts it rests on. It never stops at the first failure; the exit status is 0 whenever pairing by QR code can work", 0, 0)
 	stdout, stderr := o.stdout, o.stderr
 	asJSON := fs.BoolP("json", "j", false, "print the report as JSON")
 	out := fs.StringP("out", "o", "", "also write the report as JSON to `FILE` (for a bug report)")
@@ -50,9 +51,16 @@ func diagCommand(o streams) *cobra.Command {
 		cfg := diag.Config{Socket: *socket, StateDir: *stateDir, WebRTC: s.WebRTC, Logger: log}
 		if !*asJSON {
 			fmt.Fprintf(stdout, "pairing diag: %d steps, at most %s\n\n", diag.StepCount(), diag.MaxDuration)
-			cfg.Progress = func(st diag.Step) { diag.WriteStep(text, st, color) }
+			if colorOK(stderr) {
+				// Live progress on a terminal; the verdicts come at the
+				// end, drawn from every step's facts.
+				cfg.Progress = func(name string, ms float64) { fmt.Fprintf(stderr, "\r\x1b[K  %s (%.0f ms)", name, ms) }
+			}
 		}
 		rep := diag.Run(context.Background(), cfg)
+		if cfg.Progress != nil {
+			fmt.Fprint(stderr, "\r\x1b[K")
+		}
 		if *out != "" {
 			b, _ := json.MarshalIndent(rep, "", "  ")
 			if err := os.WriteFile(*out, append(b, '\n'), 0o644); err != nil {
@@ -64,7 +72,7 @@ func diagCommand(o streams) *cobra.Command {
 				return err
 			}
 		} else {
-			diag.WriteSummary(text, rep)
+			diag.WriteReport(text, rep, color)
 		}
 		if !rep.OK {
 			return errDiagFailed

@@ -36,6 +36,9 @@ func (n *node) runDiag(t *testing.T, config string) *diag.Report {
 	if rep.OK == failed || (exitCode(err) == 1) != failed {
 		t.Fatalf("ok %v, exit %d, but a step failed: %v", rep.OK, exitCode(err), failed)
 	}
+	var text strings.Builder
+	diag.WriteReport(&text, &rep, false)
+	t.Logf("diag on %s:\n%s", n.Name, text.String())
 	if !strings.Contains(stderr, "diag: step") {
 		t.Errorf("steps were not logged as they ran: %s", stderr)
 	}
@@ -91,7 +94,12 @@ func TestDiagHealthy(t *testing.T) {
 	if p := step(t, rep, "peers"); !strings.Contains(p.Summary, "b (sees us as 10.1.0.1)") || !strings.Contains(p.Summary, "c (") {
 		t.Errorf("peers: %q", p.Summary)
 	}
-	t.Logf("healthy run: %.0f ms", rep.DurationMS)
+	var times []string
+	for _, s := range rep.Steps {
+		times = append(times, fmt.Sprintf("%s %.0f", s.Name, s.DurationMS))
+	}
+	t.Logf("healthy run: %.0f ms (%s)", rep.DurationMS, strings.Join(times, ", "))
+	noBlame(t, rep)
 }
 
 func TestDiagNoDefaultRoute(t *testing.T) {
@@ -111,7 +119,8 @@ func TestDiagFirewallOnPreferred(t *testing.T) {
 	a.DropInboundTCP("10.1.0.1")
 	a.serve()
 	rep := a.runDiag(t, "")
-	expect(t, rep, "preferred address", diag.Fail, "a firewall drops it")
+	expect(t, rep, "preferred address", diag.Fail, "a firewall on this host drops it")
+	noBlame(t, rep, diag.CauseHostFilter)
 	expect(t, rep, "self-reachability", diag.Warn, "a firewall drops inbound TCP on some addresses")
 }
 
@@ -124,7 +133,11 @@ func TestDiagMulticastFiltered(t *testing.T) {
 	}
 	seg.FilterMulticast()
 	rep := a.runDiag(t, "")
-	expect(t, rep, "peers", diag.Fail, "no multicast received from any peer while unicast to b")
+	// A warning: pairing by QR code still works. No cause is blamed: from
+	// a alone, a switch that filters multicast and a filter on b look
+	// the same.
+	expect(t, rep, "peers", diag.Warn, "no multicast received from any peer while unicast to b")
+	noBlame(t, rep)
 	expect(t, rep, "paired peers", diag.Pass, "")
 }
 
@@ -153,13 +166,19 @@ func TestDiagNoPeers(t *testing.T) {
 	a := loneNode(t, "10.1.0.1/24")
 	a.serve()
 	rep := a.runDiag(t, "")
-	expect(t, rep, "peers", diag.Fail, "is 'pairing serve' running on the other device")
+	// Alone on a LAN: a warning, and ok (pairing by QR code works).
+	expect(t, rep, "peers", diag.Warn, "is 'pairing serve' running on the other device")
 	expect(t, rep, "daemon", diag.Pass, "")
+	if !rep.OK {
+		t.Fatalf("not ok alone on a LAN")
+	}
+	noBlame(t, rep)
 
 	// The text form, with the report also written to a file.
 	file := filepath.Join(t.TempDir(), "report.json")
 	out, _, err := a.Run(a.bin, "diag", "--out", file, "--config", "/dev/null", "--state-dir", a.state, "--socket", a.socket)
-	if exitCode(err) != 1 || !strings.Contains(out, "✗ peers") || !strings.Contains(out, "    hint: is 'pairing serve' running") || !strings.Contains(out, fmt.Sprintf("%d steps:", diag.StepCount())) {
+	if exitCode(err) != 0 || !strings.Contains(out, "! peers") || !strings.Contains(out, "    hint: pairing by QR code does not need discovery") ||
+		!strings.Contains(out, "is 'pairing serve' running") || !strings.Contains(out, "    facts: peers.peers") || !strings.Contains(out, fmt.Sprintf("%d steps:", diag.StepCount())) {
 		t.Fatalf("text report (exit %d):\n%s", exitCode(err), out)
 	}
 	var saved diag.Report

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/lanpairing/pairing/diag"
 	"github.com/lanpairing/pairing/discovery"
 	"github.com/lanpairing/pairing/internal/lan"
 )
@@ -96,6 +98,22 @@ func TestMDNSThroughReflector(t *testing.T) {
 			t.Logf("%s found %s through the reflector after %.0f ms", c.from.Name, c.to, p.ElapsedMS)
 			return nil
 		})
+	}
+	// diag says the reflector carries discovery across, blames nothing
+	// but the router the test built, and pairing by QR code works.
+	rep := a.runDiag(t, "")
+	if f := findingOf(rep, "mdns-reflector"); f == nil {
+		b, _ := json.MarshalIndent(rep.Findings, "", " ")
+		t.Errorf("no mdns-reflector finding:\n%s", b)
+	}
+	for _, st := range rep.Steps {
+		if strings.Contains(st.Hint, "does not cross routers") || strings.Contains(st.Error, "does not cross routers") {
+			t.Errorf("step %s says discovery does not cross routers, though the reflector carries it: %+v", st.Name, st)
+		}
+	}
+	noBlame(t, rep, diag.CauseRouter)
+	if !rep.OK {
+		t.Errorf("diag not ok across a reflector")
 	}
 }
 

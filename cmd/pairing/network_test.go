@@ -297,7 +297,7 @@ func TestNetAloneWithOtherStateDir(t *testing.T) {
 	other.state = filepath.Join(t.TempDir(), "user-state")
 	os.MkdirAll(other.state, 0o700)
 	rep := other.runDiag(t, "")
-	expect(t, rep, "peers", diag.Fail, "no other device answered")
+	expect(t, rep, "peers", diag.Warn, "no other device answered")
 	expect(t, rep, "daemon", diag.Pass, "")
 }
 
@@ -325,7 +325,7 @@ func TestNetTwoSubnets(t *testing.T) {
 		t.Fatalf("join across the router: %s", stderr)
 	}
 	rep := a.runDiag(t, "")
-	expect(t, rep, "peers", diag.Fail, "discovery does not cross routers")
+	expect(t, rep, "peers", diag.Warn, "discovery does not cross routers")
 	expect(t, rep, "paired peers", diag.Pass, "")
 }
 
@@ -354,7 +354,7 @@ func TestNetClientIsolation(t *testing.T) {
 	lb.Isolate()
 	ha.Must("ip", "neigh", "flush", "all")
 	rep := a.runDiag(t, "")
-	expect(t, rep, "peers", diag.Fail, "turn client isolation off")
+	expect(t, rep, "peer reachability", diag.Warn, "client isolation")
 	if s := step(t, rep, "peers"); strings.Contains(s.Hint, "use the QR code") {
 		t.Fatalf("the hint advises the QR code, which cannot cross isolation: %q", s.Hint)
 	}

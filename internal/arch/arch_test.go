@@ -5,6 +5,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -20,6 +21,12 @@ const (
 	maxMethods = 15
 	maxFields  = 12
 )
+
+// wideRecords may have more fields: records whose fields mirror a fixed
+// list that is itself the set of parts, with the reason.
+var wideRecords = map[string]string{
+	"diag.Facts": "one field per diag step: each step is a part and owns its field",
+}
 
 // forbidden are the arrows that must not exist: importer prefix → imported
 // prefix (both relative to the module; "" is the module root).
@@ -126,7 +133,7 @@ func TestTypeSizes(t *testing.T) {
 							continue
 						}
 						if st, ok := ts.Type.(*ast.StructType); ok {
-							if n := countFields(st); n > maxFields {
+							if n := countFields(st); n > maxFields && wideRecords[path.Base(p.dir)+"."+ts.Name.Name] == "" {
 								t.Errorf("%s.%s has %d fields (at most %d)", p.dir, ts.Name.Name, n, maxFields)
 							}
 						}

@@ -92,7 +92,8 @@ func (p *probes) verify(fp ident.Fingerprint, a netip.Addr) {
 		}
 		delete(p.verified, oldest)
 	}
-	v.addrs = append(slices.DeleteFunc(v.addrs, func(x netip.Addr) bool { return x == a }), a)
+	// A new slice: candidates reads copies of the map without the lock.
+	v.addrs = append(slices.DeleteFunc(slices.Clone(v.addrs), func(x netip.Addr) bool { return x == a }), a)
 	if len(v.addrs) > 4 {
 		v.addrs = v.addrs[len(v.addrs)-4:]
 	}
@@ -129,15 +130,17 @@ func (p *probes) serve(ctx context.Context, req *pairing.ProbeRequest, by ident.
 	p.verify(by, remote)
 	resp := &pairing.ProbeResponse{Results: make([]discovery.ProbeResult, len(req.Targets))}
 	var wg sync.WaitGroup
+	dialled := false // one dial per request
 	for i, t := range req.Targets {
 		a := t.Addr.Unmap()
 		if a.Is6() && a.IsLinkLocalUnicast() {
 			a = a.WithZone(link) // the link the request came in on
 		}
-		if a.WithZone("") != remote.Unmap().WithZone("") || p.links.IsOwn(a) {
-			resp.Results[i] = discovery.ProbeResult{Addr: t.Addr, Result: discovery.ProbeDenied, Error: "only the address the request came from"}
+		if dialled || a.WithZone("") != remote.Unmap().WithZone("") || p.links.IsOwn(a) {
+			resp.Results[i] = discovery.ProbeResult{Addr: t.Addr, Result: discovery.ProbeDenied, Error: "only the address the request came from, once"}
 			continue
 		}
+		dialled = true
 		wg.Go(func() {
 			r := discovery.DialConfirm(ctx, netip.AddrPortFrom(a, port), t.Nonce)
 			r.Addr = t.Addr
@@ -148,7 +151,7 @@ func (p *probes) serve(ctx context.Context, req *pairing.ProbeRequest, by ident.
 	return resp, nil
 }
 
-// prober is a device we may ask, at addresses that share a link with
+// proberAt is a device we may ask, at addresses that share a link with
 // the target.
 type proberAt struct {
 	fp    ident.Fingerprint

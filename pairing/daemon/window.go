@@ -74,7 +74,7 @@ func (d *Daemon) describe(info pairing.WindowInfo, host netip.Addr) (control.Win
 	short.Addrs, short.Name = nil, ""
 	return control.Window{
 		URL: p.URL(), QRURL: short.URL(), LinkURL: link.URL(), Fingerprint: d.id.Fingerprint.String(), ID: d.id.ID(), Name: p.Name,
-		SecretExpires: info.Expires, Code: code, Addresses: addrs, Port: d.Port(), Networks: d.networks(addrs[0]),
+		SecretExpires: info.Expires, Code: code, Addresses: addrs, Port: d.Port(), Networks: networks(d.own, addrs[0]),
 	}, nil
 }
 
@@ -82,8 +82,8 @@ func (d *Daemon) describe(info pairing.WindowInfo, host netip.Addr) (control.Win
 // tunnel, virtual link or link without carrier, nothing a paired device
 // could not reach): one entry per interface, its best address, the one
 // of first (the code's) first.
-func (d *Daemon) networks(first netip.Addr) []control.Network {
-	all, _, _ := d.own.Addresses()
+func networks(own *discovery.Own, first netip.Addr) []control.Network {
+	all, _, _ := own.Addresses()
 	i := slices.IndexFunc(all, func(a discovery.Address) bool { return a.IP.Unmap() == first })
 	if i < 0 || all[i].Rank >= discovery.RankDemoted {
 		return nil // the code leads with an address outside these

@@ -130,10 +130,12 @@ func single(text string) (ident.Fingerprint, error) {
 const MaxRemoteCandidates = 8
 
 // FilterCandidates drops the a=candidate lines of sdp whose address allow
-// refuses (an .local name is kept: it resolves only by mDNS, on the
-// link), and every one past max, so that an offer cannot make us send
+// refuses, and every one past max, so that an offer cannot make us send
 // connectivity checks to hosts of its choosing. It returns the new SDP and
-// how many it dropped.
+// how many it dropped. A .local name is kept: only mDNS resolves it, to
+// whatever address the peer's responder says, so the check of where
+// packets go is the endpoint's send guard (Config.Allow), which sees every
+// destination after resolution.
 func FilterCandidates(sdp string, allow func(netip.Addr) bool, max int) (string, int) {
 	lines := strings.SplitAfter(sdp, "\n")
 	out := make([]string, 0, len(lines))

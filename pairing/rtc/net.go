@@ -33,18 +33,20 @@ func UDPBufferLimit() (int, error) {
 	return strconv.Atoi(strings.TrimSpace(string(b)))
 }
 
-// bufferedNet is pion's standard network with larger socket buffers.
+// bufferedNet is pion's standard network with larger socket buffers,
+// and with a send guard on the ICE sockets when g is set (see guard).
 type bufferedNet struct {
 	*stdnet.Net
 	log *slog.Logger
+	g   *guard
 }
 
-func newNet(log *slog.Logger) (transport.Net, error) {
+func newNet(log *slog.Logger, g *guard) (transport.Net, error) {
 	n, err := stdnet.NewNet()
 	if err != nil {
 		return nil, err
 	}
-	return bufferedNet{n, log}, nil
+	return bufferedNet{n, log, g}, nil
 }
 
 // limitedOnce logs a too-small buffer once per process, not per session.
@@ -52,18 +54,51 @@ var limitedOnce sync.Once
 
 func (n bufferedNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
 	c, err := n.Net.ListenUDP(network, laddr)
-	if err == nil {
-		n.grow(c)
+	if err != nil {
+		return nil, err
 	}
-	return c, err
+	n.grow(c)
+	// The mDNS socket (bound to the group's port) stays bare: x/net's
+	// ipv4.PacketConn needs the *net.UDPConn itself, and in query-only
+	// mode it sends only to the group.
+	if uc, ok := c.(*net.UDPConn); ok && n.g != nil && (laddr == nil || (laddr.Port != mdnsPort && !laddr.IP.IsMulticast())) {
+		return &guardedUDP{UDPConn: uc, g: n.g}, nil
+	}
+	return c, nil
+}
+
+// mdnsPort is mDNS's port.
+const mdnsPort = 5353
+
+// ResolveUDPAddr, ResolveTCPAddr: pion resolves through the Net only the
+// configured STUN and TURN servers (and the mDNS group): the guard lets
+// packets to them through.
+func (n bufferedNet) ResolveUDPAddr(network, address string) (*net.UDPAddr, error) {
+	a, err := n.Net.ResolveUDPAddr(network, address)
+	if err == nil && n.g != nil {
+		n.g.server(a.IP)
+	}
+	return a, err
+}
+
+func (n bufferedNet) ResolveTCPAddr(network, address string) (*net.TCPAddr, error) {
+	a, err := n.Net.ResolveTCPAddr(network, address)
+	if err == nil && n.g != nil {
+		n.g.server(a.IP)
+	}
+	return a, err
 }
 
 func (n bufferedNet) ListenPacket(network, address string) (net.PacketConn, error) {
 	c, err := n.Net.ListenPacket(network, address)
-	if err == nil {
-		n.grow(c)
+	if err != nil {
+		return nil, err
 	}
-	return c, err
+	n.grow(c)
+	if n.g != nil {
+		return &guardedPacket{PacketConn: c, g: n.g}, nil
+	}
+	return c, nil
 }
 
 func (n bufferedNet) grow(c any) {

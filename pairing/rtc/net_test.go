@@ -15,7 +15,7 @@ import (
 // here), else up to net.core.rmem_max, with a warning when that is less.
 func TestICESocketBuffers(t *testing.T) {
 	var logs bytes.Buffer
-	n, err := newNet(slog.New(slog.NewTextHandler(&logs, nil)))
+	n, err := newNet(slog.New(slog.NewTextHandler(&logs, nil)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,6 +36,9 @@ const (
 	iceFailed       = 6 * time.Second
 )
 
+// maxEvents bounds the events a session keeps for status.
+const maxEvents = 64
+
 // Config configures an Endpoint.
 type Config struct {
 	Certificate webrtc.Certificate
@@ -45,13 +50,29 @@ type Config struct {
 	// MDNSQuery resolves the peer's .local host candidates (browsers hide
 	// their addresses behind them); daemons use plain addresses.
 	MDNSQuery bool
-	Logger    *slog.Logger
+	// Allow, when set, is where packets to the peer may go (our links):
+	// every packet pion would send elsewhere is dropped, whatever form the
+	// candidate had (see guard). The configured STUN and TURN servers, and
+	// loopback with Loopback, are always allowed.
+	Allow  func(netip.Addr) bool
+	Logger *slog.Logger
 }
 
 // Endpoint makes WebRTC sessions with the device's identity.
 type Endpoint struct {
-	cfg Config
-	api *webrtc.API
+	cfg   Config
+	api   *webrtc.API
+	guard *guard
+	err   error // no guarded network: no session (never an unguarded one)
+}
+
+// Dropped is how many packets the endpoint's guard dropped (0 without
+// Config.Allow).
+func (e *Endpoint) Dropped() int64 {
+	if e.guard == nil {
+		return 0
+	}
+	return e.guard.dropped.Load()
 }
 
 // NewEndpoint prepares the pion API: identity certificate, pion logs into
@@ -72,13 +93,25 @@ func NewEndpoint(cfg Config) *Endpoint {
 	// A smaller SCTP receive window than pion's 1 MiB: see
 	// sctpReceiveBuffer.
 	se.SetSCTPMaxReceiveBufferSize(sctpReceiveBuffer)
-	if n, err := newNet(cfg.Logger); err == nil {
+	// ICE over UDP only: no daemon offers TCP candidates, and pion's
+	// active ICE-TCP dials a peer's passive candidate with the standard
+	// dialer, past the Net and its guard.
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	se.DisableActiveTCP(true)
+	var g *guard
+	if cfg.Allow != nil {
+		g = newGuard(cfg.Allow, cfg.Loopback, cfg.Logger)
+	}
+	n, err := newNet(cfg.Logger, g)
+	if err == nil {
 		se.SetNet(n)
+	} else if g == nil {
+		err = nil // pion's own network, without bigger buffers
 	}
 	if cfg.RelayOnly {
 		se.SetRelayAcceptanceMinWait(0) // relay is the only choice: take it at once
 	}
-	return &Endpoint{cfg: cfg, api: webrtc.NewAPI(webrtc.WithSettingEngine(se))}
+	return &Endpoint{cfg: cfg, api: webrtc.NewAPI(webrtc.WithSettingEngine(se)), guard: g, err: err}
 }
 
 // Event is one step of a session's connection sequence.
@@ -123,6 +156,9 @@ func (s *Session) claimChannel() bool { return s.ch.claimed.CompareAndSwap(false
 func (s *Session) ExtraChannels() int64 { return s.ch.extra.Load() }
 
 func (e *Endpoint) newSession(peer ident.Fingerprint, role string) (*Session, error) {
+	if e.err != nil {
+		return nil, e.err
+	}
 	conf := webrtc.Configuration{Certificates: []webrtc.Certificate{e.cfg.Certificate}, ICEServers: e.cfg.ICEServers}
 	if e.cfg.RelayOnly {
 		conf.ICETransportPolicy = webrtc.ICETransportPolicyRelay
@@ -159,6 +195,11 @@ func (e *Endpoint) newSession(peer ident.Fingerprint, role string) (*Session, er
 func (s *Session) event(what, state string) {
 	ms := float64(time.Since(s.start).Microseconds()) / 1000
 	s.mu.Lock()
+	if len(s.events) >= maxEvents {
+		// A peer can flap ICE for as long as it likes: keep the first
+		// events (how it came up) and the latest ones.
+		s.events = slices.Delete(s.events, maxEvents/2, maxEvents/2+1)
+	}
 	s.events = append(s.events, Event{AtMS: ms, What: what, State: state})
 	s.mu.Unlock()
 	s.log.Debug("webrtc: "+what, "state", state, "at_ms", ms)

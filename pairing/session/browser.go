@@ -67,7 +67,7 @@ func (s *Sessions) ServeOffer(w http.ResponseWriter, r *http.Request) {
 		s.log.Info("browser: offer refused", "from", src, "reason", reason, "err", err)
 		pairing.WriteJSON(w, status, pairing.ErrorResponse{Error: err.Error(), Reason: reason})
 	}
-	if !s.offers.Allow(src, time.Now()) {
+	if !s.bounds.offers.Allow(src, time.Now()) {
 		fail(http.StatusTooManyRequests, "too_many", pairing.ErrTooMany)
 		return
 	}
@@ -103,7 +103,7 @@ func (s *Sessions) ServeOffer(w http.ResponseWriter, r *http.Request) {
 	}
 	if !paired {
 		select {
-		case s.pending <- struct{}{}:
+		case s.bounds.pending <- struct{}{}:
 		default:
 			fail(http.StatusServiceUnavailable, "busy", ErrBusy)
 			return
@@ -112,7 +112,7 @@ func (s *Sessions) ServeOffer(w http.ResponseWriter, r *http.Request) {
 	var once sync.Once
 	release := func() {
 		if !paired {
-			once.Do(func() { <-s.pending })
+			once.Do(func() { <-s.bounds.pending })
 		}
 	}
 	// Only candidates on our links: an offer must not make us probe
@@ -130,6 +130,7 @@ func (s *Sessions) ServeOffer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.recent.add(ss)
+	s.track(fp, ss)
 	// A paired page's connection lives as long as the page: it is how the
 	// device reaches it. A page that goes away closes it, or ICE notices.
 	// A stranger's closes after pendingTimeout unless it paired by then.
@@ -185,12 +186,10 @@ type browserMessage struct {
 // first, then the transfer protocol both ways (texts and files from the
 // page into the inbox; texts and files to the page).
 func (s *Sessions) browserChannel(dc *webrtc.DataChannel, fp ident.Fingerprint, src netip.Addr) {
-	send := func(m map[string]any) {
-		b, _ := json.Marshal(m)
-		dc.SendText(string(b))
-	}
 	var mu sync.Mutex // one pairing message at a time
-	d := rtc.NewDuplex(dc, fp, s.cfg.Inbox, s.log)
+	d := rtc.NewDuplex(dc, fp, s.sink, s.log)
+	// Answers go out bounded: a page that never reads them is closed.
+	send := func(m map[string]any) { d.Reply(m) }
 	// The page's channel, for what goes to it (pion keeps one OnOpen per
 	// channel, and the session has it).
 	s.pages.set(fp, page{dc: dc, d: d})

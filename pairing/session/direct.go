@@ -19,6 +19,7 @@ import (
 	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/internal/ident"
 	"github.com/lanpairing/pairing/pairing"
+	"github.com/lanpairing/pairing/pairing/rtc"
 )
 
 // Paths a file takes to a paired daemon (the transfer setting).
@@ -75,6 +76,7 @@ type direct struct {
 	id     *pairing.Identity
 	store  *pairing.Store
 	inbox  *pairing.Inbox
+	files  *partials // shared with the data channels
 	log    *slog.Logger
 	recent directLog
 }
@@ -111,11 +113,14 @@ func (s *direct) serve(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadRequest, "bad_request", errors.New("want ?name=…&size=bytes"))
 		return
 	}
-	fw, err := s.inbox.File(fp, name, size)
+	fw, err := s.files.file(s.inbox, fp, name, size)
 	if err != nil {
 		status := http.StatusBadRequest
-		if errors.Is(err, pairing.ErrTooLarge) || errors.Is(err, pairing.ErrInboxFull) {
+		switch {
+		case errors.Is(err, pairing.ErrTooLarge) || errors.Is(err, pairing.ErrInboxFull):
 			status = http.StatusRequestEntityTooLarge
+		case errors.Is(err, ErrPeerBusy):
+			status = http.StatusTooManyRequests
 		}
 		inboxFail(status, "inbox: file refused", err)
 		return
@@ -123,9 +128,14 @@ func (s *direct) serve(w http.ResponseWriter, r *http.Request) {
 	s.recent.add(fp.ID(), "receive")
 	rc := http.NewResponseController(w)
 	h := sha256.New()
-	n, err := io.CopyBuffer(io.MultiWriter(fw, h), &idleReader{r: io.LimitReader(r.Body, size+1), rc: rc}, make([]byte, copyBuffer))
+	body := &idleReader{r: io.LimitReader(r.Body, size+1), rc: rc}
+	body.watch = rtc.WatchProgress(body.tooSlow)
+	n, err := io.CopyBuffer(io.MultiWriter(fw, h), body, make([]byte, copyBuffer))
+	body.watch.Done()
 	sum := hex.EncodeToString(h.Sum(nil))
 	switch {
+	case body.slow():
+		err = fmt.Errorf("%w (%d of %d bytes)", rtc.ErrTooSlow, n, size)
 	case err != nil:
 	case n != size:
 		err = errors.New("the file is not the announced size")
@@ -167,15 +177,42 @@ func (s *direct) send(ctx context.Context, p pairing.PairedPeer, addrs []netip.A
 }
 
 // idleReader moves the connection's read deadline on with every read: a
-// long transfer may take minutes, a stalled one transferIdle at most.
+// long transfer may take minutes, a stalled one transferIdle at most, and
+// one that crawls (see rtc.Progress) is cut at the end of its window.
 type idleReader struct {
-	r  io.Reader
-	rc *http.ResponseController
+	r     io.Reader
+	rc    *http.ResponseController
+	watch *rtc.Progress
+
+	mu      sync.Mutex
+	crawled bool
 }
 
 func (i *idleReader) Read(p []byte) (int, error) {
+	i.mu.Lock()
+	if i.crawled {
+		i.mu.Unlock()
+		return 0, rtc.ErrTooSlow
+	}
 	i.rc.SetReadDeadline(time.Now().Add(transferIdle))
-	return i.r.Read(p)
+	i.mu.Unlock()
+	n, err := i.r.Read(p)
+	i.watch.Add(n)
+	return n, err
+}
+
+// tooSlow cuts the transfer: the read under way fails at once.
+func (i *idleReader) tooSlow() {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.crawled = true
+	i.rc.SetReadDeadline(time.Now())
+}
+
+func (i *idleReader) slow() bool {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.crawled
 }
 
 // directLog is the latest direct transfers, for status.

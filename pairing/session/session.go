@@ -59,15 +59,15 @@ type Config struct {
 // answered for paired devices, and the browser pages. Safe for
 // concurrent use.
 type Sessions struct {
-	cfg     Config
-	log     *slog.Logger
-	group   *run.Group
-	pool    *pool
-	recent  recent
-	pages   pages
-	direct  *direct
-	offers  limit.PerSource
-	pending chan struct{} // a slot per connected browser not paired yet
+	cfg    Config
+	log    *slog.Logger
+	group  *run.Group
+	pool   *pool
+	recent recent
+	pages  pages
+	direct *direct
+	bounds bounds
+	sink   inboxSink // the inbox, within each device's file slots
 
 	mu     sync.Mutex
 	webrtc pairing.WebRTCSettings // live: a config reload changes it
@@ -84,9 +84,36 @@ func New(cfg Config) *Sessions {
 	if cfg.OnLink == nil {
 		cfg.OnLink = func(netip.Addr) bool { return false }
 	}
+	files := &partials{}
 	return &Sessions{cfg: cfg, log: cfg.Logger, group: run.New(), pool: newPool(cfg.Logger), webrtc: cfg.WebRTC,
-		offers: newOfferLimiter(), pending: make(chan struct{}, maxPending),
-		direct: &direct{id: cfg.Identity, store: cfg.Store, inbox: cfg.Inbox, log: cfg.Logger}}
+		bounds: bounds{offers: newOfferLimiter(), pending: make(chan struct{}, maxPending), files: files}, sink: inboxSink{in: cfg.Inbox, p: files},
+		direct: &direct{id: cfg.Identity, store: cfg.Store, inbox: cfg.Inbox, files: files, log: cfg.Logger}}
+}
+
+// bounds are what strangers and devices may hold of the sessions.
+type bounds struct {
+	offers  limit.PerSource
+	pending chan struct{} // a slot per connected browser not paired yet
+	files   *partials     // the files arriving, per device
+	conns   peerConns     // the answered connections, per device
+}
+
+// track counts ss among fp's answered connections until it closes; the
+// oldest past maxConnsPerPeer closes.
+func (s *Sessions) track(fp ident.Fingerprint, ss *rtc.Session) {
+	if old := s.bounds.conns.add(fp, ss); old != nil {
+		s.log.Info("webrtc: closing a device's oldest connection", "peer", fp.ID(), "max", maxConnsPerPeer)
+		old.Close()
+	}
+	if !s.group.Go(func(ctx context.Context) {
+		select {
+		case <-ss.Done():
+		case <-ctx.Done():
+		}
+		s.bounds.conns.remove(fp, ss)
+	}) {
+		s.bounds.conns.remove(fp, ss)
+	}
 }
 
 // PagesOpen lists the paired browsers whose page is open now: they are
@@ -160,8 +187,16 @@ func (s *Sessions) endpoint(browser bool) *rtc.Endpoint {
 		servers = append(servers, webrtc.ICEServer{URLs: []string{u}, Username: user, Credential: pass})
 	}
 	id := s.cfg.Identity
-	return rtc.NewEndpoint(rtc.Config{Certificate: rtc.Certificate(id.Key, id.Cert), ICEServers: servers, RelayOnly: w.RelayOnly,
-		MDNSQuery: browser, Logger: s.log})
+	cfg := rtc.Config{Certificate: rtc.Certificate(id.Key, id.Cert), ICEServers: servers, RelayOnly: w.RelayOnly,
+		MDNSQuery: browser, Logger: s.log}
+	if browser {
+		// A browser is on our links (it loaded the page from us): no packet
+		// goes elsewhere, whatever its offer names or its mDNS answers say.
+		// Paired daemons are not held to it: they may be a router away, and
+		// a pinned TLS connection vouched for the offer.
+		cfg.Allow = s.cfg.OnLink
+	}
+	return rtc.NewEndpoint(cfg)
 }
 
 // Connect answers a paired device's offer. Before anything is set up,
@@ -175,12 +210,13 @@ func (s *Sessions) Connect(ctx context.Context, offer string, tlsPeer ident.Fing
 	ctx, cancel := context.WithTimeout(ctx, answerTimeout)
 	defer cancel()
 	ss, answer, err := s.endpoint(false).Answer(ctx, offer, fp, func(dc *webrtc.DataChannel) {
-		rtc.Serve(dc, fp, s.cfg.Inbox, s.log)
+		rtc.Serve(dc, fp, s.sink, s.log)
 	})
 	if err != nil {
 		return "", err
 	}
 	s.recent.add(ss)
+	s.track(fp, ss)
 	idle := 2 * s.settings().ConnectionIdle
 	if !s.group.Go(func(ctx context.Context) {
 		cctx, cancel := context.WithTimeout(ctx, openTimeout)
@@ -268,7 +304,7 @@ func (s *Sessions) Send(ctx context.Context, p pairing.PairedPeer, kind, name st
 	case path != "" && path != PathAuto && path != PathTLS && path != PathWebRTC:
 		return nil, fmt.Errorf("unknown path %q: want auto, tls or webrtc", path)
 	case kind == "file" && path != PathWebRTC && (!w.RelayOnly || path == PathTLS):
-		res, err := s.direct.send(ctx, p, s.addrsOf(p), name, size, body, start)
+		res, err := s.direct.send(ctx, p, addrsOf(s.cfg, p), name, size, body, start)
 		if err == nil || path == PathTLS || !errors.Is(err, pairing.ErrNoDirect) {
 			return res, err
 		}
@@ -313,15 +349,15 @@ func (s *Sessions) Send(ctx context.Context, p pairing.PairedPeer, kind, name st
 // spoof. Both paths try them all at once, pinned, so a spoofed goodbye or
 // announce never keeps us from the stored ones and black holes cost no
 // time.
-func (s *Sessions) addrsOf(p pairing.PairedPeer) []netip.AddrPort {
+func addrsOf(cfg Config, p pairing.PairedPeer) []netip.AddrPort {
 	var addrs []netip.AddrPort
 	if p.Port != 0 {
 		for _, a := range p.Addresses {
 			addrs = append(addrs, netip.AddrPortFrom(a, p.Port))
 		}
 	}
-	if s.cfg.Lookup != nil {
-		for _, ap := range s.cfg.Lookup(p.Fingerprint) {
+	if cfg.Lookup != nil {
+		for _, ap := range cfg.Lookup(p.Fingerprint) {
 			if !slices.Contains(addrs, ap) {
 				addrs = append(addrs, ap)
 			}
@@ -335,7 +371,7 @@ func (s *Sessions) addrsOf(p pairing.PairedPeer) []netip.AddrPort {
 
 // dial opens a new connection to p, up to its open data channel.
 func (s *Sessions) dial(ctx context.Context, p pairing.PairedPeer) (*rtc.Session, *webrtc.DataChannel, error) {
-	addrs := s.addrsOf(p)
+	addrs := addrsOf(s.cfg, p)
 	if len(addrs) == 0 {
 		return nil, nil, fmt.Errorf("%s is not on the LAN and has no known address", p.Name)
 	}

@@ -1,0 +1,319 @@
+package rtc
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/lanpairing/pairing/internal/ident"
+)
+
+// replyBacklog bounds what our answers to a peer (acks, pongs, errors) may
+// have waiting in the channel's send buffer, beyond our own file's
+// chunks. A peer that sends requests and never reads the answers (its
+// SCTP window closed) would otherwise grow that buffer without end: past
+// the bound its channel is closed. Answers are a few dozen bytes each, so
+// an honest peer has a handful in flight.
+const replyBacklog = 256 << 10
+
+// ErrBacklog: the peer does not read our answers.
+var ErrBacklog = errors.New("the peer does not read its answers; channel closed")
+
+// sendBounded sends b on dc unless more than limit bytes already wait in
+// its send buffer; then it closes dc instead (once is for that close).
+func sendBounded(dc *webrtc.DataChannel, b []byte, limit uint64, once *sync.Once, log *slog.Logger) error {
+	if dc.BufferedAmount() > limit {
+		once.Do(func() {
+			log.Warn("webrtc: closing a data channel whose peer does not read", "backlog_bytes", dc.BufferedAmount(), "limit", limit)
+			go dc.Close() // not from inside pion's message callback
+		})
+		return ErrBacklog
+	}
+	return dc.SendText(string(b))
+}
+
+// Serve handles what a paired device sends on dc, into sink. Call it
+// before the channel opens (Answer's onChannel). It returns at once; the
+// work happens in the channel's callbacks.
+func Serve(dc *webrtc.DataChannel, from ident.Fingerprint, sink Sink, log *slog.Logger) {
+	var closeOnce sync.Once
+	r := &receiver{from: from, sink: sink, log: log}
+	r.reply = func(m message) {
+		b, _ := json.Marshal(m)
+		sendBounded(dc, b, replyBacklog, &closeOnce, log)
+	}
+	dc.OnMessage(func(m webrtc.DataChannelMessage) { r.take(m.IsString, m.Data) })
+	// A connection that ends mid-file leaves no partial file behind.
+	dc.OnClose(r.interrupted)
+}
+
+// Duplex is one data channel used both ways, as a browser page's is:
+// what the peer sends (texts, files, pings) goes to a receiver into a
+// sink, and the peer's replies to what we send (ack, ready, pong) go to
+// the send in flight. The same protocol as between daemons. Sends take
+// turns.
+type Duplex struct {
+	s         *sender
+	r         *receiver
+	log       *slog.Logger
+	turn      sync.Mutex // one send at a time
+	once      sync.Once
+	closeOnce sync.Once
+	sending   atomic.Bool // a file of ours is in the send buffer
+}
+
+// NewDuplex sets up dc's back-pressure signal. The caller's OnMessage
+// passes each of the peer's messages to Handle, and its OnClose calls
+// Closed.
+func NewDuplex(dc *webrtc.DataChannel, from ident.Fingerprint, sink Sink, log *slog.Logger) *Duplex {
+	s := &sender{dc: dc, replies: make(chan message, 4), low: make(chan struct{}, 1), gone: make(chan struct{})}
+	dc.SetBufferedAmountLowThreshold(lowWater)
+	dc.OnBufferedAmountLow(func() {
+		select {
+		case s.low <- struct{}{}:
+		default:
+		}
+	})
+	d := &Duplex{s: s, log: log}
+	d.r = &receiver{from: from, sink: sink, log: log, reply: func(m message) { d.Reply(m) }}
+	return d
+}
+
+// Reply sends one control message (JSON) to the peer: an answer, not a
+// send that waits for one. A peer that lets answers pile up unread has its
+// channel closed (see replyBacklog).
+func (d *Duplex) Reply(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	limit := uint64(replyBacklog)
+	if d.sending.Load() {
+		limit += highWater + chunkSize
+	}
+	return sendBounded(d.s.dc, b, limit, &d.closeOnce, d.log)
+}
+
+// Handle takes one message from the peer.
+func (d *Duplex) Handle(isString bool, data []byte) {
+	if isString && len(data) <= maxControl {
+		var msg message
+		if json.Unmarshal(data, &msg) == nil && (msg.T == "ack" || msg.T == "ready" || msg.T == "pong") {
+			select {
+			case d.s.replies <- msg:
+			default: // nobody waits: a late reply
+			}
+			return
+		}
+	}
+	d.r.take(isString, data)
+}
+
+// Closed ends the sends in flight and drops a file half received.
+func (d *Duplex) Closed() {
+	d.once.Do(func() { close(d.s.gone) })
+	d.r.interrupted()
+}
+
+// SendText delivers a text and waits for the peer's ack.
+func (d *Duplex) SendText(ctx context.Context, text string) error {
+	d.turn.Lock()
+	defer d.turn.Unlock()
+	d.drain()
+	return d.s.text(ctx, text)
+}
+
+// Ping checks that the peer still answers on the shared channel (a page
+// whose browser went away looks open until ICE times out, seconds later).
+func (d *Duplex) Ping(ctx context.Context) error {
+	d.turn.Lock()
+	defer d.turn.Unlock()
+	d.drain()
+	if err := d.s.send(message{T: "ping"}); err != nil {
+		return err
+	}
+	m, err := d.s.reply(ctx)
+	if err == nil && m.T != "pong" {
+		err = fmt.Errorf("unexpected answer %q to a ping", m.T)
+	}
+	return err
+}
+
+// SendFile streams a file as SendFile does, on the shared channel.
+func (d *Duplex) SendFile(ctx context.Context, name string, size int64, r io.Reader, progress func(int64)) (string, error) {
+	d.turn.Lock()
+	defer d.turn.Unlock()
+	d.drain()
+	d.sending.Store(true)
+	defer d.sending.Store(false)
+	return d.s.file(ctx, name, size, r, progress)
+}
+
+// drain drops replies that came after their send gave up.
+func (d *Duplex) drain() {
+	for {
+		select {
+		case <-d.s.replies:
+		default:
+			return
+		}
+	}
+}
+
+// receiver is the receiving side of the protocol: one file at a time,
+// which must keep moving (see Progress).
+type receiver struct {
+	from  ident.Fingerprint
+	sink  Sink
+	log   *slog.Logger
+	reply func(message) // an answer to the peer; nil: dropped
+
+	mu    sync.Mutex
+	w     FileWriter
+	h     hash.Hash
+	got   int64
+	want  int64
+	bad   error // the file is refused; its bytes are dropped
+	watch *Progress
+}
+
+// take handles one message of the peer and sends the answers.
+func (r *receiver) take(isString bool, data []byte) {
+	r.mu.Lock()
+	replies := r.handle(isString, data)
+	r.mu.Unlock()
+	r.send(replies...)
+}
+
+func (r *receiver) send(ms ...message) {
+	if r.reply == nil {
+		return
+	}
+	for _, m := range ms {
+		r.reply(m)
+	}
+}
+
+// interrupted drops the file being received, if any.
+func (r *receiver) interrupted() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.w != nil && r.bad == nil {
+		r.w.Abort()
+		r.log.Warn("inbox: transfer interrupted; partial file removed", "from", r.from.ID(), "got", r.got, "of", r.want)
+	}
+	r.w = nil
+	r.unwatch()
+}
+
+// unwatch stops the progress watch of the current file (r.mu held).
+func (r *receiver) unwatch() {
+	if r.watch != nil {
+		r.watch.Done()
+		r.watch = nil
+	}
+}
+
+// tooSlow ends file w when it stopped moving (from its watch).
+func (r *receiver) tooSlow(w FileWriter) {
+	r.mu.Lock()
+	if r.w != w || r.bad != nil {
+		r.mu.Unlock()
+		return
+	}
+	r.bad = fmt.Errorf("%w (%d of %d bytes)", ErrTooSlow, r.got, r.want)
+	w.Abort()
+	r.watch = nil
+	r.log.Warn("inbox: transfer too slow; partial file removed", "from", r.from.ID(), "got", r.got, "of", r.want)
+	r.mu.Unlock()
+	r.send(ack(r.bad))
+}
+
+func ack(err error) message {
+	if err != nil {
+		return message{T: "ack", Error: err.Error()}
+	}
+	return message{T: "ack", OK: true}
+}
+
+// handle takes one message of the peer and returns the replies (r.mu
+// held).
+func (r *receiver) handle(isString bool, data []byte) []message {
+	if !isString {
+		if r.w == nil || r.bad != nil {
+			return nil
+		}
+		r.got += int64(len(data))
+		if r.got > r.want {
+			r.bad = fmt.Errorf("more bytes than announced (%d)", r.want)
+			r.w.Abort()
+			r.unwatch()
+			return []message{ack(r.bad)}
+		}
+		if _, err := r.w.Write(data); err != nil {
+			r.bad = err
+			r.w.Abort()
+			r.unwatch()
+			return []message{ack(err)}
+		}
+		r.h.Write(data)
+		r.watch.Add(len(data))
+		return nil
+	}
+	var msg message
+	if len(data) > maxControl || json.Unmarshal(data, &msg) != nil {
+		return []message{ack(errors.New("malformed message"))}
+	}
+	switch msg.T {
+	case "ping":
+		return []message{{T: "pong"}}
+	case "text":
+		return []message{ack(r.sink.Text(r.from, msg.Text))}
+	case "file":
+		if r.w != nil && r.bad == nil {
+			r.w.Abort()
+		}
+		r.unwatch()
+		r.w, r.h, r.got, r.want, r.bad = nil, sha256.New(), 0, msg.Size, nil
+		fw, err := r.sink.File(r.from, msg.Name, msg.Size)
+		if err != nil {
+			r.bad = err
+			r.log.Warn("inbox: file refused", "from", r.from.ID(), "name", msg.Name, "size", msg.Size, "err", err)
+			return []message{ack(err)}
+		}
+		r.w = fw
+		r.watch = WatchProgress(func() { r.tooSlow(fw) })
+		return []message{{T: "ready"}}
+	case "end":
+		if r.bad != nil || r.w == nil {
+			return nil // already answered
+		}
+		r.unwatch()
+		var err error
+		switch sum := hex.EncodeToString(r.h.Sum(nil)); {
+		case r.got != r.want:
+			err = fmt.Errorf("got %d bytes, announced %d", r.got, r.want)
+		case sum != msg.SHA256:
+			err = fmt.Errorf("SHA-256 mismatch: got %s, sender says %s", sum, msg.SHA256)
+		}
+		if err == nil {
+			err = r.w.Commit(msg.SHA256)
+		} else {
+			r.w.Abort()
+		}
+		r.w = nil
+		return []message{ack(err)}
+	default:
+		return []message{ack(fmt.Errorf("unknown message %q", msg.T))}
+	}
+}
