@@ -175,6 +175,21 @@ var reasons = []struct {
 	{ErrTooMany, "too_many", 429},
 	{ErrBadRequest, "bad_request", 400},
 	{ErrSelf, "self", 409},
+	// Met by the joining side only; they cross the control socket.
+	{ErrImpostor, "impostor", 502},
+	{ErrStalled, "stalled", 502},
+	{ErrUnreachable, "unreachable", 502},
+}
+
+// KnownReason is err's reason when it is one of the pairing errors
+// above, else "": what a caller across a boundary branches on.
+func KnownReason(err error) string {
+	for _, x := range reasons {
+		if errors.Is(err, x.err) {
+			return x.reason
+		}
+	}
+	return ""
 }
 
 // Reason is the wire reason and HTTP status of a pairing error.

@@ -36,7 +36,7 @@ func qrCommand(o streams) *cobra.Command {
 			}
 		}
 		w, err := control.NewClient(*socket).OpenWindow(context.Background(), *link, host)
-		if err != nil && strings.Contains(err.Error(), "not one of this device's confirmed addresses") {
+		if control.ReasonOf(err) == control.ReasonNotConfirmed {
 			return hintError{err, "'pairing status' lists them"}
 		}
 		if err != nil {
@@ -156,11 +156,12 @@ func joinHere(ctx context.Context, p *pairing.Payload, dir, name, code string) (
 	return pairing.Join(ctx, p, pairing.JoinOptions{Identity: id, Store: store, Name: name, Code: code, Beacon: beacon.Config{}})
 }
 
-// joinHint names what to do for each way a join fails (errors that came
-// through the daemon arrive as text, so match the message too).
+// joinHint names what to do for each way a join fails: by the error, or
+// by its reason code when it came through the daemon (never by its text).
 func joinHint(err error) string {
+	reason := control.ReasonOf(err)
 	is := func(target error) bool {
-		return errors.Is(err, target) || strings.Contains(err.Error(), target.Error())
+		return errors.Is(err, target) || reason != "" && reason == pairing.KnownReason(target)
 	}
 	switch {
 	case is(pairing.ErrSelf):

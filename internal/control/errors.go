@@ -8,6 +8,10 @@ const (
 	ReasonAmbiguousPeer = "ambiguous_peer" // several do; the message lists them
 	ReasonPageClosed    = "page_closed"    // the phone's page is closed: nothing to send to
 	ReasonWindowClosed  = "window_closed"  // no pairing window is open (CurrentWindow)
+	ReasonNotConfirmed  = "not_confirmed"  // qr --address names no confirmed address of ours
+	ReasonNoAddress     = "no_address"     // no reachable own address yet: no QR code
+	// A join that failed carries the pairing reason of its error
+	// (pairing.KnownReason: "wrong_secret", "window_closed", "self", …).
 )
 
 // Error is a failed control request as the daemon described it.

@@ -181,6 +181,12 @@ func ctlError(w http.ResponseWriter, status int, err error) {
 		reason = control.ReasonAmbiguousPeer
 	case errors.Is(err, session.ErrPageClosed):
 		reason = control.ReasonPageClosed
+	case errors.Is(err, ErrNotConfirmed):
+		reason = control.ReasonNotConfirmed
+	case errors.Is(err, ErrNoAddress):
+		reason = control.ReasonNoAddress
+	default:
+		reason = pairing.KnownReason(err)
 	}
 	pairing.WriteJSON(w, status, control.ErrorBody{Error: err.Error(), Reason: reason})
 }

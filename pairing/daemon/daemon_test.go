@@ -2,12 +2,15 @@ package daemon
 
 import (
 	"errors"
+	"net/netip"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/internal/lan"
 	"github.com/lanpairing/pairing/pairing"
 )
@@ -66,4 +69,45 @@ func TestHelperDaemon(t *testing.T) {
 		t.Fatalf("port %d after a restart, want the kept %d (a phone's bookmark and origin)", d3.Port(), port)
 	}
 	d3.Close()
+}
+
+// TestWindowToldOnce: `qr --link` on a closed window opens it for a link
+// in one change: logged, announced and described once (it was Open and
+// then OpenForLink, two changes); asking again changes nothing.
+func TestWindowToldOnce(t *testing.T) {
+	if lan.InHelper() {
+		t.Skip("outer test")
+	}
+	t.Log(lan.RunInHost(t, "TestHelperWindowOnce"))
+}
+
+func TestHelperWindowOnce(t *testing.T) {
+	if !lan.InHelper() {
+		t.Skip("runs inside a simulated host; see TestWindowToldOnce")
+	}
+	var told atomic.Int32
+	dir := t.TempDir()
+	d, err := Start(Config{StateDir: filepath.Join(dir, "state"), Socket: filepath.Join(dir, "s.sock"), Settings: pairing.Settings{Name: "helper"},
+		OnWindow: func(_ control.Window, open bool) {
+			if open {
+				told.Add(1)
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	<-d.Acquired()
+	if _, err := d.OpenWindow(true, netip.Addr{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := told.Load(); n != 1 {
+		t.Fatalf("opening a window for a link was told %d times, want 1", n)
+	}
+	if _, err := d.OpenWindow(true, netip.Addr{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := told.Load(); n != 1 {
+		t.Fatalf("asking for the open window again was told: %d, want 1", n)
+	}
 }

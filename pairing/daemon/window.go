@@ -24,10 +24,13 @@ func (d *Daemon) OpenWindow(link bool, host netip.Addr) (control.Window, error) 
 		return control.Window{}, fmt.Errorf("%w: %s; the QR code can lead with %v", ErrNotConfirmed, host, addrs)
 	}
 	prev := d.window.Info().Closed
-	info := d.window.Open()
+	// One call, so the window's change is told (logged, announced, the
+	// QR code described) once.
+	open := d.window.Open
 	if link {
-		info = d.window.OpenForLink()
+		open = d.window.OpenForLink
 	}
+	info := open()
 	w, err := d.describe(info, host.Unmap())
 	w.PreviousClosed = prev
 	return w, err
