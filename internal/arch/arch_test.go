@@ -22,6 +22,11 @@ const (
 	maxFields  = 12
 )
 
+// maxLines bounds a non-test Go file (STYLE.md: a file past ~500 lines is
+// usually two rooms). Test files are not bound: a scenario reads best
+// whole.
+const maxLines = 500
+
 // wideRecords may have more fields: records whose fields mirror a fixed
 // list that is itself the set of parts, with the reason.
 var wideRecords = map[string]string{
@@ -50,6 +55,7 @@ type pkg struct {
 	imports map[string]bool
 	doc     bool
 	files   []*ast.File
+	lines   map[string]int // file name → lines
 }
 
 func load(t *testing.T) map[string]*pkg {
@@ -78,10 +84,11 @@ func load(t *testing.T) map[string]*pkg {
 		rel = filepath.ToSlash(rel)
 		p := pkgs[rel]
 		if p == nil {
-			p = &pkg{dir: rel, imports: map[string]bool{}}
+			p = &pkg{dir: rel, imports: map[string]bool{}, lines: map[string]int{}}
 			pkgs[rel] = p
 		}
 		p.files = append(p.files, f)
+		p.lines[filepath.Base(path)] = fset.File(f.Pos()).LineCount()
 		p.doc = p.doc || f.Doc != nil && strings.HasPrefix(f.Doc.Text(), "Package "+f.Name.Name+" ") ||
 			f.Doc != nil && f.Name.Name == "main" && strings.HasPrefix(f.Doc.Text(), "Command ")
 		for _, im := range f.Imports {
@@ -182,6 +189,18 @@ func TestPackageDocs(t *testing.T) {
 	for _, d := range dirs {
 		if !pkgs[d].doc {
 			t.Errorf("%s: no package doc saying what it is for", d)
+		}
+	}
+}
+
+// TestFileSizes: no non-test Go file is longer than maxLines; split a
+// longer one by subject.
+func TestFileSizes(t *testing.T) {
+	for _, p := range load(t) {
+		for name, n := range p.lines {
+			if n > maxLines {
+				t.Errorf("%s: %d lines, more than %d: split it by subject", path.Join(p.dir, name), n, maxLines)
+			}
 		}
 	}
 }
