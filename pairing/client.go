@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/lanpairing/pairing/discovery/beacon"
-	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/internal/ident"
 )
 
@@ -65,7 +64,11 @@ type JoinOptions struct {
 }
 
 // JoinResult is a successful join.
-type JoinResult = control.JoinResult
+type JoinResult struct {
+	Peer       PeerInfo
+	DurationMS float64
+	Via        string // "address" or "beacon"
+}
 
 // Join pairs with the device in p: it tries every address in the link
 // over TLS pinned to the link's fingerprint, falls back to finding the

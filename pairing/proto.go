@@ -12,7 +12,6 @@ import (
 
 	"github.com/lanpairing/pairing/discovery"
 	"github.com/lanpairing/pairing/discovery/beacon"
-	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/internal/ident"
 )
 
@@ -69,8 +68,16 @@ type PairRequest struct {
 	Port uint16 `json:"port,omitempty"`
 }
 
-// PeerInfo describes a device in pairing answers and `join` output.
-type PeerInfo = control.PeerInfo
+// PeerInfo describes the answering device in a PairResponse. Its JSON
+// is wire format between daemons (pairing/daemon turns it into the
+// control API's control.PeerInfo for `join` output).
+type PeerInfo struct {
+	ID          string       `json:"id"`
+	Name        string       `json:"name"`
+	Fingerprint string       `json:"fingerprint"`
+	Addresses   []netip.Addr `json:"addresses"`
+	Port        uint16       `json:"port,omitempty"`
+}
 
 // PairResponse is the server's half.
 type PairResponse struct {

@@ -17,6 +17,7 @@ import (
 	"github.com/lanpairing/pairing/discovery/beacon"
 	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/pairing"
+	"github.com/lanpairing/pairing/pairing/daemon"
 )
 
 func qrCommand(o streams) *cobra.Command {
@@ -153,7 +154,8 @@ func joinHere(ctx context.Context, p *pairing.Payload, dir, name, code string) (
 	if store == nil {
 		return nil, err
 	}
-	return pairing.Join(ctx, p, pairing.JoinOptions{Identity: id, Store: store, Name: name, Code: code, Beacon: beacon.Config{}})
+	res, err := pairing.Join(ctx, p, pairing.JoinOptions{Identity: id, Store: store, Name: name, Code: code, Beacon: beacon.Config{}})
+	return daemon.JoinView(res), err
 }
 
 // joinHint names what to do for each way a join fails: by the error, or

@@ -1,5 +1,22 @@
 // Package control is the daemon's control-socket API: JSON over HTTP on a
 // Unix socket, shared by the daemon and the pairing commands.
+//
+// # Types: mirrors, never aliases
+//
+// Every type the control API carries is declared here, with its JSON, and
+// is the API's own: this package imports no other package of the module
+// (internal/arch checks it), so a library's type can change without
+// changing what scripts read from `pairing status --json`, and the API can
+// change without touching a wire protocol. Where a library has the same
+// thing (discovery.Address, pairing.PeerInfo, …) this package holds a
+// mirror, not an alias, and the libraries do not alias or embed these
+// types either: the peer-to-peer protocol's types are pairing's own. The
+// daemon (pairing/daemon) converts the libraries' values into these when
+// it answers, and the commands use the daemon's conversions when they
+// work without a daemon, so both say the same.
+//
+// Errors that cross the socket carry a reason code (errors.go); callers
+// branch on ReasonOf, never on the message.
 package control
 
 import (

@@ -119,7 +119,7 @@ func (d *Daemon) controlMux() *http.ServeMux {
 			ctlError(w, http.StatusBadGateway, err)
 			return
 		}
-		pairing.WriteJSON(w, http.StatusOK, res)
+		pairing.WriteJSON(w, http.StatusOK, JoinView(res))
 	})
 	mux.HandleFunc("POST "+control.PathSend, func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
