@@ -48,7 +48,7 @@ var (
 // (ask): the proof that another host reaches an address of ours.
 type probes struct {
 	id    *pairing.Identity
-	nbrs  *discovery.Neighbours
+	nbrs  peerTable
 	links *discovery.Links
 	store *pairing.Store
 
@@ -69,7 +69,14 @@ type verifiedAt struct {
 	at    time.Time
 }
 
-func newProbes(id *pairing.Identity, nbrs *discovery.Neighbours, links *discovery.Links, store *pairing.Store) *probes {
+// peerTable is what probes need of the neighbours: the devices heard
+// now, and where one of them is (discovery.Neighbours).
+type peerTable interface {
+	Peers() []discovery.Peer
+	Lookup(ident.Fingerprint) []netip.AddrPort
+}
+
+func newProbes(id *pairing.Identity, nbrs peerTable, links *discovery.Links, store *pairing.Store) *probes {
 	return &probes{id: id, nbrs: nbrs, links: links, store: store,
 		perSource: limit.PerSource{Rate: probesPerSource, Burst: probeBurst, Max: probeSources},
 		total:     rate.NewLimiter(probesTotal, 8), verified: map[ident.Fingerprint]verifiedAt{}, firstSeen: map[ident.Fingerprint]time.Time{}}

@@ -9,6 +9,7 @@ import (
 	"github.com/lanpairing/pairing/discovery"
 	"github.com/lanpairing/pairing/discovery/beacon"
 	"github.com/lanpairing/pairing/internal/control"
+	"github.com/lanpairing/pairing/internal/ident"
 	"github.com/lanpairing/pairing/internal/pionlog"
 	"github.com/lanpairing/pairing/pairing"
 )
@@ -21,7 +22,6 @@ func (d *Daemon) Status() control.Status {
 			Started: d.svc.started(), Version: pairing.Version, StateDir: d.cfg.StateDir,
 			UptimeS: time.Since(d.svc.started()).Round(time.Second).Seconds()},
 		Addresses: []control.Address{}, Stages: []control.Stage{}, AddressesChanged: changed,
-		Peers:  []control.Peer{},
 		Paired: len(d.store.List()), Connections: d.sess.Connections(),
 		WebRTC: control.WebRTCStats{DroppedPackets: pionlog.Dropped()},
 	}
@@ -39,22 +39,28 @@ func (d *Daemon) Status() control.Status {
 		st.Window.Closed = w.Closed
 	}
 	heard := d.nbrs.Peers()
-	var paired, others []control.Peer
+	st.PairedOnline = len(online(heard, d.store, d.sess.PagesOpen()))
+	st.Peers, st.PeersOmitted = peersView(heard, func(fp ident.Fingerprint) bool { _, ok := d.store.Get(fp); return ok })
+	return st
+}
+
+// peersView lists the devices heard for Status: the paired ones first,
+// at most control.MaxPeers; omitted counts those left out.
+func peersView(heard []discovery.Peer, paired func(ident.Fingerprint) bool) (list []control.Peer, omitted int) {
+	var first, others []control.Peer
 	for _, p := range heard {
-		if _, ok := d.store.Get(p.Fingerprint); ok {
-			paired = append(paired, peerView(p))
+		if paired(p.Fingerprint) {
+			first = append(first, peerView(p))
 		} else {
 			others = append(others, peerView(p))
 		}
 	}
-	st.PairedOnline = len(online(heard, d.store, d.sess.PagesOpen()))
-	all := append(paired, others...)
+	all := append(first, others...)
 	if len(all) > control.MaxPeers {
-		st.PeersOmitted = len(all) - control.MaxPeers
+		omitted = len(all) - control.MaxPeers
 		all = all[:control.MaxPeers]
 	}
-	st.Peers = append(st.Peers, all...)
-	return st
+	return append([]control.Peer{}, all...), omitted
 }
 
 func addressView(a discovery.Address) control.Address {

@@ -71,22 +71,22 @@ func (d *Daemon) describe(info pairing.WindowInfo, host netip.Addr) (control.Win
 			return control.Window{}, err
 		}
 	}
+	own, _, _ := d.own.Addresses()
 	link := p
 	link.Secret = nil
 	short := p
 	short.Addrs, short.Name = nil, ""
 	return control.Window{
 		URL: p.URL(), QRURL: short.URL(), LinkURL: link.URL(), Fingerprint: d.id.Fingerprint.String(), ID: d.id.ID(), Name: p.Name,
-		SecretExpires: info.Expires, Code: code, Addresses: addrs, Port: d.Port(), Networks: networks(d.own, addrs[0]),
+		SecretExpires: info.Expires, Code: code, Addresses: addrs, Port: d.Port(), Networks: networks(own, addrs[0]),
 	}, nil
 }
 
 // networks are the LANs with a working address a phone can use (not a
 // tunnel, virtual link or link without carrier, nothing a paired device
 // could not reach): one entry per interface, its best address, the one
-// of first (the code's) first.
-func networks(own *discovery.Own, first netip.Addr) []control.Network {
-	all, _, _ := own.Addresses()
+// of first (the code's) first. all are the own addresses, best first.
+func networks(all []discovery.Address, first netip.Addr) []control.Network {
 	i := slices.IndexFunc(all, func(a discovery.Address) bool { return a.IP.Unmap() == first })
 	if i < 0 || all[i].Rank >= discovery.RankDemoted {
 		return nil // the code leads with an address outside these
