@@ -48,11 +48,11 @@ test: deps ## run all tests with -race, namespace integration tests included (ro
 	$(GO) test -race -count=1 ./...
 
 bench: deps ## measure speed in simulated LANs; prints `bench <name> <value> <unit>`
-	@mkdir -p $(RUN_DIR); PAIRING_BENCH=1 $(GO) test -count=1 -run '^TestBenchFigures$$' -v ./cmd/pairing >$(RUN_DIR)/bench.log 2>&1; rc=$$?; \
+	@mkdir -p $(RUN_DIR); PAIRING_BENCH=1 $(GO) test -count=1 -run '^TestBenchFigures$$' -v ./internal/e2e >$(RUN_DIR)/bench.log 2>&1; rc=$$?; \
 	grep '^bench ' $(RUN_DIR)/bench.log; if [ $$rc != 0 ]; then cat $(RUN_DIR)/bench.log; exit $$rc; fi
 
 screenshots: deps ## save the phone page's states at phone size (Chromium) in .run/screenshots, to look at
-	@mkdir -p $(RUN_DIR)/screenshots; PAIRING_SCREENSHOTS=$(CURDIR)/$(RUN_DIR)/screenshots $(GO) test -count=1 -run '^TestPhone$$' ./cmd/pairing && ls $(RUN_DIR)/screenshots
+	@mkdir -p $(RUN_DIR)/screenshots; PAIRING_SCREENSHOTS=$(CURDIR)/$(RUN_DIR)/screenshots $(GO) test -count=1 -run '^TestPhone$$' ./internal/e2e && ls $(RUN_DIR)/screenshots
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

@@ -13,17 +13,17 @@ import (
 	"golang.org/x/net/ipv4"
 
 	"github.com/lanpairing/pairing/internal/ident"
-	"github.com/lanpairing/pairing/internal/lan"
+	"github.com/lanpairing/pairing/internal/lantest"
 	"github.com/lanpairing/pairing/internal/mcast"
 )
 
 // TestMDNSResponderInNamespace runs the responder for real in a host of a
 // simulated LAN (eth0 10.9.0.1/24; the test binary re-runs itself there).
 func TestMDNSResponderInNamespace(t *testing.T) {
-	if lan.InHelper() {
+	if lantest.InHelper() {
 		t.Skip("outer test")
 	}
-	t.Log(lan.RunInHost(t, "TestHelperMDNSResponder"))
+	t.Log(lantest.RunInHost(t, "TestHelperMDNSResponder"))
 }
 
 var helperMe = netip.MustParseAddr("10.9.0.1")
@@ -46,7 +46,7 @@ func helperAdvertiser(t *testing.T) (*Advertiser, ident.Fingerprint) {
 // ID 0; a query from an off-link source gets none; hostile input is
 // dropped; a flood of queries gets at most one multicast answer a second.
 func TestHelperMDNSResponder(t *testing.T) {
-	if !lan.InHelper() {
+	if !lantest.InHelper() {
 		t.Skip("runs inside a simulated host; see TestMDNSResponderInNamespace")
 	}
 	adv, _ := helperAdvertiser(t)
@@ -260,14 +260,14 @@ func checkRecords(t *testing.T, m *dns.Msg) {
 // responder finds it both ways (legacy unicast and multicast), on link;
 // and the facts of answers from other subnets.
 func TestMDNSBrowseInNamespace(t *testing.T) {
-	if lan.InHelper() {
+	if lantest.InHelper() {
 		t.Skip("outer test")
 	}
-	t.Log(lan.RunInHost(t, "TestHelperMDNSBrowse"))
+	t.Log(lantest.RunInHost(t, "TestHelperMDNSBrowse"))
 }
 
 func TestHelperMDNSBrowse(t *testing.T) {
-	if !lan.InHelper() {
+	if !lantest.InHelper() {
 		t.Skip("runs inside a simulated host; see TestMDNSBrowseInNamespace")
 	}
 	adv, fp := helperAdvertiser(t)

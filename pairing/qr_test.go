@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/lanpairing/pairing/internal/lan"
+	"github.com/lanpairing/pairing/internal/lantest"
 )
 
 const testURL = "http://192.168.1.23:41234/p#v=1&fp=oa5Obkj4XLh6v39mrPklnFJUXvousjpRRdZLq6Vse9A&s=pvHaleBzlu874nMzFQQZ3Q&n=vm"
@@ -28,7 +28,7 @@ func TestQRTextColorScans(t *testing.T) {
 		}
 		rows = append(rows, top, bottom)
 	}
-	if got := lan.DecodeModules(t, rows); got != testURL {
+	if got := lantest.DecodeModules(t, rows); got != testURL {
 		t.Fatalf("terminal QR decodes to %q", got)
 	}
 }
@@ -39,7 +39,7 @@ func TestQRTextPlainScans(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := lan.DecodeModules(t, lan.HalfBlockModules(strings.Split(strings.TrimRight(text, "\n"), "\n"))); got != testURL {
+	if got := lantest.DecodeModules(t, lantest.HalfBlockModules(strings.Split(strings.TrimRight(text, "\n"), "\n"))); got != testURL {
 		t.Fatalf("plain QR decodes to %q", got)
 	}
 }
@@ -84,7 +84,7 @@ func TestQRTextFitsTerminal(t *testing.T) {
 		if len(lines)+spare > TermRows || len([]rune(lines[0])) > TermCols {
 			t.Fatalf("%s: %d lines of %d columns do not fit 80×24 with %d lines of text", host, len(lines), len([]rune(lines[0])), spare)
 		}
-		if got := lan.DecodeModules(t, lan.HalfBlockModules(lines)); got != url {
+		if got := lantest.DecodeModules(t, lantest.HalfBlockModules(lines)); got != url {
 			t.Fatalf("decodes to %q", got)
 		}
 		t.Logf("%s: %d lines × %d columns", host, len(lines), len([]rune(lines[0])))

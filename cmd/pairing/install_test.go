@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/lanpairing/pairing/internal/lan"
+	"github.com/lanpairing/pairing/internal/lantest"
 	"github.com/lanpairing/pairing/pairing"
 )
 
@@ -142,7 +142,7 @@ func TestInstallWithoutGo(t *testing.T) {
 		t.Fatalf("install without go nor bin/pairing: %v\n%s", err, out)
 	}
 	os.MkdirAll(filepath.Join(tree, "bin"), 0o755)
-	b, err := os.ReadFile(lan.BuildPairing(t, false))
+	b, err := os.ReadFile(lantest.BuildPairing(t, false))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,16 +5,26 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/lanpairing/pairing/internal/control"
-	"github.com/lanpairing/pairing/internal/lan"
+	"github.com/lanpairing/pairing/internal/lantest"
 	"github.com/lanpairing/pairing/internal/turncred"
 	"github.com/lanpairing/pairing/pairing"
 )
+
+// TestMain removes the binaries lantest.BuildPairing made (TestUnitFile,
+// TestInstallWithoutGo). The command's tests start no namespaces: the
+// scenarios that do are in internal/e2e.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	lantest.RemoveBuilds()
+	os.Exit(code)
+}
 
 // TestUsage checks the CLI's rules: bad usage exits 2 with one line on
 // stderr naming the problem; --help prints to stdout and exits 0.
@@ -121,7 +131,7 @@ func TestTURNCredentials(t *testing.T) {
 // TestProgress: the progress line of send shows the bytes and percentage
 // as they go, and is cleared at the end.
 func TestProgress(t *testing.T) {
-	var out lan.SyncBuffer
+	var out lantest.SyncBuffer
 	r, stop := progress(&out, strings.NewReader(strings.Repeat("x", 4<<20)), 4<<20)
 	defer stop()
 	r.Read(make([]byte, 1<<20))

@@ -9,20 +9,20 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/lanpairing/pairing/internal/lan"
+	"github.com/lanpairing/pairing/internal/lantest"
 )
 
 // TestBeaconInNamespace runs the beacon engine for real in a host of a
 // simulated LAN (the test binary re-runs itself there).
 func TestBeaconInNamespace(t *testing.T) {
-	if lan.InHelper() {
+	if lantest.InHelper() {
 		t.Skip("outer test")
 	}
-	t.Log(lan.RunInHost(t, "TestHelperBeacon"))
+	t.Log(lantest.RunInHost(t, "TestHelperBeacon"))
 }
 
 func TestHelperBeacon(t *testing.T) {
-	if !lan.InHelper() {
+	if !lantest.InHelper() {
 		t.Skip("runs inside a simulated host; see TestBeaconInNamespace")
 	}
 	defer goleak.VerifyNone(t)
@@ -125,16 +125,16 @@ func waitFor(t *testing.T, cond func() bool) {
 }
 
 func TestBeaconOffLinkInNamespace(t *testing.T) {
-	if lan.InHelper() {
+	if lantest.InHelper() {
 		t.Skip("outer test")
 	}
-	t.Log(lan.RunInHost(t, "TestHelperBeaconOffLink"))
+	t.Log(lantest.RunInHost(t, "TestHelperBeaconOffLink"))
 }
 
 // TestHelperBeaconOffLink: a unicast packet from a source Accept refuses
 // is dropped as off_link; the same packet to the group is taken.
 func TestHelperBeaconOffLink(t *testing.T) {
-	if !lan.InHelper() {
+	if !lantest.InHelper() {
 		t.Skip("runs inside a simulated host; see TestBeaconOffLinkInNamespace")
 	}
 	defer goleak.VerifyNone(t)

@@ -48,6 +48,12 @@ var forbidden = []struct{ from, to, why string }{
 	{"pairing/session", "pairing/daemon", "no part imports the daemon"},
 	{"discovery", "pairing/daemon", "no part imports the daemon"},
 	{"diag", "pairing/daemon", "no part imports the daemon"},
+	// The test harness (it imports testing): only _test.go files import it.
+	{"cmd", "internal/lantest", "lantest is for tests only"},
+	{"pairing", "internal/lantest", "lantest is for tests only"},
+	{"discovery", "internal/lantest", "lantest is for tests only"},
+	{"diag", "internal/lantest", "lantest is for tests only"},
+	{"internal", "internal/lantest", "lantest is for tests only"},
 }
 
 type pkg struct {

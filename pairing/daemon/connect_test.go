@@ -11,27 +11,27 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/lanpairing/pairing/internal/lan"
+	"github.com/lanpairing/pairing/internal/lantest"
 	"github.com/lanpairing/pairing/pairing"
 	"github.com/lanpairing/pairing/pairing/rtc"
 )
 
 func TestConnectRefusalsInNamespace(t *testing.T) {
-	if lan.InHelper() {
+	if lantest.InHelper() {
 		t.Skip("outer test")
 	}
-	t.Log(lan.RunInHost(t, "TestHelperConnectRefusals"))
+	t.Log(lantest.RunInHost(t, "TestHelperConnectRefusals"))
 }
 
 // TestHelperConnectRefusals: offers that must be refused before anything
 // is set up, and one that is accepted.
 func TestHelperConnectRefusals(t *testing.T) {
-	if !lan.InHelper() {
+	if !lantest.InHelper() {
 		t.Skip("runs inside a simulated host; see TestConnectRefusalsInNamespace")
 	}
 	defer goleak.VerifyNone(t)
 	dir := t.TempDir()
-	var logs lan.SyncBuffer
+	var logs lantest.SyncBuffer
 	d, err := Start(Config{StateDir: filepath.Join(dir, "d"), Socket: filepath.Join(dir, "d.sock"), Settings: pairing.Settings{Name: "d"},
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {

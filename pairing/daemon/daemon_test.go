@@ -11,19 +11,19 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/lanpairing/pairing/internal/control"
-	"github.com/lanpairing/pairing/internal/lan"
+	"github.com/lanpairing/pairing/internal/lantest"
 	"github.com/lanpairing/pairing/pairing"
 )
 
 func TestDaemonInNamespace(t *testing.T) {
-	if lan.InHelper() {
+	if lantest.InHelper() {
 		t.Skip("outer test")
 	}
-	t.Log(lan.RunInHost(t, "TestHelperDaemon"))
+	t.Log(lantest.RunInHost(t, "TestHelperDaemon"))
 }
 
 func TestHelperDaemon(t *testing.T) {
-	if !lan.InHelper() {
+	if !lantest.InHelper() {
 		t.Skip("runs inside a simulated host; see TestDaemonInNamespace")
 	}
 	defer goleak.VerifyNone(t)
@@ -75,14 +75,14 @@ func TestHelperDaemon(t *testing.T) {
 // in one change: logged, announced and described once (it was Open and
 // then OpenForLink, two changes); asking again changes nothing.
 func TestWindowToldOnce(t *testing.T) {
-	if lan.InHelper() {
+	if lantest.InHelper() {
 		t.Skip("outer test")
 	}
-	t.Log(lan.RunInHost(t, "TestHelperWindowOnce"))
+	t.Log(lantest.RunInHost(t, "TestHelperWindowOnce"))
 }
 
 func TestHelperWindowOnce(t *testing.T) {
-	if !lan.InHelper() {
+	if !lantest.InHelper() {
 		t.Skip("runs inside a simulated host; see TestWindowToldOnce")
 	}
 	var told atomic.Int32

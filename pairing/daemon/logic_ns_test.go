@@ -14,7 +14,7 @@ import (
 	"github.com/lanpairing/pairing/discovery"
 	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/internal/ident"
-	"github.com/lanpairing/pairing/internal/lan"
+	"github.com/lanpairing/pairing/internal/lantest"
 	"github.com/lanpairing/pairing/pairing"
 )
 
@@ -36,10 +36,10 @@ func (f *fixedTable) Lookup(fp ident.Fingerprint) []netip.AddrPort {
 }
 
 func TestProbeCandidatesInNamespace(t *testing.T) {
-	if lan.InHelper() {
+	if lantest.InHelper() {
 		t.Skip("outer test")
 	}
-	t.Log(lan.RunInHost(t, "TestHelperProbeCandidates"))
+	t.Log(lantest.RunInHost(t, "TestHelperProbeCandidates"))
 }
 
 // TestHelperProbeCandidates: the devices asked to probe an own address
@@ -48,7 +48,7 @@ func TestProbeCandidatesInNamespace(t *testing.T) {
 // only at addresses sharing the target's link (eth0, 10.9.0.1/24 here);
 // never ourselves, never a device without a port, never a skipped one.
 func TestHelperProbeCandidates(t *testing.T) {
-	if !lan.InHelper() {
+	if !lantest.InHelper() {
 		t.Skip("runs inside a simulated host; see TestProbeCandidatesInNamespace")
 	}
 	id, err := pairing.LoadIdentity(t.TempDir())
@@ -117,10 +117,10 @@ func TestHelperProbeCandidates(t *testing.T) {
 }
 
 func TestReconfigureInNamespace(t *testing.T) {
-	if lan.InHelper() {
+	if lantest.InHelper() {
 		t.Skip("outer test")
 	}
-	t.Log(lan.RunInHost(t, "TestHelperReconfigure"))
+	t.Log(lantest.RunInHost(t, "TestHelperReconfigure"))
 }
 
 // TestHelperReconfigure: the status a running daemon assembles (device,
@@ -129,7 +129,7 @@ func TestReconfigureInNamespace(t *testing.T) {
 // address away and un-ignoring brings it back, and what needs a restart
 // is named.
 func TestHelperReconfigure(t *testing.T) {
-	if !lan.InHelper() {
+	if !lantest.InHelper() {
 		t.Skip("runs inside a simulated host; see TestReconfigureInNamespace")
 	}
 	defer goleak.VerifyNone(t)

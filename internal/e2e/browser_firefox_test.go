@@ -1,0 +1,151 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/websocket"
+
+	"github.com/lanpairing/pairing/internal/lantest"
+)
+
+const firefox = "/usr/bin/firefox-esr"
+
+// TestFirefoxPhone: the page in another browser engine, Firefox ESR driven
+// over WebDriver BiDi: it pairs with a name, sends a message that shows as
+// delivered, sends a file into the inbox and takes one from the device,
+// each with its SHA-256.
+func TestFirefoxPhone(t *testing.T) {
+	if lantest.InHelper() {
+		t.Skip("outer test")
+	}
+	if _, err := os.Stat(firefox); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("needs firefox-esr (apt-get install firefox-esr; 'make test' does it)")
+		}
+		t.Skip("needs firefox-esr")
+	}
+	t.Parallel()
+	a, b := twoHosts(t)
+	up, upSum := randomFile(t, "from firefox.bin", 3<<20)
+	down, downSum := randomFile(t, "to firefox.bin", 2<<20)
+	out := b.RunTest(t, "TestHelperFirefox", "PAIR_URL="+a.qr().URL, "PAIR_PROFILE="+t.TempDir(), "PAIR_FILE="+up, "PAIR_RECV_FILE="+down,
+		"PAIR_BIN="+a.bin, "PAIR_SOCKET="+a.socket)
+	if !strings.Contains(out, "DELIVERED") || between(out, "PAGE_SHA<", ">") != downSum || !strings.Contains(out, "UPLOADED") {
+		t.Fatalf("firefox:\n%s", out)
+	}
+	if ps := a.peers(); len(ps) != 1 || ps[0].Name != "Firefox phone" {
+		t.Fatalf("peers: %+v", ps)
+	}
+	got := map[string]string{}
+	for _, it := range a.inbox() {
+		got[it.Kind+":"+it.File+it.Text] = it.SHA256
+	}
+	if _, text := got["text:hello from firefox"]; got["file:from firefox.bin"] != upSum || !text {
+		t.Fatalf("inbox: %v", got)
+	}
+}
+
+// TestHelperFirefox runs inside a host: Firefox ESR, headless, on
+// PAIR_URL, driven over WebDriver BiDi.
+func TestHelperFirefox(t *testing.T) {
+	if !lantest.InHelper() {
+		t.Skip("runs inside a simulated host; see TestFirefoxPhone")
+	}
+	profile := os.Getenv("PAIR_PROFILE")
+	os.WriteFile(filepath.Join(profile, "user.js"), []byte(`user_pref("browser.shell.checkDefaultBrowser", false);
+user_pref("datareporting.policy.dataSubmissionEnabled", false);
+user_pref("browser.aboutwelcome.enabled", false);
+`), 0o644)
+	cmd := exec.Command(firefox, "--headless", "--remote-debugging-port=9223", "--remote-allow-origins=http://127.0.0.1", "--profile", profile, "--width=390", "--height=844", "about:blank")
+	cmd.Env = append(os.Environ(), "HOME="+profile, "MOZ_CRASHREPORTER_DISABLE=1")
+	var ffOut lantest.SyncBuffer
+	cmd.Stdout, cmd.Stderr = &ffOut, &ffOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	var ws *websocket.Conn
+	for deadline := time.Now().Add(30 * time.Second); ws == nil; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no WebDriver BiDi endpoint:\n%s", ffOut.String())
+		}
+		ws, _ = websocket.Dial("ws://127.0.0.1:9223/session", "", "http://127.0.0.1/")
+	}
+	defer ws.Close()
+	id := 0
+	call := func(method string, params map[string]any) json.RawMessage {
+		t.Helper()
+		id++
+		websocket.JSON.Send(ws, map[string]any{"id": id, "method": method, "params": params})
+		for {
+			var resp struct {
+				ID      int             `json:"id"`
+				Type    string          `json:"type"`
+				Result  json.RawMessage `json:"result"`
+				Error   string          `json:"error"`
+				Message string          `json:"message"`
+			}
+			if err := websocket.JSON.Receive(ws, &resp); err != nil {
+				t.Fatal(err)
+			}
+			if resp.ID == id {
+				if resp.Type == "error" {
+					t.Fatalf("%s: %s %s", method, resp.Error, resp.Message)
+				}
+				return resp.Result
+			}
+		}
+	}
+	call("session.new", map[string]any{"capabilities": map[string]any{}})
+	var tree struct{ Contexts []struct{ Context string } }
+	json.Unmarshal(call("browsingContext.getTree", map[string]any{}), &tree)
+	ctx := tree.Contexts[0].Context
+	call("browsingContext.navigate", map[string]any{"context": ctx, "url": os.Getenv("PAIR_URL"), "wait": "complete"})
+	eval := func(expr string) string {
+		var r struct {
+			Result struct{ Value any }
+		}
+		json.Unmarshal(call("script.evaluate", map[string]any{"expression": expr, "target": map[string]any{"context": ctx}, "awaitPromise": false}), &r)
+		return fmt.Sprint(r.Result.Value)
+	}
+	waitFor := func(cond string, d time.Duration) {
+		t.Helper()
+		for deadline := time.Now().Add(d); eval(cond) != "true"; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("page never got to %s; status %q", cond, eval(`document.getElementById("status").textContent`))
+			}
+		}
+	}
+	waitFor(`!document.getElementById("nameform").hidden`, 20*time.Second)
+	fmt.Printf("NAME_GUESS<%s>\n", eval(`document.getElementById("name").value`))
+	eval(`document.getElementById("name").value = "Firefox phone"; document.getElementById("nameform").requestSubmit(); "named"`)
+	waitFor(`document.getElementById("status").className === "ok"`, 20*time.Second)
+	fmt.Printf("STATUS<%s>\n", eval(`document.getElementById("status").textContent`))
+	eval(`document.getElementById("msg").value = "hello from firefox"; document.getElementById("msgform").requestSubmit(); "sent"`)
+	waitFor(`[...document.querySelectorAll("#history li.me")].some(li => (li.dataset.state||"").startsWith("delivered"))`, 10*time.Second)
+	fmt.Println("DELIVERED")
+	// Pick a file, as a person does with the file chooser.
+	var node struct {
+		Result struct {
+			SharedID string `json:"sharedId"`
+		}
+	}
+	json.Unmarshal(call("script.evaluate", map[string]any{"expression": `document.getElementById("pick")`, "target": map[string]any{"context": ctx},
+		"awaitPromise": false, "resultOwnership": "root"}), &node)
+	call("input.setFiles", map[string]any{"context": ctx, "element": map[string]any{"sharedId": node.Result.SharedID}, "files": []string{os.Getenv("PAIR_FILE")}})
+	waitFor(`document.querySelector("#files li[data-dir=out][data-state=done]") !== null`, 30*time.Second)
+	fmt.Println("UPLOADED")
+	res, err := exec.Command(os.Getenv("PAIR_BIN"), "send", "--socket", os.Getenv("PAIR_SOCKET"), "Firefox phone", "--file", os.Getenv("PAIR_RECV_FILE")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("send to the page: %v %s", err, res)
+	}
+	waitFor(`!!document.querySelector("#files li[data-sha256]")`, 30*time.Second)
+	fmt.Printf("PAGE_SHA<%s>\n", eval(`document.querySelector("#files li[data-sha256]").dataset.sha256`))
+}

@@ -1,0 +1,54 @@
+package lantest
+
+import (
+	"image"
+	"image/color"
+	"testing"
+
+	"github.com/makiuchi-d/gozxing"
+	"github.com/makiuchi-d/gozxing/qrcode"
+)
+
+// DecodeModules reads a QR code from rows of dark (true) modules, with a
+// real decoder (gozxing).
+func DecodeModules(t testing.TB, rows [][]bool) string {
+	t.Helper()
+	const scale = 6
+	img := image.NewGray(image.Rect(0, 0, len(rows[0])*scale, len(rows)*scale))
+	for y, row := range rows {
+		for x, dark := range row {
+			c := color.Gray{255}
+			if dark {
+				c = color.Gray{0}
+			}
+			for dy := range scale {
+				for dx := range scale {
+					img.SetGray(x*scale+dx, y*scale+dy, c)
+				}
+			}
+		}
+	}
+	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := qrcode.NewQRCodeReader().Decode(bmp, nil)
+	if err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	return res.GetText()
+}
+
+// HalfBlockModules reads back the plain half-block form of a terminal QR
+// code (light blocks on a dark terminal) into rows of modules.
+func HalfBlockModules(lines []string) [][]bool {
+	var rows [][]bool
+	for _, line := range lines {
+		var top, bottom []bool
+		for _, r := range line {
+			top, bottom = append(top, r == ' ' || r == '▄'), append(bottom, r == ' ' || r == '▀')
+		}
+		rows = append(rows, top, bottom)
+	}
+	return rows
+}
