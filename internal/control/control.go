@@ -189,6 +189,9 @@ type SendResult struct {
 	Path       string  `json:"path"`
 	DurationMS float64 `json:"duration_ms"`
 	Pair       string  `json:"selected_pair,omitempty"`
+	// ResumedBytes is what the receiver already had of the file (kept
+	// from a broken transfer): not sent again.
+	ResumedBytes int64 `json:"resumed_bytes"`
 }
 
 // InboxItem is one thing a paired device sent.
@@ -273,6 +276,9 @@ func (c *Client) finish(hc *http.Client, req *http.Request, v any) error {
 	if resp.StatusCode != http.StatusOK {
 		var eb ErrorBody
 		if json.Unmarshal(answer, &eb) == nil && eb.Error != "" {
+			if eb.Reason == ReasonResumeMismatch {
+				return fmt.Errorf("%w: %s", ErrResumeMismatch, eb.Error)
+			}
 			return errors.New(eb.Error)
 		}
 		return fmt.Errorf("daemon answered %s: %s", resp.Status, answer)
@@ -361,7 +367,18 @@ type Paired struct {
 // ErrorBody is the body of every failed control request.
 type ErrorBody struct {
 	Error string `json:"error"`
+	// Reason is a code a client may branch on (ReasonResumeMismatch).
+	Reason string `json:"reason,omitempty"`
 }
+
+// ReasonResumeMismatch: the receiver's partial of a file was not the
+// start of the file sent (it removed it); the file is to be sent again
+// from its start.
+const ReasonResumeMismatch = "resume_mismatch"
+
+// ErrResumeMismatch is the error of a send that failed with
+// ReasonResumeMismatch.
+var ErrResumeMismatch = errors.New("the receiver's partial file differed from this file")
 
 // OpenWindow opens (or returns the open) pairing window; for a link, the
 // window takes the 6-digit code too. host, when valid, is the address the
@@ -411,7 +428,8 @@ func (c *Client) Inbox(ctx context.Context) ([]InboxItem, error) {
 	return items, c.do(ctx, http.MethodGet, PathInbox, nil, &items)
 }
 
-// Send asks the daemon to deliver body (a text, or a file called name) to
+// Send asks the daemon to deliver body (a text, or a file called name: a
+// relative path inside a folder, '/'-separated, for a folder's file) to
 // peer, over path (tls, webrtc, or "" for the daemon's setting); it
 // streams body and has no time limit but ctx's.
 func (c *Client) Send(ctx context.Context, peer, kind, name string, size int64, body io.Reader, path string) (*SendResult, error) {

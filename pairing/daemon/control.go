@@ -14,6 +14,7 @@ import (
 	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/internal/ident"
 	"github.com/lanpairing/pairing/pairing"
+	"github.com/lanpairing/pairing/pairing/rtc"
 )
 
 // ErrNoAddress means no reachable own address is known yet, so a QR code
@@ -126,6 +127,11 @@ func (d *Daemon) controlMux() *http.ServeMux {
 			status := http.StatusBadGateway
 			if errors.Is(err, pairing.ErrUnknownPeer) || errors.Is(err, pairing.ErrAmbiguous) || errors.Is(err, pairing.ErrBadFileName) {
 				status = http.StatusBadRequest
+			}
+			if errors.Is(err, rtc.ErrResumeMismatch) {
+				// The client sends the file again from its start.
+				pairing.WriteJSON(w, http.StatusConflict, control.ErrorBody{Error: err.Error(), Reason: control.ReasonResumeMismatch})
+				return
 			}
 			ctlError(w, status, err)
 			return
