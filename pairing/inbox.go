@@ -75,7 +75,7 @@ type Inbox struct {
 
 	mu       sync.Mutex
 	reserved int64           // bytes announced by the transfers under way
-	active   map[string]bool // the partial files of the transfers under way
+	active   map[string]*inboxFile // the transfers under way, by partial file
 	ready    bool            // ownDir exists and holds the log (see prepare)
 }
 
@@ -245,9 +245,13 @@ func (in *Inbox) File(from ident.Fingerprint, o rtc.Offer) (rtc.FileWriter, erro
 		return nil, fmt.Errorf("%w: %d bytes, at most %d", ErrTooLarge, size, maxFile)
 	}
 	in.sweep(false)
+	if in.supersede(from, o) {
+		in.sweep(false)
+	}
+	w := &inboxFile{in: in, from: from, rel: rel, size: size, key: keyOf(from, o)}
 	kept := in.find(from, o)
 	if kept != nil {
-		in.setActive(kept.data, true) // its bytes count in the reservation now
+		in.setActive(kept.data, w) // its bytes count in the reservation now
 	}
 	// The files arriving reserve their whole size: two transfers at once
 	// cannot both take the last free space. Partials kept for a resume
@@ -258,13 +262,12 @@ func (in *Inbox) File(from ident.Fingerprint, o rtc.Offer) (rtc.FileWriter, erro
 	}
 	if used+size > maxTotal {
 		if kept != nil {
-			in.setActive(kept.data, false)
+			in.setActive(kept.data, nil)
 		}
 		in.mu.Unlock()
 		return nil, fmt.Errorf("%w: %d bytes used or announced of %d, the file needs %d", ErrInboxFull, used, maxTotal, size)
 	}
 	in.reserved += size
-	w := &inboxFile{in: in, from: from, rel: rel, size: size}
 	var err error
 	keptData := ""
 	if kept != nil {
@@ -274,10 +277,10 @@ func (in *Inbox) File(from ident.Fingerprint, o rtc.Offer) (rtc.FileWriter, erro
 	} else {
 		w.f, err = os.CreateTemp(in.own(""), incomingPrefix+"*")
 		if err == nil {
-			in.setActive(w.f.Name(), true)
+			in.setActive(w.f.Name(), w)
 			if o.Head != "" {
 				w.meta = metaOf(w.f.Name())
-				err = writeMeta(w.meta, partialMeta{From: from.String(), Path: rel, Size: size, Head: o.Head})
+				err = writeMeta(w.meta, keyOf(from, o))
 			}
 		}
 	}
@@ -299,17 +302,18 @@ func (in *Inbox) File(from ident.Fingerprint, o rtc.Offer) (rtc.FileWriter, erro
 func (in *Inbox) release(data string, size int64) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	in.setActive(data, false)
+	in.setActive(data, nil)
 	in.reserved -= size
 }
 
-// setActive marks the partial file data as in use or not (in.mu held).
-func (in *Inbox) setActive(data string, on bool) {
+// setActive marks the partial file data as used by w's transfer, or by
+// none (w nil) (in.mu held).
+func (in *Inbox) setActive(data string, w *inboxFile) {
 	if in.active == nil {
-		in.active = map[string]bool{}
+		in.active = map[string]*inboxFile{}
 	}
-	if on {
-		in.active[data] = true
+	if w != nil {
+		in.active[data] = w
 	} else {
 		delete(in.active, data)
 	}
@@ -348,6 +352,8 @@ func (in *Inbox) own(name string) string { return filepath.Join(in.Dir, ownDir, 
 type inboxFile struct {
 	in   *Inbox
 	f    *os.File
+	key  partialMeta
+	stop func() // ends the transfer early (in.mu held to read or set)
 	meta string // its resume metadata ("": not resumable)
 	from ident.Fingerprint
 	rel  string
@@ -360,6 +366,12 @@ type inboxFile struct {
 func (w *inboxFile) Write(b []byte) (int, error) { return w.f.Write(b) }
 
 func (w *inboxFile) Have() (int64, hash.Hash) { return w.have, w.h }
+
+func (w *inboxFile) OnStop(stop func()) {
+	w.in.mu.Lock()
+	defer w.in.mu.Unlock()
+	w.stop = stop
+}
 
 // readBack hashes the bytes a kept partial holds, from disk: the prefix
 // the sender must match (and the start of the whole file's SHA-256). A

@@ -67,7 +67,7 @@ func (in *Inbox) partials() []partial {
 	names, _ := filepath.Glob(in.own(incomingPrefix + "*"))
 	var out []partial
 	for _, data := range names {
-		if in.active[data] {
+		if _, busy := in.active[data]; busy {
 			continue
 		}
 		fi, err := os.Lstat(data)
@@ -115,6 +115,45 @@ func (in *Inbox) sweep(all bool) int {
 		}
 	}
 	return n
+}
+
+func keyOf(from ident.Fingerprint, o rtc.Offer) partialMeta {
+	return partialMeta{From: from.String(), Path: o.Rel(), Size: o.Size, Head: o.Head}
+}
+
+// supersedeWait bounds the wait for a transfer told to stop: it ends at
+// its next read or message, at once on a live connection.
+const supersedeWait = 5 * time.Second
+
+// supersede stops the transfer under way of the same resumable file from
+// the same sender, and waits for it to end and keep its partial: a send
+// tried again while the first one's connection hangs (a network that
+// came back) takes up what arrived instead of starting over beside it.
+// It reports whether it stopped one (in.mu held; released meanwhile).
+func (in *Inbox) supersede(from ident.Fingerprint, o rtc.Offer) bool {
+	if o.Head == "" {
+		return false
+	}
+	key := keyOf(from, o)
+	for data, w := range in.active {
+		if w == nil || w.meta == "" || w.key != key {
+			continue
+		}
+		if w.stop != nil {
+			go w.stop()
+		}
+		deadline := time.Now().Add(supersedeWait)
+		for in.active[data] == w && time.Now().Before(deadline) {
+			in.mu.Unlock()
+			time.Sleep(20 * time.Millisecond)
+			in.mu.Lock()
+		}
+		if in.Logger != nil {
+			in.Logger.Info("inbox: a transfer of the same file under way was stopped for the new one", "from", from.ID(), "name", o.Rel())
+		}
+		return true
+	}
+	return false
 }
 
 // find is the kept partial of o from from, or nil (in.mu held).

@@ -146,3 +146,5 @@ func BenchmarkParallel(b *testing.B) {
 		})
 	}
 }
+
+func (f *benchFile) OnStop(func()) {}

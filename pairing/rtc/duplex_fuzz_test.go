@@ -253,3 +253,5 @@ func runDuplex(t *testing.T, in []byte) {
 		t.Fatalf("%d files left open after the channel closed", n)
 	}
 }
+
+func (f *fuzzFile) OnStop(func()) {}

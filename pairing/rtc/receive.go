@@ -211,20 +211,26 @@ func (r *receiver) unwatch() {
 	}
 }
 
-// tooSlow ends file w when it stopped moving (from its watch).
-func (r *receiver) tooSlow(w FileWriter) {
+// tooSlow ends file w when it stopped moving (from its watch), or when
+// the inbox stops it (why ErrSuperseded).
+func (r *receiver) tooSlow(w FileWriter, why error) {
 	r.mu.Lock()
 	if r.w != w || r.bad != nil {
 		r.mu.Unlock()
 		return
 	}
-	r.bad = fmt.Errorf("%w (%d of %d bytes)", ErrTooSlow, r.got, r.want)
+	r.bad = fmt.Errorf("%w (%d of %d bytes)", why, r.got, r.want)
 	w.Suspend() // a stalled network: what arrived is kept for a resume
-	r.watch = nil
-	r.log.Warn("inbox: transfer too slow; ended", "from", r.from.ID(), "got", r.got, "of", r.want)
+	r.unwatch()
+	r.log.Warn("inbox: transfer ended", "from", r.from.ID(), "got", r.got, "of", r.want, "why", why)
+	bad := r.bad
 	r.mu.Unlock()
-	r.send(ack(r.bad))
+	r.send(ack(bad))
 }
+
+// ErrSuperseded: the sender offered the same file again while this
+// transfer of it hung; the new one takes up what arrived.
+var ErrSuperseded = errors.New("a new transfer of the same file took over")
 
 func ack(err error) message {
 	if err != nil {
@@ -280,7 +286,8 @@ func (r *receiver) handle(isString bool, data []byte) []message {
 			return []message{ack(err)}
 		}
 		r.w = fw
-		r.watch = WatchProgress(func() { r.tooSlow(fw) })
+		r.watch = WatchProgress(func() { r.tooSlow(fw, ErrTooSlow) })
+		fw.OnStop(func() { r.tooSlow(fw, ErrSuperseded) })
 		ready := message{T: "ready"}
 		if n, h := fw.Have(); n > 0 {
 			r.got, r.from0, r.h = n, n, h

@@ -222,3 +222,5 @@ func TestPingAndIdle(t *testing.T) {
 		t.Fatal("WaitIdle says idle for a closed connection")
 	}
 }
+
+func (f *memFile) OnStop(func()) {}

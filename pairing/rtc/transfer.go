@@ -118,6 +118,10 @@ type FileWriter interface {
 	Commit(sha256hex string) error
 	Abort()
 	Suspend()
+	// OnStop sets how to end the transfer early (keeping the partial):
+	// the inbox does when the same sender offers the same file again
+	// while this transfer hangs.
+	OnStop(func())
 }
 
 // ErrResumeMismatch: the receiver's partial is not the start of the file

@@ -129,3 +129,5 @@ func FuzzReceiver(f *testing.F) {
 	f.Add(ops(`{"t":"file","name":"a","size":5}`, data, good, `{"t":"file","name":"b","size":0}`, `{"t":"end","sha256":""}`))
 	f.Fuzz(func(t *testing.T, in []byte) { runOps(t, in) })
 }
+
+func (f *checkFile) OnStop(func()) {}

@@ -139,6 +139,7 @@ func (s *direct) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	body := &idleReader{r: io.LimitReader(r.Body, size-have+1), rc: rc}
 	body.watch = rtc.WatchProgress(body.tooSlow)
+	fw.OnStop(body.tooSlow)
 	n, err := io.CopyBuffer(io.MultiWriter(fw, h), body, make([]byte, copyBuffer))
 	body.watch.Done()
 	sum := hex.EncodeToString(h.Sum(nil))
