@@ -74,9 +74,9 @@ type Inbox struct {
 	PartialTTL time.Duration
 
 	mu       sync.Mutex
-	reserved int64           // bytes announced by the transfers under way
+	reserved int64                 // bytes announced by the transfers under way
 	active   map[string]*inboxFile // the transfers under way, by partial file
-	ready    bool            // ownDir exists and holds the log (see prepare)
+	ready    bool                  // ownDir exists and holds the log (see prepare)
 }
 
 var _ rtc.Sink = (*Inbox)(nil)
