@@ -412,7 +412,14 @@ func testSendInterrupted(t *testing.T, path string) {
 	// b's next start keeps the resumable partials and removes what
 	// cannot be resumed.
 	a.serve("--config", aConf)
-	send = startBigSend(t, a, b)
+	before := b.biggestPartial()
+	send = startBigSend(t, a, b) // the same file: it resumes
+	lan.Eventually(t, 15*time.Second, func() error {
+		if b.biggestPartial() < before+1<<20 {
+			return errors.New("the resumed transfer has not moved yet")
+		}
+		return nil
+	})
 	b.daemon.Kill()
 	start := time.Now()
 	select {
