@@ -256,3 +256,58 @@ func TestSendFolder(t *testing.T) {
 		t.Fatal("the refused sends left records")
 	}
 }
+
+// TestResumeMismatch: the file changed after the cut (same name, size
+// and first MiB, other bytes inside the part the receiver kept): the
+// sender's prefix hash differs, the receiver removes its partial, and
+// `pairing send` sends the file again from its start, which arrives
+// whole and right. On each path.
+func TestResumeMismatch(t *testing.T) {
+	for _, path := range []string{"tls", "webrtc"} {
+		t.Run(path, func(t *testing.T) {
+			size := int64(100 << 20)
+			if path == "webrtc" {
+				size = 30 << 20
+			}
+			bConf := writeConf(t, "connection-idle = 2s\n")
+			a, b := pairedWith(t, nil, []string{"--config", bConf})
+			file, _ := randomBigFile(t, t.TempDir(), "big.bin", size)
+			send := startSendTo(t, a, b, file, path, size/2)
+			b.daemon.Kill()
+			<-send.Done()
+			b.serve("--config", bConf)
+			if len(b.resumable()) != 1 {
+				t.Fatalf("b keeps %v", b.partial())
+			}
+			f, _ := os.OpenFile(file, os.O_WRONLY, 0)
+			f.WriteAt([]byte("changed"), 2<<20)
+			f.Close()
+			_, sum := hashFile(t, file)
+			res, stderr, code := a.send("b", "--file", file, "--path", path)
+			if code != 0 || res.SHA256 != sum || res.ResumedBytes != 0 {
+				t.Fatalf("send of the changed file: exit %d %+v %s", code, res, stderr)
+			}
+			if _, moved, err := b.received("big.bin"); err != nil || moved != size {
+				t.Fatalf("the changed file moved %d of %d bytes: %v", moved, size, err)
+			}
+			if !strings.Contains(b.daemon.Stderr(), "partial file removed: the sender's file differs") {
+				t.Error("b did not log why it removed the partial")
+			}
+			if p := b.partial(); len(p) != 0 {
+				t.Fatalf("partial files left: %v", p)
+			}
+		})
+	}
+}
+
+func hashFile(t *testing.T, p string) (int64, string) {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, _ := io.Copy(h, f)
+	return n, hex.EncodeToString(h.Sum(nil))
+}
