@@ -2,12 +2,16 @@ package pairing
 
 import (
 	"bufio"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -66,9 +70,14 @@ type Inbox struct {
 	// nothing is logged).
 	Logger *slog.Logger
 
+	// PartialTTL is how long a partial kept for a resume stays after its
+	// last byte (0: DefaultPartialTTL).
+	PartialTTL time.Duration
+
 	mu       sync.Mutex
-	reserved int64 // bytes announced by the transfers under way
-	ready    bool  // ownDir exists and holds the log (see prepare)
+	reserved int64                 // bytes announced by the transfers under way
+	active   map[string]*inboxFile // the transfers under way, by partial file
+	ready    bool                  // ownDir exists and holds the log (see prepare)
 }
 
 var _ rtc.Sink = (*Inbox)(nil)
@@ -253,18 +262,17 @@ func (in *Inbox) SetLimits(maxFile, maxTotal int64) {
 }
 
 // RemovePartial removes the partial files a crash left behind (files
-// being received live in ownDir until complete). It returns how many it
+// being received live in ownDir until complete), except those kept for a
+// resume that have not expired (see partial.go). It returns how many it
 // removed. Called at start, it also moves the log of an older version
 // (prepare).
 func (in *Inbox) RemovePartial() int {
 	in.mu.Lock()
+	defer in.mu.Unlock()
 	in.prepare()
-	in.mu.Unlock()
-	partial, _ := filepath.Glob(in.own(incomingPrefix + "*"))
 	old, _ := filepath.Glob(filepath.Join(in.Dir, oldIncoming+"*"))
-	n := 0
-	partial = append(partial, old...)
-	for _, p := range partial {
+	n := in.sweep(true)
+	for _, p := range old {
 		if os.Remove(p) == nil {
 			n++
 		}
@@ -272,10 +280,20 @@ func (in *Inbox) RemovePartial() int {
 	return n
 }
 
-// File starts receiving a file: checked name, size within the limits.
-func (in *Inbox) File(from ident.Fingerprint, name string, size int64) (rtc.FileWriter, error) {
-	if err := CheckFileName(name); err != nil {
+// File starts receiving a file: checked path, size within the limits. A
+// partial kept from a broken transfer of the same file (same sender,
+// path, size and head) is taken up again: Have says how much of it is
+// there.
+func (in *Inbox) File(from ident.Fingerprint, o rtc.Offer) (rtc.FileWriter, error) {
+	rel, size := o.Rel(), o.Size
+	if err := CheckFileName(o.Name); err != nil {
 		return nil, err
+	}
+	if err := CheckPath(rel); err != nil {
+		return nil, err
+	}
+	if path.Base(rel) != o.Name {
+		return nil, fmt.Errorf("%w: path %q does not end in its name %q", ErrBadFileName, rel, o.Name)
 	}
 	in.mu.Lock()
 	if err := in.prepare(); err != nil {
@@ -287,42 +305,104 @@ func (in *Inbox) File(from ident.Fingerprint, name string, size int64) (rtc.File
 		in.mu.Unlock()
 		return nil, fmt.Errorf("%w: %d bytes, at most %d", ErrTooLarge, size, maxFile)
 	}
+	in.sweep(false)
+	if in.supersede(from, o) {
+		in.sweep(false)
+	}
+	w := &inboxFile{in: in, from: from, rel: rel, size: size, key: keyOf(from, o)}
+	kept := in.find(from, o)
+	if kept != nil {
+		in.setActive(kept.data, w) // its bytes count in the reservation now
+	}
 	// The files arriving reserve their whole size: two transfers at once
-	// cannot both take the last free space.
-	if used := in.used(); used+size > maxTotal {
+	// cannot both take the last free space. Partials kept for a resume
+	// give way, oldest first.
+	used := in.used()
+	for used+size > maxTotal && in.evictOldest() {
+		used = in.used()
+	}
+	if used+size > maxTotal {
+		if kept != nil {
+			in.setActive(kept.data, nil)
+		}
 		in.mu.Unlock()
 		return nil, fmt.Errorf("%w: %d bytes used or announced of %d, the file needs %d", ErrInboxFull, used, maxTotal, size)
 	}
 	in.reserved += size
-	in.mu.Unlock()
-	f, err := os.CreateTemp(in.own(""), incomingPrefix+"*")
-	if err != nil {
-		in.unreserve(size)
-		return nil, err
-	}
-	return &inboxFile{in: in, f: f, from: from, name: name, size: size}, nil
-}
-
-func (in *Inbox) unreserve(n int64) {
-	in.mu.Lock()
-	in.reserved -= n
-	in.mu.Unlock()
-}
-
-// used is what the received files, the log and the files arriving take
-// (in.mu held).
-func (in *Inbox) used() int64 {
-	n := in.reserved // the files arriving, by their announced size
-	entries, _ := os.ReadDir(in.Dir)
-	for _, e := range entries {
-		if info, err := e.Info(); err == nil && info.Mode().IsRegular() {
-			n += info.Size()
+	var err error
+	keptData := ""
+	if kept != nil {
+		keptData = kept.data
+		w.f, err = os.OpenFile(kept.data, os.O_RDWR, 0o600)
+		w.meta = kept.meta
+	} else {
+		w.f, err = os.CreateTemp(in.own(""), incomingPrefix+"*")
+		if err == nil {
+			in.setActive(w.f.Name(), w)
+			if o.Head != "" {
+				w.meta = metaOf(w.f.Name())
+				err = writeMeta(w.meta, keyOf(from, o))
+			}
 		}
 	}
+	in.mu.Unlock()
+	if err != nil {
+		if w.f != nil {
+			w.Abort()
+		} else {
+			in.release(keptData, size)
+		}
+		return nil, err
+	}
+	w.have, w.h = w.readBack()
+	return w, nil
+}
+
+// release ends a transfer's claims: its partial is no longer active, its
+// reservation is free.
+func (in *Inbox) release(data string, size int64) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.setActive(data, nil)
+	in.reserved -= size
+}
+
+// setActive marks the partial file data as used by w's transfer, or by
+// none (w nil) (in.mu held).
+func (in *Inbox) setActive(data string, w *inboxFile) {
+	if in.active == nil {
+		in.active = map[string]*inboxFile{}
+	}
+	if w != nil {
+		in.active[data] = w
+	} else {
+		delete(in.active, data)
+	}
+}
+
+// used is what the received files (in folders too), the log, the
+// partials kept for a resume and the files arriving take (in.mu held).
+func (in *Inbox) used() int64 {
+	n := in.reserved // the files arriving, by their announced size
+	filepath.WalkDir(in.Dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if d.IsDir() && p == filepath.Join(in.Dir, ownDir) {
+			return filepath.SkipDir
+		}
+		if info, err := d.Info(); err == nil && info.Mode().IsRegular() {
+			n += info.Size()
+		}
+		return nil
+	})
 	for _, name := range []string{inboxLog, inboxLog + ".1"} {
 		if info, err := os.Stat(in.own(name)); err == nil {
 			n += info.Size()
 		}
+	}
+	for _, p := range in.partials() {
+		n += p.bytes
 	}
 	return n
 }
@@ -333,25 +413,91 @@ func (in *Inbox) own(name string) string { return filepath.Join(in.Dir, ownDir, 
 type inboxFile struct {
 	in   *Inbox
 	f    *os.File
+	key  partialMeta
+	stop func() // ends the transfer early (in.mu held to read or set)
+	meta string // its resume metadata ("": not resumable)
 	from ident.Fingerprint
-	name string
+	rel  string
 	size int64
+	have int64
+	h    hash.Hash
+	end  sync.Once
 }
 
 func (w *inboxFile) Write(b []byte) (int, error) { return w.f.Write(b) }
 
-func (w *inboxFile) Abort() {
-	w.f.Close()
-	os.Remove(w.f.Name())
-	w.in.unreserve(w.size)
+func (w *inboxFile) Have() (int64, hash.Hash) { return w.have, w.h }
+
+func (w *inboxFile) OnStop(stop func()) {
+	w.in.mu.Lock()
+	defer w.in.mu.Unlock()
+	w.stop = stop
 }
 
-// Commit keeps the file under its name, or "name (2).ext" and so on when
+// readBack hashes the bytes a kept partial holds, from disk: the prefix
+// the sender must match (and the start of the whole file's SHA-256). A
+// partial longer than the file, or unreadable, starts again empty.
+func (w *inboxFile) readBack() (int64, hash.Hash) {
+	h := sha256.New()
+	fi, err := w.f.Stat()
+	if err != nil || fi.Size() == 0 {
+		return 0, h
+	}
+	n := fi.Size()
+	if n <= w.size {
+		if _, err := w.f.Seek(0, io.SeekStart); err == nil {
+			if _, err := io.CopyN(h, w.f, n); err == nil {
+				return n, h
+			}
+		}
+	}
+	w.f.Truncate(0)
+	w.f.Seek(0, io.SeekStart)
+	return 0, sha256.New()
+}
+
+// Abort removes the partial file.
+func (w *inboxFile) Abort() {
+	w.end.Do(func() {
+		w.f.Close()
+		os.Remove(w.f.Name())
+		if w.meta != "" {
+			os.Remove(w.meta)
+		}
+		w.in.release(w.f.Name(), w.size)
+	})
+}
+
+// Suspend keeps the partial file for a resume when the offer was
+// resumable, and removes it otherwise.
+func (w *inboxFile) Suspend() {
+	if w.meta == "" {
+		w.Abort()
+		return
+	}
+	w.end.Do(func() {
+		w.f.Close()
+		now := time.Now()
+		os.Chtimes(w.f.Name(), now, now) // its time to live counts from now
+		w.in.release(w.f.Name(), w.size)
+	})
+}
+
+// Commit keeps the file under its path, or "name (2).ext" and so on when
 // that exists: a link never replaces an existing file.
-func (w *inboxFile) Commit(sum string) error {
+func (w *inboxFile) Commit(sum string) (err error) {
+	err = errors.New("the file ended already")
+	w.end.Do(func() { err = w.commit(sum) })
+	return err
+}
+
+func (w *inboxFile) commit(sum string) error {
 	tmp := w.f.Name()
 	defer os.Remove(tmp)
-	defer w.in.unreserve(w.size)
+	if w.meta != "" {
+		defer os.Remove(w.meta)
+	}
+	defer w.in.release(tmp, w.size)
 	// Readable by the daemon's group (pairing): people in it may read
 	// what arrived (the service's own files stay 0600).
 	if err := w.f.Chmod(0o640); err != nil {
@@ -365,18 +511,40 @@ func (w *inboxFile) Commit(sum string) error {
 	if err := w.f.Close(); err != nil {
 		return err
 	}
-	ext := filepath.Ext(w.name)
-	base := strings.TrimSuffix(w.name, ext)
-	final := w.name
-	for i := 2; ; i++ {
-		err := os.Link(tmp, filepath.Join(w.in.Dir, final))
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, fs.ErrExist) || i > 1000 {
-			return err
-		}
-		final = fmt.Sprintf("%s (%d)%s", base, i, ext)
+	final, err := w.in.place(tmp, w.rel)
+	if err != nil {
+		return err
 	}
 	return w.in.record(InboxItem{Kind: "file", From: w.from.ID(), Name: w.in.name(w.from), At: time.Now().UTC(), File: final, Size: w.size, SHA256: sum})
+}
+
+// place links the finished file tmp (in ownDir) at rel inside Dir,
+// creating its folders (0700, as the inbox's own), never following a
+// link out of Dir (os.Root) and never replacing a file: "name (2).ext"
+// and so on when rel exists. It returns where the file went, relative.
+func (in *Inbox) place(tmp, rel string) (string, error) {
+	root, err := os.OpenRoot(in.Dir)
+	if err != nil {
+		return "", err
+	}
+	defer root.Close()
+	dir, name := path.Split(rel)
+	if dir != "" {
+		if err := root.MkdirAll(strings.TrimSuffix(dir, "/"), 0o700); err != nil {
+			return "", err
+		}
+	}
+	ext := path.Ext(name)
+	base := strings.TrimSuffix(name, ext)
+	final := rel
+	for i := 2; ; i++ {
+		err := root.Link(path.Join(ownDir, filepath.Base(tmp)), final)
+		if err == nil {
+			return final, nil
+		}
+		if !errors.Is(err, fs.ErrExist) || i > 1000 {
+			return "", err
+		}
+		final = dir + fmt.Sprintf("%s (%d)%s", base, i, ext)
+	}
 }

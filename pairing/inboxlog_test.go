@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lanpairing/pairing/internal/ident"
+	"github.com/lanpairing/pairing/pairing/rtc"
 )
 
 var forged = `{"kind":"text","from":"AAAA-BBBB","from_name":"your-bank","at":"2026-01-01T00:00:00Z","text":"call us"}` + "\n"
@@ -44,7 +45,7 @@ func TestInboxNamesAndOwnFiles(t *testing.T) {
 		".pairing":             "hidden",
 		".PAIRING":             "hidden",
 	} {
-		_, err := in.File(from, name, 1)
+		_, err := in.File(from, rtc.Offer{Name: name, Size: 1})
 		if !errors.Is(err, ErrBadFileName) || !strings.Contains(err.Error(), want) {
 			t.Errorf("name %q: %v, want %q", name, err, want)
 		}
@@ -55,7 +56,7 @@ func TestInboxNamesAndOwnFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"inbox.jsonl", "INBOX.JSONL", "inbox.jsonl.1", "incoming-x", "Inbox.jsonl"} {
-		w, err := in.File(from, name, int64(len(forged)))
+		w, err := in.File(from, rtc.Offer{Name: name, Size: int64(len(forged))})
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}

@@ -375,7 +375,7 @@ func TestHelperNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, char := range badNames {
-		_, err := rtc.SendFile(ctx, dc, name, 4, strings.NewReader("evil"), nil)
+		_, err := rtc.SendFile(ctx, dc, rtc.Offer{Name: name, Size: 4}, strings.NewReader("evil"), nil)
 		t.Logf("webrtc %q: %v", name, err)
 		switch {
 		case err == nil:

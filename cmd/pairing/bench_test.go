@@ -254,6 +254,7 @@ func TestBenchFigures(t *testing.T) {
 	})
 
 	t.Run("xfer", func(t *testing.T) { xferBench(t, bin, 5) })
+	t.Run("xfer_resume_ratio", func(t *testing.T) { resumeBench(t, bin, 3) })
 	// Two sizes of LAN: the beacon traffic per daemon must stay the same
 	// (linear in N, not N²).
 	t.Run("lan60", func(t *testing.T) { lanBench(t, bin, 60) })

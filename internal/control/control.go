@@ -206,6 +206,9 @@ type SendResult struct {
 	Path       string  `json:"path"`
 	DurationMS float64 `json:"duration_ms"`
 	Pair       string  `json:"selected_pair,omitempty"`
+	// ResumedBytes is what the receiver already had of the file (kept
+	// from a broken transfer): not sent again.
+	ResumedBytes int64 `json:"resumed_bytes"`
 }
 
 // InboxItem is one thing a paired device sent.
@@ -388,8 +391,8 @@ type Paired struct {
 // ErrorBody is the body of every failed control request.
 type ErrorBody struct {
 	Error string `json:"error"`
-	// Reason is what a caller branches on (Reason* below); empty for
-	// other failures.
+	// Reason is what a caller branches on (Reason…); empty for other
+	// failures.
 	Reason string `json:"reason,omitempty"`
 }
 
@@ -450,7 +453,8 @@ type InboxCleared struct {
 	Missing int `json:"missing"`
 }
 
-// Send asks the daemon to deliver body (a text, or a file called name) to
+// Send asks the daemon to deliver body (a text, or a file called name: a
+// relative path inside a folder, '/'-separated, for a folder's file) to
 // peer, over path (tls, webrtc, or "" for the daemon's setting); it
 // streams body and has no time limit but ctx's.
 func (c *Client) Send(ctx context.Context, peer, kind, name string, size int64, body io.Reader, path string) (*SendResult, error) {

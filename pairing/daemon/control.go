@@ -15,6 +15,7 @@ import (
 	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/internal/ident"
 	"github.com/lanpairing/pairing/pairing"
+	"github.com/lanpairing/pairing/pairing/rtc"
 	"github.com/lanpairing/pairing/pairing/session"
 )
 
@@ -133,6 +134,11 @@ func (d *Daemon) controlMux() *http.ServeMux {
 			status := http.StatusBadGateway
 			if errors.Is(err, pairing.ErrUnknownPeer) || errors.Is(err, pairing.ErrAmbiguous) || errors.Is(err, pairing.ErrBadFileName) {
 				status = http.StatusBadRequest
+			}
+			if errors.Is(err, rtc.ErrResumeMismatch) {
+				// The client sends the file again from its start.
+				pairing.WriteJSON(w, http.StatusConflict, control.ErrorBody{Error: err.Error(), Reason: control.ReasonResumeMismatch})
+				return
 			}
 			ctlError(w, status, err)
 			return

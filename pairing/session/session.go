@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"path"
 	"slices"
 	"sync"
 	"time"
@@ -258,7 +259,9 @@ func (s *Sessions) Send(ctx context.Context, p pairing.PairedPeer, kind, name st
 			return nil, errors.New("a text message is at most 32 KiB; send a file instead")
 		}
 	case "file":
-		if err := pairing.CheckFileName(name); err != nil {
+		// name is a relative path for a folder's file: every component
+		// passes the file name rule.
+		if err := pairing.CheckPath(name); err != nil {
 			return nil, err
 		}
 	default:
@@ -283,8 +286,9 @@ func (s *Sessions) Send(ctx context.Context, p pairing.PairedPeer, kind, name st
 		if kind == "text" {
 			err, res.Bytes = d.SendText(ctx, string(text)), int64(len(text))
 		} else {
-			res.SHA256, err = d.SendFile(ctx, name, size, body, nil)
-			res.Bytes = size
+			var sent rtc.Sent
+			sent, err = d.SendFile(ctx, offerOf(name, size), body, nil)
+			res.SHA256, res.ResumedBytes, res.Bytes = sent.SHA256, sent.Resumed, size
 		}
 		if errors.Is(err, rtc.ErrGone) {
 			return nil, fmt.Errorf("%w (it closed during the send)", ErrPageClosed)
@@ -304,7 +308,7 @@ func (s *Sessions) Send(ctx context.Context, p pairing.PairedPeer, kind, name st
 	case path != "" && path != PathAuto && path != PathTLS && path != PathWebRTC:
 		return nil, fmt.Errorf("unknown path %q: want auto, tls or webrtc", path)
 	case kind == "file" && path != PathWebRTC && (!w.RelayOnly || path == PathTLS):
-		res, err := s.direct.send(ctx, p, addrsOf(s.cfg, p), name, size, body, start)
+		res, err := s.direct.send(ctx, p, addrsOf(s.cfg, p), offerOf(name, size), body, start)
 		if err == nil || path == PathTLS || !errors.Is(err, pairing.ErrNoDirect) {
 			return res, err
 		}
@@ -333,15 +337,26 @@ func (s *Sessions) Send(ctx context.Context, p pairing.PairedPeer, kind, name st
 		}
 		res.Bytes = int64(len(text))
 	} else {
-		if res.SHA256, err = rtc.SendFile(ctx, dc, name, size, body, nil); err != nil {
+		sent, err := rtc.SendFile(ctx, dc, offerOf(name, size), body, nil)
+		if err != nil {
 			return nil, err
 		}
-		res.Bytes = size
+		res.SHA256, res.ResumedBytes, res.Bytes = sent.SHA256, sent.Resumed, size
 	}
 	res.DurationMS = msSince(start)
 	_, res.Pair = ss.Events()
-	s.log.Info("sent", "peer", p.ID, "name", p.Name, "kind", kind, "bytes", res.Bytes, "reused", reused, "connect_ms", res.ConnectMS, "duration_ms", res.DurationMS, "pair", res.Pair)
+	s.log.Info("sent", "peer", p.ID, "name", p.Name, "kind", kind, "bytes", res.Bytes, "resumed_from", res.ResumedBytes, "reused", reused, "connect_ms", res.ConnectMS, "duration_ms", res.DurationMS, "pair", res.Pair)
 	return res, nil
+}
+
+// offerOf is the offer of a file at the relative path rel: its base
+// name for receivers that know no folders, and the path.
+func offerOf(rel string, size int64) rtc.Offer {
+	o := rtc.Offer{Name: path.Base(rel), Size: size}
+	if o.Name != rel {
+		o.Path = rel
+	}
+	return o
 }
 
 // addrsOf is where p may be: the stored addresses (a pinned connection
