@@ -151,7 +151,7 @@ func (d *Daemon) controlMux() *http.ServeMux {
 			ctlError(w, http.StatusInternalServerError, err)
 			return
 		}
-		pairing.WriteJSON(w, http.StatusOK, items)
+		pairing.WriteJSON(w, http.StatusOK, inboxView(items))
 	})
 	mux.HandleFunc("GET "+control.PathInboxFile, func(w http.ResponseWriter, r *http.Request) {
 		f, err := d.inbox.Open(r.URL.Query().Get("name"))
@@ -173,7 +173,7 @@ func (d *Daemon) controlMux() *http.ServeMux {
 			return
 		}
 		d.cfg.Logger.Info("inbox cleared", "files", c.Files, "bytes", c.Bytes, "texts", c.Texts)
-		pairing.WriteJSON(w, http.StatusOK, c)
+		pairing.WriteJSON(w, http.StatusOK, clearedView(c))
 	})
 	return mux
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/internal/ident"
 	"github.com/lanpairing/pairing/pairing"
+	"github.com/lanpairing/pairing/pairing/inbox"
 	"github.com/lanpairing/pairing/pairing/session"
 	"github.com/lanpairing/pairing/pairing/web"
 )
@@ -59,7 +60,7 @@ type Daemon struct {
 	own    *discovery.Own
 	nbrs   *discovery.Neighbours
 	sess   *session.Sessions
-	inbox  *pairing.Inbox
+	inbox  *inbox.Inbox
 	svc    *service
 }
 
@@ -106,7 +107,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 		return nil, fmt.Errorf("listen on %s: %w", s.Listen, err)
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
-	d.inbox = &pairing.Inbox{Dir: s.Inbox.Dir, MaxFile: s.Inbox.MaxFileMB << 20, MaxTotal: s.Inbox.MaxInboxMB << 20, NameOf: func(fp ident.Fingerprint) string { p, _ := d.store.Get(fp); return p.Name }, Logger: d.cfg.Logger}
+	d.inbox = &inbox.Inbox{Dir: s.Inbox.Dir, MaxFile: s.Inbox.MaxFileMB << 20, MaxTotal: s.Inbox.MaxInboxMB << 20, NameOf: func(fp ident.Fingerprint) string { p, _ := d.store.Get(fp); return p.Name }, Logger: d.cfg.Logger}
 	if n := d.inbox.RemovePartial(); n > 0 {
 		d.cfg.Logger.Warn("inbox: removed partial files of transfers a crash interrupted", "count", n, "dir", d.inbox.Dir)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/internal/ident"
 	"github.com/lanpairing/pairing/pairing"
+	"github.com/lanpairing/pairing/pairing/inbox"
 	"github.com/lanpairing/pairing/pairing/rtc"
 )
 
@@ -74,7 +75,7 @@ func (s *Sessions) serveConnect(w http.ResponseWriter, r *http.Request) {
 type direct struct {
 	id     *pairing.Identity
 	store  *pairing.Store
-	inbox  *pairing.Inbox
+	inbox  *inbox.Inbox
 	files  *partials // shared with the data channels
 	log    *slog.Logger
 	recent directLog
@@ -117,7 +118,7 @@ func (s *direct) serve(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		status := http.StatusBadRequest
 		switch {
-		case errors.Is(err, pairing.ErrTooLarge) || errors.Is(err, pairing.ErrInboxFull):
+		case errors.Is(err, inbox.ErrTooLarge) || errors.Is(err, inbox.ErrInboxFull):
 			status = http.StatusRequestEntityTooLarge
 		case errors.Is(err, ErrPeerBusy):
 			status = http.StatusTooManyRequests

@@ -20,6 +20,7 @@ import (
 	"github.com/lanpairing/pairing/internal/run"
 	"github.com/lanpairing/pairing/internal/turncred"
 	"github.com/lanpairing/pairing/pairing"
+	"github.com/lanpairing/pairing/pairing/inbox"
 	"github.com/lanpairing/pairing/pairing/rtc"
 )
 
@@ -44,7 +45,7 @@ type Config struct {
 	Store    *pairing.Store
 	// Window is the pairing window a browser proves itself against.
 	Window *pairing.Window
-	Inbox  *pairing.Inbox
+	Inbox  *inbox.Inbox
 	WebRTC pairing.WebRTCSettings
 	// Name is this device's current name.
 	Name func() string
