@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lanpairing/pairing/internal/config"
 	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/pairing"
 )
@@ -21,7 +22,7 @@ func completePeer(c *cobra.Command, args []string, toComplete string) ([]string,
 	}
 	socket, _ := c.Flags().GetString("socket")
 	if socket == "" {
-		socket = pairing.DefaultSocket()
+		socket = config.DefaultSocket()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
@@ -29,7 +30,7 @@ func completePeer(c *cobra.Command, args []string, toComplete string) ([]string,
 	if err != nil {
 		dir, _ := c.Flags().GetString("state-dir")
 		if dir == "" {
-			dir = pairing.DefaultStateDir()
+			dir = config.DefaultStateDir()
 		}
 		stored, _ := pairing.ReadStore(dir)
 		for _, p := range stored {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/lanpairing/pairing/internal/config"
 	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/internal/ident"
 	"github.com/lanpairing/pairing/internal/limit"
@@ -46,7 +47,8 @@ type Config struct {
 	// Window is the pairing window a browser proves itself against.
 	Window *pairing.Window
 	Inbox  *inbox.Inbox
-	WebRTC pairing.WebRTCSettings
+	// WebRTC are complete settings (config.Complete fills them in).
+	WebRTC config.WebRTCSettings
 	// Name is this device's current name.
 	Name func() string
 	// Lookup is where a device is on the LAN now (nil: nowhere).
@@ -72,16 +74,13 @@ type Sessions struct {
 	sink   inboxSink // the inbox, within each device's file slots
 
 	mu     sync.Mutex
-	webrtc pairing.WebRTCSettings // live: a config reload changes it
+	webrtc config.WebRTCSettings // live: a config reload changes it
 }
 
 // New returns Sessions that serve until Close.
 func New(cfg Config) *Sessions {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.WebRTC.ConnectionIdle <= 0 {
-		cfg.WebRTC.ConnectionIdle = pairing.DefaultConnectionIdle
 	}
 	if cfg.OnLink == nil {
 		cfg.OnLink = func(netip.Addr) bool { return false }
@@ -133,10 +132,7 @@ func (s *Sessions) Close() {
 // SetWebRTC applies new WebRTC settings to the next connections. When the
 // servers, credentials or relay policy changed, kept connections close so
 // the next send uses the new ones.
-func (s *Sessions) SetWebRTC(w pairing.WebRTCSettings) {
-	if w.ConnectionIdle <= 0 {
-		w.ConnectionIdle = pairing.DefaultConnectionIdle
-	}
+func (s *Sessions) SetWebRTC(w config.WebRTCSettings) {
 	s.mu.Lock()
 	changed := !s.webrtc.Equal(w)
 	s.webrtc = w
@@ -149,7 +145,7 @@ func (s *Sessions) SetWebRTC(w pairing.WebRTCSettings) {
 	}
 }
 
-func (s *Sessions) settings() pairing.WebRTCSettings {
+func (s *Sessions) settings() config.WebRTCSettings {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.webrtc
