@@ -49,7 +49,7 @@ func qrCommand(o streams) *cobra.Command {
 			url, shown = w.LinkURL, w.LinkURL
 		}
 		if *png != "" {
-			if err := pairing.WriteQRPNG(url, *png, 384); err != nil {
+			if err := writeQRPNG(url, *png, 384); err != nil {
 				return err
 			}
 		}
@@ -60,7 +60,7 @@ func qrCommand(o streams) *cobra.Command {
 			cols, rows := termSize(f)
 			return qrTerminal(stdout, control.NewClient(*socket), w, url, *link, host, cols, rows)
 		}
-		text, err := pairing.QRText(url, colorOK(stdout))
+		text, err := qrText(url, colorOK(stdout))
 		if err != nil {
 			return err
 		}

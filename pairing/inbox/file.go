@@ -6,7 +6,6 @@ import (
 	"hash"
 	"io"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -123,40 +122,4 @@ func (w *file) commit(sum string) error {
 	w.in.mu.Lock()
 	defer w.in.mu.Unlock()
 	return w.in.log.record(it)
-}
-
-// writeFileAtomic writes b to path with mode 0600: temp file, fsync,
-// rename, fsync of the directory.
-func writeFileAtomic(path string, b []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

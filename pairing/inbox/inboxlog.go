@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/lanpairing/pairing/internal/atomicfile"
 	"github.com/lanpairing/pairing/pairing"
 )
 
@@ -183,7 +184,7 @@ func (j *journal) migrate(old, path string) {
 		log.Warn("inbox: the log of an older version was a file a paired device sent; it stays a file and the log starts empty", "file", old)
 		return
 	}
-	if err := writeFileAtomic(path, b[at:]); err != nil {
+	if err := atomicfile.Write(path, b[at:]); err != nil {
 		log.Warn("inbox: the log of an older version could not move", "from", old, "err", err)
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lanpairing/pairing/internal/atomicfile"
 	"github.com/lanpairing/pairing/internal/ident"
 	"github.com/lanpairing/pairing/pairing/rtc"
 )
@@ -49,7 +50,7 @@ func metaOf(data string) string {
 
 func writeMeta(path string, m partialMeta) error {
 	b, _ := json.Marshal(m)
-	return writeFileAtomic(path, b)
+	return atomicfile.Write(path, b)
 }
 
 // partial is a partial file in ownDir that no transfer uses now.
