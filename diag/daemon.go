@@ -182,7 +182,13 @@ func gatherPaired(ctx context.Context, e *env, in Facts) Facts {
 	if out.From == "store" {
 		stored, _ := pairing.ReadStore(e.cfg.StateDir)
 		for _, p := range stored {
-			list = append(list, pairing.PairedView(p, false))
+			// What probePaired reads, in the daemon's answer's form.
+			addrs := p.Addresses
+			if addrs == nil {
+				addrs = []netip.Addr{}
+			}
+			list = append(list, control.Paired{ID: p.ID, Name: p.Name, Fingerprint: p.Fingerprint.String(), Kind: p.Kind,
+				Addresses: addrs, Port: p.Port})
 		}
 	}
 	// Each device's dials and handshakes end within pairedWait, so the

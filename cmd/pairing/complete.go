@@ -11,6 +11,7 @@ import (
 	"github.com/lanpairing/pairing/internal/config"
 	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/pairing"
+	"github.com/lanpairing/pairing/pairing/daemon"
 )
 
 // completePeer completes a paired device's ID or name: from the running
@@ -34,7 +35,7 @@ func completePeer(c *cobra.Command, args []string, toComplete string) ([]string,
 		}
 		stored, _ := pairing.ReadStore(dir)
 		for _, p := range stored {
-			peers = append(peers, pairing.PairedView(p, false))
+			peers = append(peers, daemon.PairedView(p, false))
 		}
 	}
 	var out []string

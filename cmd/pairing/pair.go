@@ -201,7 +201,7 @@ func peersCommand(o streams) *cobra.Command {
 			stored, err = pairing.ReadStore(*stateDir)
 			peers = []control.Paired{}
 			for _, p := range stored {
-				peers = append(peers, pairing.PairedView(p, false))
+				peers = append(peers, daemon.PairedView(p, false))
 			}
 		}
 		if err != nil {
@@ -316,7 +316,7 @@ func changeHere(dir, query string, change func(*pairing.Store, pairing.PairedPee
 	if err := change(store, p); err != nil {
 		return nil, err
 	}
-	v := pairing.PairedView(p, false)
+	v := daemon.PairedView(p, false)
 	return &v, nil
 }
 

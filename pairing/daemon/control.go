@@ -69,7 +69,7 @@ func (d *Daemon) controlMux() *http.ServeMux {
 			return
 		}
 		d.cfg.Logger.Info("unpaired", "peer", p.ID, "name", p.Name)
-		pairing.WriteJSON(w, http.StatusOK, pairing.PairedView(p, false))
+		pairing.WriteJSON(w, http.StatusOK, PairedView(p, false))
 	})
 	mux.HandleFunc("PATCH "+control.PathPeers+"/{peer}", func(w http.ResponseWriter, r *http.Request) {
 		var req control.RenameRequest
@@ -96,7 +96,7 @@ func (d *Daemon) controlMux() *http.ServeMux {
 			return
 		}
 		d.cfg.Logger.Info("renamed", "peer", p.ID, "from", old, "name", p.Name)
-		pairing.WriteJSON(w, http.StatusOK, pairing.PairedView(p, false))
+		pairing.WriteJSON(w, http.StatusOK, PairedView(p, false))
 	})
 	mux.HandleFunc("POST "+control.PathJoin, func(w http.ResponseWriter, r *http.Request) {
 		var req control.JoinRequest
@@ -126,7 +126,7 @@ func (d *Daemon) controlMux() *http.ServeMux {
 		q := r.URL.Query()
 		size, _ := strconv.ParseInt(q.Get("size"), 10, 64)
 		p, err := pairing.Resolve(d.store.List(), q.Get("peer"))
-		var res *control.SendResult
+		var res *session.SendResult
 		if err == nil {
 			res, err = d.sess.Send(r.Context(), p, q.Get("kind"), q.Get("name"), size, r.Body, q.Get("path"))
 		}
@@ -143,7 +143,7 @@ func (d *Daemon) controlMux() *http.ServeMux {
 			ctlError(w, status, err)
 			return
 		}
-		pairing.WriteJSON(w, http.StatusOK, res)
+		pairing.WriteJSON(w, http.StatusOK, sendView(res))
 	})
 	mux.HandleFunc("GET "+control.PathInbox, func(w http.ResponseWriter, r *http.Request) {
 		items, err := d.inbox.List()
@@ -221,7 +221,7 @@ func (d *Daemon) Paired() []control.Paired {
 	on := online(d.nbrs.Peers(), d.store, d.sess.PagesOpen())
 	out := []control.Paired{}
 	for _, p := range d.store.List() {
-		out = append(out, pairing.PairedView(p, on[p.Fingerprint]))
+		out = append(out, PairedView(p, on[p.Fingerprint]))
 	}
 	return out
 }

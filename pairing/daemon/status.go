@@ -21,7 +21,7 @@ func (d *Daemon) Status() control.Status {
 			Started: d.svc.started(), Version: pairing.Version, StateDir: d.cfg.StateDir,
 			UptimeS: time.Since(d.svc.started()).Round(time.Second).Seconds()},
 		Addresses: []control.Address{}, Stages: []control.Stage{}, AddressesChanged: changed,
-		Paired: len(d.store.List()), Connections: d.sess.Connections(),
+		Paired: len(d.store.List()), Connections: connectionsView(d.sess.Connections()),
 		WebRTC: control.WebRTCStats{DroppedPackets: pionlog.Dropped()},
 	}
 	bs, refused := d.nbrs.Stats()

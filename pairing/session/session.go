@@ -15,7 +15,6 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/lanpairing/pairing/internal/config"
-	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/internal/ident"
 	"github.com/lanpairing/pairing/internal/limit"
 	"github.com/lanpairing/pairing/internal/run"
@@ -152,13 +151,13 @@ func (s *Sessions) settings() config.WebRTCSettings {
 }
 
 // Connections are the latest sessions, newest last, for status.
-func (s *Sessions) Connections() []control.Connection {
-	out := []control.Connection{}
+func (s *Sessions) Connections() []Connection {
+	out := []Connection{}
 	for _, ss := range s.recent.list() {
 		ev, pair := ss.Events()
-		c := control.Connection{Peer: ss.Peer.ID(), Role: ss.Role, Path: PathWebRTC, Pair: pair}
+		c := Connection{Peer: ss.Peer.ID(), Role: ss.Role, Path: PathWebRTC, Pair: pair}
 		for _, e := range ev {
-			c.Events = append(c.Events, control.ConnEvent{AtMS: e.AtMS, What: e.What, State: e.State})
+			c.Events = append(c.Events, ConnEvent{AtMS: e.AtMS, What: e.What, State: e.State})
 		}
 		out = append(out, c)
 	}
@@ -243,7 +242,7 @@ func (s *Sessions) Connect(ctx context.Context, offer string, tlsPeer ident.Fing
 // setting decides; tls or webrtc force one). Otherwise it uses the WebRTC
 // connection kept from the last send when that still answers, else a new
 // one, kept for the next send until it has been idle for connection-idle.
-func (s *Sessions) Send(ctx context.Context, p pairing.PairedPeer, kind, name string, size int64, body io.Reader, path string) (_ *control.SendResult, err error) {
+func (s *Sessions) Send(ctx context.Context, p pairing.PairedPeer, kind, name string, size int64, body io.Reader, path string) (_ *SendResult, err error) {
 	start := time.Now()
 	// What is wrong with the request is said before connecting.
 	var text []byte
@@ -279,7 +278,7 @@ func (s *Sessions) Send(ctx context.Context, p pairing.PairedPeer, kind, name st
 		if err != nil {
 			return nil, fmt.Errorf("%w (it does not answer: closed, or the phone is asleep)", ErrPageClosed)
 		}
-		res := &control.SendResult{Peer: p.Name, Name: name, Path: PathWebRTC, Reused: true}
+		res := &SendResult{Peer: p.Name, Name: name, Path: PathWebRTC, Reused: true}
 		if kind == "text" {
 			err, res.Bytes = d.SendText(ctx, string(text)), int64(len(text))
 		} else {
@@ -325,7 +324,7 @@ func (s *Sessions) Send(ctx context.Context, p pairing.PairedPeer, kind, name st
 			s.pool.keep(p.Fingerprint, ss, dc, s.settings().ConnectionIdle)
 		}
 	}()
-	res := &control.SendResult{Peer: p.Name, Name: name, ConnectMS: msSince(start), Reused: reused, Path: PathWebRTC}
+	res := &SendResult{Peer: p.Name, Name: name, ConnectMS: msSince(start), Reused: reused, Path: PathWebRTC}
 	ctx, cancel := ss.Bind(ctx) // a receiver that vanishes ends the send
 	defer cancel()
 	if kind == "text" {
