@@ -66,7 +66,7 @@ fuzz: ## fuzz every decoder of outside input for 30 s each
 	$(GO) test -run '^$$' -fuzz '^FuzzPairRequest$$' -fuzztime 30s ./pairing
 	$(GO) test -run '^$$' -fuzz '^FuzzProbeRequest$$' -fuzztime 30s ./pairing
 	$(GO) test -run '^$$' -fuzz '^FuzzStoreDecode$$' -fuzztime 30s ./pairing
-	$(GO) test -run '^$$' -fuzz '^FuzzParseConfig$$' -fuzztime 30s ./pairing
+	$(GO) test -run '^$$' -fuzz '^FuzzParseConfig$$' -fuzztime 30s ./internal/config
 	$(GO) test -run '^$$' -fuzz '^FuzzFingerprints$$' -fuzztime 30s ./pairing/rtc
 	$(GO) test -run '^$$' -fuzz '^FuzzReceiver$$' -fuzztime 30s ./pairing/rtc
 	$(GO) test -run '^$$' -fuzz '^FuzzFilterCandidates$$' -fuzztime 30s ./pairing/rtc

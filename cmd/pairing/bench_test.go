@@ -333,7 +333,7 @@ func TestBenchFigures(t *testing.T) {
 			info := w.Open()
 			p := pairing.Payload{Host: netip.MustParseAddr("192.168.1.23"), Port: 41234, Secret: info.Secret, Name: "bench",
 				Addrs: []netip.Addr{netip.MustParseAddr("192.168.1.23"), netip.MustParseAddr("fd00::23")}}
-			if _, err := pairing.QRText(p.URL(), true); err != nil {
+			if _, err := qrText(p.URL(), true); err != nil {
 				t.Fatal(err)
 			}
 			return float64(time.Since(start).Microseconds()) / 1000

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lanpairing/pairing/internal/config"
 	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/pairing"
 )
@@ -19,7 +20,7 @@ import (
 func sendCommand(o streams) *cobra.Command {
 	c, fs := newCommand("send PEER (TEXT... | --file F...)", "send a text, files or folders to a paired device", "Send a text message, files or folders to a paired device (the running daemon connects): files go over a direct TLS connection when it connects, else a WebRTC data channel; texts over WebRTC. A folder arrives as a folder, with the relative paths inside it. A transfer that broke off resumes where it stopped when the same file is sent again to the same device", 1, -1)
 	stdout, stderr := o.stdout, o.stderr
-	socket := fs.String("socket", pairing.DefaultSocket(), "control socket of the daemon; env PAIRING_SOCKET")
+	socket := fs.String("socket", config.DefaultSocket(), "control socket of the daemon; env PAIRING_SOCKET")
 	files := fs.StringArrayP("file", "f", nil, "send this `file` or folder instead of a text (repeat for several)")
 	asJSON := fs.BoolP("json", "j", false, "print JSON (an array when several files go)")
 	path := fs.String("path", "", "force the path of a file: tls (direct) or webrtc (data channel); default: the daemon's transfer setting (auto)")

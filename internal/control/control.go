@@ -13,7 +13,12 @@
 // types either: the peer-to-peer protocol's types are pairing's own. The
 // daemon (pairing/daemon) converts the libraries' values into these when
 // it answers, and the commands use the daemon's conversions when they
-// work without a daemon, so both say the same.
+// work without a daemon, so both say the same. Only pairing/daemon, the
+// commands (cmd) and diag import this package (internal/arch checks it):
+// the libraries return their own types (pairing/session's SendResult and
+// Connection, pairing/inbox's Item, pairing's PairedPeer), and diag,
+// which may not import the daemon, turns the stored peers it reads into
+// Paired itself.
 //
 // Errors that cross the socket carry a reason code (errors.go); callers
 // branch on ReasonOf, never on the message.

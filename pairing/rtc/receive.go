@@ -182,11 +182,16 @@ type receiver struct {
 	w     FileWriter
 	name  string // the file's relative path, for the log
 	h     hash.Hash
-	got   int64
-	from0 int64 // the bytes the kept partial had
-	want  int64
-	bad   error // the file is refused; its bytes are dropped
+	n     fileBytes // the file's counts
+	bad   error     // the file is refused; its bytes are dropped
 	watch *Progress
+}
+
+// fileBytes count the bytes of the file being received.
+type fileBytes struct {
+	got   int64 // received, with those of the kept partial
+	from0 int64 // the bytes the kept partial had
+	want  int64 // announced
 }
 
 // take handles one message of the peer and sends the answers.
@@ -213,7 +218,7 @@ func (r *receiver) interrupted() {
 	defer r.mu.Unlock()
 	if r.w != nil && r.bad == nil {
 		r.w.Suspend()
-		r.log.Warn("inbox: transfer interrupted", "from", r.from.ID(), "got", r.got, "of", r.want)
+		r.log.Warn("inbox: transfer interrupted", "from", r.from.ID(), "got", r.n.got, "of", r.n.want)
 	}
 	r.w = nil
 	r.unwatch()
@@ -235,10 +240,10 @@ func (r *receiver) tooSlow(w FileWriter, why error) {
 		r.mu.Unlock()
 		return
 	}
-	r.bad = fmt.Errorf("%w (%d of %d bytes)", why, r.got, r.want)
+	r.bad = fmt.Errorf("%w (%d of %d bytes)", why, r.n.got, r.n.want)
 	w.Suspend() // a stalled network: what arrived is kept for a resume
 	r.unwatch()
-	r.log.Warn("inbox: transfer ended", "from", r.from.ID(), "got", r.got, "of", r.want, "why", why)
+	r.log.Warn("inbox: transfer ended", "from", r.from.ID(), "got", r.n.got, "of", r.n.want, "why", why)
 	bad := r.bad
 	r.mu.Unlock()
 	r.send(ack(bad))
@@ -262,9 +267,9 @@ func (r *receiver) handle(isString bool, data []byte) []message {
 		if r.w == nil || r.bad != nil {
 			return nil
 		}
-		r.got += int64(len(data))
-		if r.got > r.want {
-			r.bad = fmt.Errorf("more bytes than announced (%d)", r.want)
+		r.n.got += int64(len(data))
+		if r.n.got > r.n.want {
+			r.bad = fmt.Errorf("more bytes than announced (%d)", r.n.want)
 			r.w.Abort()
 			r.unwatch()
 			return []message{ack(r.bad)}
@@ -294,7 +299,7 @@ func (r *receiver) handle(isString bool, data []byte) []message {
 		}
 		r.unwatch()
 		o := Offer{Name: msg.Name, Path: msg.Path, Size: msg.Size, Head: msg.Head}
-		r.w, r.name, r.h, r.got, r.from0, r.want, r.bad = nil, o.Rel(), sha256.New(), 0, 0, msg.Size, nil
+		r.w, r.name, r.h, r.n, r.bad = nil, o.Rel(), sha256.New(), fileBytes{want: msg.Size}, nil
 		fw, err := r.sink.File(r.from, o)
 		if err != nil {
 			r.bad = err
@@ -306,7 +311,7 @@ func (r *receiver) handle(isString bool, data []byte) []message {
 		fw.OnStop(func() { r.tooSlow(fw, ErrSuperseded) })
 		ready := message{T: "ready"}
 		if n, h := fw.Have(); n > 0 {
-			r.got, r.from0, r.h = n, n, h
+			r.n.got, r.n.from0, r.h = n, n, h
 			ready.Offset, ready.Prefix = n, hex.EncodeToString(h.Sum(nil))
 		}
 		return []message{ready}
@@ -325,8 +330,8 @@ func (r *receiver) handle(isString bool, data []byte) []message {
 		r.unwatch()
 		var err error
 		switch sum := hex.EncodeToString(r.h.Sum(nil)); {
-		case r.got != r.want:
-			err = fmt.Errorf("got %d bytes, announced %d", r.got, r.want)
+		case r.n.got != r.n.want:
+			err = fmt.Errorf("got %d bytes, announced %d", r.n.got, r.n.want)
 		case sum != msg.SHA256:
 			err = fmt.Errorf("SHA-256 mismatch: got %s, sender says %s", sum, msg.SHA256)
 		}
@@ -337,7 +342,7 @@ func (r *receiver) handle(isString bool, data []byte) []message {
 		}
 		r.w = nil
 		if err == nil {
-			r.log.Info("received", "peer", r.from.ID(), "name", r.name, "bytes", r.want, "resumed_from", r.from0, "moved", r.got-r.from0, "path", "webrtc")
+			r.log.Info("received", "peer", r.from.ID(), "name", r.name, "bytes", r.n.want, "resumed_from", r.n.from0, "moved", r.n.got-r.n.from0, "path", "webrtc")
 		} else {
 			r.log.Warn("inbox: file refused", "from", r.from.ID(), "name", r.name, "err", err)
 		}

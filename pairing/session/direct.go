@@ -15,9 +15,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/internal/ident"
 	"github.com/lanpairing/pairing/pairing"
+	"github.com/lanpairing/pairing/pairing/inbox"
 	"github.com/lanpairing/pairing/pairing/rtc"
 )
 
@@ -74,7 +74,7 @@ func (s *Sessions) serveConnect(w http.ResponseWriter, r *http.Request) {
 type direct struct {
 	id     *pairing.Identity
 	store  *pairing.Store
-	inbox  *pairing.Inbox
+	inbox  *inbox.Inbox
 	files  *partials // shared with the data channels
 	log    *slog.Logger
 	recent directLog
@@ -117,7 +117,7 @@ func (s *direct) serve(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		status := http.StatusBadRequest
 		switch {
-		case errors.Is(err, pairing.ErrTooLarge) || errors.Is(err, pairing.ErrInboxFull):
+		case errors.Is(err, inbox.ErrTooLarge) || errors.Is(err, inbox.ErrInboxFull):
 			status = http.StatusRequestEntityTooLarge
 		case errors.Is(err, ErrPeerBusy):
 			status = http.StatusTooManyRequests
@@ -186,7 +186,7 @@ func (s *direct) serve(w http.ResponseWriter, r *http.Request) {
 
 // send sends the file o to p at addrs over the direct TLS path,
 // resuming a partial the receiver kept.
-func (s *direct) send(ctx context.Context, p pairing.PairedPeer, addrs []netip.AddrPort, o rtc.Offer, body io.Reader, start time.Time) (*control.SendResult, error) {
+func (s *direct) send(ctx context.Context, p pairing.PairedPeer, addrs []netip.AddrPort, o rtc.Offer, body io.Reader, start time.Time) (*SendResult, error) {
 	if len(addrs) == 0 {
 		return nil, fmt.Errorf("%w: %s is not on the LAN and has no known address", pairing.ErrNoDirect, p.Name)
 	}
@@ -197,7 +197,7 @@ func (s *direct) send(ctx context.Context, p pairing.PairedPeer, addrs []netip.A
 		return nil, err
 	}
 	s.recent.finish(p.ID, "done")
-	res := &control.SendResult{Peer: p.Name, Name: o.Rel(), Bytes: o.Size, SHA256: dr.SHA256, Path: PathTLS, DurationMS: msSince(start), Pair: dr.At.String(), ResumedBytes: dr.Resumed}
+	res := &SendResult{Peer: p.Name, Name: o.Rel(), Bytes: o.Size, SHA256: dr.SHA256, Path: PathTLS, DurationMS: msSince(start), Pair: dr.At.String(), ResumedBytes: dr.Resumed}
 	s.log.Info("sent", "peer", p.ID, "name", p.Name, "kind", "file", "bytes", o.Size, "resumed_from", dr.Resumed, "path", PathTLS, "at", dr.At, "duration_ms", res.DurationMS)
 	return res, nil
 }
@@ -248,7 +248,7 @@ type directLog struct {
 }
 
 type directEntry struct {
-	c     control.Connection
+	c     Connection
 	start time.Time
 }
 
@@ -257,8 +257,8 @@ type directEntry struct {
 func (d *directLog) add(peer, role string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.cs = append(d.cs, directEntry{start: time.Now(), c: control.Connection{Peer: peer, Role: role, Path: PathTLS,
-		Events: []control.ConnEvent{{What: "transfer", State: "started"}}}})
+	d.cs = append(d.cs, directEntry{start: time.Now(), c: Connection{Peer: peer, Role: role, Path: PathTLS,
+		Events: []ConnEvent{{What: "transfer", State: "started"}}}})
 	if len(d.cs) > keepSessions {
 		d.cs = slices.Delete(d.cs, 0, 1)
 	}
@@ -270,16 +270,16 @@ func (d *directLog) finish(peer, state string) {
 	defer d.mu.Unlock()
 	for i := len(d.cs) - 1; i >= 0; i-- {
 		if e := &d.cs[i]; e.c.Peer == peer && len(e.c.Events) == 1 {
-			e.c.Events = append(e.c.Events, control.ConnEvent{AtMS: msSince(e.start), What: "transfer", State: state})
+			e.c.Events = append(e.c.Events, ConnEvent{AtMS: msSince(e.start), What: "transfer", State: state})
 			return
 		}
 	}
 }
 
-func (d *directLog) list() []control.Connection {
+func (d *directLog) list() []Connection {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	var out []control.Connection
+	var out []Connection
 	for _, e := range d.cs {
 		c := e.c
 		c.Events = slices.Clone(c.Events)

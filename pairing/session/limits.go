@@ -7,7 +7,7 @@ import (
 	"sync"
 
 	"github.com/lanpairing/pairing/internal/ident"
-	"github.com/lanpairing/pairing/pairing"
+	"github.com/lanpairing/pairing/pairing/inbox"
 	"github.com/lanpairing/pairing/pairing/rtc"
 )
 
@@ -66,7 +66,7 @@ func (p *partials) count(fp ident.Fingerprint) int {
 }
 
 // file starts receiving a file from fp into in, within fp's slots.
-func (p *partials) file(in *pairing.Inbox, fp ident.Fingerprint, o rtc.Offer) (rtc.FileWriter, error) {
+func (p *partials) file(in *inbox.Inbox, fp ident.Fingerprint, o rtc.Offer) (rtc.FileWriter, error) {
 	if err := p.take(fp); err != nil {
 		return nil, err
 	}
@@ -102,7 +102,7 @@ func (f *slotFile) Suspend() {
 // inboxSink is the inbox as the data channels' sink, within each
 // device's slots.
 type inboxSink struct {
-	in *pairing.Inbox
+	in *inbox.Inbox
 	p  *partials
 }
 

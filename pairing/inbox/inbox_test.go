@@ -1,4 +1,4 @@
-package pairing
+package inbox
 
 import (
 	"errors"
@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/lanpairing/pairing/internal/ident"
+	"github.com/lanpairing/pairing/pairing"
 	"github.com/lanpairing/pairing/pairing/rtc"
 )
 
@@ -15,7 +16,7 @@ func TestInbox(t *testing.T) {
 	in := &Inbox{Dir: filepath.Join(dir, "inbox"), MaxFile: 1000, MaxTotal: 2000}
 	from := ident.Of([]byte("peer"))
 	for _, name := range []string{"../etc/passwd", "a/b", `a\b`, "..", ".hidden", "bad\x00name", ""} {
-		if _, err := in.File(from, rtc.Offer{Name: name, Size: 1}); !errors.Is(err, ErrBadFileName) {
+		if _, err := in.File(from, rtc.Offer{Name: name, Size: 1}); !errors.Is(err, pairing.ErrBadFileName) {
 			t.Errorf("name %q: %v", name, err)
 		}
 	}
