@@ -48,7 +48,7 @@ test: deps ## run all tests with -race, namespace integration tests included (ro
 	$(GO) test -race -count=1 ./...
 
 bench: deps ## measure speed in simulated LANs; prints `bench <name> <value> <unit>`
-	@mkdir -p $(RUN_DIR); PAIRING_BENCH=1 $(GO) test -count=1 -run '^TestBenchFigures$$' -v ./internal/e2e >$(RUN_DIR)/bench.log 2>&1; rc=$$?; \
+	@mkdir -p $(RUN_DIR); PAIRING_BENCH=1 $(GO) test -count=1 -run '^TestBench(Figures|QRRender)$$' -v ./internal/e2e ./cmd/pairing >$(RUN_DIR)/bench.log 2>&1; rc=$$?; \
 	grep '^bench ' $(RUN_DIR)/bench.log; if [ $$rc != 0 ]; then cat $(RUN_DIR)/bench.log; exit $$rc; fi
 
 screenshots: deps ## save the phone page's states at phone size (Chromium) in .run/screenshots, to look at
@@ -66,7 +66,7 @@ fuzz: ## fuzz every decoder of outside input for 30 s each
 	$(GO) test -run '^$$' -fuzz '^FuzzPairRequest$$' -fuzztime 30s ./pairing
 	$(GO) test -run '^$$' -fuzz '^FuzzProbeRequest$$' -fuzztime 30s ./pairing
 	$(GO) test -run '^$$' -fuzz '^FuzzStoreDecode$$' -fuzztime 30s ./pairing
-	$(GO) test -run '^$$' -fuzz '^FuzzParseConfig$$' -fuzztime 30s ./pairing
+	$(GO) test -run '^$$' -fuzz '^FuzzParseConfig$$' -fuzztime 30s ./internal/config
 	$(GO) test -run '^$$' -fuzz '^FuzzFingerprints$$' -fuzztime 30s ./pairing/rtc
 	$(GO) test -run '^$$' -fuzz '^FuzzReceiver$$' -fuzztime 30s ./pairing/rtc
 	$(GO) test -run '^$$' -fuzz '^FuzzFilterCandidates$$' -fuzztime 30s ./pairing/rtc

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lanpairing/pairing/internal/config"
 	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/internal/ident"
 	"github.com/lanpairing/pairing/pairing"
@@ -46,7 +47,7 @@ type SocketTry struct {
 // then pairing's default paths, then every listening Unix socket of this
 // namespace named pairing.sock (a daemon started with --socket).
 func socketCandidates(configured string) []string {
-	out := []string{configured, pairing.DefaultSocket(), "/run/pairing/pairing.sock"}
+	out := []string{configured, config.DefaultSocket(), "/run/pairing/pairing.sock"}
 	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
 		out = append(out, filepath.Join(d, "pairing.sock"))
 	}
@@ -181,7 +182,13 @@ func gatherPaired(ctx context.Context, e *env, in Facts) Facts {
 	if out.From == "store" {
 		stored, _ := pairing.ReadStore(e.cfg.StateDir)
 		for _, p := range stored {
-			list = append(list, pairing.PairedView(p, false))
+			// What probePaired reads, in the daemon's answer's form.
+			addrs := p.Addresses
+			if addrs == nil {
+				addrs = []netip.Addr{}
+			}
+			list = append(list, control.Paired{ID: p.ID, Name: p.Name, Fingerprint: p.Fingerprint.String(), Kind: p.Kind,
+				Addresses: addrs, Port: p.Port})
 		}
 	}
 	// Each device's dials and handshakes end within pairedWait, so the

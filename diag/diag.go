@@ -11,7 +11,7 @@ import (
 	"net"
 	"time"
 
-	"github.com/lanpairing/pairing/pairing"
+	"github.com/lanpairing/pairing/internal/config"
 	"github.com/lanpairing/pairing/pairing/rtc"
 )
 
@@ -56,7 +56,7 @@ type Config struct {
 	StateDir string
 	// WebRTC has the STUN and TURN servers, and TURN credentials: static
 	// (TURNUser, TURNPassword) or minted from TURNSecret.
-	WebRTC pairing.WebRTCSettings
+	WebRTC config.WebRTCSettings
 	// Interfaces lists interfaces; nil means net.Interfaces.
 	Interfaces func() ([]net.Interface, error)
 	Logger     *slog.Logger

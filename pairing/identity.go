@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/lanpairing/pairing/internal/atomicfile"
 	"github.com/lanpairing/pairing/internal/ident"
 )
 
@@ -138,41 +139,8 @@ func createIdentity(keyPath, certPath string) (*Identity, error) {
 	return &Identity{Key: key, Cert: cert, Fingerprint: ident.Of(der)}, nil
 }
 
-// writeFileAtomic writes b to path with mode 0600: temp file, fsync, rename,
-// fsync of the directory.
-func writeFileAtomic(path string, b []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
+// writeFileAtomic writes b to path with mode 0600 (atomicfile.Write).
+func writeFileAtomic(path string, b []byte) error { return atomicfile.Write(path, b) }
 
 // ReadFingerprint returns the fingerprint of the identity in dir without
 // creating one; ok is false when there is none (or it cannot be read).

@@ -3,19 +3,14 @@ package pairing
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
-	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -204,81 +199,11 @@ type TransferResponse struct {
 
 // SendFileTLS sends a file of size bytes from r to the paired device fp
 // over mutually authenticated TLS 1.3 (pinned to fp) at the first of addrs
-// that connects. The receiver checks name and size before a byte is sent
-// (100-continue) and confirms the SHA-256 it computed; the returned sum is
-// the one both sides agree on. ErrNoDirect (nothing connected, or an older
-// device without the endpoint) means nothing was read from r.
+// that connects, without asking for a resume (SendFileDirect does). The
+// returned sum is the one both sides agree on. ErrNoDirect (nothing
+// connected, or an older device without the endpoint) means nothing was
+// read from r.
 func SendFileTLS(ctx context.Context, id *Identity, fp ident.Fingerprint, addrs []netip.AddrPort, name string, size int64, r io.Reader) (string, netip.AddrPort, error) {
-	conn, err := dialFirstPinned(ctx, id, fp, addrs)
-	if err != nil {
-		return "", netip.AddrPort{}, err
-	}
-	remote, _ := netip.ParseAddrPort(conn.RemoteAddr().String())
-	used := false
-	tr := &http.Transport{Proxy: nil, DisableKeepAlives: true, ExpectContinueTimeout: 5 * time.Second,
-		DialTLSContext: func(context.Context, string, string) (net.Conn, error) {
-			if used {
-				return nil, errors.New("one connection per transfer")
-			}
-			used = true
-			return conn, nil
-		}}
-	defer tr.CloseIdleConnections()
-	h := sha256.New()
-	q := url.Values{"name": {name}, "size": {strconv.FormatInt(size, 10)}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://peer"+PathTransfer+"?"+q.Encode(), nil)
-	if err != nil {
-		conn.Close()
-		return "", remote, err
-	}
-	var sent int64
-	req.Body = io.NopCloser(&summingReader{r: io.LimitReader(r, size), h: h, n: &sent, done: func() {
-		req.Trailer.Set("Sha256", hex.EncodeToString(h.Sum(nil)))
-	}})
-	req.ContentLength = -1
-	req.Trailer = http.Header{"Sha256": nil}
-	req.Header.Set("Expect", "100-continue")
-	resp, err := (&http.Client{Transport: tr}).Do(req)
-	if err != nil {
-		if sent == 0 && ctx.Err() == nil {
-			return "", remote, fmt.Errorf("%w: %v", ErrNoDirect, err)
-		}
-		return "", remote, fmt.Errorf("after %d of %d bytes: %w (%v)", sent, size, rtc.ErrConnectionLost, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, MaxRequestBody))
-	if resp.StatusCode == http.StatusNotFound && sent == 0 {
-		return "", remote, fmt.Errorf("%w: the device has no transfer endpoint (an older version)", ErrNoDirect)
-	}
-	if resp.StatusCode != http.StatusOK {
-		var er ErrorResponse
-		json.Unmarshal(b, &er)
-		if er.Error == "" {
-			er.Error = resp.Status
-		}
-		return "", remote, fmt.Errorf("the receiver refused: %s", er.Error)
-	}
-	var tres TransferResponse
-	if err := json.Unmarshal(b, &tres); err != nil || tres.SHA256 != hex.EncodeToString(h.Sum(nil)) || sent != size {
-		return "", remote, fmt.Errorf("the receiver did not confirm the file (%d of %d bytes sent)", sent, size)
-	}
-	return tres.SHA256, remote, nil
-}
-
-// summingReader hashes what it reads and calls done at EOF.
-type summingReader struct {
-	r    io.Reader
-	h    hash.Hash
-	n    *int64
-	done func()
-}
-
-func (s *summingReader) Read(p []byte) (int, error) {
-	n, err := s.r.Read(p)
-	s.h.Write(p[:n])
-	*s.n += int64(n)
-	if err == io.EOF {
-		s.done()
-	}
-	return n, err
+	res, err := sendDirect(ctx, id, fp, addrs, rtc.Offer{Name: name, Size: size}, r, false)
+	return res.SHA256, res.At, err
 }

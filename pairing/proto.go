@@ -48,6 +48,8 @@ const (
 	// 100-continue), its SHA-256 in the trailer Sha256; answered
 	// {"sha256": …} once the file is committed to the inbox, or an
 	// ErrorResponse before the body when the name or size is refused.
+	// Optional: &path=… (a folder's file) and &head=… (a resume, whose
+	// offset the receiver's 100 carries): see HeaderOffset.
 	PathTransfer  = "/v1/transfer"
 	exporterLabel = "EXPORTER-pairing-v1"
 	clientLabel   = "pairing client proof v1"

@@ -15,7 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/internal/ident"
 )
 
@@ -277,14 +276,4 @@ func Resolve(peers []PairedPeer, query string) (PairedPeer, error) {
 		names = append(names, m.ID+" ("+m.Name+")")
 	}
 	return PairedPeer{}, fmt.Errorf("%w %q: %s; name one by its ID (or rename one: pairing rename ID NAME)", ErrAmbiguous, query, strings.Join(names, ", "))
-}
-
-// PairedView is a stored peer as `pairing peers` shows it.
-func PairedView(p PairedPeer, online bool) control.Paired {
-	addrs := p.Addresses
-	if addrs == nil {
-		addrs = []netip.Addr{}
-	}
-	return control.Paired{ID: p.ID, Name: p.Name, Fingerprint: p.Fingerprint.String(), Kind: p.Kind,
-		PairedAt: p.PairedAt, LastSeen: p.LastSeen, Addresses: addrs, Port: p.Port, Online: online}
 }

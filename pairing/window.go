@@ -16,6 +16,7 @@ import (
 	"github.com/pquerna/otp/totp"
 	"golang.org/x/time/rate"
 
+	"github.com/lanpairing/pairing/internal/config"
 	"github.com/lanpairing/pairing/internal/limit"
 )
 
@@ -35,9 +36,6 @@ var (
 )
 
 const (
-	// DefaultWindowLifetime is long enough to walk to a phone and scan,
-	// short enough that a forgotten window closes by itself.
-	DefaultWindowLifetime = 10 * time.Minute
 	// MaxFailures closes the window: 20 wrong 6-digit codes (two steps
 	// valid at a time) give a 1 in 25,000 chance per window, and each new
 	// window needs its owner; Matter and adb stop at about 20 too. A
@@ -131,7 +129,7 @@ func (w *Window) open(code bool) WindowInfo {
 	if !w.cur.live(w.now()) {
 		lifetime := w.Lifetime
 		if lifetime == 0 {
-			lifetime = DefaultWindowLifetime
+			lifetime = config.DefaultPairWindow
 		}
 		secret := make([]byte, SecretLen)
 		rand.Read(secret)

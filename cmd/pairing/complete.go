@@ -8,8 +8,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lanpairing/pairing/internal/config"
 	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/pairing"
+	"github.com/lanpairing/pairing/pairing/daemon"
 )
 
 // completePeer completes a paired device's ID or name: from the running
@@ -21,7 +23,7 @@ func completePeer(c *cobra.Command, args []string, toComplete string) ([]string,
 	}
 	socket, _ := c.Flags().GetString("socket")
 	if socket == "" {
-		socket = pairing.DefaultSocket()
+		socket = config.DefaultSocket()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
@@ -29,11 +31,11 @@ func completePeer(c *cobra.Command, args []string, toComplete string) ([]string,
 	if err != nil {
 		dir, _ := c.Flags().GetString("state-dir")
 		if dir == "" {
-			dir = pairing.DefaultStateDir()
+			dir = config.DefaultStateDir()
 		}
 		stored, _ := pairing.ReadStore(dir)
 		for _, p := range stored {
-			peers = append(peers, pairing.PairedView(p, false))
+			peers = append(peers, daemon.PairedView(p, false))
 		}
 	}
 	var out []string

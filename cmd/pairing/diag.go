@@ -12,8 +12,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/lanpairing/pairing/diag"
+	"github.com/lanpairing/pairing/internal/config"
 	"github.com/lanpairing/pairing/internal/termsafe"
-	"github.com/lanpairing/pairing/pairing"
 )
 
 func diagCommand(o streams) *cobra.Command {
@@ -21,16 +21,16 @@ func diagCommand(o streams) *cobra.Command {
 	stdout, stderr := o.stdout, o.stderr
 	asJSON := fs.BoolP("json", "j", false, "print the report as JSON")
 	out := fs.StringP("out", "o", "", "also write the report as JSON to `FILE` (for a bug report)")
-	socket := fs.String("socket", pairing.DefaultSocket(), "control socket of the daemon; env PAIRING_SOCKET")
-	stateDir := fs.String("state-dir", pairing.DefaultStateDir(), "state directory (own identity, paired devices)")
-	configPath := fs.String("config", pairing.DefaultConfigPath(), "config file with the STUN and TURN servers")
+	socket := fs.String("socket", config.DefaultSocket(), "control socket of the daemon; env PAIRING_SOCKET")
+	stateDir := fs.String("state-dir", config.DefaultStateDir(), "state directory (own identity, paired devices)")
+	configPath := fs.String("config", config.DefaultConfigPath(), "config file with the STUN and TURN servers")
 	logLevel := fs.String("log-level", "", "log every step on stderr at this level (default: with --json info, else off)")
 	c.RegisterFlagCompletionFunc("log-level", completeLevels)
 	c.RunE = func(_ *cobra.Command, args []string) error {
-		s := pairing.DefaultSettings()
+		s := config.DefaultSettings()
 		explicit := false
 		fs.Visit(func(f *pflag.Flag) { explicit = explicit || f.Name == "config" })
-		if err := pairing.LoadConfig(*configPath, explicit, &s); err != nil {
+		if err := config.LoadConfig(*configPath, explicit, &s); err != nil {
 			return usageError{err.Error()}
 		}
 		level := *logLevel

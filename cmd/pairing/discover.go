@@ -12,6 +12,7 @@ import (
 
 	"github.com/lanpairing/pairing/discovery"
 	"github.com/lanpairing/pairing/discovery/beacon"
+	"github.com/lanpairing/pairing/internal/config"
 	"github.com/lanpairing/pairing/internal/termsafe"
 	"github.com/lanpairing/pairing/pairing"
 )
@@ -22,7 +23,7 @@ func discoverCommand(o streams) *cobra.Command {
 	timeout := fs.DurationP("timeout", "t", 2*time.Second, "how long to wait for answers")
 	first := fs.Bool("first", false, "return as soon as one device answered")
 	asJSON := fs.BoolP("json", "j", false, "print JSON")
-	stateDir := fs.String("state-dir", pairing.DefaultStateDir(), "state directory of this device's daemon, whose own answer is left out")
+	stateDir := fs.String("state-dir", config.DefaultStateDir(), "state directory of this device's daemon, whose own answer is left out")
 	noMDNS := fs.Bool("no-mdns", false, "ask by beacon only, not by mDNS")
 	c.RunE = func(_ *cobra.Command, args []string) error {
 		if *timeout <= 0 {

@@ -14,14 +14,14 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"github.com/lanpairing/pairing/internal/config"
 	"github.com/lanpairing/pairing/internal/control"
-	"github.com/lanpairing/pairing/pairing"
 )
 
 func inboxCommand(o streams) *cobra.Command {
 	c, fs := newCommand("inbox", "list what paired devices sent, or clear it", "List the texts and files paired devices sent to this device, each file with the path it is at; --get copies a file out through the daemon, --clear deletes the files and the list", 0, 0)
 	stdout, stderr := o.stdout, o.stderr
-	socket := fs.String("socket", pairing.DefaultSocket(), "control socket of the daemon; env PAIRING_SOCKET")
+	socket := fs.String("socket", config.DefaultSocket(), "control socket of the daemon; env PAIRING_SOCKET")
 	asJSON := fs.BoolP("json", "j", false, "print JSON")
 	clear := fs.Bool("clear", false, "delete the received files the list names (no other file in the inbox directory) and the list; asks first on a terminal")
 	yes := fs.BoolP("yes", "y", false, "with --clear: do not ask (needed when stdin is not a terminal)")

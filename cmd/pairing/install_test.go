@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lanpairing/pairing/internal/config"
 	"github.com/lanpairing/pairing/internal/lantest"
-	"github.com/lanpairing/pairing/pairing"
 )
 
 // TestManPages: `pairing man DIR` writes a page per command under its
@@ -75,8 +75,8 @@ func TestManPages(t *testing.T) {
 
 // configKeys are the keys ParseConfig knows, from its own error message.
 func configKeys(t *testing.T) []string {
-	s := pairing.DefaultSettings()
-	err := pairing.ParseConfig(strings.NewReader("no-such-key = 1\n"), "x", &s)
+	s := config.DefaultSettings()
+	err := config.ParseConfig(strings.NewReader("no-such-key = 1\n"), "x", &s)
 	m := regexp.MustCompile(`known: ([a-z, -]+)`).FindStringSubmatch(err.Error())
 	if m == nil {
 		t.Fatalf("no key list in %v", err)
@@ -98,11 +98,11 @@ func TestExampleConfig(t *testing.T) {
 		}
 		b.WriteString(line + "\n")
 	}
-	s := pairing.DefaultSettings()
-	if err := pairing.ParseConfig(strings.NewReader(b.String()), "pairing.conf.example", &s); err != nil || n < len(configKeys(t))-2 {
+	s := config.DefaultSettings()
+	if err := config.ParseConfig(strings.NewReader(b.String()), "pairing.conf.example", &s); err != nil || n < len(configKeys(t))-2 {
 		t.Fatalf("example config, %d keys uncommented: %v", n, err)
 	}
-	if s.Listen != pairing.DefaultListen || s.PairWindow != pairing.DefaultWindowLifetime || !s.MDNS || s.WebRTC.Transfer != "auto" {
+	if s.Listen != config.DefaultListen || s.PairWindow != config.DefaultPairWindow || !s.MDNS || s.WebRTC.Transfer != "auto" {
 		t.Errorf("the example's defaults differ from the daemon's: %+v", s)
 	}
 }

@@ -229,12 +229,12 @@ func TestScreen(t *testing.T) {
 	w := control.Window{QRURL: "http://10.1.0.1:1/p#v=1&fp=" + strings.Repeat("A", 43) + "&s=" + strings.Repeat("b", 22), Name: "box", SecretExpires: now.Add(9*time.Minute + 58*time.Second)}
 	s.window(w, true)
 	lines := strings.Count(out.String(), "\n")
-	if !strings.Contains(out.String(), "closes in 9:58") || !strings.Contains(out.String(), "Scan it with your phone's") || lines > pairing.TermRows-1 {
+	if !strings.Contains(out.String(), "closes in 9:58") || !strings.Contains(out.String(), "Scan it with your phone's") || lines > termRows-1 {
 		t.Fatalf("shown (%d lines):\n%s", lines, out.String())
 	}
 	// The URL (94 characters) is above the code, 2 rows of 80: the code's
 	// 21, the URL's and the status line fill the 24.
-	if !strings.Contains(out.String(), w.QRURL+"\n") || s.up != lines+1 || s.up+1 != pairing.TermRows {
+	if !strings.Contains(out.String(), w.QRURL+"\n") || s.up != lines+1 || s.up+1 != termRows {
 		t.Fatalf("the URL is not above the code, or the rows are miscounted (%d): %q", s.up, out.String()[:200])
 	}
 	lines = s.up

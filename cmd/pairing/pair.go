@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/lanpairing/pairing/discovery/beacon"
+	"github.com/lanpairing/pairing/internal/config"
 	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/pairing"
 	"github.com/lanpairing/pairing/pairing/daemon"
@@ -23,7 +24,7 @@ import (
 func qrCommand(o streams) *cobra.Command {
 	c, fs := newCommand("qr", "open a pairing window and show its QR code, URL and code", "Open a pairing window on the running daemon and show its QR code, URL, 6-digit code and time left; on another computer, pass the URL to 'pairing join'", 0, 0)
 	stdout := o.stdout
-	socket := fs.String("socket", pairing.DefaultSocket(), "control socket of the daemon; env PAIRING_SOCKET")
+	socket := fs.String("socket", config.DefaultSocket(), "control socket of the daemon; env PAIRING_SOCKET")
 	png := fs.String("png", "", "also write the QR code as a PNG to `FILE`")
 	asJSON := fs.BoolP("json", "j", false, "print JSON")
 	link := fs.BoolP("link", "l", false, "a link without the secret, for sending by chat: the receiver types the code shown here")
@@ -48,7 +49,7 @@ func qrCommand(o streams) *cobra.Command {
 			url, shown = w.LinkURL, w.LinkURL
 		}
 		if *png != "" {
-			if err := pairing.WriteQRPNG(url, *png, 384); err != nil {
+			if err := writeQRPNG(url, *png, 384); err != nil {
 				return err
 			}
 		}
@@ -59,7 +60,7 @@ func qrCommand(o streams) *cobra.Command {
 			cols, rows := termSize(f)
 			return qrTerminal(stdout, control.NewClient(*socket), w, url, *link, host, cols, rows)
 		}
-		text, err := pairing.QRText(url, colorOK(stdout))
+		text, err := qrText(url, colorOK(stdout))
 		if err != nil {
 			return err
 		}
@@ -99,9 +100,9 @@ func colorOK(w io.Writer) bool {
 func joinCommand(o streams) *cobra.Command {
 	c, fs := newCommand("join URL", "pair with the device whose QR code or link is URL", "Pair with the device whose QR code or link is URL (or the bare fragment after #): try its addresses over TLS pinned to its fingerprint, find it by discovery if none answers, prove the secret, and store it as paired", 1, 1)
 	stdout, stderr := o.stdout, o.stderr
-	stateDir := fs.String("state-dir", pairing.DefaultStateDir(), "this device's state directory (identity, paired devices)")
-	socket := fs.String("socket", pairing.DefaultSocket(), "control socket of this device's daemon, used when it runs")
-	name := fs.String("name", pairing.DefaultName(), "this device's name, shown on the other device")
+	stateDir := fs.String("state-dir", config.DefaultStateDir(), "this device's state directory (identity, paired devices)")
+	socket := fs.String("socket", config.DefaultSocket(), "control socket of this device's daemon, used when it runs")
+	name := fs.String("name", config.DefaultName(), "this device's name, shown on the other device")
 	code := fs.StringP("code", "c", "", "the 6-digit code shown on the device, for a link without secret (asked on the terminal otherwise)")
 	timeout := fs.DurationP("timeout", "t", pairing.DefaultJoinTimeout, "give up after this long")
 	asJSON := fs.BoolP("json", "j", false, "print JSON")
@@ -189,8 +190,8 @@ func joinHint(err error) string {
 func peersCommand(o streams) *cobra.Command {
 	c, fs := newCommand("peers", "list paired devices, online state, addresses", "List the paired devices, whether each is online now (a computer: heard on the LAN within the last 3 announce intervals; a phone: its page is open and connected), and their last addresses", 0, 0)
 	stdout := o.stdout
-	stateDir := fs.String("state-dir", pairing.DefaultStateDir(), "state directory, read when no daemon runs")
-	socket := fs.String("socket", pairing.DefaultSocket(), "control socket of the daemon; env PAIRING_SOCKET")
+	stateDir := fs.String("state-dir", config.DefaultStateDir(), "state directory, read when no daemon runs")
+	socket := fs.String("socket", config.DefaultSocket(), "control socket of the daemon; env PAIRING_SOCKET")
 	asJSON := fs.BoolP("json", "j", false, "print JSON")
 	c.RunE = func(_ *cobra.Command, args []string) error {
 		peers, err := control.NewClient(*socket).Peers(context.Background())
@@ -200,7 +201,7 @@ func peersCommand(o streams) *cobra.Command {
 			stored, err = pairing.ReadStore(*stateDir)
 			peers = []control.Paired{}
 			for _, p := range stored {
-				peers = append(peers, pairing.PairedView(p, false))
+				peers = append(peers, daemon.PairedView(p, false))
 			}
 		}
 		if err != nil {
@@ -244,8 +245,8 @@ func onlineWord(p control.Paired) string {
 func unpairCommand(o streams) *cobra.Command {
 	c, fs := newCommand("unpair PEER", "forget a paired device (ID, ID prefix or name)", "Forget a paired device, named by its ID, a unique prefix of the ID, or its name", 1, 1)
 	stdout := o.stdout
-	stateDir := fs.String("state-dir", pairing.DefaultStateDir(), "state directory, changed directly when no daemon runs")
-	socket := fs.String("socket", pairing.DefaultSocket(), "control socket of the daemon; env PAIRING_SOCKET")
+	stateDir := fs.String("state-dir", config.DefaultStateDir(), "state directory, changed directly when no daemon runs")
+	socket := fs.String("socket", config.DefaultSocket(), "control socket of the daemon; env PAIRING_SOCKET")
 	c.ValidArgsFunction = completePeer
 	c.RunE = func(_ *cobra.Command, args []string) error {
 		if len(args) != 1 {
@@ -266,8 +267,8 @@ func unpairCommand(o streams) *cobra.Command {
 
 func renameCommand(o streams) *cobra.Command {
 	c, fs := newCommand("rename PEER NAME", "rename a paired device", "Give a paired device, named by its ID, a unique prefix of the ID, or its name, a new name (1 to 63 bytes): the one 'pairing peers', 'send' and the log show", 2, 2)
-	stateDir := fs.String("state-dir", pairing.DefaultStateDir(), "state directory, changed directly when no daemon runs")
-	socket := fs.String("socket", pairing.DefaultSocket(), "control socket of the daemon; env PAIRING_SOCKET")
+	stateDir := fs.String("state-dir", config.DefaultStateDir(), "state directory, changed directly when no daemon runs")
+	socket := fs.String("socket", config.DefaultSocket(), "control socket of the daemon; env PAIRING_SOCKET")
 	c.ValidArgsFunction = completePeer
 	c.RunE = func(_ *cobra.Command, args []string) error {
 		if err := beacon.ValidName(args[1]); err != nil {
@@ -315,7 +316,7 @@ func changeHere(dir, query string, change func(*pairing.Store, pairing.PairedPee
 	if err := change(store, p); err != nil {
 		return nil, err
 	}
-	v := pairing.PairedView(p, false)
+	v := daemon.PairedView(p, false)
 	return &v, nil
 }
 

@@ -9,7 +9,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lanpairing/pairing/internal/control"
-	"github.com/lanpairing/pairing/pairing"
 )
 
 // A QR code on a terminal must fit 80×24 with its text, or its top (the
@@ -43,11 +42,11 @@ func termSize(f *os.File) (cols, rows int) {
 // room there is), and url on its own line under it when it fits cols.
 // It returns the text (ending in a newline) and whether url is in it.
 func qrLayout(url string, color bool, cols int, side []string) (string, bool, error) {
-	bm, err := pairing.QRModules(url)
+	bm, err := qrModules(url)
 	if err != nil {
 		return "", false, err
 	}
-	code, err := pairing.QRText(url, color)
+	code, err := qrText(url, color)
 	if err != nil {
 		return "", false, err
 	}

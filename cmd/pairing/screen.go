@@ -10,7 +10,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/lanpairing/pairing/internal/control"
-	"github.com/lanpairing/pairing/pairing"
 )
 
 // screen is serve --open's terminal: the QR code of the open window with
@@ -34,7 +33,7 @@ type screen struct {
 }
 
 func newScreen(out io.Writer, cols, rows int, color bool) *screen {
-	return &screen{out: out, now: time.Now, cols: cmp.Or(cols, pairing.TermCols), rows: cmp.Or(rows, pairing.TermRows), color: color}
+	return &screen{out: out, now: time.Now, cols: cmp.Or(cols, termCols), rows: cmp.Or(rows, termRows), color: color}
 }
 
 // Write is the log's writer: each line goes above the code.

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/lanpairing/pairing/internal/config"
 	"github.com/lanpairing/pairing/pairing"
 	"github.com/lanpairing/pairing/pairing/daemon"
 )
@@ -23,10 +24,10 @@ import (
 func serveCommand(o streams) *cobra.Command {
 	c, fs := newCommand("serve", "run the daemon: find own addresses, announce, pair", "Run the pairing daemon: find which own addresses others can reach, announce the device on the LAN, and pair with devices that scan its QR code. Settings come from the config file; flags override it", 0, 0)
 	stderr := o.stderr
-	def := pairing.DefaultSettings()
-	configPath := fs.String("config", pairing.DefaultConfigPath(), "config `file` (key = value lines); a missing default file is fine; env PAIRING_CONFIG")
-	stateDir := fs.String("state-dir", pairing.DefaultStateDir(), "directory for the identity and paired devices (mode 0700); env PAIRING_STATE_DIR")
-	socket := fs.String("socket", pairing.DefaultSocket(), "control socket path; env PAIRING_SOCKET")
+	def := config.DefaultSettings()
+	configPath := fs.String("config", config.DefaultConfigPath(), "config `file` (key = value lines); a missing default file is fine; env PAIRING_CONFIG")
+	stateDir := fs.String("state-dir", config.DefaultStateDir(), "directory for the identity and paired devices (mode 0700); env PAIRING_STATE_DIR")
+	socket := fs.String("socket", config.DefaultSocket(), "control socket path; env PAIRING_SOCKET")
 	noMDNS := fs.Bool("no-mdns", false, "do not advertise or browse by mDNS; config key mdns = false")
 	open := fs.Bool("open", false, "open a pairing window at start; log its URL (and show the QR code when stderr is a terminal)")
 	fs.String("listen", def.Listen, "TCP address of the pairing listener (port 0: the OS chooses on the first start, later starts keep it, so phone bookmarks survive restarts); config key listen")
@@ -41,16 +42,16 @@ func serveCommand(o streams) *cobra.Command {
 		fs.Visit(func(f *pflag.Flag) { explicit[f.Name] = true })
 		// settings reads the config file and lays the flags given on the
 		// command line over it; SIGHUP calls it again.
-		settings := func() (pairing.Settings, error) {
-			s := pairing.DefaultSettings()
-			if err := pairing.LoadConfig(*configPath, explicit["config"], &s); err != nil {
+		settings := func() (config.Settings, error) {
+			s := config.DefaultSettings()
+			if err := config.LoadConfig(*configPath, explicit["config"], &s); err != nil {
 				return s, err
 			}
 			var err error
 			fs.Visit(func(f *pflag.Flag) {
 				switch f.Name {
 				case "name", "listen", "pair-window", "log-format", "log-level":
-					if e := pairing.SetSetting(&s, f.Name, f.Value.String()); e != nil && err == nil {
+					if e := config.SetSetting(&s, f.Name, f.Value.String()); e != nil && err == nil {
 						err = usageError{fmt.Sprintf("bad --%s: %v", f.Name, e)}
 					}
 				}

@@ -7,14 +7,14 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/lanpairing/pairing/internal/config"
 	"github.com/lanpairing/pairing/internal/control"
-	"github.com/lanpairing/pairing/pairing"
 )
 
 func statusCommand(o streams) *cobra.Command {
 	c, fs := newCommand("status", "show what the running daemon is doing", "Show what the running daemon is doing: its identity, port, confirmed addresses and the devices it sees", 0, 0)
 	stdout := o.stdout
-	socket := fs.String("socket", pairing.DefaultSocket(), "control socket of the daemon; env PAIRING_SOCKET")
+	socket := fs.String("socket", config.DefaultSocket(), "control socket of the daemon; env PAIRING_SOCKET")
 	asJSON := fs.BoolP("json", "j", false, "print JSON")
 	c.RunE = func(_ *cobra.Command, args []string) error {
 		st, err := control.NewClient(*socket).Status(context.Background())

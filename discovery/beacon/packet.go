@@ -13,7 +13,7 @@ import (
 const (
 	Version        = 1
 	MaxPacketSize  = 1024
-	MaxNameLen     = 63
+	MaxNameLen     = ident.MaxNameLen
 	MaxAddrs       = 16
 	HintLen        = 8
 	FingerprintLen = 32
@@ -73,19 +73,9 @@ type Packet struct {
 	Hint        []byte       // HintLen bytes or nil
 }
 
-// ValidName reports whether s can be a device name: 1 to MaxNameLen
-// bytes of UTF-8 without control or format characters (termsafe.Check).
-// It is the rule for every device name: beacons, mDNS, the QR link, a
-// pairing request, the config, a rename.
-func ValidName(s string) error {
-	if s == "" || len(s) > MaxNameLen {
-		return fmt.Errorf("name must be 1 to %d bytes, got %d", MaxNameLen, len(s))
-	}
-	if err := termsafe.Check(s); err != nil {
-		return fmt.Errorf("name %w", err)
-	}
-	return nil
-}
+// ValidName reports whether s can be a device name (ident.ValidName: the
+// rule for every device name, beacons' too).
+func ValidName(s string) error { return ident.ValidName(s) }
 
 // NeutralName is what a received name that fails ValidName's character
 // rule is shown as: its unsafe characters escaped (termsafe.Escape), cut

@@ -56,6 +56,17 @@ var forbidden = []struct{ from, to, why string }{
 	{"internal", "internal/lantest", "lantest is for tests only"},
 }
 
+// importedOnlyBy are packages only the listed importers (prefixes) may
+// import, with the reason.
+var importedOnlyBy = []struct {
+	pkg string
+	by  []string
+	why string
+}{
+	{"internal/control", []string{"pairing/daemon", "cmd", "diag"},
+		"the control API's types are mirrors: the daemon converts the libraries' types into them (internal/control's doc)"},
+}
+
 type pkg struct {
 	dir     string // relative to the module root
 	imports map[string]bool
@@ -123,6 +134,19 @@ func TestImportArrows(t *testing.T) {
 				if under(p.dir, f.from) && under(im, f.to) {
 					t.Errorf("%s imports %s (%s)", p.dir, im, f.why)
 				}
+			}
+		}
+	}
+}
+
+func TestImportedOnlyBy(t *testing.T) {
+	for _, p := range load(t) {
+		for _, r := range importedOnlyBy {
+			if !p.imports[r.pkg] {
+				continue
+			}
+			if !slices.ContainsFunc(r.by, func(prefix string) bool { return under(p.dir, prefix) }) {
+				t.Errorf("%s imports %s (only %s may: %s)", p.dir, r.pkg, strings.Join(r.by, ", "), r.why)
 			}
 		}
 	}

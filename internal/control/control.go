@@ -13,7 +13,12 @@
 // types either: the peer-to-peer protocol's types are pairing's own. The
 // daemon (pairing/daemon) converts the libraries' values into these when
 // it answers, and the commands use the daemon's conversions when they
-// work without a daemon, so both say the same.
+// work without a daemon, so both say the same. Only pairing/daemon, the
+// commands (cmd) and diag import this package (internal/arch checks it):
+// the libraries return their own types (pairing/session's SendResult and
+// Connection, pairing/inbox's Item, pairing's PairedPeer), and diag,
+// which may not import the daemon, turns the stored peers it reads into
+// Paired itself.
 //
 // Errors that cross the socket carry a reason code (errors.go); callers
 // branch on ReasonOf, never on the message.
@@ -206,6 +211,9 @@ type SendResult struct {
 	Path       string  `json:"path"`
 	DurationMS float64 `json:"duration_ms"`
 	Pair       string  `json:"selected_pair,omitempty"`
+	// ResumedBytes is what the receiver already had of the file (kept
+	// from a broken transfer): not sent again.
+	ResumedBytes int64 `json:"resumed_bytes"`
 }
 
 // InboxItem is one thing a paired device sent.
@@ -388,8 +396,8 @@ type Paired struct {
 // ErrorBody is the body of every failed control request.
 type ErrorBody struct {
 	Error string `json:"error"`
-	// Reason is what a caller branches on (Reason* below); empty for
-	// other failures.
+	// Reason is what a caller branches on (Reason…); empty for other
+	// failures.
 	Reason string `json:"reason,omitempty"`
 }
 
@@ -450,7 +458,8 @@ type InboxCleared struct {
 	Missing int `json:"missing"`
 }
 
-// Send asks the daemon to deliver body (a text, or a file called name) to
+// Send asks the daemon to deliver body (a text, or a file called name: a
+// relative path inside a folder, '/'-separated, for a folder's file) to
 // peer, over path (tls, webrtc, or "" for the daemon's setting); it
 // streams body and has no time limit but ctx's.
 func (c *Client) Send(ctx context.Context, peer, kind, name string, size int64, body io.Reader, path string) (*SendResult, error) {

@@ -10,6 +10,9 @@ const (
 	ReasonWindowClosed  = "window_closed"  // no pairing window is open (CurrentWindow)
 	ReasonNotConfirmed  = "not_confirmed"  // qr --address names no confirmed address of ours
 	ReasonNoAddress     = "no_address"     // no reachable own address yet: no QR code
+	// ReasonResumeMismatch: the receiver's partial of a file was not the
+	// start of this file; it removed it, and the file goes again whole.
+	ReasonResumeMismatch = "resume_mismatch"
 	// A join that failed carries the pairing reason of its error
 	// (pairing.KnownReason: "wrong_secret", "window_closed", "self", …).
 )

@@ -27,6 +27,7 @@ import (
 	"github.com/lanpairing/pairing/internal/ident"
 	"github.com/lanpairing/pairing/internal/lantest"
 	"github.com/lanpairing/pairing/pairing"
+	"github.com/lanpairing/pairing/pairing/inbox"
 	"github.com/lanpairing/pairing/pairing/rtc"
 )
 
@@ -375,7 +376,7 @@ func TestHelperNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, char := range badNames {
-		_, err := rtc.SendFile(ctx, dc, name, 4, strings.NewReader("evil"), nil)
+		_, err := rtc.SendFile(ctx, dc, rtc.Offer{Name: name, Size: 4}, strings.NewReader("evil"), nil)
 		t.Logf("webrtc %q: %v", name, err)
 		switch {
 		case err == nil:
@@ -498,8 +499,8 @@ func TestInboxOldLogMoves(t *testing.T) {
 	dir := filepath.Join(n.state, "inbox")
 	os.MkdirAll(dir, 0o700)
 	sum := sha256.Sum256([]byte(forgedLog))
-	rec, _ := json.Marshal(pairing.InboxItem{Kind: "file", From: "PEER-0000", Name: "b", At: time.Now().UTC(), File: "inbox.jsonl", Size: int64(len(forgedLog)), SHA256: fmt.Sprintf("%x", sum)})
-	later, _ := json.Marshal(pairing.InboxItem{Kind: "text", From: "PEER-0000", Name: "b", At: time.Now().UTC(), Text: "from before the upgrade"})
+	rec, _ := json.Marshal(inbox.Item{Kind: "file", From: "PEER-0000", Name: "b", At: time.Now().UTC(), File: "inbox.jsonl", Size: int64(len(forgedLog)), SHA256: fmt.Sprintf("%x", sum)})
+	later, _ := json.Marshal(inbox.Item{Kind: "text", From: "PEER-0000", Name: "b", At: time.Now().UTC(), Text: "from before the upgrade"})
 	os.WriteFile(filepath.Join(dir, "inbox.jsonl"), []byte(forgedLog+string(rec)+"\n"+string(later)+"\n"), 0o600)
 	n.serve()
 	items := n.inbox()

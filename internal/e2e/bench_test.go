@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/lanpairing/pairing/discovery"
 	"github.com/lanpairing/pairing/internal/lantest"
-	"github.com/lanpairing/pairing/pairing"
 )
 
 // TestBenchFigures prints the speed figures of `make bench`, one line each:
@@ -254,6 +252,7 @@ func TestBenchFigures(t *testing.T) {
 	})
 
 	t.Run("xfer", func(t *testing.T) { xferBench(t, bin, 5) })
+	t.Run("xfer_resume_ratio", func(t *testing.T) { resumeBench(t, bin, 3) })
 	// Two sizes of LAN: the beacon traffic per daemon must stay the same
 	// (linear in N, not N²).
 	t.Run("lan60", func(t *testing.T) { lanBench(t, bin, 60) })
@@ -323,20 +322,6 @@ func TestBenchFigures(t *testing.T) {
 		slices.Sort(down)
 		fmt.Printf("bench browser_file_up_mbps %.0f Mbit/s\nbench browser_file_down_mbps %.0f Mbit/s\n", up[1], down[1])
 		t.Logf("up %v down %v Mbit/s", up, down)
-	})
-
-	t.Run("qr_render_ms", func(t *testing.T) {
-		report(t, "qr_render_ms", runs, func() float64 {
-			start := time.Now()
-			w := &pairing.Window{}
-			info := w.Open()
-			p := pairing.Payload{Host: netip.MustParseAddr("192.168.1.23"), Port: 41234, Secret: info.Secret, Name: "bench",
-				Addrs: []netip.Addr{netip.MustParseAddr("192.168.1.23"), netip.MustParseAddr("fd00::23")}}
-			if _, err := pairing.QRText(p.URL(), true); err != nil {
-				t.Fatal(err)
-			}
-			return float64(time.Since(start).Microseconds()) / 1000
-		})
 	})
 
 	_, nodes := segmentOf(t, bin, false, "q", "p1", "p2", "p3")

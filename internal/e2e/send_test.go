@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -324,38 +323,60 @@ func startBigSend(t *testing.T, a, b *node) *lantest.Proc {
 	return send
 }
 
-// TestSendInterrupted: a transfer cut off by either side leaves no partial
-// file in the receiver's inbox, and the sender does not hang, on either
-// path.
+// TestSendInterrupted: a transfer cut off by either side keeps what
+// arrived in the receiver's inbox for a resume (TestResume takes it up),
+// the sender does not hang, on either path; what a crash left that
+// cannot be resumed goes at the next start.
 func TestSendInterrupted(t *testing.T) {
 	for _, path := range []string{"tls", "webrtc"} {
 		t.Run(path, func(t *testing.T) { testSendInterrupted(t, path) })
 	}
 }
 
+// resumable lists the partial files in n's inbox that have their resume
+// key beside them.
+func (n *node) resumable() []string {
+	var out []string
+	for _, p := range n.partial() {
+		key := filepath.Join(filepath.Dir(p), "resume-"+strings.TrimPrefix(filepath.Base(p), "incoming-")+".json")
+		if _, err := os.Stat(key); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 func testSendInterrupted(t *testing.T, path string) {
 	bConf := writeConf(t, "connection-idle = 1s\n")
 	aConf := writeConf(t, "transfer = "+path+"\n")
 	a, b := pairedWith(t, []string{"--config", aConf}, []string{"--config", bConf})
-	// The sender's daemon dies: b drops the partial file once the
-	// connection is idle.
+	// The sender's daemon dies: b ends the transfer once the connection
+	// is gone, and keeps the partial file for a resume.
 	send := startBigSend(t, a, b)
 	a.daemon.Kill()
 	<-send.Done()
 	lantest.Eventually(t, 15*time.Second, func() error {
-		if p := b.partial(); len(p) != 0 {
-			return fmt.Errorf("partial files left in b's inbox: %v", p)
+		if !strings.Contains(b.daemon.Stderr(), "inbox: transfer interrupted") {
+			return errors.New("b has not noticed the end of the transfer")
 		}
 		return nil
 	})
-	if !strings.Contains(b.daemon.Stderr(), "inbox: transfer interrupted") {
-		t.Errorf("b did not log the interrupted transfer:\n%s", b.daemon.Stderr())
+	if p := b.resumable(); len(p) != 1 || len(b.partial()) != 1 {
+		t.Fatalf("b keeps %v for a resume, partials %v", p, b.partial())
 	}
 
 	// The receiver's daemon dies: the send fails with a clear error, and
-	// b's next start removes what the crash left.
+	// b's next start keeps the resumable partials and removes what
+	// cannot be resumed.
 	a.serve("--config", aConf)
-	send = startBigSend(t, a, b)
+	before := b.biggestPartial()
+	send = startBigSend(t, a, b) // the same file: it resumes
+	lantest.Eventually(t, 15*time.Second, func() error {
+		if b.biggestPartial() < before+1<<20 {
+			return errors.New("the resumed transfer has not moved yet")
+		}
+		return nil
+	})
 	b.daemon.Kill()
 	start := time.Now()
 	select {
@@ -367,12 +388,15 @@ func testSendInterrupted(t *testing.T, path string) {
 		t.Errorf("the send's error after %s: %s", time.Since(start).Round(time.Millisecond), send.Stderr())
 	}
 	t.Logf("the send failed %s after the receiver died: %s", time.Since(start).Round(time.Millisecond), strings.TrimSpace(send.Stderr()))
-	if len(b.partial()) == 0 {
+	if len(b.resumable()) == 0 {
 		t.Fatal("the crash left no partial file; the restart test proves nothing")
 	}
+	crash := filepath.Join(b.state, "inbox", ".pairing", "incoming-crash")
+	os.WriteFile(crash, []byte("no key"), 0o600)
+	kept := b.resumable()
 	b.serve("--config", bConf)
-	if p := b.partial(); len(p) != 0 {
-		t.Fatalf("partial files left after b's restart: %v", p)
+	if p := b.partial(); len(p) != len(kept) || len(b.resumable()) != len(kept) {
+		t.Fatalf("after b's restart: partials %v, resumable %v, want %v", p, b.resumable(), kept)
 	}
 	if !strings.Contains(b.daemon.Stderr(), "removed partial files") {
 		t.Errorf("b did not log the removal:\n%s", b.daemon.Stderr())

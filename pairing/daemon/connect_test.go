@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/lanpairing/pairing/internal/config"
 	"github.com/lanpairing/pairing/internal/lantest"
 	"github.com/lanpairing/pairing/pairing"
 	"github.com/lanpairing/pairing/pairing/rtc"
@@ -32,7 +33,7 @@ func TestHelperConnectRefusals(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	dir := t.TempDir()
 	var logs lantest.SyncBuffer
-	d, err := Start(Config{StateDir: filepath.Join(dir, "d"), Socket: filepath.Join(dir, "d.sock"), Settings: pairing.Settings{Name: "d"},
+	d, err := Start(Config{StateDir: filepath.Join(dir, "d"), Socket: filepath.Join(dir, "d.sock"), Settings: config.Settings{Name: "d"},
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/internal/ident"
 	"github.com/lanpairing/pairing/pairing"
+	"github.com/lanpairing/pairing/pairing/rtc"
 	"github.com/lanpairing/pairing/pairing/session"
 )
 
@@ -68,7 +69,7 @@ func (d *Daemon) controlMux() *http.ServeMux {
 			return
 		}
 		d.cfg.Logger.Info("unpaired", "peer", p.ID, "name", p.Name)
-		pairing.WriteJSON(w, http.StatusOK, pairing.PairedView(p, false))
+		pairing.WriteJSON(w, http.StatusOK, PairedView(p, false))
 	})
 	mux.HandleFunc("PATCH "+control.PathPeers+"/{peer}", func(w http.ResponseWriter, r *http.Request) {
 		var req control.RenameRequest
@@ -95,7 +96,7 @@ func (d *Daemon) controlMux() *http.ServeMux {
 			return
 		}
 		d.cfg.Logger.Info("renamed", "peer", p.ID, "from", old, "name", p.Name)
-		pairing.WriteJSON(w, http.StatusOK, pairing.PairedView(p, false))
+		pairing.WriteJSON(w, http.StatusOK, PairedView(p, false))
 	})
 	mux.HandleFunc("POST "+control.PathJoin, func(w http.ResponseWriter, r *http.Request) {
 		var req control.JoinRequest
@@ -125,7 +126,7 @@ func (d *Daemon) controlMux() *http.ServeMux {
 		q := r.URL.Query()
 		size, _ := strconv.ParseInt(q.Get("size"), 10, 64)
 		p, err := pairing.Resolve(d.store.List(), q.Get("peer"))
-		var res *control.SendResult
+		var res *session.SendResult
 		if err == nil {
 			res, err = d.sess.Send(r.Context(), p, q.Get("kind"), q.Get("name"), size, r.Body, q.Get("path"))
 		}
@@ -134,10 +135,15 @@ func (d *Daemon) controlMux() *http.ServeMux {
 			if errors.Is(err, pairing.ErrUnknownPeer) || errors.Is(err, pairing.ErrAmbiguous) || errors.Is(err, pairing.ErrBadFileName) {
 				status = http.StatusBadRequest
 			}
+			if errors.Is(err, rtc.ErrResumeMismatch) {
+				// The client sends the file again from its start.
+				pairing.WriteJSON(w, http.StatusConflict, control.ErrorBody{Error: err.Error(), Reason: control.ReasonResumeMismatch})
+				return
+			}
 			ctlError(w, status, err)
 			return
 		}
-		pairing.WriteJSON(w, http.StatusOK, res)
+		pairing.WriteJSON(w, http.StatusOK, sendView(res))
 	})
 	mux.HandleFunc("GET "+control.PathInbox, func(w http.ResponseWriter, r *http.Request) {
 		items, err := d.inbox.List()
@@ -145,7 +151,7 @@ func (d *Daemon) controlMux() *http.ServeMux {
 			ctlError(w, http.StatusInternalServerError, err)
 			return
 		}
-		pairing.WriteJSON(w, http.StatusOK, items)
+		pairing.WriteJSON(w, http.StatusOK, inboxView(items))
 	})
 	mux.HandleFunc("GET "+control.PathInboxFile, func(w http.ResponseWriter, r *http.Request) {
 		f, err := d.inbox.Open(r.URL.Query().Get("name"))
@@ -167,7 +173,7 @@ func (d *Daemon) controlMux() *http.ServeMux {
 			return
 		}
 		d.cfg.Logger.Info("inbox cleared", "files", c.Files, "bytes", c.Bytes, "texts", c.Texts)
-		pairing.WriteJSON(w, http.StatusOK, c)
+		pairing.WriteJSON(w, http.StatusOK, clearedView(c))
 	})
 	return mux
 }
@@ -215,7 +221,7 @@ func (d *Daemon) Paired() []control.Paired {
 	on := online(d.nbrs.Peers(), d.store, d.sess.PagesOpen())
 	out := []control.Paired{}
 	for _, p := range d.store.List() {
-		out = append(out, pairing.PairedView(p, on[p.Fingerprint]))
+		out = append(out, PairedView(p, on[p.Fingerprint]))
 	}
 	return out
 }

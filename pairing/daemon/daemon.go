@@ -13,26 +13,27 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"path/filepath"
 	"time"
 
 	"github.com/lanpairing/pairing/discovery"
 	"github.com/lanpairing/pairing/discovery/beacon"
+	"github.com/lanpairing/pairing/internal/config"
 	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/internal/ident"
 	"github.com/lanpairing/pairing/pairing"
+	"github.com/lanpairing/pairing/pairing/inbox"
 	"github.com/lanpairing/pairing/pairing/session"
 	"github.com/lanpairing/pairing/pairing/web"
 )
 
 // Config configures a Daemon. Zero fields take the defaults of
-// pairing.DefaultSettings and the parts.
+// config.DefaultSettings and the parts.
 type Config struct {
 	StateDir string
 	Socket   string
 	// Settings are what the config file and flags set; Reconfigure
 	// applies new ones.
-	Settings pairing.Settings
+	Settings config.Settings
 	// Beacon sets the beacon's port, groups and timing; its Fingerprint,
 	// Self, Handle and Logger are filled in by the daemon.
 	Beacon beacon.Config
@@ -59,20 +60,17 @@ type Daemon struct {
 	own    *discovery.Own
 	nbrs   *discovery.Neighbours
 	sess   *session.Sessions
-	inbox  *pairing.Inbox
+	inbox  *inbox.Inbox
 	svc    *service
 }
 
 // Start opens the state directory and the listener, starts every part,
 // and the address acquisition in the background.
 func Start(cfg Config) (_ *Daemon, err error) {
-	def := pairing.DefaultSettings()
+	cfg.StateDir = cmp.Or(cfg.StateDir, config.DefaultStateDir())
+	cfg.Socket = cmp.Or(cfg.Socket, config.DefaultSocket())
+	cfg.Settings = config.Complete(cfg.Settings, cfg.StateDir)
 	s := &cfg.Settings
-	cfg.StateDir = cmp.Or(cfg.StateDir, pairing.DefaultStateDir())
-	cfg.Socket = cmp.Or(cfg.Socket, pairing.DefaultSocket())
-	s.Listen = cmp.Or(s.Listen, def.Listen)
-	s.Name = cmp.Or(s.Name, def.Name)
-	s.Inbox.Dir = cmp.Or(s.Inbox.Dir, filepath.Join(cfg.StateDir, "inbox"))
 	if err := beacon.ValidName(s.Name); err != nil {
 		return nil, fmt.Errorf("device name: %w", err)
 	}
@@ -106,7 +104,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 		return nil, fmt.Errorf("listen on %s: %w", s.Listen, err)
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
-	d.inbox = &pairing.Inbox{Dir: s.Inbox.Dir, MaxFile: s.Inbox.MaxFileMB << 20, MaxTotal: s.Inbox.MaxInboxMB << 20, NameOf: func(fp ident.Fingerprint) string { p, _ := d.store.Get(fp); return p.Name }, Logger: d.cfg.Logger}
+	d.inbox = &inbox.Inbox{Dir: s.Inbox.Dir, MaxFile: s.Inbox.MaxFileMB << 20, MaxTotal: s.Inbox.MaxInboxMB << 20, NameOf: func(fp ident.Fingerprint) string { p, _ := d.store.Get(fp); return p.Name }, Logger: d.cfg.Logger}
 	if n := d.inbox.RemovePartial(); n > 0 {
 		d.cfg.Logger.Warn("inbox: removed partial files of transfers a crash interrupted", "count", n, "dir", d.inbox.Dir)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/lanpairing/pairing/internal/config"
 	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/internal/lantest"
 	"github.com/lanpairing/pairing/pairing"
@@ -28,7 +29,7 @@ func TestHelperDaemon(t *testing.T) {
 	}
 	defer goleak.VerifyNone(t)
 	dir := t.TempDir()
-	cfg := Config{StateDir: filepath.Join(dir, "state"), Socket: filepath.Join(dir, "s.sock"), Settings: pairing.Settings{Name: "helper"}}
+	cfg := Config{StateDir: filepath.Join(dir, "state"), Socket: filepath.Join(dir, "s.sock"), Settings: config.Settings{Name: "helper"}}
 	d, err := Start(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +88,7 @@ func TestHelperWindowOnce(t *testing.T) {
 	}
 	var told atomic.Int32
 	dir := t.TempDir()
-	d, err := Start(Config{StateDir: filepath.Join(dir, "state"), Socket: filepath.Join(dir, "s.sock"), Settings: pairing.Settings{Name: "helper"},
+	d, err := Start(Config{StateDir: filepath.Join(dir, "state"), Socket: filepath.Join(dir, "s.sock"), Settings: config.Settings{Name: "helper"},
 		OnWindow: func(_ control.Window, open bool) {
 			if open {
 				told.Add(1)

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/lanpairing/pairing/discovery"
+	"github.com/lanpairing/pairing/internal/config"
 	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/internal/ident"
 	"github.com/lanpairing/pairing/internal/lantest"
@@ -136,7 +137,7 @@ func TestHelperReconfigure(t *testing.T) {
 	dir := t.TempDir()
 	var level slog.LevelVar
 	d, err := Start(Config{StateDir: filepath.Join(dir, "state"), Socket: filepath.Join(dir, "s.sock"),
-		Settings: pairing.Settings{Name: "helper", LogLevel: "info"}, LogLevel: &level})
+		Settings: config.Settings{Name: "helper", LogLevel: "info"}, LogLevel: &level})
 	if err != nil {
 		t.Fatal(err)
 	}

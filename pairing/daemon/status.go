@@ -1,13 +1,12 @@
 package daemon
 
 import (
-	"cmp"
 	"log/slog"
-	"path/filepath"
 	"time"
 
 	"github.com/lanpairing/pairing/discovery"
 	"github.com/lanpairing/pairing/discovery/beacon"
+	"github.com/lanpairing/pairing/internal/config"
 	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/internal/ident"
 	"github.com/lanpairing/pairing/internal/pionlog"
@@ -22,7 +21,7 @@ func (d *Daemon) Status() control.Status {
 			Started: d.svc.started(), Version: pairing.Version, StateDir: d.cfg.StateDir,
 			UptimeS: time.Since(d.svc.started()).Round(time.Second).Seconds()},
 		Addresses: []control.Address{}, Stages: []control.Stage{}, AddressesChanged: changed,
-		Paired: len(d.store.List()), Connections: d.sess.Connections(),
+		Paired: len(d.store.List()), Connections: connectionsView(d.sess.Connections()),
 		WebRTC: control.WebRTCStats{DroppedPackets: pionlog.Dropped()},
 	}
 	bs, refused := d.nbrs.Stats()
@@ -89,7 +88,8 @@ func beaconStats(s beacon.Stats, refused uint64) control.BeaconStats {
 // window, ignored interfaces, log level, the WebRTC settings and the
 // inbox limits change live; it returns the settings that changed but need
 // a restart.
-func (d *Daemon) Reconfigure(s pairing.Settings) (restart []string) {
+func (d *Daemon) Reconfigure(s config.Settings) (restart []string) {
+	s = config.Complete(s, d.cfg.StateDir)
 	old := d.nbrs.Name()
 	addrs, _, _ := d.own.Addresses()
 	d.nbrs.SetName(s.Name, addrs)
@@ -114,7 +114,7 @@ func (d *Daemon) Reconfigure(s pairing.Settings) (restart []string) {
 	if s.MDNS != cur.MDNS {
 		restart = append(restart, "mdns")
 	}
-	if cmp.Or(s.Inbox.Dir, filepath.Join(d.cfg.StateDir, "inbox")) != cur.Inbox.Dir {
+	if s.Inbox.Dir != cur.Inbox.Dir {
 		restart = append(restart, "inbox")
 	}
 	d.inbox.SetLimits(s.Inbox.MaxFileMB<<20, s.Inbox.MaxInboxMB<<20)

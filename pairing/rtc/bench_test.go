@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"hash"
 	"os"
 	"runtime"
 	"sync/atomic"
@@ -24,12 +25,14 @@ type fileSink struct{ dir string }
 type benchFile struct{ f *os.File }
 
 func (fileSink) Text(ident.Fingerprint, string) error { return nil }
-func (s fileSink) File(ident.Fingerprint, string, int64) (FileWriter, error) {
+func (s fileSink) File(ident.Fingerprint, Offer) (FileWriter, error) {
 	f, err := os.CreateTemp(s.dir, "bench-*")
 	return &benchFile{f}, err
 }
 func (f *benchFile) Write(b []byte) (int, error) { return f.f.Write(b) }
 func (f *benchFile) Abort()                      { f.f.Close(); os.Remove(f.f.Name()) }
+func (f *benchFile) Suspend()                    { f.Abort() }
+func (f *benchFile) Have() (int64, hash.Hash)    { return 0, sha256.New() }
 func (f *benchFile) Commit(string) error {
 	defer os.Remove(f.f.Name())
 	f.f.Sync()
@@ -65,7 +68,7 @@ func BenchmarkSendFile(b *testing.B) {
 	gcs := ms.NumGC
 	b.ResetTimer()
 	for range b.N {
-		if _, err := SendFile(ctx, dc, "f", size, bytes.NewReader(data), nil); err != nil {
+		if _, err := SendFile(ctx, dc, Offer{Name: "f", Size: size}, bytes.NewReader(data), nil); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -143,3 +146,5 @@ func BenchmarkParallel(b *testing.B) {
 		})
 	}
 }
+
+func (f *benchFile) OnStop(func()) {}

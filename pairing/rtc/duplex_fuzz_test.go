@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"hash"
 	"log/slog"
 	"sync"
 	"testing"
@@ -37,7 +38,8 @@ type fuzzFile struct {
 
 func (s *fuzzSink) Text(ident.Fingerprint, string) error { return nil }
 
-func (s *fuzzSink) File(_ ident.Fingerprint, _ string, size int64) (FileWriter, error) {
+func (s *fuzzSink) File(_ ident.Fingerprint, o Offer) (FileWriter, error) {
+	size := o.Size
 	if size < 0 || size > 1<<20 {
 		return nil, errors.New("file too large")
 	}
@@ -66,6 +68,10 @@ func (f *fuzzFile) end() {
 	f.ended = true
 	f.s.open--
 }
+
+func (f *fuzzFile) Have() (int64, hash.Hash) { return 0, sha256.New() }
+
+func (f *fuzzFile) Suspend() { f.Abort() }
 
 func (f *fuzzFile) Abort() {
 	f.s.mu.Lock()
@@ -247,3 +253,5 @@ func runDuplex(t *testing.T, in []byte) {
 		t.Fatalf("%d files left open after the channel closed", n)
 	}
 }
+
+func (f *fuzzFile) OnStop(func()) {}

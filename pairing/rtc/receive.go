@@ -150,13 +150,13 @@ func (d *Duplex) Ping(ctx context.Context) error {
 }
 
 // SendFile streams a file as SendFile does, on the shared channel.
-func (d *Duplex) SendFile(ctx context.Context, name string, size int64, r io.Reader, progress func(int64)) (string, error) {
+func (d *Duplex) SendFile(ctx context.Context, o Offer, r io.Reader, progress func(int64)) (Sent, error) {
 	d.turn.Lock()
 	defer d.turn.Unlock()
 	d.drain()
 	d.sending.Store(true)
 	defer d.sending.Store(false)
-	return d.s.file(ctx, name, size, r, progress)
+	return d.s.file(ctx, o, r, progress)
 }
 
 // drain drops replies that came after their send gave up.
@@ -180,11 +180,18 @@ type receiver struct {
 
 	mu    sync.Mutex
 	w     FileWriter
+	name  string // the file's relative path, for the log
 	h     hash.Hash
-	got   int64
-	want  int64
-	bad   error // the file is refused; its bytes are dropped
+	n     fileBytes // the file's counts
+	bad   error     // the file is refused; its bytes are dropped
 	watch *Progress
+}
+
+// fileBytes count the bytes of the file being received.
+type fileBytes struct {
+	got   int64 // received, with those of the kept partial
+	from0 int64 // the bytes the kept partial had
+	want  int64 // announced
 }
 
 // take handles one message of the peer and sends the answers.
@@ -204,13 +211,14 @@ func (r *receiver) send(ms ...message) {
 	}
 }
 
-// interrupted drops the file being received, if any.
+// interrupted suspends the file being received, if any: its partial is
+// kept for a resume when the offer was resumable.
 func (r *receiver) interrupted() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.w != nil && r.bad == nil {
-		r.w.Abort()
-		r.log.Warn("inbox: transfer interrupted; partial file removed", "from", r.from.ID(), "got", r.got, "of", r.want)
+		r.w.Suspend()
+		r.log.Warn("inbox: transfer interrupted", "from", r.from.ID(), "got", r.n.got, "of", r.n.want)
 	}
 	r.w = nil
 	r.unwatch()
@@ -224,20 +232,26 @@ func (r *receiver) unwatch() {
 	}
 }
 
-// tooSlow ends file w when it stopped moving (from its watch).
-func (r *receiver) tooSlow(w FileWriter) {
+// tooSlow ends file w when it stopped moving (from its watch), or when
+// the inbox stops it (why ErrSuperseded).
+func (r *receiver) tooSlow(w FileWriter, why error) {
 	r.mu.Lock()
 	if r.w != w || r.bad != nil {
 		r.mu.Unlock()
 		return
 	}
-	r.bad = fmt.Errorf("%w (%d of %d bytes)", ErrTooSlow, r.got, r.want)
-	w.Abort()
-	r.watch = nil
-	r.log.Warn("inbox: transfer too slow; partial file removed", "from", r.from.ID(), "got", r.got, "of", r.want)
+	r.bad = fmt.Errorf("%w (%d of %d bytes)", why, r.n.got, r.n.want)
+	w.Suspend() // a stalled network: what arrived is kept for a resume
+	r.unwatch()
+	r.log.Warn("inbox: transfer ended", "from", r.from.ID(), "got", r.n.got, "of", r.n.want, "why", why)
+	bad := r.bad
 	r.mu.Unlock()
-	r.send(ack(r.bad))
+	r.send(ack(bad))
 }
+
+// ErrSuperseded: the sender offered the same file again while this
+// transfer of it hung; the new one takes up what arrived.
+var ErrSuperseded = errors.New("a new transfer of the same file took over")
 
 func ack(err error) message {
 	if err != nil {
@@ -253,9 +267,9 @@ func (r *receiver) handle(isString bool, data []byte) []message {
 		if r.w == nil || r.bad != nil {
 			return nil
 		}
-		r.got += int64(len(data))
-		if r.got > r.want {
-			r.bad = fmt.Errorf("more bytes than announced (%d)", r.want)
+		r.n.got += int64(len(data))
+		if r.n.got > r.n.want {
+			r.bad = fmt.Errorf("more bytes than announced (%d)", r.n.want)
 			r.w.Abort()
 			r.unwatch()
 			return []message{ack(r.bad)}
@@ -281,19 +295,34 @@ func (r *receiver) handle(isString bool, data []byte) []message {
 		return []message{ack(r.sink.Text(r.from, msg.Text))}
 	case "file":
 		if r.w != nil && r.bad == nil {
-			r.w.Abort()
+			r.w.Suspend() // the sender gave up on it and moved on
 		}
 		r.unwatch()
-		r.w, r.h, r.got, r.want, r.bad = nil, sha256.New(), 0, msg.Size, nil
-		fw, err := r.sink.File(r.from, msg.Name, msg.Size)
+		o := Offer{Name: msg.Name, Path: msg.Path, Size: msg.Size, Head: msg.Head}
+		r.w, r.name, r.h, r.n, r.bad = nil, o.Rel(), sha256.New(), fileBytes{want: msg.Size}, nil
+		fw, err := r.sink.File(r.from, o)
 		if err != nil {
 			r.bad = err
-			r.log.Warn("inbox: file refused", "from", r.from.ID(), "name", msg.Name, "size", msg.Size, "err", err)
+			r.log.Warn("inbox: file refused", "from", r.from.ID(), "name", o.Rel(), "size", msg.Size, "err", err)
 			return []message{ack(err)}
 		}
 		r.w = fw
-		r.watch = WatchProgress(func() { r.tooSlow(fw) })
-		return []message{{T: "ready"}}
+		r.watch = WatchProgress(func() { r.tooSlow(fw, ErrTooSlow) })
+		fw.OnStop(func() { r.tooSlow(fw, ErrSuperseded) })
+		ready := message{T: "ready"}
+		if n, h := fw.Have(); n > 0 {
+			r.n.got, r.n.from0, r.h = n, n, h
+			ready.Offset, ready.Prefix = n, hex.EncodeToString(h.Sum(nil))
+		}
+		return []message{ready}
+	case "discard":
+		if r.w != nil && r.bad == nil {
+			r.w.Abort()
+			r.log.Warn("inbox: partial file removed: the sender's file differs", "from", r.from.ID(), "name", r.name)
+		}
+		r.unwatch()
+		r.w, r.bad = nil, errors.New("discarded")
+		return []message{ack(nil)}
 	case "end":
 		if r.bad != nil || r.w == nil {
 			return nil // already answered
@@ -301,8 +330,8 @@ func (r *receiver) handle(isString bool, data []byte) []message {
 		r.unwatch()
 		var err error
 		switch sum := hex.EncodeToString(r.h.Sum(nil)); {
-		case r.got != r.want:
-			err = fmt.Errorf("got %d bytes, announced %d", r.got, r.want)
+		case r.n.got != r.n.want:
+			err = fmt.Errorf("got %d bytes, announced %d", r.n.got, r.n.want)
 		case sum != msg.SHA256:
 			err = fmt.Errorf("SHA-256 mismatch: got %s, sender says %s", sum, msg.SHA256)
 		}
@@ -312,6 +341,11 @@ func (r *receiver) handle(isString bool, data []byte) []message {
 			r.w.Abort()
 		}
 		r.w = nil
+		if err == nil {
+			r.log.Info("received", "peer", r.from.ID(), "name", r.name, "bytes", r.n.want, "resumed_from", r.n.from0, "moved", r.n.got-r.n.from0, "path", "webrtc")
+		} else {
+			r.log.Warn("inbox: file refused", "from", r.from.ID(), "name", r.name, "err", err)
+		}
 		return []message{ack(err)}
 	default:
 		return []message{ack(fmt.Errorf("unknown message %q", msg.T))}

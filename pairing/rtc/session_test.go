@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"log/slog"
 	"sync"
 	"testing"
@@ -42,6 +43,8 @@ type memFile struct {
 
 func (f *memFile) Write(b []byte) (int, error) { return f.buf.Write(b) }
 func (f *memFile) Abort()                      {}
+func (f *memFile) Suspend()                    {}
+func (f *memFile) Have() (int64, hash.Hash)    { return 0, sha256.New() }
 func (f *memFile) Commit(string) error {
 	f.m.mu.Lock()
 	defer f.m.mu.Unlock()
@@ -64,7 +67,8 @@ func (m *memSink) file(name string) []byte {
 	return m.files[name]
 }
 
-func (m *memSink) File(from ident.Fingerprint, name string, size int64) (FileWriter, error) {
+func (m *memSink) File(from ident.Fingerprint, o Offer) (FileWriter, error) {
+	name, size := o.Name, o.Size
 	if size > m.max {
 		return nil, fmt.Errorf("file too large: %d bytes, at most %d", size, m.max)
 	}
@@ -122,14 +126,14 @@ func TestSendTextAndFile(t *testing.T) {
 	}
 	data := make([]byte, 5<<20+123)
 	rand.Read(data)
-	sum, err := SendFile(ctx, dc, "data.bin", int64(len(data)), bytes.NewReader(data), nil)
+	sent, err := SendFile(ctx, dc, Offer{Name: "data.bin", Size: int64(len(data))}, bytes.NewReader(data), nil)
 	want := sha256.Sum256(data)
-	if err != nil || sum != hex.EncodeToString(want[:]) || !bytes.Equal(sink.file("data.bin"), data) {
+	if err != nil || sent.SHA256 != hex.EncodeToString(want[:]) || !bytes.Equal(sink.file("data.bin"), data) {
 		t.Fatalf("file: %v, %d bytes arrived", err, len(sink.file("data.bin")))
 	}
 	// Too large: refused before any byte is sent.
 	big := make([]byte, 9<<20)
-	if _, err := SendFile(ctx, dc, "big.bin", int64(len(big)), bytes.NewReader(big), nil); !errors.Is(err, ErrRefused) {
+	if _, err := SendFile(ctx, dc, Offer{Name: "big.bin", Size: int64(len(big))}, bytes.NewReader(big), nil); !errors.Is(err, ErrRefused) {
 		t.Fatalf("too large: %v", err)
 	}
 	ev, pair := sa.Events()
@@ -146,7 +150,7 @@ func TestFastTransferDropsNothing(t *testing.T) {
 	ctx, dc := fileChannel(t)
 	before := pionlog.Dropped()
 	data := bytes.Repeat([]byte("pairing!"), 48<<20/8)
-	if _, err := SendFile(ctx, dc, "fast.bin", int64(len(data)), bytes.NewReader(data), nil); err != nil {
+	if _, err := SendFile(ctx, dc, Offer{Name: "fast.bin", Size: int64(len(data))}, bytes.NewReader(data), nil); err != nil {
 		t.Fatal(err)
 	}
 	if n := pionlog.Dropped() - before; n != 0 {
@@ -218,3 +222,5 @@ func TestPingAndIdle(t *testing.T) {
 		t.Fatal("WaitIdle says idle for a closed connection")
 	}
 }
+
+func (f *memFile) OnStop(func()) {}

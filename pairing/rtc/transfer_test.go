@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"hash"
 	"log/slog"
 	"testing"
 
@@ -29,7 +30,8 @@ type checkFile struct {
 
 func (s *checkSink) Text(ident.Fingerprint, string) error { return nil }
 
-func (s *checkSink) File(_ ident.Fingerprint, _ string, size int64) (FileWriter, error) {
+func (s *checkSink) File(_ ident.Fingerprint, o Offer) (FileWriter, error) {
+	size := o.Size
 	if size < 0 || size > 1<<20 {
 		return nil, errors.New("file too large")
 	}
@@ -47,6 +49,10 @@ func (f *checkFile) Write(b []byte) (int, error) {
 }
 
 func (f *checkFile) Abort() { f.aborted = true }
+
+func (f *checkFile) Suspend() { f.aborted = true }
+
+func (f *checkFile) Have() (int64, hash.Hash) { return 0, sha256.New() }
 
 func (f *checkFile) Commit(sum string) error {
 	got := sha256.Sum256(f.buf.Bytes())
@@ -123,3 +129,5 @@ func FuzzReceiver(f *testing.F) {
 	f.Add(ops(`{"t":"file","name":"a","size":5}`, data, good, `{"t":"file","name":"b","size":0}`, `{"t":"end","sha256":""}`))
 	f.Fuzz(func(t *testing.T, in []byte) { runOps(t, in) })
 }
+
+func (f *checkFile) OnStop(func()) {}

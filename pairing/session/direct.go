@@ -2,7 +2,6 @@ package session
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -16,9 +15,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/internal/ident"
 	"github.com/lanpairing/pairing/pairing"
+	"github.com/lanpairing/pairing/pairing/inbox"
 	"github.com/lanpairing/pairing/pairing/rtc"
 )
 
@@ -75,7 +74,7 @@ func (s *Sessions) serveConnect(w http.ResponseWriter, r *http.Request) {
 type direct struct {
 	id     *pairing.Identity
 	store  *pairing.Store
-	inbox  *pairing.Inbox
+	inbox  *inbox.Inbox
 	files  *partials // shared with the data channels
 	log    *slog.Logger
 	recent directLog
@@ -107,17 +106,18 @@ func (s *direct) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	name := q.Get("name")
+	o := rtc.Offer{Name: q.Get("name"), Path: q.Get("path"), Head: q.Get("head")}
 	size, err := strconv.ParseInt(q.Get("size"), 10, 64)
 	if err != nil || size < 0 {
 		fail(http.StatusBadRequest, "bad_request", errors.New("want ?name=…&size=bytes"))
 		return
 	}
-	fw, err := s.files.file(s.inbox, fp, name, size)
+	o.Size = size
+	fw, err := s.files.file(s.inbox, fp, o)
 	if err != nil {
 		status := http.StatusBadRequest
 		switch {
-		case errors.Is(err, pairing.ErrTooLarge) || errors.Is(err, pairing.ErrInboxFull):
+		case errors.Is(err, inbox.ErrTooLarge) || errors.Is(err, inbox.ErrInboxFull):
 			status = http.StatusRequestEntityTooLarge
 		case errors.Is(err, ErrPeerBusy):
 			status = http.StatusTooManyRequests
@@ -127,23 +127,48 @@ func (s *direct) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	s.recent.add(fp.ID(), "receive")
 	rc := http.NewResponseController(w)
-	h := sha256.New()
-	body := &idleReader{r: io.LimitReader(r.Body, size+1), rc: rc}
+	have, h := fw.Have()
+	if have > 0 {
+		// The resume offer rides on the 100 Continue (see pairing's
+		// HeaderOffset); an older sender ignores it, and never asks.
+		w.Header().Set(pairing.HeaderOffset, strconv.FormatInt(have, 10))
+		w.Header().Set(pairing.HeaderPrefix, hex.EncodeToString(h.Sum(nil)))
+		w.WriteHeader(http.StatusContinue)
+		w.Header().Del(pairing.HeaderOffset)
+		w.Header().Del(pairing.HeaderPrefix)
+	}
+	body := &idleReader{r: io.LimitReader(r.Body, size-have+1), rc: rc}
 	body.watch = rtc.WatchProgress(body.tooSlow)
+	fw.OnStop(body.tooSlow)
 	n, err := io.CopyBuffer(io.MultiWriter(fw, h), body, make([]byte, copyBuffer))
 	body.watch.Done()
 	sum := hex.EncodeToString(h.Sum(nil))
+	// A transfer that broke off (the connection, the progress rule) keeps
+	// its partial for a resume; a refused one (wrong size or sum, the
+	// sender's discard) removes it.
+	keep := false
 	switch {
 	case body.slow():
-		err = fmt.Errorf("%w (%d of %d bytes)", rtc.ErrTooSlow, n, size)
+		err, keep = fmt.Errorf("%w (%d of %d bytes)", rtc.ErrTooSlow, have+n, size), true
 	case err != nil:
-	case n != size:
+		keep = true
+	case r.Trailer.Get(pairing.HeaderDiscard) != "":
+		fw.Abort()
+		s.log.Warn("inbox: partial file removed: the sender's file differs", "from", src, "name", o.Rel(), "path", PathTLS)
+		pairing.WriteJSON(w, http.StatusConflict, pairing.ErrorResponse{Error: rtc.ErrResumeMismatch.Error(), Reason: pairing.ReasonResumeMismatch})
+		s.recent.finish(fp.ID(), "failed")
+		return
+	case have+n != size:
 		err = errors.New("the file is not the announced size")
 	case r.Trailer.Get("Sha256") != sum:
 		err = errors.New("SHA-256 mismatch: the file changed on the way")
 	}
 	if err != nil {
-		fw.Abort()
+		if keep {
+			fw.Suspend()
+		} else {
+			fw.Abort()
+		}
 		inboxFail(http.StatusBadRequest, "inbox: transfer interrupted", err)
 		s.recent.finish(fp.ID(), "failed")
 		return
@@ -155,24 +180,25 @@ func (s *direct) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	s.recent.finish(fp.ID(), "done")
-	s.log.Info("received", "peer", fp.ID(), "name", name, "bytes", size, "path", PathTLS, "duration_ms", msSince(start))
+	s.log.Info("received", "peer", fp.ID(), "name", o.Rel(), "bytes", size, "resumed_from", have, "moved", n, "path", PathTLS, "duration_ms", msSince(start))
 	pairing.WriteJSON(w, http.StatusOK, pairing.TransferResponse{SHA256: sum})
 }
 
-// send sends a file to p at addrs over the direct TLS path.
-func (s *direct) send(ctx context.Context, p pairing.PairedPeer, addrs []netip.AddrPort, name string, size int64, body io.Reader, start time.Time) (*control.SendResult, error) {
+// send sends the file o to p at addrs over the direct TLS path,
+// resuming a partial the receiver kept.
+func (s *direct) send(ctx context.Context, p pairing.PairedPeer, addrs []netip.AddrPort, o rtc.Offer, body io.Reader, start time.Time) (*SendResult, error) {
 	if len(addrs) == 0 {
 		return nil, fmt.Errorf("%w: %s is not on the LAN and has no known address", pairing.ErrNoDirect, p.Name)
 	}
 	s.recent.add(p.ID, "send")
-	sum, at, err := pairing.SendFileTLS(ctx, s.id, p.Fingerprint, addrs, name, size, body)
+	dr, err := pairing.SendFileDirect(ctx, s.id, p.Fingerprint, addrs, o, body)
 	if err != nil {
 		s.recent.finish(p.ID, "failed")
 		return nil, err
 	}
 	s.recent.finish(p.ID, "done")
-	res := &control.SendResult{Peer: p.Name, Name: name, Bytes: size, SHA256: sum, Path: PathTLS, DurationMS: msSince(start), Pair: at.String()}
-	s.log.Info("sent", "peer", p.ID, "name", p.Name, "kind", "file", "bytes", size, "path", PathTLS, "at", at, "duration_ms", res.DurationMS)
+	res := &SendResult{Peer: p.Name, Name: o.Rel(), Bytes: o.Size, SHA256: dr.SHA256, Path: PathTLS, DurationMS: msSince(start), Pair: dr.At.String(), ResumedBytes: dr.Resumed}
+	s.log.Info("sent", "peer", p.ID, "name", p.Name, "kind", "file", "bytes", o.Size, "resumed_from", dr.Resumed, "path", PathTLS, "at", dr.At, "duration_ms", res.DurationMS)
 	return res, nil
 }
 
@@ -222,7 +248,7 @@ type directLog struct {
 }
 
 type directEntry struct {
-	c     control.Connection
+	c     Connection
 	start time.Time
 }
 
@@ -231,8 +257,8 @@ type directEntry struct {
 func (d *directLog) add(peer, role string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.cs = append(d.cs, directEntry{start: time.Now(), c: control.Connection{Peer: peer, Role: role, Path: PathTLS,
-		Events: []control.ConnEvent{{What: "transfer", State: "started"}}}})
+	d.cs = append(d.cs, directEntry{start: time.Now(), c: Connection{Peer: peer, Role: role, Path: PathTLS,
+		Events: []ConnEvent{{What: "transfer", State: "started"}}}})
 	if len(d.cs) > keepSessions {
 		d.cs = slices.Delete(d.cs, 0, 1)
 	}
@@ -244,16 +270,16 @@ func (d *directLog) finish(peer, state string) {
 	defer d.mu.Unlock()
 	for i := len(d.cs) - 1; i >= 0; i-- {
 		if e := &d.cs[i]; e.c.Peer == peer && len(e.c.Events) == 1 {
-			e.c.Events = append(e.c.Events, control.ConnEvent{AtMS: msSince(e.start), What: "transfer", State: state})
+			e.c.Events = append(e.c.Events, ConnEvent{AtMS: msSince(e.start), What: "transfer", State: state})
 			return
 		}
 	}
 }
 
-func (d *directLog) list() []control.Connection {
+func (d *directLog) list() []Connection {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	var out []control.Connection
+	var out []Connection
 	for _, e := range d.cs {
 		c := e.c
 		c.Events = slices.Clone(c.Events)

@@ -7,7 +7,7 @@ import (
 	"sync"
 
 	"github.com/lanpairing/pairing/internal/ident"
-	"github.com/lanpairing/pairing/pairing"
+	"github.com/lanpairing/pairing/pairing/inbox"
 	"github.com/lanpairing/pairing/pairing/rtc"
 )
 
@@ -66,11 +66,11 @@ func (p *partials) count(fp ident.Fingerprint) int {
 }
 
 // file starts receiving a file from fp into in, within fp's slots.
-func (p *partials) file(in *pairing.Inbox, fp ident.Fingerprint, name string, size int64) (rtc.FileWriter, error) {
+func (p *partials) file(in *inbox.Inbox, fp ident.Fingerprint, o rtc.Offer) (rtc.FileWriter, error) {
 	if err := p.take(fp); err != nil {
 		return nil, err
 	}
-	fw, err := in.File(fp, name, size)
+	fw, err := in.File(fp, o)
 	if err != nil {
 		p.release(fp)
 		return nil, err
@@ -94,17 +94,22 @@ func (f *slotFile) Abort() {
 	f.FileWriter.Abort()
 }
 
+func (f *slotFile) Suspend() {
+	defer f.release()
+	f.FileWriter.Suspend()
+}
+
 // inboxSink is the inbox as the data channels' sink, within each
 // device's slots.
 type inboxSink struct {
-	in *pairing.Inbox
+	in *inbox.Inbox
 	p  *partials
 }
 
 func (s inboxSink) Text(from ident.Fingerprint, text string) error { return s.in.Text(from, text) }
 
-func (s inboxSink) File(from ident.Fingerprint, name string, size int64) (rtc.FileWriter, error) {
-	return s.p.file(s.in, from, name, size)
+func (s inboxSink) File(from ident.Fingerprint, o rtc.Offer) (rtc.FileWriter, error) {
+	return s.p.file(s.in, from, o)
 }
 
 // peerConns is the answered WebRTC connections of each device, oldest

@@ -7,18 +7,20 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"path"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/pion/webrtc/v4"
 
-	"github.com/lanpairing/pairing/internal/control"
+	"github.com/lanpairing/pairing/internal/config"
 	"github.com/lanpairing/pairing/internal/ident"
 	"github.com/lanpairing/pairing/internal/limit"
 	"github.com/lanpairing/pairing/internal/run"
 	"github.com/lanpairing/pairing/internal/turncred"
 	"github.com/lanpairing/pairing/pairing"
+	"github.com/lanpairing/pairing/pairing/inbox"
 	"github.com/lanpairing/pairing/pairing/rtc"
 )
 
@@ -43,8 +45,9 @@ type Config struct {
 	Store    *pairing.Store
 	// Window is the pairing window a browser proves itself against.
 	Window *pairing.Window
-	Inbox  *pairing.Inbox
-	WebRTC pairing.WebRTCSettings
+	Inbox  *inbox.Inbox
+	// WebRTC are complete settings (config.Complete fills them in).
+	WebRTC config.WebRTCSettings
 	// Name is this device's current name.
 	Name func() string
 	// Lookup is where a device is on the LAN now (nil: nowhere).
@@ -70,16 +73,13 @@ type Sessions struct {
 	sink   inboxSink // the inbox, within each device's file slots
 
 	mu     sync.Mutex
-	webrtc pairing.WebRTCSettings // live: a config reload changes it
+	webrtc config.WebRTCSettings // live: a config reload changes it
 }
 
 // New returns Sessions that serve until Close.
 func New(cfg Config) *Sessions {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.WebRTC.ConnectionIdle <= 0 {
-		cfg.WebRTC.ConnectionIdle = pairing.DefaultConnectionIdle
 	}
 	if cfg.OnLink == nil {
 		cfg.OnLink = func(netip.Addr) bool { return false }
@@ -131,10 +131,7 @@ func (s *Sessions) Close() {
 // SetWebRTC applies new WebRTC settings to the next connections. When the
 // servers, credentials or relay policy changed, kept connections close so
 // the next send uses the new ones.
-func (s *Sessions) SetWebRTC(w pairing.WebRTCSettings) {
-	if w.ConnectionIdle <= 0 {
-		w.ConnectionIdle = pairing.DefaultConnectionIdle
-	}
+func (s *Sessions) SetWebRTC(w config.WebRTCSettings) {
 	s.mu.Lock()
 	changed := !s.webrtc.Equal(w)
 	s.webrtc = w
@@ -147,20 +144,20 @@ func (s *Sessions) SetWebRTC(w pairing.WebRTCSettings) {
 	}
 }
 
-func (s *Sessions) settings() pairing.WebRTCSettings {
+func (s *Sessions) settings() config.WebRTCSettings {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.webrtc
 }
 
 // Connections are the latest sessions, newest last, for status.
-func (s *Sessions) Connections() []control.Connection {
-	out := []control.Connection{}
+func (s *Sessions) Connections() []Connection {
+	out := []Connection{}
 	for _, ss := range s.recent.list() {
 		ev, pair := ss.Events()
-		c := control.Connection{Peer: ss.Peer.ID(), Role: ss.Role, Path: PathWebRTC, Pair: pair}
+		c := Connection{Peer: ss.Peer.ID(), Role: ss.Role, Path: PathWebRTC, Pair: pair}
 		for _, e := range ev {
-			c.Events = append(c.Events, control.ConnEvent{AtMS: e.AtMS, What: e.What, State: e.State})
+			c.Events = append(c.Events, ConnEvent{AtMS: e.AtMS, What: e.What, State: e.State})
 		}
 		out = append(out, c)
 	}
@@ -245,7 +242,7 @@ func (s *Sessions) Connect(ctx context.Context, offer string, tlsPeer ident.Fing
 // setting decides; tls or webrtc force one). Otherwise it uses the WebRTC
 // connection kept from the last send when that still answers, else a new
 // one, kept for the next send until it has been idle for connection-idle.
-func (s *Sessions) Send(ctx context.Context, p pairing.PairedPeer, kind, name string, size int64, body io.Reader, path string) (_ *control.SendResult, err error) {
+func (s *Sessions) Send(ctx context.Context, p pairing.PairedPeer, kind, name string, size int64, body io.Reader, path string) (_ *SendResult, err error) {
 	start := time.Now()
 	// What is wrong with the request is said before connecting.
 	var text []byte
@@ -258,7 +255,9 @@ func (s *Sessions) Send(ctx context.Context, p pairing.PairedPeer, kind, name st
 			return nil, errors.New("a text message is at most 32 KiB; send a file instead")
 		}
 	case "file":
-		if err := pairing.CheckFileName(name); err != nil {
+		// name is a relative path for a folder's file: every component
+		// passes the file name rule.
+		if err := pairing.CheckPath(name); err != nil {
 			return nil, err
 		}
 	default:
@@ -279,12 +278,13 @@ func (s *Sessions) Send(ctx context.Context, p pairing.PairedPeer, kind, name st
 		if err != nil {
 			return nil, fmt.Errorf("%w (it does not answer: closed, or the phone is asleep)", ErrPageClosed)
 		}
-		res := &control.SendResult{Peer: p.Name, Name: name, Path: PathWebRTC, Reused: true}
+		res := &SendResult{Peer: p.Name, Name: name, Path: PathWebRTC, Reused: true}
 		if kind == "text" {
 			err, res.Bytes = d.SendText(ctx, string(text)), int64(len(text))
 		} else {
-			res.SHA256, err = d.SendFile(ctx, name, size, body, nil)
-			res.Bytes = size
+			var sent rtc.Sent
+			sent, err = d.SendFile(ctx, offerOf(name, size), body, nil)
+			res.SHA256, res.ResumedBytes, res.Bytes = sent.SHA256, sent.Resumed, size
 		}
 		if errors.Is(err, rtc.ErrGone) {
 			return nil, fmt.Errorf("%w (it closed during the send)", ErrPageClosed)
@@ -304,7 +304,7 @@ func (s *Sessions) Send(ctx context.Context, p pairing.PairedPeer, kind, name st
 	case path != "" && path != PathAuto && path != PathTLS && path != PathWebRTC:
 		return nil, fmt.Errorf("unknown path %q: want auto, tls or webrtc", path)
 	case kind == "file" && path != PathWebRTC && (!w.RelayOnly || path == PathTLS):
-		res, err := s.direct.send(ctx, p, addrsOf(s.cfg, p), name, size, body, start)
+		res, err := s.direct.send(ctx, p, addrsOf(s.cfg, p), offerOf(name, size), body, start)
 		if err == nil || path == PathTLS || !errors.Is(err, pairing.ErrNoDirect) {
 			return res, err
 		}
@@ -324,7 +324,7 @@ func (s *Sessions) Send(ctx context.Context, p pairing.PairedPeer, kind, name st
 			s.pool.keep(p.Fingerprint, ss, dc, s.settings().ConnectionIdle)
 		}
 	}()
-	res := &control.SendResult{Peer: p.Name, Name: name, ConnectMS: msSince(start), Reused: reused, Path: PathWebRTC}
+	res := &SendResult{Peer: p.Name, Name: name, ConnectMS: msSince(start), Reused: reused, Path: PathWebRTC}
 	ctx, cancel := ss.Bind(ctx) // a receiver that vanishes ends the send
 	defer cancel()
 	if kind == "text" {
@@ -333,15 +333,26 @@ func (s *Sessions) Send(ctx context.Context, p pairing.PairedPeer, kind, name st
 		}
 		res.Bytes = int64(len(text))
 	} else {
-		if res.SHA256, err = rtc.SendFile(ctx, dc, name, size, body, nil); err != nil {
+		sent, err := rtc.SendFile(ctx, dc, offerOf(name, size), body, nil)
+		if err != nil {
 			return nil, err
 		}
-		res.Bytes = size
+		res.SHA256, res.ResumedBytes, res.Bytes = sent.SHA256, sent.Resumed, size
 	}
 	res.DurationMS = msSince(start)
 	_, res.Pair = ss.Events()
-	s.log.Info("sent", "peer", p.ID, "name", p.Name, "kind", kind, "bytes", res.Bytes, "reused", reused, "connect_ms", res.ConnectMS, "duration_ms", res.DurationMS, "pair", res.Pair)
+	s.log.Info("sent", "peer", p.ID, "name", p.Name, "kind", kind, "bytes", res.Bytes, "resumed_from", res.ResumedBytes, "reused", reused, "connect_ms", res.ConnectMS, "duration_ms", res.DurationMS, "pair", res.Pair)
 	return res, nil
+}
+
+// offerOf is the offer of a file at the relative path rel: its base
+// name for receivers that know no folders, and the path.
+func offerOf(rel string, size int64) rtc.Offer {
+	o := rtc.Offer{Name: path.Base(rel), Size: size}
+	if o.Name != rel {
+		o.Path = rel
+	}
+	return o
 }
 
 // addrsOf is where p may be: the stored addresses (a pinned connection

@@ -13,6 +13,7 @@ import (
 
 	"github.com/lanpairing/pairing/internal/ident"
 	"github.com/lanpairing/pairing/pairing"
+	"github.com/lanpairing/pairing/pairing/inbox"
 )
 
 func newSessions(t *testing.T) (*Sessions, *pairing.Window) {
@@ -27,7 +28,7 @@ func newSessions(t *testing.T) (*Sessions, *pairing.Window) {
 		t.Fatal(err)
 	}
 	w := &pairing.Window{}
-	s := New(Config{Identity: id, Store: st, Window: w, Inbox: &pairing.Inbox{Dir: t.TempDir()}, Name: func() string { return "d" }})
+	s := New(Config{Identity: id, Store: st, Window: w, Inbox: &inbox.Inbox{Dir: t.TempDir()}, Name: func() string { return "d" }})
 	return s, w
 }
 

@@ -1,4 +1,4 @@
-package pairing
+package main
 
 import (
 	"os"
@@ -15,7 +15,7 @@ const testURL = "http://192.168.1.23:41234/p#v=1&fp=oa5Obkj4XLh6v39mrPklnFJUXvou
 // The coloured terminal form scans: every cell paints its top module in
 // the foreground and its bottom one in the background colour.
 func TestQRTextColorScans(t *testing.T) {
-	text, err := QRText(testURL, true)
+	text, err := qrText(testURL, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func TestQRTextColorScans(t *testing.T) {
 
 // The plain form (no colour) scans on a dark terminal: blocks are light.
 func TestQRTextPlainScans(t *testing.T) {
-	text, err := QRText(testURL, false)
+	text, err := qrText(testURL, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func TestQRTextPlainScans(t *testing.T) {
 
 func TestQRPNG(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "qr.png")
-	if err := WriteQRPNG(testURL, path, 384); err != nil {
+	if err := writeQRPNG(testURL, path, 384); err != nil {
 		t.Fatal(err)
 	}
 	// The PNG carries the secret: 0600, and a symlink at the path is
@@ -58,13 +58,13 @@ func TestQRPNG(t *testing.T) {
 	os.WriteFile(target, []byte("keep"), 0o644)
 	link := filepath.Join(filepath.Dir(path), "link.png")
 	os.Symlink(target, link)
-	if err := WriteQRPNG(testURL, link, 384); err != nil {
+	if err := writeQRPNG(testURL, link, 384); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(target); string(b) != "keep" {
 		t.Fatal("the symlink's target was overwritten")
 	}
-	if err := WriteQRPNG(testURL, filepath.Join(t.TempDir(), "missing", "qr.png"), 384); err == nil || !strings.Contains(err.Error(), "missing") {
+	if err := writeQRPNG(testURL, filepath.Join(t.TempDir(), "missing", "qr.png"), 384); err == nil || !strings.Contains(err.Error(), "missing") {
 		t.Fatalf("unwritable path: %v", err)
 	}
 }
@@ -76,12 +76,12 @@ func TestQRTextFitsTerminal(t *testing.T) {
 	fp := strings.Repeat("A", 43)
 	for host, spare := range map[string]int{"255.255.255.255:65535": 3, "[fd12:3456:789a:1::1234]:65535": 1} {
 		url := "http://" + host + "/p#v=1&fp=" + fp + "&s=" + strings.Repeat("b", 22)
-		text, err := QRText(url, false)
+		text, err := qrText(url, false)
 		if err != nil {
 			t.Fatal(err)
 		}
 		lines := strings.Split(strings.TrimRight(text, "\n"), "\n")
-		if len(lines)+spare > TermRows || len([]rune(lines[0])) > TermCols {
+		if len(lines)+spare > termRows || len([]rune(lines[0])) > termCols {
 			t.Fatalf("%s: %d lines of %d columns do not fit 80×24 with %d lines of text", host, len(lines), len([]rune(lines[0])), spare)
 		}
 		if got := lantest.DecodeModules(t, lantest.HalfBlockModules(lines)); got != url {

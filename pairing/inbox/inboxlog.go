@@ -1,6 +1,7 @@
-package pairing
+package inbox
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -10,7 +11,99 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+
+	"github.com/lanpairing/pairing/internal/atomicfile"
+	"github.com/lanpairing/pairing/pairing"
 )
+
+// The log of what arrived: one JSON Item a line in ownDir/inbox.jsonl.
+const (
+	inboxLog = "inbox.jsonl"
+	// maxLog bounds the inbox log (texts and file records): past it, the
+	// log moves to inbox.jsonl.1 (replacing the one before), so
+	// 'pairing inbox' always reads a bounded file.
+	maxLog = 4 << 20
+)
+
+// journal is the inbox's log: it records, lists, rotates and clears it,
+// and moves an older version's log into ownDir (the Inbox's lock held
+// for every method).
+type journal struct {
+	dir    string
+	logger *slog.Logger
+	ready  bool // ownDir exists and holds the log (see prepare)
+}
+
+// own is the path of name in ownDir.
+func (j *journal) own(name string) string { return filepath.Join(j.dir, ownDir, name) }
+
+// record appends it to the log, rotating the log past maxLog.
+func (j *journal) record(it Item) error {
+	if err := j.prepare(); err != nil {
+		return err
+	}
+	path := j.own(inboxLog)
+	if fi, err := os.Stat(path); err == nil && fi.Size() > maxLog {
+		if err := os.Rename(path, path+".1"); err != nil {
+			return err
+		}
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	b, _ := json.Marshal(it)
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+// list reads the log, oldest first (after prepare; it needs no lock:
+// records are appended whole).
+func (j *journal) list() ([]Item, error) {
+	f, err := os.Open(j.own(inboxLog))
+	if errors.Is(err, fs.ErrNotExist) {
+		return []Item{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	items := []Item{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 256<<10), 256<<10)
+	for sc.Scan() {
+		var it Item
+		if json.Unmarshal(sc.Bytes(), &it) == nil {
+			if it.Kind == "file" && pairing.CheckFileName(it.File) == nil {
+				it.Path = filepath.Join(j.dir, it.File)
+			}
+			items = append(items, it) // a torn last line (crash) is skipped
+		}
+	}
+	return items, sc.Err()
+}
+
+// reset empties the log and removes the rotated one.
+func (j *journal) reset() error {
+	os.Remove(j.own(inboxLog + ".1"))
+	// An empty log, not none: a missing one would make prepare look for
+	// an older version's.
+	return os.WriteFile(j.own(inboxLog), nil, 0o600)
+}
+
+// size is what the log and the rotated one take.
+func (j *journal) size() int64 {
+	var n int64
+	for _, name := range []string{inboxLog, inboxLog + ".1"} {
+		if info, err := os.Stat(j.own(name)); err == nil {
+			n += info.Size()
+		}
+	}
+	return n
+}
 
 // Versions before ownDir kept the log as Dir/inbox.jsonl, beside the
 // received files, so a paired device that sent a file named inbox.jsonl
@@ -27,21 +120,21 @@ import (
 var plantedMark = []byte(`"file":"` + inboxLog + `"`)
 
 // prepare creates ownDir and, the first time, the log in it: moving an
-// older version's log there when there is one (in.mu held).
-func (in *Inbox) prepare() error {
-	if in.ready {
+// older version's log there when there is one.
+func (j *journal) prepare() error {
+	if j.ready {
 		return nil
 	}
 	// The inbox is the group's to read (see Commit), its own files not.
-	if err := os.MkdirAll(in.Dir, 0o750); err != nil {
+	if err := os.MkdirAll(j.dir, 0o750); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Join(in.Dir, ownDir), 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Join(j.dir, ownDir), 0o700); err != nil {
 		return err
 	}
-	path := in.own(inboxLog)
+	path := j.own(inboxLog)
 	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
-		in.migrate(filepath.Join(in.Dir, inboxLog), path)
+		j.migrate(filepath.Join(j.dir, inboxLog), path)
 		// The log exists from now on, empty or moved: the old place is
 		// never read again, so a file received there later stays a file.
 		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o600)
@@ -50,7 +143,7 @@ func (in *Inbox) prepare() error {
 		}
 		f.Close()
 	}
-	in.ready = true
+	j.ready = true
 	return nil
 }
 
@@ -68,11 +161,8 @@ func (in *Inbox) prepare() error {
 // (nothing reads it). A crash after the record's file was linked and
 // before the record was written leaves no mark; the planted file then
 // moves as the log.
-func (in *Inbox) migrate(old, path string) {
-	log := in.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+func (j *journal) migrate(old, path string) {
+	log := j.logger
 	fi, err := os.Lstat(old)
 	if err != nil || !fi.Mode().IsRegular() || fi.Size() > 2*maxLog {
 		return
@@ -94,7 +184,7 @@ func (in *Inbox) migrate(old, path string) {
 		log.Warn("inbox: the log of an older version was a file a paired device sent; it stays a file and the log starts empty", "file", old)
 		return
 	}
-	if err := writeFileAtomic(path, b[at:]); err != nil {
+	if err := atomicfile.Write(path, b[at:]); err != nil {
 		log.Warn("inbox: the log of an older version could not move", "from", old, "err", err)
 		return
 	}
@@ -132,7 +222,7 @@ func lastRecord(b []byte) int {
 			return found
 		}
 		at += i
-		var it InboxItem
+		var it Item
 		if json.NewDecoder(bytes.NewReader(b[at:])).Decode(&it) == nil &&
 			it.File == inboxLog && it.Size == int64(at) {
 			h.Write(b[hashed:at])

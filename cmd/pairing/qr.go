@@ -1,44 +1,49 @@
-package pairing
+package main
 
 import (
 	"fmt"
 	"strings"
 
 	qrcode "github.com/skip2/go-qrcode"
+
+	"github.com/lanpairing/pairing/internal/atomicfile"
 )
 
 // qrLevel: medium error correction survives a smudged screen; the
 // terminal falls back to low when medium does not fit.
 const qrLevel = qrcode.Medium
 
-// A terminal QR code fits 80×24 with at least TermTextLines line under it
+// The terminal form of the pairing QR code (the payload URL is
+// pairing.Payload's): half blocks, two modules a character cell.
+
+// A terminal QR code fits 80×24 with at least termTextLines line under it
 // (the code and the time left): with an IPv4 host it takes 21 rows, with
 // a long IPv6 one 23. The quiet zone is quietModules (scanners read 2
 // well; the standard's 4 would cost two rows).
 const (
-	TermRows      = 24
-	TermCols      = 80
-	TermTextLines = 1
+	termRows      = 24
+	termCols      = 80
+	termTextLines = 1
 	quietModules  = 2
 )
 
-// QRModules is url's QR code as modules (true: dark), with the quiet
+// qrModules is url's QR code as modules (true: dark), with the quiet
 // zone: at qrLevel when it fits a terminal with three lines to spare,
 // else at the low level.
-func QRModules(url string) ([][]bool, error) {
+func qrModules(url string) ([][]bool, error) {
 	var bm [][]bool
 	// Medium when it leaves room for three lines of text, else low.
 	for _, try := range []struct {
 		lvl   qrcode.RecoveryLevel
 		spare int
-	}{{qrLevel, 3}, {qrcode.Low, TermTextLines}} {
+	}{{qrLevel, 3}, {qrcode.Low, termTextLines}} {
 		q, err := qrcode.New(url, try.lvl)
 		if err != nil {
 			return nil, fmt.Errorf("qr code: %w", err)
 		}
 		q.DisableBorder = true
 		bm = withQuiet(q.Bitmap(), quietModules)
-		if (len(bm)+1)/2+try.spare <= TermRows && len(bm) <= TermCols {
+		if (len(bm)+1)/2+try.spare <= termRows && len(bm) <= termCols {
 			break
 		}
 	}
@@ -57,13 +62,13 @@ func withQuiet(bm [][]bool, n int) [][]bool {
 	return out
 }
 
-// QRText renders url as a QR code of half-block characters, two modules
+// qrText renders url as a QR code of half-block characters, two modules
 // per character cell, small enough for an 80×24 terminal with
-// TermTextLines lines under it. With color it paints explicit black on
+// termTextLines lines under it. With color it paints explicit black on
 // white, so it scans on dark and light terminals alike; without, it
 // leaves the background as it is (light blocks on a dark terminal).
-func QRText(url string, color bool) (string, error) {
-	bm, err := QRModules(url)
+func qrText(url string, color bool) (string, error) {
+	bm, err := qrModules(url)
 	if err != nil {
 		return "", err
 	}
@@ -100,8 +105,8 @@ func fg(dark bool) int {
 	return 97 // bright white
 }
 
-// WriteQRPNG writes url as a PNG QR code of size pixels.
-func WriteQRPNG(url, path string, size int) error {
+// writeQRPNG writes url as a PNG QR code of size pixels.
+func writeQRPNG(url, path string, size int) error {
 	q, err := qrcode.New(url, qrLevel)
 	if err != nil {
 		return fmt.Errorf("qr code: %w", err)
@@ -112,7 +117,7 @@ func WriteQRPNG(url, path string, size int) error {
 	}
 	// The code carries the secret: mode 0600, written to a new file and
 	// renamed over path, so a symlink there is replaced, never followed.
-	if err := writeFileAtomic(path, png); err != nil {
+	if err := atomicfile.Write(path, png); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil

@@ -1,4 +1,4 @@
-package pairing
+package inbox
 
 import (
 	"crypto/sha256"
@@ -12,11 +12,13 @@ import (
 	"time"
 
 	"github.com/lanpairing/pairing/internal/ident"
+	"github.com/lanpairing/pairing/pairing"
+	"github.com/lanpairing/pairing/pairing/rtc"
 )
 
 var forged = `{"kind":"text","from":"AAAA-BBBB","from_name":"your-bank","at":"2026-01-01T00:00:00Z","text":"call us"}` + "\n"
 
-func line(t *testing.T, it InboxItem) string {
+func line(t *testing.T, it Item) string {
 	b, err := json.Marshal(it)
 	if err != nil {
 		t.Fatal(err)
@@ -27,7 +29,7 @@ func line(t *testing.T, it InboxItem) string {
 // record is the line an older version appended for a received file.
 func record(t *testing.T, name string, content string) string {
 	sum := sha256.Sum256([]byte(content))
-	return line(t, InboxItem{Kind: "file", From: "PEER-0000", Name: "b", At: time.Now().UTC(), File: name, Size: int64(len(content)), SHA256: hex.EncodeToString(sum[:])})
+	return line(t, Item{Kind: "file", From: "PEER-0000", Name: "b", At: time.Now().UTC(), File: name, Size: int64(len(content)), SHA256: hex.EncodeToString(sum[:])})
 }
 
 func TestInboxNamesAndOwnFiles(t *testing.T) {
@@ -44,8 +46,8 @@ func TestInboxNamesAndOwnFiles(t *testing.T) {
 		".pairing":             "hidden",
 		".PAIRING":             "hidden",
 	} {
-		_, err := in.File(from, name, 1)
-		if !errors.Is(err, ErrBadFileName) || !strings.Contains(err.Error(), want) {
+		_, err := in.File(from, rtc.Offer{Name: name, Size: 1})
+		if !errors.Is(err, pairing.ErrBadFileName) || !strings.Contains(err.Error(), want) {
 			t.Errorf("name %q: %v, want %q", name, err, want)
 		}
 	}
@@ -55,7 +57,7 @@ func TestInboxNamesAndOwnFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"inbox.jsonl", "INBOX.JSONL", "inbox.jsonl.1", "incoming-x", "Inbox.jsonl"} {
-		w, err := in.File(from, name, int64(len(forged)))
+		w, err := in.File(from, rtc.Offer{Name: name, Size: int64(len(forged))})
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -86,7 +88,7 @@ func TestInboxNamesAndOwnFiles(t *testing.T) {
 
 func TestInboxMovesOldLog(t *testing.T) {
 	dir := t.TempDir()
-	old := line(t, InboxItem{Kind: "text", From: "PEER-0000", Text: "hello"}) + record(t, "a.txt", "one")
+	old := line(t, Item{Kind: "text", From: "PEER-0000", Text: "hello"}) + record(t, "a.txt", "one")
 	os.WriteFile(filepath.Join(dir, inboxLog), []byte(old), 0o600)
 	os.WriteFile(filepath.Join(dir, ".incoming-123"), []byte("partial"), 0o600)
 	in := &Inbox{Dir: dir}
@@ -109,7 +111,7 @@ func TestInboxPlantedOldLog(t *testing.T) {
 	// runs on in the same line.
 	head := forged
 	planted := head + record(t, inboxLog, head) + forged + `{"kind":"text","text":"no newline"`
-	later := line(t, InboxItem{Kind: "text", From: "PEER-0000", Text: "later"})
+	later := line(t, Item{Kind: "text", From: "PEER-0000", Text: "later"})
 	for _, c := range []struct {
 		name, log string
 		want      []string

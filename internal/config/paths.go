@@ -1,4 +1,4 @@
-package pairing
+package config
 
 import (
 	"errors"
@@ -7,18 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
-)
 
-const (
-	// DefaultListen lets the OS choose the port on the first start (a fixed
-	// port clashes, and the QR code and beacons carry whatever port we
-	// got); later starts keep it (ListenKept), so a phone's bookmark and
-	// browser origin survive restarts.
-	DefaultListen = ":0"
-	// DefaultConnectionIdle is how long a sender keeps a connection with
-	// nothing sent on it; the receiver closes it after twice that.
-	DefaultConnectionIdle = time.Minute
+	"github.com/lanpairing/pairing/internal/ident"
 )
 
 // DefaultStateDir is $PAIRING_STATE_DIR, else systemd's $STATE_DIRECTORY,
@@ -71,11 +61,28 @@ func DefaultName() string {
 	if err != nil || h == "" {
 		return "pairing device"
 	}
-	if len(h) > 63 {
-		h = h[:63]
+	if len(h) > ident.MaxNameLen {
+		h = h[:ident.MaxNameLen]
 	}
 	return h
 }
 
-// Version is set at build time (-ldflags "-X …/pairing.Version=…").
-var Version = "dev"
+// DefaultConfigPath is $PAIRING_CONFIG, else pairing.conf in systemd's
+// $CONFIGURATION_DIRECTORY, else /etc/pairing/pairing.conf for root, else
+// $XDG_CONFIG_HOME/pairing/pairing.conf (~/.config/pairing/pairing.conf).
+func DefaultConfigPath() string {
+	if p := os.Getenv("PAIRING_CONFIG"); p != "" {
+		return p
+	}
+	if d := os.Getenv("CONFIGURATION_DIRECTORY"); d != "" {
+		return filepath.Join(strings.Split(d, ":")[0], "pairing.conf")
+	}
+	if os.Geteuid() == 0 {
+		return "/etc/pairing/pairing.conf"
+	}
+	if d := os.Getenv("XDG_CONFIG_HOME"); d != "" {
+		return filepath.Join(d, "pairing", "pairing.conf")
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".config", "pairing", "pairing.conf")
+}

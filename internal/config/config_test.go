@@ -1,4 +1,4 @@
-package pairing
+package config
 
 import (
 	"errors"
@@ -83,4 +83,18 @@ func FuzzParseConfig(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestComplete: the unset settings take their defaults, the set ones stay.
+func TestComplete(t *testing.T) {
+	c := Complete(Settings{}, "/state")
+	def := DefaultSettings()
+	if c.Name != def.Name || c.Listen != DefaultListen || c.PairWindow != DefaultPairWindow ||
+		c.WebRTC.ConnectionIdle != DefaultConnectionIdle || c.Inbox.Dir != "/state/inbox" {
+		t.Fatalf("completed: %+v", c)
+	}
+	set := Settings{Name: "n", Listen: ":1", PairWindow: time.Second, WebRTC: WebRTCSettings{ConnectionIdle: time.Hour}, Inbox: InboxSettings{Dir: "/in"}}
+	if c := Complete(set, "/state"); !reflect.DeepEqual(c, set) {
+		t.Fatalf("set settings changed: %+v", c)
+	}
 }

@@ -1,4 +1,4 @@
-package pairing
+package config
 
 import (
 	"bufio"
@@ -15,70 +15,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lanpairing/pairing/discovery/beacon"
+	"github.com/lanpairing/pairing/internal/ident"
 )
-
-// Settings are what a config file and the serve flags set. Zero values
-// are not defaults: start from DefaultSettings.
-type Settings struct {
-	Name             string
-	Listen           string
-	PairWindow       time.Duration
-	IgnoreInterfaces []string
-	MDNS             bool
-	LogLevel         string
-	LogFormat        string
-	WebRTC           WebRTCSettings
-	Inbox            InboxSettings
-}
-
-// WebRTCSettings are the ICE servers, their credentials and the
-// connection lifetime; a reload applies them to the next connection.
-type WebRTCSettings struct {
-	STUN         []string
-	TURN         []string
-	TURNUser     string
-	TURNPassword string // static credentials
-	TURNSecret   string // or a coturn use-auth-secret to mint them
-	// RelayOnly makes WebRTC use TURN relays only.
-	RelayOnly bool
-	// ConnectionIdle closes a WebRTC connection nothing was sent on.
-	ConnectionIdle time.Duration
-	// Transfer is the path files take to a paired daemon: auto (direct
-	// TLS when it connects, else WebRTC), tls or webrtc.
-	Transfer string
-}
-
-// Equal reports whether a and b configure the same ICE servers,
-// credentials and relay policy (ConnectionIdle aside: it changes no
-// connection's path).
-func (a WebRTCSettings) Equal(b WebRTCSettings) bool {
-	return slices.Equal(a.STUN, b.STUN) && slices.Equal(a.TURN, b.TURN) && a.TURNUser == b.TURNUser &&
-		a.TURNPassword == b.TURNPassword && a.TURNSecret == b.TURNSecret && a.RelayOnly == b.RelayOnly
-}
-
-// InboxSettings say where received files go ("" = inbox in the state
-// dir) and limit them (0 = no limit).
-type InboxSettings struct {
-	Dir        string
-	MaxFileMB  int64
-	MaxInboxMB int64
-}
-
-// DefaultSettings are the settings without a config file or flags.
-func DefaultSettings() Settings {
-	return Settings{
-		Name:       DefaultName(),
-		Listen:     DefaultListen,
-		PairWindow: DefaultWindowLifetime,
-		MDNS:       true,
-		LogLevel:   "info",
-		LogFormat:  "text",
-		// ConnectionIdle: a minute spares the next send the connection
-		// set-up (~10 ms), at the cost of keep-alives while it lasts.
-		WebRTC: WebRTCSettings{ConnectionIdle: DefaultConnectionIdle, Transfer: "auto"},
-	}
-}
 
 // ErrConfig is wrapped by every config error.
 var ErrConfig = errors.New("bad config")
@@ -106,7 +44,7 @@ const maxConfigSize = 64 << 10
 // configKeys are the keys of a config file, each with its parser.
 var configKeys = map[string]func(s *Settings, v string) error{
 	"name": func(s *Settings, v string) error {
-		if err := beacon.ValidName(v); err != nil {
+		if err := ident.ValidName(v); err != nil {
 			return err
 		}
 		s.Name = v
@@ -293,26 +231,6 @@ func LoadConfig(path string, required bool, s *Settings) error {
 	}
 	defer f.Close()
 	return ParseConfig(f, path, s)
-}
-
-// DefaultConfigPath is $PAIRING_CONFIG, else pairing.conf in systemd's
-// $CONFIGURATION_DIRECTORY, else /etc/pairing/pairing.conf for root, else
-// $XDG_CONFIG_HOME/pairing/pairing.conf (~/.config/pairing/pairing.conf).
-func DefaultConfigPath() string {
-	if p := os.Getenv("PAIRING_CONFIG"); p != "" {
-		return p
-	}
-	if d := os.Getenv("CONFIGURATION_DIRECTORY"); d != "" {
-		return filepath.Join(strings.Split(d, ":")[0], "pairing.conf")
-	}
-	if os.Geteuid() == 0 {
-		return "/etc/pairing/pairing.conf"
-	}
-	if d := os.Getenv("XDG_CONFIG_HOME"); d != "" {
-		return filepath.Join(d, "pairing", "pairing.conf")
-	}
-	home, _ := os.UserHomeDir()
-	return filepath.Join(home, ".config", "pairing", "pairing.conf")
 }
 
 // SetSetting sets one setting by its config key (for flags that override

@@ -1,4 +1,4 @@
-package pairing
+package inbox
 
 import (
 	"errors"
@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/lanpairing/pairing/internal/ident"
+	"github.com/lanpairing/pairing/pairing"
+	"github.com/lanpairing/pairing/pairing/rtc"
 )
 
 func TestInbox(t *testing.T) {
@@ -14,16 +16,16 @@ func TestInbox(t *testing.T) {
 	in := &Inbox{Dir: filepath.Join(dir, "inbox"), MaxFile: 1000, MaxTotal: 2000}
 	from := ident.Of([]byte("peer"))
 	for _, name := range []string{"../etc/passwd", "a/b", `a\b`, "..", ".hidden", "bad\x00name", ""} {
-		if _, err := in.File(from, name, 1); !errors.Is(err, ErrBadFileName) {
+		if _, err := in.File(from, rtc.Offer{Name: name, Size: 1}); !errors.Is(err, pairing.ErrBadFileName) {
 			t.Errorf("name %q: %v", name, err)
 		}
 	}
-	if _, err := in.File(from, "big", 1001); !errors.Is(err, ErrTooLarge) {
+	if _, err := in.File(from, rtc.Offer{Name: "big", Size: 1001}); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("too large: %v", err)
 	}
 	put := func(name, data string) {
 		t.Helper()
-		w, err := in.File(from, name, int64(len(data)))
+		w, err := in.File(from, rtc.Offer{Name: name, Size: int64(len(data))})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -40,24 +42,24 @@ func TestInbox(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(in.Dir, "a (2).txt")); string(b) != "two" {
 		t.Fatalf("a (2).txt = %q", b)
 	}
-	w, _ := in.File(from, "aborted", 1)
+	w, _ := in.File(from, rtc.Offer{Name: "aborted", Size: 1})
 	w.Abort()
 	if err := in.Text(from, "hi"); err != nil {
 		t.Fatal(err)
 	}
 	// A transfer under way reserves its size: a second one that would not
 	// fit with it is refused before a byte arrives.
-	fill, err := in.File(from, "fill", 1000)
+	fill, err := in.File(from, rtc.Offer{Name: "fill", Size: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := in.File(from, "more", 900); !errors.Is(err, ErrInboxFull) {
+	if _, err := in.File(from, rtc.Offer{Name: "more", Size: 900}); !errors.Is(err, ErrInboxFull) {
 		t.Fatalf("second transfer past the reserved space: %v", err)
 	}
 	fill.Write(make([]byte, 1000))
 	fill.Commit("sum")
 	put("fill2", string(make([]byte, 300)))
-	if _, err := in.File(from, "more", 200); !errors.Is(err, ErrInboxFull) {
+	if _, err := in.File(from, rtc.Offer{Name: "more", Size: 200}); !errors.Is(err, ErrInboxFull) {
 		t.Fatalf("full: %v", err)
 	}
 	// Texts count against the limit too.
