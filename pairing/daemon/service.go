@@ -65,10 +65,13 @@ func (v *service) listen(path string, h http.Handler) error {
 	// A send streams a whole file through the socket: no body limit or
 	// read/write deadline there (the socket is for root and its group).
 	v.socket = path
-	v.srv = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 30 * time.Second, MaxHeaderBytes: 8 << 10,
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 30 * time.Second, MaxHeaderBytes: 8 << 10,
 		ErrorLog: slog.NewLogLogger(v.log.Handler(), slog.LevelDebug)}
+	v.srv = srv
+	// The goroutine has its own reference: close clears v.srv, and may
+	// run before the goroutine does.
 	v.group.Go(func(context.Context) {
-		if err := v.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			v.log.Error("control socket: server stopped", "err", err)
 		}
 	})
