@@ -143,8 +143,9 @@ func (p *prober) soon() {
 // loop runs a round after soon, at most one per probeEvery that reached
 // a peer (a round that found none does not hold back the next). While
 // some address found no device on its link, it tries again after
-// probeEvery, doubling up to probeRetryMax: a peer's announce may list
-// that link's address only later.
+// probeEvery, doubling up to probeRetryMax, and from probeEvery again
+// after news (a new peer's announce may list that link's address only a
+// moment later).
 func (p *prober) loop(ctx context.Context) {
 	var last time.Time
 	var retry time.Duration
@@ -157,6 +158,7 @@ func (p *prober) loop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-p.now:
+			retry = 0 // news (a new peer, an address change): start the backoff again
 		case <-again:
 		}
 		if wait := probeEvery - time.Since(last); wait > 0 {
