@@ -40,6 +40,7 @@ function say(text, kind, retry, label) {
   $("retry").hidden = !retry;
   $("retry").textContent = label || "Try again";
   if (retry) $("retry").onclick = retry;
+  document.body.dataset.saidMs = Math.round(performance.now()); // when the page last said something
 }
 
 const reload = () => location.reload();
@@ -426,10 +427,11 @@ async function remembered() { return (await dbGet(store)) || {}; }
 
 // forgotten: the device no longer knows this page. The page forgets it
 // too and says so in words.
-async function forgotten(c) {
+async function forgotten(c, known) {
   if (c) c.close();
   conn = null;
-  await dbPut(store, undefined).catch(() => {});
+  // Remembered as unpaired, so that the bookmark says so later too.
+  await dbPut(store, { unpaired: true, name: known && known.name }).catch(() => {});
   $("paired").hidden = true; $("before").hidden = true; $("nameform").hidden = true; $("codeform").hidden = true;
   $("title").textContent = "Not paired with " + deviceName;
   say("This phone is no longer paired with " + deviceName + ": it was unpaired on the device. To pair again, show a new QR code on the device and scan it.", "bad");
@@ -499,6 +501,7 @@ async function renew(c, cert) {
 // steps' deadlines, with a button to try again.
 async function connect(retried) {
   const again = () => connect().catch(fatal);
+  $("device").textContent = deviceName;
   const missing = lacking();
   if (missing) return say("This browser cannot pair: it has no " + missing + ". " + NO_BROWSER, "bad", reload);
   let fp, secret;
@@ -508,7 +511,6 @@ async function connect(retried) {
   } catch { fp = null; }
   if (q.get("v") !== "1" || !fp || fp.length !== 32 || (secret && secret.length < 16))
     return say("This is not a pairing link, or it is cut short. Scan the QR code the device shows.", "bad");
-  $("device").textContent = deviceName;
   say("Connecting…");
   let known, cert, pc, dc;
   try {
@@ -539,15 +541,15 @@ async function connect(retried) {
   }
   if (!res.ok) {
     pc.close();
-    if (known.paired && ["window_closed", "taken", "too_many_attempts"].includes(body.reason)) {
+    if ((known.paired || known.unpaired) && ["window_closed", "taken", "too_many_attempts"].includes(body.reason)) {
       // A renewed certificate the device never recorded: the one before.
       const prev = await dbGet("previous").catch(() => null);
-      if (prev && prev.expires > Date.now() + DAY && !retried) {
+      if (known.paired && prev && prev.expires > Date.now() + DAY && !retried) {
         await dbPut("identity", prev);
         await dbPut("previous", undefined);
         return connect(true);
       }
-      return forgotten(null);
+      return forgotten(null, known);
     }
     return say(reasons[body.reason] || ("The device said no: " + (body.error || res.status)), "bad", reload);
   }
@@ -653,10 +655,10 @@ async function connect(retried) {
       if (!m.again) showBefore(c, m.before);
       iosHint();
     } else if (m.t === "unpaired") {
-      forgotten(c);
+      forgotten(c, known);
     } else if (m.t === "error") {
       clearTimeout(pairTimer);
-      if (known.paired && ["window_closed", "wrong_secret", "taken", "too_many_attempts"].includes(m.reason)) return forgotten(c);
+      if (known.paired && ["window_closed", "wrong_secret", "taken", "too_many_attempts"].includes(m.reason)) return forgotten(c, known);
       say(reasons[m.reason] || m.error, "bad", reload);
     }
   };
