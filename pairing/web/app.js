@@ -501,7 +501,7 @@ async function renew(c, cert) {
 // steps' deadlines, with a button to try again.
 async function connect(retried) {
   const again = () => connect().catch(fatal);
-  $("device").textContent = deviceName;
+  if ($("device")) $("device").textContent = deviceName; // before the first connection
   const missing = lacking();
   if (missing) return say("This browser cannot pair: it has no " + missing + ". " + NO_BROWSER, "bad", reload);
   let fp, secret;
