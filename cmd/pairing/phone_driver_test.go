@@ -7,6 +7,7 @@ package main
 // open.
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -274,6 +275,21 @@ func (p *page) peakGrowth(stop <-chan struct{}) (base, peak float64) {
 	}
 }
 
+// runLong is h.RunTest for a helper that may take up to d (RunTest
+// allows a minute).
+func runLong(t *testing.T, h *lan.Host, name string, d time.Duration, env ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	cmd := h.Command(ctx, os.Args[0], "-test.run=^"+name+"$", "-test.v", "-test.count=1")
+	cmd.Env = append(append(cmd.Env, lan.HelperEnv+"=1"), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: "+name) {
+		t.Fatalf("%s in %s: %v\n%s", name, h.Name, err, out)
+	}
+	return string(out)
+}
+
 // helperEnv is what a TestHelperPhoneLife run needs, with its knobs.
 func helperEnv(a *node, url, profile string, knobs ...string) []string {
 	e := []string{"PAIR_URL=" + url, "PAIR_PROFILE=" + profile, "PAIR_BIN=" + a.bin, "PAIR_SOCKET=" + a.socket}
@@ -352,7 +368,7 @@ func TestHelperPhoneLife(t *testing.T) {
 		go func() { b, pk := p.peakGrowth(stop); mem <- [2]float64{b, pk} }()
 		var res struct{ SHA256 string }
 		json.Unmarshal(device("--file", f, "--json"), &res)
-		p.waitFor(`!!document.querySelector("#files li[data-sha256]")`, 120*time.Second)
+		p.waitFor(`!!document.querySelector("#files li[data-sha256]")`, 240*time.Second)
 		time.Sleep(500 * time.Millisecond) // the file put together: one more sample
 		close(stop)
 		m := <-mem
@@ -367,7 +383,7 @@ func TestHelperPhoneLife(t *testing.T) {
 		mem := make(chan [2]float64, 1)
 		go func() { b, pk := p.peakGrowth(stop); mem <- [2]float64{b, pk} }()
 		p.pick(f)
-		p.waitFor(`!!document.querySelector("#files li[data-dir=out][data-state]")`, 120*time.Second)
+		p.waitFor(`!!document.querySelector("#files li[data-dir=out][data-state]")`, 240*time.Second)
 		close(stop)
 		m := <-mem
 		fmt.Printf("FILE_STATE<%s>\nGROWTH_UP_MB<%.1f>\n", p.eval(`document.querySelector("#files li[data-dir=out]").dataset.state + ":" + document.querySelector("#files li[data-dir=out] small").textContent`), m[1]-m[0])

@@ -90,7 +90,7 @@ func TestPhoneNoWebRTC(t *testing.T) {
 
 // bigFileMB is the file of TestPhoneBigFile: big enough that holding it
 // would show, small enough for `make test` (the bench moves 1.5 GB).
-const bigFileMB = 200
+const bigFileMB = 256
 
 // TestPhoneBigFile: a big file down to the page and up from it, SHA-256
 // confirmed both ways, with the browser's memory (all its processes)
@@ -105,7 +105,7 @@ func TestPhoneBigFile(t *testing.T) {
 	profile := t.TempDir()
 	down, downSum := randomFile(t, "down.bin", bigFileMB<<20)
 	up, upSum := randomFile(t, "up.bin", bigFileMB<<20)
-	out := b.RunTest(t, "TestHelperPhoneLife", helperEnv(a, a.qr().URL, profile, "PAIR_NAME=big", "PAIR_PEER=big", "PAIR_RECV_FILE="+down, "PAIR_SEND_FILE="+up, "PAIR_SHOT=big-")...)
+	out := runLong(t, b.Host, "TestHelperPhoneLife", 5*time.Minute, helperEnv(a, a.qr().URL, profile, "PAIR_NAME=big", "PAIR_PEER=big", "PAIR_RECV_FILE="+down, "PAIR_SEND_FILE="+up, "PAIR_SHOT=big-")...)
 	if between(out, "PAGE_SHA<", ">") != downSum || between(out, "SEND_SHA<", ">") != downSum {
 		t.Fatalf("down to the page:\n%s", out)
 	}
@@ -124,7 +124,9 @@ func TestPhoneBigFile(t *testing.T) {
 	down_, _ := strconv.ParseFloat(between(out, "GROWTH_MB<", ">"), 64)
 	up_, _ := strconv.ParseFloat(between(out, "GROWTH_UP_MB<", ">"), 64)
 	t.Logf("browser memory growth: %.0f MB receiving, %.0f MB sending %d MB", down_, up_, bigFileMB)
-	// Holding the file once would be +200 MB, and it was held twice.
+	// Holding the file once would be +256 MB (it was held twice); what
+	// grows is the garbage the browser collects when it likes, whatever
+	// the size (about 100 MB here, for 128 MB as for 256 MB).
 	if down_ > bigFileMB/2 || up_ > bigFileMB/2 {
 		t.Errorf("the browser grew by %.0f MB receiving and %.0f MB sending a %d MB file", down_, up_, bigFileMB)
 	}
