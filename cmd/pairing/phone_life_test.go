@@ -124,11 +124,12 @@ func TestPhoneBigFile(t *testing.T) {
 	down_, _ := strconv.ParseFloat(between(out, "GROWTH_MB<", ">"), 64)
 	up_, _ := strconv.ParseFloat(between(out, "GROWTH_UP_MB<", ">"), 64)
 	t.Logf("browser memory growth: %.0f MB receiving, %.0f MB sending %d MB", down_, up_, bigFileMB)
-	// Holding the file once would be +256 MB (it was held twice); what
-	// grows is the garbage the browser collects when it likes, whatever
-	// the size (about 100 MB here, for 128 MB as for 256 MB).
-	if down_ > bigFileMB/2 || up_ > bigFileMB/2 {
-		t.Errorf("the browser grew by %.0f MB receiving and %.0f MB sending a %d MB file", down_, up_, bigFileMB)
+	// Holding the file would be +256 MB (it was held twice: +512 MB).
+	// What grows now is garbage the browser collects when it likes, about
+	// the same whatever the size (85-140 MB here for 128 and 256 MB, 295
+	// MB for 1.5 GB in the bench): the bound is 3/4 of the file.
+	if limit := float64(bigFileMB) * 3 / 4; down_ > limit || up_ > limit {
+		t.Errorf("the browser grew by %.0f MB receiving and %.0f MB sending a %d MB file (limit %.0f MB)", down_, up_, bigFileMB, limit)
 	}
 	if n := between(out, "SPOOLED_AFTER<", ">"); n != "0" {
 		t.Errorf("the page kept %s pieces of a dismissed file", n)
