@@ -55,11 +55,14 @@ type page struct {
 // openPage starts Chromium at phone size on about:blank with profile
 // and env, runs the scripts before every document, and navigates to url.
 func openPage(t *testing.T, url, profile string, env []string, before ...string) *page {
+	ua := "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36"
+	if u := os.Getenv("PAIR_UA"); u != "" {
+		ua = u
+	}
 	cmd := exec.Command(chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
 		"--remote-debugging-port=9222", "--remote-allow-origins=*", "--window-size=390,844",
-		"--user-agent=Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36",
-		"--user-data-dir="+profile, "about:blank")
+		"--user-agent="+ua, "--user-data-dir="+profile, "about:blank")
 	cmd.Env = append(os.Environ(), env...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -311,9 +314,11 @@ func helperEnv(a *node, url, profile string, knobs ...string) []string {
 //   - PAIR_SEND_FILE: the page sends it (FILE_STATE, GROWTH_UP_MB);
 //   - PAIR_SYNC: writes "paired", then waits until the page says it is no
 //     no longer paired (UNPAIRED<status>);
-//   - PAIR_SHOT: the screenshots' name prefix.
+//   - PAIR_SHOT: the screenshots' name prefix;
+//   - PAIR_UA: the user agent (an Android phone's by default).
 //
-// It prints KIND<ok|bad>, STATUS<…>STATUS, SAID_MS, RETRY, CERT_EXPIRES.
+// It prints KIND<ok|bad>, STATUS<…>STATUS, SAID_MS, RETRY, CERT_EXPIRES,
+// IOS_HINT<the Home Screen hint, if shown>.
 func TestHelperPhoneLife(t *testing.T) {
 	if !lan.InHelper() {
 		t.Skip("runs inside a simulated host; see TestPhoneLife")
@@ -340,7 +345,7 @@ func TestHelperPhoneLife(t *testing.T) {
 	fmt.Printf("KIND<%s>\nSAID_MS<%s>\nRETRY<%s>\n", kind, p.eval(`document.body.dataset.saidMs`), p.eval(`document.getElementById("retry").hidden ? "" : document.getElementById("retry").textContent`))
 	shot(kind)
 	if kind == "ok" {
-		fmt.Printf("CERT_EXPIRES<%s>\n", p.eval(`document.body.dataset.certExpires`))
+		fmt.Printf("CERT_EXPIRES<%s>\nIOS_HINT<%s>\n", p.eval(`document.body.dataset.certExpires`), p.eval(`document.getElementById("ios").hidden ? "" : document.querySelector("#ios p").textContent`))
 	}
 	device := func(args ...string) []byte {
 		t.Helper()

@@ -137,7 +137,8 @@ func TestPhoneBigFile(t *testing.T) {
 }
 
 // TestPhoneUnpairRepair: `pairing unpair` reaches the open page, which
-// says it is no longer paired, and so does its bookmark later; a phone
+// says it is no longer paired, and so does its bookmark later; an
+// iPhone hears how to keep its pairing (the Home Screen); a phone
 // that lost its data pairs again and, when the person confirms, takes
 // the place of its old entry (one entry, the old name).
 func TestPhoneUnpairRepair(t *testing.T) {
@@ -167,9 +168,11 @@ func TestPhoneUnpairRepair(t *testing.T) {
 
 	// Paired again, then its data is lost (a fresh profile): it pairs with
 	// a new QR code as the device it was.
-	out = b.RunTest(t, "TestHelperPhoneLife", helperEnv(a, a.qr().URL, profile, "PAIR_NAME=Anna's phone")...)
-	if between(out, "KIND<", ">") != "ok" {
-		t.Fatalf("pairing again:\n%s", out)
+	// As an iPhone: the page says once how to keep the pairing.
+	iphone := "PAIR_UA=Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
+	out = b.RunTest(t, "TestHelperPhoneLife", helperEnv(a, a.qr().URL, profile, "PAIR_NAME=Anna's phone", iphone, "PAIR_SHOT=iphone-")...)
+	if between(out, "KIND<", ">") != "ok" || !strings.Contains(between(out, "IOS_HINT<", ">"), "add this page to your Home Screen") {
+		t.Fatalf("pairing again as an iPhone:\n%s", out)
 	}
 	old := a.peers()
 	out = b.RunTest(t, "TestHelperPhoneLife", helperEnv(a, a.qr().URL, t.TempDir(), "PAIR_NAME=new guess", "PAIR_BEFORE=Anna's phone", "PAIR_SHOT=repair-")...)

@@ -449,7 +449,7 @@ function showBefore(c, before) {
     b.className = "secondary"; b.textContent = "I was “" + d.name + "”"; b.dataset.id = d.id;
     b.onclick = () => {
       $("confirmq").textContent = "Replace “" + d.name + "” with this phone? The old pairing stops working and this phone takes its name.";
-      $("confirm").hidden = false; list.hidden = true; $("beforeno").hidden = true;
+      $("confirm").hidden = false; list.hidden = true; $("beforeno").hidden = true; $("beforeq").hidden = true;
       $("confirmyes").onclick = async () => {
         $("confirm").hidden = true;
         try {
@@ -466,9 +466,9 @@ function showBefore(c, before) {
     };
     list.append(b);
   }
-  $("confirmno").onclick = () => { $("confirm").hidden = true; list.hidden = false; $("beforeno").hidden = false; };
+  $("confirmno").onclick = () => { $("confirm").hidden = true; list.hidden = false; $("beforeno").hidden = false; $("beforeq").hidden = false; };
   $("beforeno").onclick = () => { $("before").hidden = true; };
-  list.hidden = false; $("beforeno").hidden = false; $("confirm").hidden = true;
+  list.hidden = false; $("beforeno").hidden = false; $("beforeq").hidden = false; $("confirm").hidden = true;
   $("before").hidden = false;
 }
 
