@@ -32,6 +32,9 @@ var (
 	ErrStoreCorrupt = errors.New("paired store is corrupt")
 	ErrUnknownPeer  = errors.New("no paired device matches")
 	ErrAmbiguous    = errors.New("more than one paired device matches")
+	// ErrFingerprintTaken: a renewal names a fingerprint another paired
+	// device has (or is renewing to).
+	ErrFingerprintTaken = errors.New("that fingerprint belongs to another paired device")
 )
 
 // Peer kinds.
@@ -50,6 +53,9 @@ type PairedPeer struct {
 	LastSeen    time.Time         `json:"last_seen,omitzero"`
 	Addresses   []netip.Addr      `json:"addresses"`
 	Port        uint16            `json:"port,omitempty"`
+	// Next is the certificate a browser renews to: it moves to it (Move)
+	// when that certificate first connects, and keeps this one until then.
+	Next ident.Fingerprint `json:"next,omitzero"`
 }
 
 type storeFile struct {
@@ -162,6 +168,14 @@ func decodeStore(b []byte) ([]PairedPeer, error) {
 		}
 		seen[p.Fingerprint] = true
 	}
+	// A renewal's next certificate is nobody's yet, and only one peer's.
+	next := map[ident.Fingerprint]bool{}
+	for _, p := range f.Peers {
+		if !p.Next.IsZero() && (seen[p.Next] || next[p.Next]) {
+			return nil, fmt.Errorf("peer %q: its next fingerprint is another's", p.Name)
+		}
+		next[p.Next] = true
+	}
 	return f.Peers, nil
 }
 
@@ -199,22 +213,95 @@ func (s *Store) Get(fp ident.Fingerprint) (PairedPeer, bool) {
 // store in memory is unchanged too.
 func (s *Store) Put(p PairedPeer) error {
 	p.ID = p.Fingerprint.ID()
-	return s.update(func(m map[ident.Fingerprint]PairedPeer) { m[p.Fingerprint] = p })
+	return s.update(func(m map[ident.Fingerprint]PairedPeer) error { m[p.Fingerprint] = p; return nil })
 }
 
 // Remove forgets a peer and writes the store.
 func (s *Store) Remove(fp ident.Fingerprint) error {
-	return s.update(func(m map[ident.Fingerprint]PairedPeer) { delete(m, fp) })
+	return s.update(func(m map[ident.Fingerprint]PairedPeer) error { delete(m, fp); return nil })
 }
 
-func (s *Store) update(f func(map[ident.Fingerprint]PairedPeer)) error {
+// SetNext records next as the certificate the paired peer fp renews to
+// (see PairedPeer.Next). A fingerprint another peer has or renews to is
+// refused with ErrFingerprintTaken.
+func (s *Store) SetNext(fp, next ident.Fingerprint) error {
+	return s.update(func(m map[ident.Fingerprint]PairedPeer) error {
+		p, ok := m[fp]
+		if !ok {
+			return fmt.Errorf("%w %s", ErrUnknownPeer, fp.ID())
+		}
+		for k, o := range m {
+			if k == next || (k != fp && o.Next == next) {
+				return ErrFingerprintTaken
+			}
+		}
+		p.Next = next
+		m[fp] = p
+		return nil
+	})
+}
+
+// Renewing returns the paired peer that renews to fp (its Next).
+func (s *Store) Renewing(fp ident.Fingerprint) (PairedPeer, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if fp.IsZero() {
+		return PairedPeer{}, false
+	}
+	for _, p := range s.peers {
+		if p.Next == fp {
+			return p, true
+		}
+	}
+	return PairedPeer{}, false
+}
+
+// Move moves the peer that renews to next onto it, in one write: the
+// entry keeps its name, kind and pairing date under the new fingerprint,
+// and the old fingerprint is forgotten.
+func (s *Store) Move(next ident.Fingerprint) (PairedPeer, error) {
+	var moved PairedPeer
+	err := s.update(func(m map[ident.Fingerprint]PairedPeer) error {
+		for k, p := range m {
+			if p.Next == next && !next.IsZero() {
+				delete(m, k)
+				p.Fingerprint, p.ID, p.Next = next, next.ID(), ident.Fingerprint{}
+				m[next] = p
+				moved = p
+				return nil
+			}
+		}
+		return fmt.Errorf("%w renewing to %s", ErrUnknownPeer, next.ID())
+	})
+	return moved, err
+}
+
+// Replace stores p in place of the peer old, in one write: the device
+// that re-paired becomes the one it was (old is forgotten).
+func (s *Store) Replace(old ident.Fingerprint, p PairedPeer) error {
+	p.ID = p.Fingerprint.ID()
+	return s.update(func(m map[ident.Fingerprint]PairedPeer) error {
+		if _, ok := m[old]; !ok {
+			return fmt.Errorf("%w %s", ErrUnknownPeer, old.ID())
+		}
+		delete(m, old)
+		m[p.Fingerprint] = p
+		return nil
+	})
+}
+
+// update applies f to a copy of the peers and writes the result; when f
+// fails, nothing is written and its error is returned.
+func (s *Store) update(f func(map[ident.Fingerprint]PairedPeer) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	next := make(map[ident.Fingerprint]PairedPeer, len(s.peers)+1)
 	for k, v := range s.peers {
 		next[k] = v
 	}
-	f(next)
+	if err := f(next); err != nil {
+		return err
+	}
 	b, err := json.MarshalIndent(storeFile{Version: storeVersion, Peers: sortedPeers(next)}, "", "  ")
 	if err != nil {
 		return err

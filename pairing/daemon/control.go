@@ -68,6 +68,7 @@ func (d *Daemon) controlMux() *http.ServeMux {
 			ctlError(w, http.StatusInternalServerError, err)
 			return
 		}
+		d.sess.Unpaired(p.Fingerprint) // its open page hears it now
 		d.cfg.Logger.Info("unpaired", "peer", p.ID, "name", p.Name)
 		pairing.WriteJSON(w, http.StatusOK, PairedView(p, false))
 	})

@@ -27,8 +27,16 @@ import (
 //	POST /p/offer {"sdp": offer}  →  {"sdp": answer}   (plain HTTP)
 //	data channel: {"t":"pair","proof": base64(HMAC-SHA256(secret,
 //	  browserLabel ‖ daemon fingerprint ‖ browser fingerprint)) or
-//	  "code": "123456", "name": …}  →  {"t":"paired","name"} or
-//	  {"t":"error","reason","error"}; then {"t":"text","text"} → {"t":"ack"}
+//	  "code": "123456", "name": …}  →  {"t":"paired","name","max_file",
+//	  "before":[{"id","name"}]} or {"t":"error","reason","error"}; then
+//	  {"t":"text","text"} → {"t":"ack"} and the transfer protocol.
+//	{"t":"renew","fingerprint":"AB:CD:…"} (a paired page's next
+//	  certificate) → {"t":"renewed"}; the entry moves to it when it
+//	  first connects (see pairing.Store.Move).
+//	{"t":"replace","id"} (right after a first pairing: "I was paired
+//	  before as id") → {"t":"replaced","name"}; the old entry goes in the
+//	  same store write.
+//	{"t":"unpaired"} from the daemon: `pairing unpair` forgot this page.
 //
 // The page checks that the answer's fingerprint is the QR code's before
 // it applies it. A relay that swapped either fingerprint makes the proof
@@ -43,6 +51,12 @@ const (
 	maxPending = 8
 	// pendingTimeout closes a stranger's connection that has not paired.
 	pendingTimeout = 2 * time.Minute
+	// replaceFor is how long after its first pairing a page may say which
+	// paired browser it was: the person is answering the page's question.
+	replaceFor = 10 * time.Minute
+	// maxBefore caps the paired browsers' names a newly paired page is
+	// offered to choose from.
+	maxBefore = 20
 )
 
 // ErrTaken: another device paired with this window a moment ago.
@@ -88,6 +102,10 @@ func (s *Sessions) ServeOffer(w http.ResponseWriter, r *http.Request) {
 	// Outside a window, only a browser paired before: never a native
 	// device's fingerprint, which a browser cannot hold anyway.
 	p, paired := s.cfg.Store.Get(fp)
+	if !paired {
+		// A paired page's renewed certificate is that page.
+		p, paired = s.cfg.Store.Renewing(fp)
+	}
 	paired = paired && p.Kind == pairing.KindBrowser
 	if w := s.cfg.Window.Info(); !paired && !w.Open {
 		if w.Closed != "" {
@@ -180,13 +198,29 @@ type browserMessage struct {
 	Code  string `json:"code,omitempty"`
 	Name  string `json:"name,omitempty"`
 	Text  string `json:"text,omitempty"`
+	// Fingerprint is a renewal's next certificate (SDP form).
+	Fingerprint string `json:"fingerprint,omitempty"`
+	// ID names the paired browser a replace takes the place of.
+	ID string `json:"id,omitempty"`
 }
 
 // browserChannel runs the page's side of the data channel: pairing
 // first, then the transfer protocol both ways (texts and files from the
 // page into the inbox; texts and files to the page).
 func (s *Sessions) browserChannel(dc *webrtc.DataChannel, fp ident.Fingerprint, src netip.Addr) {
-	var mu sync.Mutex // one pairing message at a time
+	var mu sync.Mutex   // one pairing message at a time
+	var fresh time.Time // when this channel first paired (for a replace)
+	// A renewed certificate's first connection: the device moves to it,
+	// proved by DTLS with its key, and its old certificate is forgotten.
+	if _, ok := s.cfg.Store.Get(fp); !ok {
+		if old, ok := s.cfg.Store.Renewing(fp); ok {
+			if _, err := s.cfg.Store.Move(fp); err != nil {
+				s.log.Warn("browser: renewal not moved", "peer", old.ID, "next", fp.ID(), "err", err)
+			} else {
+				s.log.Info("browser: moved to its renewed certificate", "peer", fp.ID(), "was", old.ID, "name", old.Name)
+			}
+		}
+	}
 	d := rtc.NewDuplex(dc, fp, s.sink, s.log)
 	// Answers go out bounded: a page that never reads them is closed.
 	send := func(m map[string]any) { d.Reply(m) }
@@ -213,7 +247,25 @@ func (s *Sessions) browserChannel(dc *webrtc.DataChannel, fp ident.Fingerprint, 
 					send(pairedMessage(s.cfg, true))
 					return
 				}
-				s.pairBrowser(msg, fp, src, send)
+				if s.pairBrowser(msg, fp, src, send) {
+					fresh = time.Now()
+				}
+				return
+			}
+			if paired && msg.T == "renew" {
+				s.renewBrowser(msg, fp, send)
+				return
+			}
+			if paired && msg.T == "replace" {
+				mu.Lock()
+				defer mu.Unlock()
+				if fresh.IsZero() || time.Since(fresh) > replaceFor {
+					send(map[string]any{"t": "error", "reason": "bad_request", "error": "a page says which device it was only right after pairing"})
+					return
+				}
+				if s.replaceBrowser(msg, fp, send) {
+					fresh = time.Time{} // once
+				}
 				return
 			}
 		}
@@ -237,7 +289,9 @@ func pairedMessage(cfg Config, again bool) map[string]any {
 	return m
 }
 
-func (s *Sessions) pairBrowser(msg browserMessage, fp ident.Fingerprint, src netip.Addr, send func(map[string]any)) {
+// pairBrowser checks a page's proof or code and stores it; it reports
+// whether the page paired.
+func (s *Sessions) pairBrowser(msg browserMessage, fp ident.Fingerprint, src netip.Addr, send func(map[string]any)) bool {
 	var err error
 	if msg.Code != "" {
 		err = s.cfg.Window.CheckCode(src, msg.Code)
@@ -254,7 +308,7 @@ func (s *Sessions) pairBrowser(msg browserMessage, fp ident.Fingerprint, src net
 		reason, _ := pairing.Reason(err)
 		s.log.Warn("browser: pairing failed", "peer", fp.ID(), "from", src, "reason", reason, "err", err)
 		send(map[string]any{"t": "error", "reason": reason, "error": err.Error()})
-		return
+		return false
 	}
 	name := msg.Name
 	if beacon.ValidName(name) != nil {
@@ -264,9 +318,77 @@ func (s *Sessions) pairBrowser(msg browserMessage, fp ident.Fingerprint, src net
 	peer := pairing.PairedPeer{Fingerprint: fp, Name: name, Kind: pairing.KindBrowser, PairedAt: now, LastSeen: now, Addresses: []netip.Addr{src}}
 	if err := s.cfg.Store.Put(peer); err != nil {
 		send(map[string]any{"t": "error", "reason": "internal", "error": err.Error()})
-		return
+		return false
 	}
 	s.cfg.Window.Close()
 	s.log.Info("paired", "peer", fp.ID(), "name", name, "kind", pairing.KindBrowser, "from", src)
-	send(pairedMessage(s.cfg, false))
+	m := pairedMessage(s.cfg, false)
+	// The other paired browsers: a phone that lost its state may say
+	// which one it was (the person proved the secret just now).
+	before := []map[string]string{}
+	for _, p := range s.cfg.Store.List() {
+		if p.Kind == pairing.KindBrowser && p.Fingerprint != fp && len(before) < maxBefore {
+			before = append(before, map[string]string{"id": p.ID, "name": p.Name})
+		}
+	}
+	m["before"] = before
+	send(m)
+	return true
+}
+
+// renewBrowser records a paired page's next certificate.
+func (s *Sessions) renewBrowser(msg browserMessage, fp ident.Fingerprint, send func(map[string]any)) {
+	next, err := ident.Parse(msg.Fingerprint)
+	if err == nil && next == fp {
+		err = errors.New("the next certificate is the current one")
+	}
+	if err == nil {
+		err = s.cfg.Store.SetNext(fp, next)
+	}
+	if err != nil {
+		s.log.Warn("browser: renewal refused", "peer", fp.ID(), "err", err)
+		send(map[string]any{"t": "error", "reason": "renew_refused", "error": err.Error()})
+		return
+	}
+	s.log.Info("browser: renewing its certificate", "peer", fp.ID(), "next", next.ID())
+	send(map[string]any{"t": "renewed"})
+}
+
+// replaceBrowser makes the page that just paired the paired browser it
+// says it was: that entry goes, and its name stays, in one store write.
+func (s *Sessions) replaceBrowser(msg browserMessage, fp ident.Fingerprint, send func(map[string]any)) bool {
+	cur, ok := s.cfg.Store.Get(fp)
+	old, err := pairing.Resolve(s.cfg.Store.List(), msg.ID)
+	if err == nil && (!ok || old.Kind != pairing.KindBrowser || old.Fingerprint == fp || old.ID != msg.ID) {
+		err = fmt.Errorf("%w %q", pairing.ErrUnknownPeer, msg.ID)
+	}
+	if err == nil {
+		cur.Name = old.Name
+		err = s.cfg.Store.Replace(old.Fingerprint, cur)
+	}
+	if err != nil {
+		s.log.Warn("browser: replace refused", "peer", fp.ID(), "err", err)
+		send(map[string]any{"t": "error", "reason": "replace_refused", "error": err.Error()})
+		return false
+	}
+	s.log.Info("browser: re-paired in place of its old entry", "peer", fp.ID(), "was", old.ID, "name", old.Name)
+	s.pages.tell(old.Fingerprint, map[string]any{"t": "unpaired"})
+	send(map[string]any{"t": "replaced", "name": old.Name})
+	return true
+}
+
+// Unpaired tells fp's open page, if any, that it is no longer paired
+// (after `pairing unpair`): the page says so and closes its connection.
+func (s *Sessions) Unpaired(fp ident.Fingerprint) {
+	s.pages.tell(fp, map[string]any{"t": "unpaired"})
+}
+
+// tell sends m to fp's open page, if it has one.
+func (p *pages) tell(fp ident.Fingerprint, m map[string]any) {
+	p.mu.Lock()
+	pg, ok := p.by[fp]
+	p.mu.Unlock()
+	if ok {
+		pg.d.Reply(m)
+	}
 }

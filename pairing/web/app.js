@@ -7,21 +7,49 @@
 // Hashing is @noble/hashes (audited), vendored in /p/noble/: the page
 // comes over plain HTTP on the LAN, which is no secure context, so
 // crypto.subtle is not there.
+//
+// Staying paired for years: a browser gives a WebRTC certificate one
+// year at most, so the page renews it over its authenticated channel
+// when less than RENEW_BEFORE is left (the daemon moves the device to
+// the new certificate when it first connects). Every step has a
+// deadline that ends in words and a Try again button.
 import { sha256 } from "./noble/sha2.js";
 import { hmac } from "./noble/hmac.js";
 
 const $ = id => document.getElementById(id);
 const LABEL = "pairing browser proof v1";
 const CHUNK = 64 << 10, HIGH = 8 << 20, LOW = 2 << 20;
+const DAY = 86400e3;
+// CERT_LIFE is the most a browser gives a WebRTC certificate
+// (Chromium's and Safari's libwebrtc cap it at 365 days).
+const CERT_LIFE = 365 * DAY;
+// RENEW_BEFORE: a certificate with less left than this is renewed at
+// the next connection (a phone opened every few months still makes it).
+const RENEW_BEFORE = 90 * DAY;
+// BATCH: a received file goes to IndexedDB (on disk) in pieces this big;
+// the page never holds more of it.
+const BATCH = 4 << 20;
+// Deadlines of the steps, in ms.
+const DEADLINE = { storage: 5000, cert: 8000, offer: 8000, answer: 10000, open: 10000, pair: 15000 };
 
-function say(text, kind, retry) {
+const NO_BROWSER = "Use Chrome, Firefox or Safari 15 or newer.";
+
+function say(text, kind, retry, label) {
   $("status").textContent = text;
   $("status").className = kind || "";
   $("retry").hidden = !retry;
+  $("retry").textContent = label || "Try again";
   if (retry) $("retry").onclick = retry;
+  document.body.dataset.saidMs = Math.round(performance.now()); // when the page last said something
 }
 
 const reload = () => location.reload();
+
+// within fails with what after ms unless p settles first.
+function within(p, ms, what) {
+  let t;
+  return Promise.race([p, new Promise((_, reject) => { t = setTimeout(() => reject(new Error(what)), ms); })]).finally(() => clearTimeout(t));
+}
 
 function b64urlBytes(s) {
   s = s.replace(/-/g, "+").replace(/_/g, "/");
@@ -31,6 +59,7 @@ function b64urlBytes(s) {
 
 function b64(bytes) { return btoa(String.fromCharCode(...bytes)); }
 const hex = bytes => Array.from(bytes, b => b.toString(16).padStart(2, "0")).join("");
+const sdpForm = bytes => Array.from(bytes, b => b.toString(16).padStart(2, "0").toUpperCase()).join(":");
 
 // Every a=fingerprint of an SDP, as bytes; null when they differ or are
 // not sha-256.
@@ -42,54 +71,68 @@ function sdpFingerprint(sdp) {
 
 function same(a, b) { return a.length === b.length && a.every((x, i) => x === b[i]); }
 
-// db opens the page's IndexedDB: the certificate, and what this page
-// knows of the devices it paired with. (IndexedDB, not localStorage: a
-// browser killed right after pairing keeps it.)
+// What this browser lacks to pair, in words; "" when it has it all.
+function lacking() {
+  if (typeof RTCPeerConnection !== "function") return "WebRTC";
+  if (typeof RTCDataChannel !== "function") return "WebRTC data channels";
+  if (!window.indexedDB) return "storage for the pairing (IndexedDB; a private window may switch it off)";
+  return "";
+}
+
+// The page's IndexedDB: "cert" holds the certificates and what this page
+// knows of the devices it paired with; "chunks" the pieces of files
+// being received. (IndexedDB, not localStorage: a browser killed right
+// after pairing keeps it.)
+let opened = null;
 function db() {
-  return new Promise((resolve, reject) => {
-    const open = indexedDB.open("pairing", 1);
-    open.onupgradeneeded = () => open.result.createObjectStore("cert");
-    open.onerror = () => reject(open.error);
+  opened = opened || within(new Promise((resolve, reject) => {
+    const open = indexedDB.open("pairing", 2);
+    open.onupgradeneeded = () => {
+      for (const name of ["cert", "chunks"]) if (!open.result.objectStoreNames.contains(name)) open.result.createObjectStore(name);
+    };
+    open.onerror = () => reject(open.error || new Error("storage refused"));
+    open.onblocked = () => reject(new Error("storage is busy in another tab"));
     open.onsuccess = () => resolve(open.result);
-  });
+  }), DEADLINE.storage, "the browser's storage did not answer");
+  opened.catch(() => { opened = null; });
+  return opened;
 }
 
-function dbGet(key) {
-  return db().then(d => new Promise(resolve => {
-    const get = d.transaction("cert").objectStore("cert").get(key);
-    get.onsuccess = () => resolve(get.result);
-    get.onerror = () => resolve(undefined);
+// tx runs f on a store and resolves with its request's result once the
+// transaction is done.
+function tx(name, mode, f) {
+  return db().then(d => new Promise((resolve, reject) => {
+    const t = d.transaction(name, mode);
+    const req = f(t.objectStore(name));
+    t.oncomplete = () => resolve(req && req.result);
+    t.onerror = t.onabort = () => reject(t.error || new Error("storage failed"));
   }));
 }
+const dbGet = key => tx("cert", "readonly", s => s.get(key));
+const dbPut = (key, value) => tx("cert", "readwrite", s => value === undefined ? s.delete(key) : s.put(value, key));
 
-function dbPut(key, value) {
-  return db().then(d => new Promise(resolve => {
-    const tx = d.transaction("cert", "readwrite");
-    value === undefined ? tx.objectStore("cert").delete(key) : tx.objectStore("cert").put(value, key);
-    tx.oncomplete = tx.onerror = () => resolve();
-  }));
-}
+const generate = () => RTCPeerConnection.generateCertificate({ name: "ECDSA", namedCurve: "P-256", expires: CERT_LIFE });
 
 // The RTCCertificate is kept in IndexedDB: this browser stays the same
 // paired device next time (the daemon keeps its port, so the origin
 // stays the same too).
-function certificate() {
-  return new Promise((resolve, reject) => {
-    const open = indexedDB.open("pairing", 1);
-    open.onupgradeneeded = () => open.result.createObjectStore("cert");
-    open.onerror = () => reject(open.error);
-    open.onsuccess = () => {
-      const db = open.result;
-      const get = db.transaction("cert").objectStore("cert").get("identity");
-      get.onsuccess = async () => {
-        if (get.result && get.result.expires > Date.now() + 86400e3) return resolve(get.result);
-        const cert = await RTCPeerConnection.generateCertificate({ name: "ECDSA", namedCurve: "P-256", expires: 10 * 365 * 86400e3 });
-        db.transaction("cert", "readwrite").objectStore("cert").put(cert, "identity");
-        resolve(cert);
-      };
-      get.onerror = () => reject(get.error);
-    };
-  });
+async function certificate() {
+  const cert = await dbGet("identity");
+  if (cert && cert.expires > Date.now() + DAY) return cert;
+  const fresh = await generate();
+  await dbPut("identity", fresh);
+  return fresh;
+}
+
+// certFingerprint is a certificate's SHA-256 fingerprint in SDP form.
+async function certFingerprint(cert) {
+  const f = cert.getFingerprints && cert.getFingerprints().find(f => f.algorithm === "sha-256");
+  if (f) return f.value.toUpperCase();
+  const pc = new RTCPeerConnection({ certificates: [cert] });
+  try {
+    pc.createDataChannel("x");
+    return sdpForm(sdpFingerprint((await pc.createOffer()).sdp));
+  } finally { pc.close(); }
 }
 
 // gathered waits for the ICE candidates (the offer carries them all):
@@ -104,10 +147,12 @@ function gathered(pc) {
   });
 }
 
+const ua = navigator.userAgent;
+const isIOS = /iPhone|iPad|iPod/.test(ua) || (/Macintosh/.test(ua) && navigator.maxTouchPoints > 1);
+
 // A name for this device from its user agent, e.g. "Android phone
 // (Chrome)" or "iPhone (Safari)"; the person can change it.
 function guessName() {
-  const ua = navigator.userAgent;
   const os = /iPhone/.test(ua) ? "iPhone" : /iPad/.test(ua) ? "iPad" : /Android/.test(ua) ? (/Mobile/.test(ua) ? "Android phone" : "Android tablet")
     : /Windows/.test(ua) ? "Windows PC" : /Macintosh/.test(ua) ? "Mac" : /CrOS/.test(ua) ? "Chromebook" : /Linux/.test(ua) ? "Linux computer" : "Phone";
   const br = /Firefox|FxiOS/.test(ua) ? "Firefox" : /EdgA?\//.test(ua) ? "Edge" : /SamsungBrowser/.test(ua) ? "Samsung Internet"
@@ -127,7 +172,14 @@ const reasons = {
   busy: "Several devices are pairing at once. Try again in a minute.",
 };
 
-const mb = n => { const m = n / 1048576; return (m < 10 && m % 1 ? m.toFixed(1) : Math.round(m)) + " MB"; };
+// size is n bytes in words a person reads: "512 bytes", "3.4 MB", "1.5 GB".
+function size(n) {
+  if (n < 1024) return n + (n === 1 ? " byte" : " bytes");
+  const units = ["KB", "MB", "GB", "TB"];
+  let i = -1;
+  do { n /= 1024; i++; } while (n >= 1024 && i < units.length - 1);
+  return (n < 10 && n % 1 ? n.toFixed(1) : Math.round(n)) + " " + units[i];
+}
 const clock = () => new Date().toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 
 // What a person sees: the message history and the file transfers.
@@ -143,28 +195,59 @@ function historyItem(text, mine) {
   return state => { meta.textContent = clock() + " · " + state; li.dataset.state = state; };
 }
 
-function fileItem(name, size, incoming) {
+function fileItem(name, bytes, incoming) {
   const li = document.createElement("li");
   li.dataset.dir = incoming ? "in" : "out";
   const title = document.createElement("div");
-  title.textContent = (incoming ? "From the device: " : "") + name + " (" + mb(size) + ")";
+  title.textContent = (incoming ? "From the device: " : "") + name + " (" + size(bytes) + ")";
   const bar = document.createElement("progress");
-  bar.max = size || 1; bar.value = 0;
+  bar.max = bytes || 1; bar.value = 0;
   const meta = document.createElement("small");
   meta.textContent = incoming ? "receiving…" : "waiting…";
   li.append(title, bar, meta);
   $("files").prepend(li);
   return {
     li, bar,
-    progress(n) { bar.value = n; meta.textContent = (incoming ? "receiving " : "sending ") + Math.floor(100 * n / (size || 1)) + " %"; },
+    progress(n) { bar.value = n; meta.textContent = (incoming ? "receiving " : "sending ") + Math.floor(100 * n / (bytes || 1)) + " %"; },
     done(text) { bar.value = bar.max; li.dataset.state = "done"; meta.textContent = text; },
     failed(text) { bar.hidden = true; li.dataset.state = "failed"; meta.textContent = "failed: " + text; },
   };
 }
 
+// Spool is one received file in IndexedDB: pieces of BATCH bytes, each a
+// Blob the browser keeps on disk; the file is a Blob of those pieces (no
+// copy). Its storage goes once the file is saved or dismissed.
+class Spool {
+  constructor() {
+    this.id = Date.now() + "-" + Math.random().toString(36).slice(2);
+    this.batch = []; this.n = 0; this.index = 0;
+    this.writes = Promise.resolve(); this.error = null;
+  }
+  range() { return IDBKeyRange.bound([this.id, 0], [this.id, Infinity]); }
+  add(chunk) { this.batch.push(chunk); this.n += chunk.length; if (this.n >= BATCH) this.flush(); }
+  flush() {
+    if (!this.n) return;
+    const piece = new Blob(this.batch), key = [this.id, this.index++];
+    this.batch = []; this.n = 0;
+    this.writes = this.writes.then(() => tx("chunks", "readwrite", s => s.put(piece, key))).catch(e => { this.error = this.error || e; });
+  }
+  async file() {
+    this.flush();
+    await this.writes;
+    if (this.error) throw this.error;
+    return new Blob(await tx("chunks", "readonly", s => s.getAll(this.range())), { type: "application/octet-stream" });
+  }
+  drop() { this.batch = []; return this.writes.then(() => tx("chunks", "readwrite", s => s.delete(this.range()))).catch(() => {}); }
+}
+
+// Files an earlier page left half received or unsaved: this page's own
+// storage, cleared when it starts.
+function clearSpools() { return tx("chunks", "readwrite", s => s.clear()).catch(() => {}); }
+
 // conn is one connection to the daemon; a reconnect makes a new one.
 class Conn {
-  constructor(dc) {
+  constructor(pc, dc) {
+    this.pc = pc;
     this.dc = dc;
     this.replies = [];   // the daemon's answers to what we send
     this.waiting = null;
@@ -172,10 +255,12 @@ class Conn {
     this.incoming = null;
     this.maxFile = Infinity;
     this.closed = false;
+    this.expecting = null; // a control answer awaited (renewed, replaced)
     dc.binaryType = "arraybuffer";
     dc.bufferedAmountLowThreshold = LOW;
   }
   send(m) { this.dc.send(JSON.stringify(m)); }
+  close() { this.closed = true; try { this.pc.close(); } catch { /* closed */ } }
   reply(m) {
     if (this.waiting) { const w = this.waiting; this.waiting = null; w(m); } else this.replies.push(m);
   }
@@ -186,7 +271,22 @@ class Conn {
       this.waiting = m => { clearTimeout(t); m.t === "lost" ? reject(new Error("connection lost")) : resolve(m); };
     });
   }
-  lost() { this.closed = true; this.reply({ t: "lost" }); }
+  // ask sends m and waits for a control answer of type t (or an error).
+  ask(m, t, timeout) {
+    return within(new Promise((resolve, reject) => {
+      this.expecting = a => {
+        if (a.t === t) { this.expecting = null; resolve(a); return true; }
+        if (a.t === "error") { this.expecting = null; reject(new Error(a.error || a.reason)); return true; }
+        return false;
+      };
+      this.send(m);
+    }), timeout, "the device did not answer");
+  }
+  lost() {
+    this.closed = true;
+    this.reply({ t: "lost" });
+    if (this.incoming) { this.incoming.spool.drop(); this.incoming.item.failed("connection lost"); this.incoming = null; }
+  }
   turn(f) { const p = this.queue.then(f, f); this.queue = p.catch(() => {}); return p; }
   drained() {
     return new Promise(resolve => {
@@ -206,10 +306,12 @@ class Conn {
     }).catch(e => mark("not delivered: " + e.message));
   }
 
+  // sendFile sends a file by slices: no more than one chunk of it is in
+  // the page's memory at a time.
   sendFile(file) {
     const item = fileItem(file.name, file.size, false);
     if (file.size > this.maxFile) {
-      item.failed("too large: the device takes files up to " + mb(this.maxFile));
+      item.failed("too large: the device takes files up to " + size(this.maxFile));
       return Promise.resolve();
     }
     return this.turn(async () => {
@@ -242,13 +344,17 @@ class Conn {
       if (!f || f.bad) return;
       const chunk = new Uint8Array(e.data);
       f.got += chunk.length;
-      if (f.got > f.size) { f.bad = true; f.item.failed("more bytes than announced"); return this.send({ t: "ack", error: "more bytes than announced" }); }
-      f.parts.push(chunk);
+      if (f.got > f.size) {
+        f.bad = true; f.spool.drop(); f.item.failed("more bytes than announced");
+        return this.send({ t: "ack", error: "more bytes than announced" });
+      }
+      f.spool.add(chunk);
       f.hash.update(chunk);
       f.item.progress(f.got);
       return;
     }
-    const m = JSON.parse(e.data);
+    let m;
+    try { m = JSON.parse(e.data); } catch { return; }
     switch (m.t) {
       case "ack": case "ready": case "pong": return this.reply(m);
       case "ping": return this.send({ t: "pong" });
@@ -256,7 +362,8 @@ class Conn {
         historyItem(m.text, false);
         return this.send({ t: "ack", ok: true });
       case "file":
-        this.incoming = { name: m.name, size: m.size, got: 0, parts: [], hash: sha256.create(), item: fileItem(m.name, m.size, true) };
+        if (this.incoming) this.incoming.spool.drop();
+        this.incoming = { name: m.name, size: m.size, got: 0, spool: new Spool(), hash: sha256.create(), item: fileItem(m.name, m.size, true) };
         return this.send({ t: "ready" });
       case "end": {
         const f = this.incoming;
@@ -264,26 +371,40 @@ class Conn {
         if (!f || f.bad) return;
         const sum = hex(f.hash.digest());
         if (f.got !== f.size || sum !== m.sha256) {
+          f.spool.drop();
           f.item.failed("the file arrived damaged");
           return this.send({ t: "ack", error: f.got !== f.size ? `got ${f.got} bytes, announced ${f.size}` : "SHA-256 mismatch" });
         }
-        this.send({ t: "ack", ok: true });
-        offerSave(f, sum);
+        f.spool.file().then(blob => {
+          this.send({ t: "ack", ok: true });
+          offerSave(f, blob, sum);
+        }, err => {
+          f.spool.drop();
+          f.item.failed("this browser could not store it: " + err.message);
+          this.send({ t: "ack", error: "the page could not store the file" });
+        });
         return;
       }
     }
+    if (this.expecting && this.expecting(m)) return;
     return this.onControl && this.onControl(m);
   }
 }
 
 // offerSave shows a received file's Save link (and Share, where the
-// browser can share files).
-function offerSave(f, sum) {
-  const blob = new Blob(f.parts, { type: "application/octet-stream" });
+// browser can share files) and Dismiss; its storage goes when the person
+// dismisses it, a while after Save, or when the page next starts.
+function offerSave(f, blob, sum) {
   f.item.done("received ✓ SHA-256 " + sum.slice(0, 16) + "…");
   f.item.li.dataset.sha256 = sum;
+  const url = URL.createObjectURL(blob);
+  const forget = () => { URL.revokeObjectURL(url); f.spool.drop(); };
   const a = document.createElement("a");
-  a.className = "button"; a.textContent = "Save"; a.download = f.name; a.href = URL.createObjectURL(blob);
+  a.className = "button"; a.textContent = "Save"; a.download = f.name; a.href = url;
+  a.onclick = () => { f.item.li.dataset.saved = "1"; setTimeout(forget, 10 * 60e3); };
+  const x = document.createElement("button");
+  x.className = "secondary share"; x.textContent = "Dismiss";
+  x.onclick = () => { forget(); f.item.li.remove(); };
   f.item.li.append(a);
   const file = new File([blob], f.name);
   if (navigator.canShare && navigator.canShare({ files: [file] })) {
@@ -292,6 +413,7 @@ function offerSave(f, sum) {
     b.onclick = () => navigator.share({ files: [file] }).catch(() => {});
     f.item.li.append(b);
   }
+  f.item.li.append(x);
 }
 
 const started = performance.now(); // the page is loaded: its script runs
@@ -303,7 +425,85 @@ let deviceName = q.get("n") || "the device";
 
 async function remembered() { return (await dbGet(store)) || {}; }
 
-async function connect() {
+// forgotten: the device no longer knows this page. The page forgets it
+// too and says so in words.
+async function forgotten(c, known) {
+  if (c) c.close();
+  conn = null;
+  // Remembered as unpaired, so that the bookmark says so later too.
+  await dbPut(store, { unpaired: true, name: known && known.name }).catch(() => {});
+  $("paired").hidden = true; $("before").hidden = true; $("nameform").hidden = true; $("codeform").hidden = true;
+  $("title").textContent = "Not paired with " + deviceName;
+  say("This phone is no longer paired with " + deviceName + ": it was unpaired on the device. To pair again, show a new QR code on the device and scan it.", "bad");
+}
+
+// showBefore offers a page that just paired to take the place of the
+// paired browser it was (a phone that lost its data).
+function showBefore(c, before) {
+  if (!before || !before.length) return;
+  const list = $("beforelist");
+  list.textContent = "";
+  $("beforeq").textContent = "Was this phone paired with " + deviceName + " before, under another name?";
+  for (const d of before) {
+    const b = document.createElement("button");
+    b.className = "secondary"; b.textContent = "I was “" + d.name + "”"; b.dataset.id = d.id;
+    b.onclick = () => {
+      $("confirmq").textContent = "Replace “" + d.name + "” with this phone? The old pairing stops working and this phone takes its name.";
+      $("confirm").hidden = false; list.hidden = true; $("beforeno").hidden = true; $("beforeq").hidden = true;
+      $("confirmyes").onclick = async () => {
+        $("confirm").hidden = true;
+        try {
+          const m = await c.ask({ t: "replace", id: d.id }, "replaced", DEADLINE.pair);
+          $("before").hidden = true;
+          const known = await remembered();
+          await dbPut(store, { ...known, paired: true, name: m.name });
+          say("Paired. This phone is “" + m.name + "” again, in place of its old pairing.", "ok");
+        } catch (e) {
+          $("before").hidden = true;
+          say("The device did not replace the old pairing: " + e.message + ". This phone is paired as a new device.", "ok");
+        }
+      };
+    };
+    list.append(b);
+  }
+  $("confirmno").onclick = () => { $("confirm").hidden = true; list.hidden = false; $("beforeno").hidden = false; $("beforeq").hidden = false; };
+  $("beforeno").onclick = () => { $("before").hidden = true; };
+  list.hidden = false; $("beforeno").hidden = false; $("beforeq").hidden = false; $("confirm").hidden = true;
+  $("before").hidden = false;
+}
+
+// iOS forgets a site's data after 7 days without a visit, unless the page
+// is on the Home Screen: say so once.
+function iosHint() {
+  let seen = false;
+  try { seen = !!localStorage.getItem("pairing:ios-hint"); } catch { /* no storage */ }
+  if (!isIOS || navigator.standalone || seen) return;
+  $("ios").hidden = false;
+  $("iosok").onclick = () => {
+    $("ios").hidden = true;
+    try { localStorage.setItem("pairing:ios-hint", "1"); } catch { /* no storage */ }
+  };
+}
+
+// renew gives this page a new certificate while the old one still
+// works: the daemon records the new fingerprint, then the page connects
+// with it (and the daemon moves the device to it).
+async function renew(c, cert) {
+  const next = (await dbGet("next")) || await within(generate(), DEADLINE.cert, "making a new certificate took too long");
+  await dbPut("next", next);
+  await c.ask({ t: "renew", fingerprint: await certFingerprint(next) }, "renewed", DEADLINE.pair);
+  await dbPut("previous", cert);
+  await dbPut("identity", next);
+  await dbPut("next", undefined);
+}
+
+// connect runs one connection to the daemon; it ends in words within the
+// steps' deadlines, with a button to try again.
+async function connect(retried) {
+  const again = () => connect().catch(fatal);
+  if ($("device")) $("device").textContent = deviceName; // before the first connection
+  const missing = lacking();
+  if (missing) return say("This browser cannot pair: it has no " + missing + ". " + NO_BROWSER, "bad", reload);
   let fp, secret;
   try {
     fp = b64urlBytes(q.get("fp") || "");
@@ -311,53 +511,77 @@ async function connect() {
   } catch { fp = null; }
   if (q.get("v") !== "1" || !fp || fp.length !== 32 || (secret && secret.length < 16))
     return say("This is not a pairing link, or it is cut short. Scan the QR code the device shows.", "bad");
-  const known = await remembered();
-  if ($("device")) $("device").textContent = deviceName; // before the first pairing
   say("Connecting…");
-  const cert = await certificate();
-  const pc = new RTCPeerConnection({ certificates: [cert] });
-  const dc = pc.createDataChannel("pairing");
-  const c = new Conn(dc);
-  await pc.setLocalDescription(await pc.createOffer());
-  await gathered(pc);
-  const mine = sdpFingerprint(pc.localDescription.sdp);
-  let res;
+  let known, cert, pc, dc;
   try {
-    res = await fetch("/p/offer", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ sdp: pc.localDescription.sdp }) });
+    known = await remembered();
+    cert = await within(certificate(), DEADLINE.cert, "making this page's certificate took too long");
+    pc = new RTCPeerConnection({ certificates: [cert] });
+    dc = pc.createDataChannel("pairing");
+    await within((async () => {
+      await pc.setLocalDescription(await pc.createOffer());
+      await gathered(pc);
+    })(), DEADLINE.offer, "preparing the connection took too long");
   } catch (e) {
-    pc.close();
-    return say("Cannot reach the device right now. Check that it is on and on this network.", "bad", () => connect().catch(fatal));
+    if (pc) pc.close();
+    return say("This browser could not prepare the connection (" + e.message + "). " + NO_BROWSER, "bad", again);
   }
-  const body = await res.json().catch(() => ({}));
+  const c = new Conn(pc, dc);
+  const mine = sdpFingerprint(pc.localDescription.sdp);
+  let res, body;
+  try {
+    const abort = new AbortController();
+    const t = setTimeout(() => abort.abort(), DEADLINE.answer);
+    res = await fetch("/p/offer", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ sdp: pc.localDescription.sdp }), signal: abort.signal });
+    body = await res.json().catch(() => ({}));
+    clearTimeout(t);
+  } catch {
+    pc.close();
+    return say("Cannot reach " + deviceName + " right now. Check that it is on and on this network.", "bad", again);
+  }
   if (!res.ok) {
     pc.close();
-    if (known.paired && body.reason === "window_closed") await dbPut(store, undefined); // the device forgot us
+    if ((known.paired || known.unpaired) && ["window_closed", "taken", "too_many_attempts"].includes(body.reason)) {
+      // A renewed certificate the device never recorded: the one before.
+      const prev = await dbGet("previous").catch(() => null);
+      if (known.paired && prev && prev.expires > Date.now() + DAY && !retried) {
+        await dbPut("identity", prev);
+        await dbPut("previous", undefined);
+        return connect(true);
+      }
+      return forgotten(null, known);
+    }
     return say(reasons[body.reason] || ("The device said no: " + (body.error || res.status)), "bad", reload);
   }
   say("Checking that this is the device in the QR code…");
   const theirs = sdpFingerprint(body.sdp || "");
   if (!theirs || !same(theirs, fp)) { pc.close(); return say("This is not the device in the QR code, so this page will not pair with it.", "bad"); }
-  await pc.setRemoteDescription({ type: "answer", sdp: body.sdp });
-  const timer = setTimeout(() => say("The network blocks the connection to the device (a firewall, or devices kept apart on this Wi-Fi).", "bad", reload), 10000);
+  try {
+    await pc.setRemoteDescription({ type: "answer", sdp: body.sdp });
+  } catch (e) {
+    pc.close();
+    return say("This browser refused the device's answer (" + e.message + "). " + NO_BROWSER, "bad", again);
+  }
+  let pairTimer = 0;
   const pair = (name, code) => {
     const msg = { t: "pair", name };
     if (code) msg.code = code;
     else if (secret) msg.proof = b64(hmac(sha256, secret, Uint8Array.from([...new TextEncoder().encode(LABEL), ...fp, ...mine])));
     c.send(msg);
+    pairTimer = setTimeout(() => { c.close(); say(deviceName + " did not answer. Try again.", "bad", again); }, DEADLINE.pair);
   };
   const lost = () => {
     if (c.closed || conn !== c) return;
     c.lost();
     $("title").textContent = "Not connected to " + deviceName;
-    say("Connection lost. The device may be off or away: tap Reconnect when it is back.", "bad", () => connect().catch(fatal));
-    $("retry").textContent = "Reconnect";
+    say("Connection lost. The device may be off or away: tap Reconnect when it is back.", "bad", again, "Reconnect");
   };
-  dc.onclose = lost;
-  pc.onconnectionstatechange = () => ["failed", "disconnected", "closed"].includes(pc.connectionState) && lost();
-  dc.onopen = () => {
-    clearTimeout(timer);
+  let isOpen = false;
+  const onopen = () => {
+    if (isOpen) return;
+    isOpen = true;
+    clearTimeout(openTimer);
     conn = c;
-    $("retry").textContent = "Try again";
     if (known.paired) return pair(known.name || guessName()); // the daemon knows us: no secret needed
     const askName = then => {
       const shown = performance.now();
@@ -380,23 +604,61 @@ async function connect() {
       askName(name => pair(name, $("code").value));
     };
   };
+  const blocked = () => say("The network blocks the connection to " + deviceName + " (a firewall, or devices kept apart on this Wi-Fi).", "bad", again);
+  // The channel must open in time. An open event that never came (seen
+  // once) is caught by reading the state; else one new connection.
+  const openTimer = setTimeout(() => {
+    if (dc.readyState === "open") return onopen();
+    c.close();
+    if (!retried) return connect(true).catch(fatal);
+    blocked();
+  }, DEADLINE.open);
+  dc.onclose = lost;
+  pc.onconnectionstatechange = () => {
+    if (pc.connectionState === "failed" && !isOpen) { clearTimeout(openTimer); c.close(); return blocked(); }
+    if (["failed", "disconnected", "closed"].includes(pc.connectionState)) lost();
+  };
+  dc.onopen = onopen;
   dc.onmessage = e => c.take(e);
-  c.onControl = m => {
+  if (dc.readyState === "open") onopen();
+  c.onControl = async m => {
     if (m.t === "paired") {
+      clearTimeout(pairTimer);
       document.body.dataset.pairedMs = Math.round(performance.now() - started - typing); // page loaded → paired, less the name typed
-      dbPut(store, { paired: true, name: known.name || $("name").value || guessName(), device: m.name });
+      const name = known.name || $("name").value || guessName();
+      await dbPut(store, { paired: true, name, device: m.name }).catch(() => {});
+      // The bookmark keeps no secret.
+      if (q.has("s")) { q.delete("s"); history.replaceState(null, "", "#" + q.toString()); }
       c.maxFile = m.max_file || Infinity;
       $("codeform").hidden = true;
       deviceName = m.name;
       $("title").textContent = "Connected to " + m.name;
       document.title = m.name;
+      if (m.again && cert.expires - Date.now() < RENEW_BEFORE) {
+        say("Renewing this phone's pairing…");
+        try {
+          await renew(c, cert);
+        } catch (e) {
+          return say("The pairing could not be renewed (" + e.message + "). It works until " + new Date(cert.expires).toLocaleDateString() + ".", "bad", again);
+        }
+        c.close();
+        conn = null;
+        return connect().catch(fatal);
+      }
+      await dbPut("previous", undefined).catch(() => {});
+      document.body.dataset.certExpires = cert.expires;
       say(m.again ? "Connected again. This phone stays paired." : "Paired. This phone now stays paired with " + m.name + ": bookmark this page to come back.", "ok");
       $("paired").hidden = false;
-      $("limit").firstElementChild.textContent = c.maxFile < Infinity ? "Files up to " + mb(c.maxFile) + " each." : "";
+      $("limit").firstElementChild.textContent = c.maxFile < Infinity ? "Files up to " + size(c.maxFile) + " each." : "";
       $("msgform").onsubmit = ev => { ev.preventDefault(); const t = $("msg").value; $("msg").value = ""; if (conn) conn.sendText(t); };
       $("pick").onchange = () => { for (const f of $("pick").files) conn && conn.sendFile(f); $("pick").value = ""; };
+      if (!m.again) showBefore(c, m.before);
+      iosHint();
+    } else if (m.t === "unpaired") {
+      forgotten(c, known);
     } else if (m.t === "error") {
-      if (m.reason === "window_closed" && known.paired) dbPut(store, undefined);
+      clearTimeout(pairTimer);
+      if (known.paired && ["window_closed", "wrong_secret", "taken", "too_many_attempts"].includes(m.reason)) return forgotten(c, known);
       say(reasons[m.reason] || m.error, "bad", reload);
     }
   };
@@ -404,4 +666,5 @@ async function connect() {
 
 function fatal(e) { say("Something went wrong: " + e.message, "bad", reload); }
 
-connect().catch(fatal);
+if (lacking()) connect().catch(fatal);
+else db().then(clearSpools, () => {}).finally(() => connect().catch(fatal));

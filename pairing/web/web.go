@@ -7,6 +7,7 @@ import (
 	"embed"
 	"net/http"
 	"path"
+	"strconv"
 )
 
 //go:embed index.html app.css app.js noble/*.js
@@ -19,7 +20,8 @@ const icon = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64"><rect 
 
 // Handler serves the page at /p, its style and scripts under /p/
 // (app.css, app.js and the vendored hashing in /p/noble/) and the icon at
-// /favicon.ico. The security headers (CSP and others) are the Guard's,
+// /favicon.ico, the web app manifest and its PNG icons (/p/icon-N.png).
+// The security headers (CSP and others) are the Guard's,
 // which the daemon puts in front of every plain-HTTP handler.
 func Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -46,5 +48,9 @@ func Handler() http.Handler {
 		mux.Handle("GET /p/noble/"+n.Name(), serve(file(path.Join("noble", n.Name())), "text/javascript; charset=utf-8"))
 	}
 	mux.Handle("GET /favicon.ico", serve([]byte(icon), "image/svg+xml"))
+	mux.Handle("GET /p/manifest.webmanifest", serve([]byte(manifest), "application/manifest+json"))
+	for _, n := range iconSizes {
+		mux.Handle("GET /p/icon-"+strconv.Itoa(n)+".png", serve(iconPNG(n), "image/png"))
+	}
 	return mux
 }
