@@ -11,13 +11,14 @@ LDFLAGS  := -X github.com/lanpairing/pairing/pairing.Version=$(VERSION)
 # (firewall and multicast-filter variants of the simulated LANs),
 # systemd-analyze (the unit file), setpriv (another uid), and avahi with
 # its D-Bus (a real mDNS peer), coturn (a real TURN server), chromium (a
-# real phone browser) and firefox-esr (the other engine), systemd-nspawn and debootstrap (a real systemd as
+# real phone browser) and firefox-esr (the other engine), faketime (a
+# browser's clock a year ahead), tmux (an 80x24 terminal), systemd-nspawn and debootstrap (a real systemd as
 # PID 1 in a container; libnss-mymachines, which it may pull, edits
 # /etc/nsswitch.conf: the file is put back); the daemons
 # run only inside test namespaces.
 TEST_PKGS := iproute2:ip nftables:nft systemd:systemd-analyze util-linux:setpriv \
 	avahi-daemon:avahi-daemon avahi-utils:avahi-browse dbus:dbus-daemon coturn:turnserver chromium:chromium \
-	systemd-container:systemd-nspawn debootstrap:debootstrap firefox-esr:firefox-esr
+	systemd-container:systemd-nspawn debootstrap:debootstrap firefox-esr:firefox-esr faketime:faketime tmux:tmux
 
 .PHONY: help build run test bench screenshots lint fuzz install uninstall deps
 

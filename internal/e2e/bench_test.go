@@ -292,6 +292,8 @@ func TestBenchFigures(t *testing.T) {
 	// A paired phone's page: loaded to connected (its own clock), and a
 	// 50 MB file each way (up: picked to the daemon's SHA-256 ack, down:
 	// pairing send's duration to the page's ack).
+	t.Run("browser_big_file_mb", func(t *testing.T) { requireChromium(t); benchBrowserBigFile(t, bin) })
+
 	t.Run("browser_files", func(t *testing.T) {
 		requireChromium(t)
 		a, b := twoHostsWith(t, bin)

@@ -15,6 +15,7 @@ import (
 	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/internal/ident"
 	"github.com/lanpairing/pairing/pairing"
+	"github.com/lanpairing/pairing/pairing/session"
 )
 
 // fpOf is a fingerprint made of n (tests need distinct ones, not keys).
@@ -130,6 +131,8 @@ func TestControlNames(t *testing.T) {
 		pairing.PairedPeer{Fingerprint: mac, Name: "Desk Mac", Kind: pairing.KindDevice},
 		pairing.PairedPeer{Fingerprint: pc, Name: "desk pc", Kind: pairing.KindDevice},
 		pairing.PairedPeer{Fingerprint: phone, Name: "phone", Kind: "phone"})}
+	d.sess = session.New(session.Config{Store: d.store, Logger: d.cfg.Logger}) // unpair tells a page
+	defer d.sess.Close()
 	sock := filepath.Join(t.TempDir(), "c.sock")
 	ln, err := net.Listen("unix", sock)
 	if err != nil {

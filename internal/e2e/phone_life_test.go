@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // The phone for years, on any browser, with files of any size (issue
 // 23): the page renews its certificate before the browser's one-year

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"fmt"
@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lanpairing/pairing/internal/lan"
+	"github.com/lanpairing/pairing/internal/lantest"
 )
 
 // TestBenchPhoneBigFile prints `bench browser_big_file_mb N MB`: the peak
@@ -20,11 +20,11 @@ func TestBenchPhoneBigFile(t *testing.T) {
 	if os.Getenv("PAIRING_BENCH") != "1" {
 		t.Skip("set PAIRING_BENCH=1 (make bench) to measure")
 	}
-	lan.RequireRoot(t)
+	lantest.RequireRoot(t)
 	requireChromium(t)
 	serveLogLevel = "info"
 	t.Cleanup(func() { serveLogLevel = "debug" })
-	benchBrowserBigFile(t, lan.BuildPairing(t, false))
+	benchBrowserBigFile(t, lantest.BuildPairing(t, false))
 }
 
 // browserBigFileMB is the bench's file: the size people send to phones

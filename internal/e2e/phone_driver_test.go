@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // A driver for the phone's page in headless Chromium (DevTools protocol)
 // for the phone's life tests: a clock moved with faketime, a browser
@@ -22,7 +22,7 @@ import (
 
 	"golang.org/x/net/websocket"
 
-	"github.com/lanpairing/pairing/internal/lan"
+	"github.com/lanpairing/pairing/internal/lantest"
 )
 
 // libfaketime moves a browser's clock (Debian's faketime package).
@@ -280,12 +280,12 @@ func (p *page) peakGrowth(stop <-chan struct{}) (base, peak float64) {
 
 // runLong is h.RunTest for a helper that may take up to d (RunTest
 // allows a minute).
-func runLong(t *testing.T, h *lan.Host, name string, d time.Duration, env ...string) string {
+func runLong(t *testing.T, h *lantest.Host, name string, d time.Duration, env ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	cmd := h.Command(ctx, os.Args[0], "-test.run=^"+name+"$", "-test.v", "-test.count=1")
-	cmd.Env = append(append(cmd.Env, lan.HelperEnv+"=1"), env...)
+	cmd.Env = append(append(cmd.Env, lantest.HelperEnv+"=1"), env...)
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "--- PASS: "+name) {
 		t.Fatalf("%s in %s: %v\n%s", name, h.Name, err, out)
@@ -320,7 +320,7 @@ func helperEnv(a *node, url, profile string, knobs ...string) []string {
 // It prints KIND<ok|bad>, STATUS<…>STATUS, SAID_MS, RETRY, CERT_EXPIRES,
 // IOS_HINT<the Home Screen hint, if shown>.
 func TestHelperPhoneLife(t *testing.T) {
-	if !lan.InHelper() {
+	if !lantest.InHelper() {
 		t.Skip("runs inside a simulated host; see TestPhoneLife")
 	}
 	var env, before []string
