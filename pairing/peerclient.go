@@ -16,7 +16,6 @@ import (
 
 	"github.com/lanpairing/pairing/discovery"
 	"github.com/lanpairing/pairing/internal/ident"
-	"github.com/lanpairing/pairing/pairing/rtc"
 )
 
 const (
@@ -147,9 +146,10 @@ var ErrNoDirect = errors.New("no direct TLS connection to the device")
 // answers in milliseconds, and WebRTC is the fallback.
 const DirectTimeout = 1500 * time.Millisecond
 
-// dialFirstPinned connects to fp at all of addrs at once and keeps the
-// first TLS connection that completes; the others are closed.
-func dialFirstPinned(ctx context.Context, id *Identity, fp ident.Fingerprint, addrs []netip.AddrPort) (*tls.Conn, error) {
+// DialPinned connects to fp at all of addrs at once and keeps the first
+// TLS connection that completes (pinned to fp, with our certificate); the
+// others are closed. ErrNoDirect: none did, within DirectTimeout.
+func DialPinned(ctx context.Context, id *Identity, fp ident.Fingerprint, addrs []netip.AddrPort) (*tls.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, DirectTimeout)
 	defer cancel()
 	type result struct {
@@ -195,15 +195,4 @@ func dialFirstPinned(ctx context.Context, id *Identity, fp ident.Fingerprint, ad
 // TransferResponse is the receiver's answer to a transfer.
 type TransferResponse struct {
 	SHA256 string `json:"sha256"`
-}
-
-// SendFileTLS sends a file of size bytes from r to the paired device fp
-// over mutually authenticated TLS 1.3 (pinned to fp) at the first of addrs
-// that connects, without asking for a resume (SendFileDirect does). The
-// returned sum is the one both sides agree on. ErrNoDirect (nothing
-// connected, or an older device without the endpoint) means nothing was
-// read from r.
-func SendFileTLS(ctx context.Context, id *Identity, fp ident.Fingerprint, addrs []netip.AddrPort, name string, size int64, r io.Reader) (string, netip.AddrPort, error) {
-	res, err := sendDirect(ctx, id, fp, addrs, rtc.Offer{Name: name, Size: size}, r, false)
-	return res.SHA256, res.At, err
 }

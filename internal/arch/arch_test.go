@@ -127,6 +127,34 @@ func load(t *testing.T) map[string]*pkg {
 
 func under(dir, prefix string) bool { return dir == prefix || strings.HasPrefix(dir, prefix+"/") }
 
+// TestOneWayInATree: within a package's tree the arrows go one way.
+// When a child builds on its parent (pairing/session on pairing), the
+// parent imports no child (pairing no longer imports pairing/rtc);
+// a parent that uses its children (discovery and discovery/beacon) has no
+// child importing it.
+func TestOneWayInATree(t *testing.T) {
+	pkgs := load(t)
+	for _, p := range pkgs {
+		if p.dir == "" {
+			continue
+		}
+		var up, down []string
+		for _, c := range pkgs {
+			if c.dir != p.dir && under(c.dir, p.dir) && c.imports[p.dir] {
+				up = append(up, c.dir)
+			}
+		}
+		for im := range p.imports {
+			if im != p.dir && under(im, p.dir) {
+				down = append(down, im)
+			}
+		}
+		if len(up) > 0 && len(down) > 0 {
+			t.Errorf("%s imports its children %v while %v import it", p.dir, down, up)
+		}
+	}
+}
+
 func TestImportArrows(t *testing.T) {
 	for _, p := range load(t) {
 		for im := range p.imports {

@@ -29,6 +29,7 @@ import (
 	"github.com/lanpairing/pairing/pairing"
 	"github.com/lanpairing/pairing/pairing/inbox"
 	"github.com/lanpairing/pairing/pairing/rtc"
+	"github.com/lanpairing/pairing/pairing/session"
 )
 
 // rawBytes are what must never reach a terminal from outside text: ESC,
@@ -349,7 +350,7 @@ func TestHelperNames(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
 	for name, char := range badNames {
-		_, _, err := pairing.SendFileTLS(ctx, id, p.Fingerprint, addrs, name, 4, strings.NewReader("evil"))
+		_, _, err := session.SendFileTLS(ctx, id, p.Fingerprint, addrs, name, 4, strings.NewReader("evil"))
 		t.Logf("tls %q: %v", name, err)
 		switch {
 		case err == nil:

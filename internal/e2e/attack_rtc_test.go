@@ -42,6 +42,7 @@ import (
 	"github.com/lanpairing/pairing/internal/lantest"
 	"github.com/lanpairing/pairing/pairing"
 	"github.com/lanpairing/pairing/pairing/rtc"
+	"github.com/lanpairing/pairing/pairing/session"
 )
 
 // offLinkCounters counts what n sends to 203.0.113.0/24, by kind.
@@ -324,7 +325,7 @@ func TestHelperAttackSlow(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		r := &trickle{ctx: ctx, every: 3 * time.Second, started: func() { set("tls_ready"); ready <- struct{}{} }}
-		_, _, err := pairing.SendFileTLS(ctx, dev, p.Fingerprint, addrs, "slow-tls.bin", slowSize, r)
+		_, _, err := session.SendFileTLS(ctx, dev, p.Fingerprint, addrs, "slow-tls.bin", slowSize, r)
 		t.Logf("direct: %v", err)
 		if err != nil && ctx.Err() == nil {
 			set("tls_ended")
@@ -365,7 +366,7 @@ func TestHelperAttackSlow(t *testing.T) {
 		}
 	}
 	// They hold the inbox: a real file does not fit now.
-	if _, _, err := pairing.SendFileTLS(ctx, dev, p.Fingerprint, addrs, "held.bin", slowSize, bytes.NewReader(make([]byte, slowSize))); err != nil && strings.Contains(err.Error(), "inbox full") {
+	if _, _, err := session.SendFileTLS(ctx, dev, p.Fingerprint, addrs, "held.bin", slowSize, bytes.NewReader(make([]byte, slowSize))); err != nil && strings.Contains(err.Error(), "inbox full") {
 		set("held_refused")
 	} else {
 		t.Logf("a file while the slow ones run: %v", err)
@@ -374,7 +375,7 @@ func TestHelperAttackSlow(t *testing.T) {
 	// Ended, and their reservations freed: the file fits.
 	actx, acancel := context.WithTimeout(context.Background(), 8*time.Second)
 	defer acancel()
-	if _, _, err := pairing.SendFileTLS(actx, dev, p.Fingerprint, addrs, "after.bin", slowSize, bytes.NewReader(make([]byte, slowSize))); err == nil {
+	if _, _, err := session.SendFileTLS(actx, dev, p.Fingerprint, addrs, "after.bin", slowSize, bytes.NewReader(make([]byte, slowSize))); err == nil {
 		set("after_ok")
 	} else {
 		t.Logf("a file after the slow ones: %v", err)
@@ -579,7 +580,7 @@ func TestHelperAttackCaps(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			body := &trickle{ctx: fctx, every: time.Second, started: func() {}}
-			_, _, err := pairing.SendFileTLS(fctx, dev, p.Fingerprint, addrs, fmt.Sprintf("many-%d.bin", i), 1<<20, body)
+			_, _, err := session.SendFileTLS(fctx, dev, p.Fingerprint, addrs, fmt.Sprintf("many-%d.bin", i), 1<<20, body)
 			if err != nil && fctx.Err() == nil && strings.Contains(err.Error(), "too many files") {
 				refused.Add(1)
 			} else {

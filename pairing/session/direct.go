@@ -131,11 +131,11 @@ func (s *direct) serve(w http.ResponseWriter, r *http.Request) {
 	if have > 0 {
 		// The resume offer rides on the 100 Continue (see pairing's
 		// HeaderOffset); an older sender ignores it, and never asks.
-		w.Header().Set(pairing.HeaderOffset, strconv.FormatInt(have, 10))
-		w.Header().Set(pairing.HeaderPrefix, hex.EncodeToString(h.Sum(nil)))
+		w.Header().Set(HeaderOffset, strconv.FormatInt(have, 10))
+		w.Header().Set(HeaderPrefix, hex.EncodeToString(h.Sum(nil)))
 		w.WriteHeader(http.StatusContinue)
-		w.Header().Del(pairing.HeaderOffset)
-		w.Header().Del(pairing.HeaderPrefix)
+		w.Header().Del(HeaderOffset)
+		w.Header().Del(HeaderPrefix)
 	}
 	body := &idleReader{r: io.LimitReader(r.Body, size-have+1), rc: rc}
 	body.watch = rtc.WatchProgress(body.tooSlow)
@@ -152,10 +152,10 @@ func (s *direct) serve(w http.ResponseWriter, r *http.Request) {
 		err, keep = fmt.Errorf("%w (%d of %d bytes)", rtc.ErrTooSlow, have+n, size), true
 	case err != nil:
 		keep = true
-	case r.Trailer.Get(pairing.HeaderDiscard) != "":
+	case r.Trailer.Get(HeaderDiscard) != "":
 		fw.Abort()
 		s.log.Warn("inbox: partial file removed: the sender's file differs", "from", src, "name", o.Rel(), "path", PathTLS)
-		pairing.WriteJSON(w, http.StatusConflict, pairing.ErrorResponse{Error: rtc.ErrResumeMismatch.Error(), Reason: pairing.ReasonResumeMismatch})
+		pairing.WriteJSON(w, http.StatusConflict, pairing.ErrorResponse{Error: rtc.ErrResumeMismatch.Error(), Reason: ReasonResumeMismatch})
 		s.recent.finish(fp.ID(), "failed")
 		return
 	case have+n != size:
@@ -191,7 +191,7 @@ func (s *direct) send(ctx context.Context, p pairing.PairedPeer, addrs []netip.A
 		return nil, fmt.Errorf("%w: %s is not on the LAN and has no known address", pairing.ErrNoDirect, p.Name)
 	}
 	s.recent.add(p.ID, "send")
-	dr, err := pairing.SendFileDirect(ctx, s.id, p.Fingerprint, addrs, o, body)
+	dr, err := SendFileDirect(ctx, s.id, p.Fingerprint, addrs, o, body)
 	if err != nil {
 		s.recent.finish(p.ID, "failed")
 		return nil, err

@@ -1,4 +1,4 @@
-package pairing
+package session
 
 import (
 	"context"
@@ -21,10 +21,11 @@ import (
 	"time"
 
 	"github.com/lanpairing/pairing/internal/ident"
+	"github.com/lanpairing/pairing/pairing"
 	"github.com/lanpairing/pairing/pairing/rtc"
 )
 
-// The direct transfer's resume, on PathTransfer (see proto.go): optional
+// The direct transfer's resume, on pairing.PathTransfer (see proto.go): optional
 // parts an older peer ignores.
 //
 //   - Query "path": the relative path of a file inside a folder (as the
@@ -61,15 +62,15 @@ type DirectResult struct {
 // first of addrs that connects, resuming where the receiver's kept
 // partial of the same file ends. The receiver checks path and size
 // before a byte is sent (100-continue) and confirms the SHA-256 it
-// computed; the result's sum is the one both sides agree on. ErrNoDirect
+// computed; the result's sum is the one both sides agree on. pairing.ErrNoDirect
 // (nothing connected, or an older device without the endpoint) means
 // nothing was sent; rtc.ErrResumeMismatch means the receiver's partial
 // differed (it removed it) and the file must be sent again.
-func SendFileDirect(ctx context.Context, id *Identity, fp ident.Fingerprint, addrs []netip.AddrPort, o rtc.Offer, r io.Reader) (DirectResult, error) {
+func SendFileDirect(ctx context.Context, id *pairing.Identity, fp ident.Fingerprint, addrs []netip.AddrPort, o rtc.Offer, r io.Reader) (DirectResult, error) {
 	return sendDirect(ctx, id, fp, addrs, o, r, true)
 }
 
-func sendDirect(ctx context.Context, id *Identity, fp ident.Fingerprint, addrs []netip.AddrPort, o rtc.Offer, r io.Reader, resume bool) (DirectResult, error) {
+func sendDirect(ctx context.Context, id *pairing.Identity, fp ident.Fingerprint, addrs []netip.AddrPort, o rtc.Offer, r io.Reader, resume bool) (DirectResult, error) {
 	size := o.Size
 	q := url.Values{"name": {o.Name}, "size": {strconv.FormatInt(size, 10)}}
 	if o.Path != "" && o.Path != o.Name {
@@ -84,7 +85,7 @@ func sendDirect(ctx context.Context, id *Identity, fp ident.Fingerprint, addrs [
 		q.Set("head", head)
 		src = all
 	}
-	conn, err := dialFirstPinned(ctx, id, fp, addrs)
+	conn, err := pairing.DialPinned(ctx, id, fp, addrs)
 	if err != nil {
 		return DirectResult{}, err
 	}
@@ -111,7 +112,7 @@ func sendDirect(ctx context.Context, id *Identity, fp ident.Fingerprint, addrs [
 		})
 		return nil
 	}}
-	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodPost, "https://peer"+PathTransfer+"?"+q.Encode(), nil)
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodPost, "https://peer"+pairing.PathTransfer+"?"+q.Encode(), nil)
 	if err != nil {
 		conn.Close()
 		return res, err
@@ -125,17 +126,17 @@ func sendDirect(ctx context.Context, id *Identity, fp ident.Fingerprint, addrs [
 	close(body.done)
 	if err != nil {
 		if body.n.Load() == 0 && ctx.Err() == nil && !body.mismatch.Load() {
-			return res, fmt.Errorf("%w: %v", ErrNoDirect, err)
+			return res, fmt.Errorf("%w: %v", pairing.ErrNoDirect, err)
 		}
 		return res, fmt.Errorf("after %d of %d bytes: %w (%v)", body.off+body.n.Load(), size, rtc.ErrConnectionLost, err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, MaxRequestBody))
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, pairing.MaxRequestBody))
 	if resp.StatusCode == http.StatusNotFound && body.n.Load() == 0 {
-		return res, fmt.Errorf("%w: the device has no transfer endpoint (an older version)", ErrNoDirect)
+		return res, fmt.Errorf("%w: the device has no transfer endpoint (an older version)", pairing.ErrNoDirect)
 	}
 	if resp.StatusCode != http.StatusOK {
-		var er ErrorResponse
+		var er pairing.ErrorResponse
 		json.Unmarshal(b, &er)
 		if er.Reason == ReasonResumeMismatch || body.mismatch.Load() {
 			return res, rtc.ErrResumeMismatch
@@ -145,7 +146,7 @@ func sendDirect(ctx context.Context, id *Identity, fp ident.Fingerprint, addrs [
 		}
 		return res, fmt.Errorf("the receiver refused: %s", er.Error)
 	}
-	var tres TransferResponse
+	var tres pairing.TransferResponse
 	if err := json.Unmarshal(b, &tres); err != nil || tres.SHA256 != hex.EncodeToString(body.h.Sum(nil)) || body.off+body.n.Load() != size {
 		return res, fmt.Errorf("the receiver did not confirm the file (%d of %d bytes sent)", body.off+body.n.Load(), size)
 	}
@@ -207,3 +208,14 @@ func (b *resumeBody) Read(p []byte) (int, error) {
 type eofReader struct{}
 
 func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
+
+// SendFileTLS sends a file of size bytes from r to the paired device fp
+// over mutually authenticated TLS 1.3 (pinned to fp) at the first of addrs
+// that connects, without asking for a resume (SendFileDirect does). The
+// returned sum is the one both sides agree on. pairing.ErrNoDirect (nothing
+// connected, or an older device without the endpoint) means nothing was
+// read from r.
+func SendFileTLS(ctx context.Context, id *pairing.Identity, fp ident.Fingerprint, addrs []netip.AddrPort, name string, size int64, r io.Reader) (string, netip.AddrPort, error) {
+	res, err := sendDirect(ctx, id, fp, addrs, rtc.Offer{Name: name, Size: size}, r, false)
+	return res.SHA256, res.At, err
+}
