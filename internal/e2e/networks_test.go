@@ -114,6 +114,7 @@ func TestNetTunHoldsDefaultRoute(t *testing.T) {
 		t.Fatalf("QR host %s", got)
 	}
 	rep := a.runDiag(t, "")
+	noBlame(t, rep, diag.CauseVPN)
 	expect(t, rep, "routes", diag.Warn, "not affected: it leads with 10.1.0.1 on eth0")
 	if s := step(t, rep, "routes"); !strings.Contains(s.Error, "tun0") {
 		t.Fatalf("routes does not name the tunnel: %q", s.Error)
@@ -140,6 +141,7 @@ func TestNetPolicyRoutedVPN(t *testing.T) {
 	}
 	qrReachable(t, a, b)
 	rep := a.runDiag(t, "")
+	noBlame(t, rep, diag.CauseVPN)
 	expect(t, rep, "routes", diag.Warn, "not affected: it leads with 10.1.0.1")
 	if s := step(t, rep, "routes"); !strings.Contains(s.Error, "wg0") || !strings.Contains(s.Error, "table 51820") {
 		t.Fatalf("routes does not name wg0 and its table: %q", s.Error)
@@ -171,8 +173,10 @@ func TestNetFirewallOnLANInterface(t *testing.T) {
 		t.Fatalf("QR host %s, want 10.1.1.1", got)
 	}
 	rep := a.runDiag(t, "")
+	noBlame(t, rep, diag.CauseHostFilter)
 	expect(t, rep, "reached from outside", diag.Warn, "a firewall on this host drops inbound TCP on eth0")
 	repB := b.runDiag(t, "")
+	noBlame(t, repB, diag.CausePeerFilter)
 	expect(t, repB, "peer reachability", diag.Warn, "a firewall on that device")
 }
 
@@ -189,8 +193,10 @@ func TestNetFirewallAlone(t *testing.T) {
 		return nil
 	})
 	rep := a.runDiag(t, "")
+	noBlame(t, rep, diag.CauseHostFilter)
 	expect(t, rep, "reached from outside", diag.Warn, "allow TCP port")
 	repB := b.runDiag(t, "")
+	noBlame(t, repB, diag.CausePeerFilter)
 	expect(t, repB, "peer reachability", diag.Warn, "drops inbound TCP")
 }
 
@@ -210,6 +216,7 @@ func TestNetNoCarrier(t *testing.T) {
 	}
 	qrReachable(t, a, b)
 	rep := a.runDiag(t, "")
+	noBlame(t, rep)
 	expect(t, rep, "interfaces", diag.Warn, "not offer that address first")
 	if s := step(t, rep, "interfaces"); !strings.Contains(s.Error, "no carrier on eth1") {
 		t.Fatalf("interfaces: %q", s.Error)
@@ -237,6 +244,7 @@ func TestNetBridgeAnyName(t *testing.T) {
 	}
 	qrReachable(t, a, b)
 	rep := a.runDiag(t, "")
+	noBlame(t, rep)
 	for _, s := range rep.Steps {
 		if s.Name == "interfaces" {
 			if !strings.Contains(s.Summary, "services") || !strings.Contains(s.Summary, "(virtual)") {
@@ -278,6 +286,7 @@ func TestNetIsolatedLAN(t *testing.T) {
 	waitBest(t, a, "10.1.0.1")
 	qrReachable(t, a, b)
 	rep := a.runDiag(t, "")
+	noBlame(t, rep)
 	expect(t, rep, "routes", diag.Warn, "fine on an isolated LAN")
 	expect(t, rep, "preferred address", diag.Warn, "isolated LAN")
 	if !rep.OK {
@@ -297,6 +306,7 @@ func TestNetAloneWithOtherStateDir(t *testing.T) {
 	other.state = filepath.Join(t.TempDir(), "user-state")
 	os.MkdirAll(other.state, 0o700)
 	rep := other.runDiag(t, "")
+	noBlame(t, rep)
 	expect(t, rep, "peers", diag.Warn, "no other device answered")
 	expect(t, rep, "daemon", diag.Pass, "")
 }
@@ -325,6 +335,7 @@ func TestNetTwoSubnets(t *testing.T) {
 		t.Fatalf("join across the router: %s", stderr)
 	}
 	rep := a.runDiag(t, "")
+	noBlame(t, rep, diag.CauseRouter)
 	expect(t, rep, "peers", diag.Warn, "discovery does not cross routers")
 	expect(t, rep, "paired peers", diag.Pass, "")
 }
@@ -354,6 +365,7 @@ func TestNetClientIsolation(t *testing.T) {
 	lb.Isolate()
 	ha.Must("ip", "neigh", "flush", "all")
 	rep := a.runDiag(t, "")
+	noBlame(t, rep, diag.CauseIsolation)
 	expect(t, rep, "peer reachability", diag.Warn, "client isolation")
 	if s := step(t, rep, "peers"); strings.Contains(s.Hint, "use the QR code") {
 		t.Fatalf("the hint advises the QR code, which cannot cross isolation: %q", s.Hint)
@@ -369,6 +381,7 @@ func TestNetMTUBlackHole(t *testing.T) {
 	waitBest(t, a, "10.1.0.1")
 	qrReachable(t, a, b)
 	rep := a.runDiag(t, "")
+	noBlame(t, rep, diag.CauseMTU)
 	expect(t, rep, "peer reachability", diag.Warn, "path MTU")
 	// The TLS handshake's certificate flight does not fit either: join
 	// says the connection stalled, not "the same network?".
@@ -389,6 +402,7 @@ func TestNetJoinerPortAndZone(t *testing.T) {
 		t.Fatalf("pairing a with b: %s", stderr)
 	}
 	rep := b.runDiag(t, "")
+	noBlame(t, rep)
 	expect(t, rep, "paired peers", diag.Pass, "")
 	// Shell completion of a peer name asks the running daemon.
 	if out, _, _ := a.Run(a.bin, "__complete", "send", "--socket", a.socket, ""); !strings.Contains(out, "b\t") {
