@@ -88,9 +88,12 @@ func New(cfg Config) *Sessions {
 	s := &Sessions{cfg: cfg, log: cfg.Logger, group: run.New(), pool: newPool(cfg.Logger), webrtc: cfg.WebRTC,
 		bounds: bounds{files: files}, sink: inboxSink{in: cfg.Inbox, p: files},
 		direct: &direct{id: cfg.Identity, store: cfg.Store, inbox: cfg.Inbox, files: files, log: cfg.Logger}}
+	accept := &pairing.Accepter{Window: cfg.Window, Store: cfg.Store, Logger: cfg.Logger}
+	if cfg.Identity != nil {
+		accept.Self = cfg.Identity.Fingerprint
+	}
 	s.browsers = &browsers{cfg: cfg, log: cfg.Logger, group: s.group, offers: newOfferLimiter(), pending: make(chan struct{}, maxPending), sink: s.sink,
-		accept: &pairing.Accepter{Self: cfg.Identity.Fingerprint, Window: cfg.Window, Store: cfg.Store, Logger: cfg.Logger},
-		answer: s.answerBrowser}
+		accept: accept, answer: s.answerBrowser}
 	return s
 }
 
