@@ -155,7 +155,7 @@ func (s *Server) handlePair(w http.ResponseWriter, r *http.Request) {
 	}
 	clientFP := ident.Of(r.TLS.PeerCertificates[0].Raw)
 	if clientFP == s.Identity.Fingerprint {
-		fail(ErrSelf) // before the window counts or spends anything
+		fail(ErrSelf) // as Accept would, but before the body is read
 		return
 	}
 	body, err := io.ReadAll(r.Body)
@@ -173,33 +173,31 @@ func (s *Server) handlePair(w http.ResponseWriter, r *http.Request) {
 		fail(err)
 		return
 	}
-	var key []byte
-	if req.Code != "" {
-		err = s.Window.CheckCode(src, req.Code)
-		key = []byte(req.Code)
-	} else {
-		err = s.Window.CheckProof(src, func(secret []byte) bool {
+	key := []byte(req.Code)
+	_, err = s.accepter().Accept(Attempt{
+		Peer: PairedPeer{Fingerprint: clientFP, Name: req.Name, Kind: req.Kind,
+			Addresses: []netip.Addr{RemoteIPZoned(r)}, Port: req.Port},
+		Code: req.Code,
+		Proof: func(secret []byte) bool {
 			key = slices.Clone(secret)
 			return hmacEqual(req.Proof, mac(secret, clientLabel, ekm))
-		})
-	}
-	if err != nil {
-		fail(err)
+		},
+	})
+	if errors.Is(err, ErrNotStored) {
+		WriteJSON(w, http.StatusInternalServerError, ErrorResponse{Error: err.Error(), Reason: "internal"})
 		return
 	}
-	peer := PairedPeer{
-		Fingerprint: clientFP, Name: req.Name, Kind: req.Kind,
-		PairedAt: time.Now().UTC(), LastSeen: time.Now().UTC(),
-		Addresses: []netip.Addr{RemoteIPZoned(r)}, Port: req.Port,
-	}
-	if err := s.Store.Put(peer); err != nil {
-		s.Logger.Error("pairing: store", "err", err)
-		WriteJSON(w, http.StatusInternalServerError, ErrorResponse{Error: "cannot store the pairing: " + err.Error(), Reason: "internal"})
+	if err != nil { // Accept logged it
+		reason, status := Reason(err)
+		WriteJSON(w, status, ErrorResponse{Error: err.Error(), Reason: reason})
 		return
 	}
-	s.Window.Close()
-	s.Logger.Info("paired", "peer", clientFP.ID(), "name", req.Name, "kind", req.Kind, "from", src, "by", map[bool]string{true: "code", false: "secret"}[req.Code != ""])
 	WriteJSON(w, http.StatusOK, PairResponse{Proof: mac(key, serverLabel, ekm), Peer: s.info()})
+}
+
+// accepter accepts the native pairings.
+func (s *Server) accepter() *Accepter {
+	return &Accepter{Self: s.Identity.Fingerprint, Window: s.Window, Store: s.Store, Logger: s.Logger}
 }
 
 func (s *Server) handleObserved(w http.ResponseWriter, r *http.Request) {

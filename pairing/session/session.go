@@ -16,7 +16,6 @@ import (
 
 	"github.com/lanpairing/pairing/internal/config"
 	"github.com/lanpairing/pairing/internal/ident"
-	"github.com/lanpairing/pairing/internal/limit"
 	"github.com/lanpairing/pairing/internal/run"
 	"github.com/lanpairing/pairing/internal/turncred"
 	"github.com/lanpairing/pairing/pairing"
@@ -67,10 +66,11 @@ type Sessions struct {
 	group  *run.Group
 	pool   *pool
 	recent recent
-	pages  pages
-	direct *direct
-	bounds bounds
-	sink   inboxSink // the inbox, within each device's file slots
+	// browsers is the pages' side: offers, channels, pairing, sends.
+	browsers *browsers
+	direct   *direct
+	bounds   bounds
+	sink     inboxSink // the inbox, within each device's file slots
 
 	mu     sync.Mutex
 	webrtc config.WebRTCSettings // live: a config reload changes it
@@ -85,17 +85,34 @@ func New(cfg Config) *Sessions {
 		cfg.OnLink = func(netip.Addr) bool { return false }
 	}
 	files := &partials{}
-	return &Sessions{cfg: cfg, log: cfg.Logger, group: run.New(), pool: newPool(cfg.Logger), webrtc: cfg.WebRTC,
-		bounds: bounds{offers: newOfferLimiter(), pending: make(chan struct{}, maxPending), files: files}, sink: inboxSink{in: cfg.Inbox, p: files},
+	s := &Sessions{cfg: cfg, log: cfg.Logger, group: run.New(), pool: newPool(cfg.Logger), webrtc: cfg.WebRTC,
+		bounds: bounds{files: files}, sink: inboxSink{in: cfg.Inbox, p: files},
 		direct: &direct{id: cfg.Identity, store: cfg.Store, inbox: cfg.Inbox, files: files, log: cfg.Logger}}
+	accept := &pairing.Accepter{Window: cfg.Window, Store: cfg.Store, Logger: cfg.Logger}
+	if cfg.Identity != nil {
+		accept.Self = cfg.Identity.Fingerprint
+	}
+	s.browsers = &browsers{cfg: cfg, log: cfg.Logger, group: s.group, offers: newOfferLimiter(), pending: make(chan struct{}, maxPending), sink: s.sink,
+		accept: accept, answer: s.answerBrowser}
+	return s
+}
+
+// answerBrowser answers a page's offer with a new session, counted among
+// the browser's connections.
+func (s *Sessions) answerBrowser(ctx context.Context, offer string, fp ident.Fingerprint, onChannel func(*webrtc.DataChannel)) (*rtc.Session, string, error) {
+	ss, answer, err := s.endpoint(true).Answer(ctx, offer, fp, onChannel)
+	if err != nil {
+		return nil, "", err
+	}
+	s.recent.add(ss)
+	s.track(fp, ss)
+	return ss, answer, nil
 }
 
 // bounds are what strangers and devices may hold of the sessions.
 type bounds struct {
-	offers  limit.PerSource
-	pending chan struct{} // a slot per connected browser not paired yet
-	files   *partials     // the files arriving, per device
-	conns   peerConns     // the answered connections, per device
+	files *partials // the files arriving, per device
+	conns peerConns // the answered connections, per device
 }
 
 // track counts ss among fp's answered connections until it closes; the
@@ -115,10 +132,6 @@ func (s *Sessions) track(fp ident.Fingerprint, ss *rtc.Session) {
 		s.bounds.conns.remove(fp, ss)
 	}
 }
-
-// PagesOpen lists the paired browsers whose page is open now: they are
-// online.
-func (s *Sessions) PagesOpen() []ident.Fingerprint { return s.pages.open() }
 
 // Close closes every connection and waits for the goroutines; safe twice.
 func (s *Sessions) Close() {
@@ -265,36 +278,7 @@ func (s *Sessions) Send(ctx context.Context, p pairing.PairedPeer, kind, name st
 	}
 	if p.Kind == pairing.KindBrowser {
 		// A browser is reached through its open page, not a new connection.
-		d, err := s.pages.get(p.Fingerprint)
-		if err != nil {
-			return nil, err
-		}
-		// A browser that was closed or killed sends no goodbye: its page
-		// looks open until ICE gives up, 10 s later. A ping first fails
-		// the send within pingTimeout instead.
-		pctx, cancel := context.WithTimeout(ctx, pingTimeout)
-		err = d.Ping(pctx)
-		cancel()
-		if err != nil {
-			return nil, fmt.Errorf("%w (it does not answer: closed, or the phone is asleep)", ErrPageClosed)
-		}
-		res := &SendResult{Peer: p.Name, Name: name, Path: PathWebRTC, Reused: true}
-		if kind == "text" {
-			err, res.Bytes = d.SendText(ctx, string(text)), int64(len(text))
-		} else {
-			var sent rtc.Sent
-			sent, err = d.SendFile(ctx, offerOf(name, size), body, nil)
-			res.SHA256, res.ResumedBytes, res.Bytes = sent.SHA256, sent.Resumed, size
-		}
-		if errors.Is(err, rtc.ErrGone) {
-			return nil, fmt.Errorf("%w (it closed during the send)", ErrPageClosed)
-		}
-		if err != nil {
-			return nil, err
-		}
-		res.DurationMS = msSince(start)
-		s.log.Info("sent", "peer", p.ID, "name", p.Name, "kind", kind, "bytes", res.Bytes, "to", "page", "duration_ms", res.DurationMS)
-		return res, nil
+		return s.browsers.send(ctx, p, kind, text, name, size, body, start)
 	}
 	w := s.settings()
 	if path == "" {
