@@ -126,7 +126,7 @@ func gatherRoutes(ctx context.Context, e *env, in Facts) Facts {
 		if r.Type != unix.RTN_UNICAST || r.Table == unix.RT_TABLE_LOCAL {
 			continue
 		}
-		ent := RouteEntry{Interface: names[r.LinkIndex], Table: tableName(r.Table), Metric: r.Priority}
+		ent := RouteEntry{Interface: names[r.LinkIndex], Table: discovery.TableName(r.Table), Metric: r.Priority}
 		if r.Gw != nil {
 			ent.Gateway, _ = netip.AddrFromSlice(r.Gw)
 			ent.Gateway = ent.Gateway.Unmap()
@@ -232,17 +232,6 @@ func firstHost(p netip.Prefix) netip.Addr {
 	return p.Masked().Addr().Next()
 }
 
-func tableName(t int) string {
-	switch t {
-	case unix.RT_TABLE_MAIN:
-		return "main"
-	case unix.RT_TABLE_LOCAL:
-		return "local"
-	case unix.RT_TABLE_DEFAULT:
-		return "default"
-	}
-	return fmt.Sprint(t)
-}
 
 // ruleText is a policy rule as 'ip rule' shows it, roughly.
 func ruleText(r netlink.Rule) string {
@@ -261,7 +250,7 @@ func ruleText(r netlink.Rule) string {
 	if r.Mark != 0 {
 		s += fmt.Sprintf(" fwmark %#x", r.Mark)
 	}
-	s += " lookup " + tableName(r.Table)
+	s += " lookup " + discovery.TableName(r.Table)
 	if r.SuppressPrefixlen > 0 || r.SuppressPrefixlen == 0 && r.Table == unix.RT_TABLE_MAIN {
 		s += fmt.Sprintf(" suppress_prefixlength %d", r.SuppressPrefixlen)
 	}

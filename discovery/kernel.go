@@ -226,12 +226,13 @@ func RouteTo(dst netip.Addr) (Resolved, error) {
 	if rt.Gw != nil {
 		r.Gateway = rt.Gw.String()
 	}
-	r.Table = tableName(rt.Table)
+	r.Table = TableName(rt.Table)
 	r.LinkDown = rt.Flags&unix.RTNH_F_LINKDOWN != 0
 	return r, nil
 }
 
-func tableName(t int) string {
+// TableName is a routing table's name as 'ip route' shows it.
+func TableName(t int) string {
 	switch t {
 	case unix.RT_TABLE_MAIN:
 		return "main"
