@@ -232,7 +232,6 @@ func firstHost(p netip.Prefix) netip.Addr {
 	return p.Masked().Addr().Next()
 }
 
-
 // ruleText is a policy rule as 'ip rule' shows it, roughly.
 func ruleText(r netlink.Rule) string {
 	s := fmt.Sprintf("%d:", r.Priority)
