@@ -1,5 +1,5 @@
 // Package discovery finds out which of this device's addresses others can
-// reach (the staged fallback of DESIGN.md), and which devices are on the
+// reach (a staged fallback: preferred route, interface sweep, peers' reports), and which devices are on the
 // LAN (beacon replies, the peer table).
 //
 // Two parts of the daemon live here, each owning its state, lock and

@@ -13,8 +13,7 @@ import (
 	"time"
 )
 
-// A real systemd as PID 1 in a container, as ../shared/TESTING.md ("A
-// real systemd") describes: a Debian rootfs from debootstrap, booted by
+// A real systemd as PID 1 in a container: a Debian rootfs from debootstrap, booted by
 // systemd-nspawn without a host systemd (cgroups made by hand,
 // --register=no --keep-unit), its veth's outer end in a Host of a LAN.
 
