@@ -4,10 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
-	"time"
 )
 
 // Avahi is an avahi-daemon running in a host, with a D-Bus system bus of
@@ -37,25 +34,7 @@ func RequireAvahi(t testing.TB) {
 // avahi is up.
 func (h *Host) StartAvahi(t testing.TB) *Avahi {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "avahi-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "bus.sock")
-	bus := "unix:path=" + sock
-	h.Start("dbus-daemon", "--system", "--nofork", "--nopidfile", "--address="+bus)
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		if _, err := os.Stat(sock); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("dbus-daemon did not start")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	conf := filepath.Join(dir, "avahi-daemon.conf")
-	os.WriteFile(conf, []byte(fmt.Sprintf(`[server]
+	a, _ := startAvahiConf(t, h, fmt.Sprintf(`[server]
 host-name=avahi-%s
 allow-interfaces=eth0
 use-ipv4=yes
@@ -68,23 +47,8 @@ publish-workstation=no
 publish-hinfo=no
 [reflector]
 enable-reflector=no
-`, h.Name)), 0o644)
-	old := h.Env
-	h.Env = append(append([]string(nil), old...), "DBUS_SYSTEM_BUS_ADDRESS="+bus)
-	p := h.Start("sh", "-c", "mount -t tmpfs tmpfs /run && exec avahi-daemon --debug --no-drop-root --no-chroot --no-rlimits --no-proc-title -f "+conf)
-	h.Env = old
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(p.Stderr(), "Server startup complete"); {
-		select {
-		case <-p.Done():
-			t.Fatalf("avahi-daemon exited:\n%s", p.Stderr())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("avahi-daemon not ready:\n%s", p.Stderr())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return &Avahi{h: h, Bus: bus}
+`, h.Name))
+	return a
 }
 
 // Env is what avahi-browse and avahi-publish need to reach this daemon.
