@@ -15,7 +15,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -346,51 +345,7 @@ func TestHelperWebCSPFirefox(t *testing.T) {
 	if !lantest.InHelper() {
 		t.Skip("runs inside the phone's host; see TestWebPageCSP")
 	}
-	profile := os.Getenv("PAIR_PROFILE")
-	os.WriteFile(filepath.Join(profile, "user.js"), []byte(`user_pref("browser.shell.checkDefaultBrowser", false);
-user_pref("datareporting.policy.dataSubmissionEnabled", false);
-user_pref("browser.aboutwelcome.enabled", false);
-`), 0o644)
-	cmd := exec.Command(firefox, "--headless", "--remote-debugging-port=9225", "--remote-allow-origins=http://127.0.0.1", "--profile", profile, "--width=390", "--height=844", "about:blank")
-	cmd.Env = append(os.Environ(), "HOME="+profile, "MOZ_CRASHREPORTER_DISABLE=1")
-	var ffOut lantest.SyncBuffer
-	cmd.Stdout, cmd.Stderr = &ffOut, &ffOut
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	var ws *websocket.Conn
-	for deadline := time.Now().Add(30 * time.Second); ws == nil; time.Sleep(200 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no WebDriver BiDi endpoint:\n%s", ffOut.String())
-		}
-		ws, _ = websocket.Dial("ws://127.0.0.1:9225/session", "", "http://127.0.0.1/")
-	}
-	defer ws.Close()
-	id := 0
-	call := func(method string, params map[string]any) json.RawMessage {
-		t.Helper()
-		id++
-		websocket.JSON.Send(ws, map[string]any{"id": id, "method": method, "params": params})
-		for {
-			var resp struct {
-				ID      int             `json:"id"`
-				Type    string          `json:"type"`
-				Result  json.RawMessage `json:"result"`
-				Error   string          `json:"error"`
-				Message string          `json:"message"`
-			}
-			if err := websocket.JSON.Receive(ws, &resp); err != nil {
-				t.Fatal(err)
-			}
-			if resp.ID == id {
-				if resp.Type == "error" {
-					t.Fatalf("%s: %s %s", method, resp.Error, resp.Message)
-				}
-				return resp.Result
-			}
-		}
-	}
+	call := startFirefox(t, os.Getenv("PAIR_PROFILE"), 9225)
 	call("session.new", map[string]any{"capabilities": map[string]any{}})
 	call("script.addPreloadScript", map[string]any{"functionDeclaration": "() => { " + cspWatch + " }"})
 	var tree struct{ Contexts []struct{ Context string } }
