@@ -209,7 +209,7 @@ func rankAddresses(addrs []Address, links map[string]LinkFacts, now time.Time) {
 	}
 	slices.SortStableFunc(addrs, func(x, y Address) int {
 		return cmp.Or(x.Rank-y.Rank, boolInt(!x.hasTrustedReach(now))-boolInt(!y.hasTrustedReach(now)),
-			family(x.IP)-family(y.IP), trustedOrder(x, y, now))
+			family(x.IP)-family(y.IP), identifiedOrder(x, y, now))
 	})
 }
 
@@ -227,23 +227,19 @@ func unreachedReason(p Proof) string {
 	return fmt.Sprintf("%s device %s dialled it and nothing arrived (%s)", p.Trust, p.By, cmp.Or(p.Detail, "no answer"))
 }
 
-// trustedOrder puts first, among addresses of one rank, the one a
-// paired or pairing device reached recently, then one that a device
-// which proved its key (a reverse probe) reached: such a device can
+// identifiedOrder puts first, among addresses equal so far (rank, a
+// paired or pairing device's reach, family), the one that a device which
+// proved its key (a reverse probe) reached recently: such a device can
 // only break a tie that the link facts left, and only on a link it
 // shares with us. A stranger's request never orders.
-func trustedOrder(x, y Address, now time.Time) int {
-	level := func(a Address) int {
-		p, ok := a.latest(func(p Proof) bool { return p.Kind == ProofReached && p.identified() && now.Sub(p.At) < ReachedFresh })
-		switch {
-		case !ok:
-			return 2
-		case p.Trusted() || a.hasTrustedReach(now):
+func identifiedOrder(x, y Address, now time.Time) int {
+	reached := func(a Address) int {
+		if _, ok := a.latest(func(p Proof) bool { return p.Kind == ProofReached && p.identified() && now.Sub(p.At) < ReachedFresh }); ok {
 			return 0
 		}
 		return 1
 	}
-	return level(x) - level(y)
+	return reached(x) - reached(y)
 }
 
 // hasTrustedReach reports whether a paired or pairing device reached the
