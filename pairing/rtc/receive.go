@@ -119,6 +119,13 @@ func (d *Duplex) Handle(isString bool, data []byte) {
 	d.r.take(isString, data)
 }
 
+// UseBulk offers the peer (a page) the bulk path of b for its files, both
+// ways. Call it before the channel opens.
+func (d *Duplex) UseBulk(b *Bulk) {
+	d.s.bulk = b
+	d.r.bulk = b
+}
+
 // Closed ends the sends in flight and drops a file half received.
 func (d *Duplex) Closed() {
 	d.once.Do(func() { close(d.s.gone) })
@@ -185,6 +192,10 @@ type receiver struct {
 	n     fileBytes // the file's counts
 	bad   error     // the file is refused; its bytes are dropped
 	watch *Progress
+	// bulk, when set, lets a page send a file's bytes on the bulk path;
+	// up is the current file's bulk transfer.
+	bulk *Bulk
+	up   *bulkXfer
 }
 
 // fileBytes count the bytes of the file being received.
@@ -224,12 +235,34 @@ func (r *receiver) interrupted() {
 	r.unwatch()
 }
 
-// unwatch stops the progress watch of the current file (r.mu held).
+// unwatch stops the progress watch of the current file, and its bulk
+// transfer (r.mu held).
 func (r *receiver) unwatch() {
 	if r.watch != nil {
 		r.watch.Done()
 		r.watch = nil
 	}
+	if r.up != nil {
+		r.bulk.close(r.up)
+		r.up = nil
+	}
+}
+
+// bulkWrite takes a chunk of fw's bytes from the bulk path, as if it came
+// on the channel; the error is why the file was refused, if it was.
+func (r *receiver) bulkWrite(fw FileWriter, data []byte) error {
+	r.mu.Lock()
+	var replies []message
+	err := r.bad
+	if r.w != fw {
+		err = errors.New("the transfer ended")
+	} else if err == nil {
+		replies = r.handle(false, data)
+		err = r.bad
+	}
+	r.mu.Unlock()
+	r.send(replies...)
+	return err
 }
 
 // tooSlow ends file w when it stopped moving (from its watch), or when
@@ -313,6 +346,12 @@ func (r *receiver) handle(isString bool, data []byte) []message {
 		if n, h := fw.Have(); n > 0 {
 			r.n.got, r.n.from0, r.h = n, n, h
 			ready.Offset, ready.Prefix = n, hex.EncodeToString(h.Sum(nil))
+		}
+		if msg.BulkOK && r.bulk != nil {
+			if x := r.bulk.open(true); x != nil {
+				x.deliver = func(b []byte) error { return r.bulkWrite(fw, b) }
+				r.up, ready.Bulk = x, &x.grant
+			}
 		}
 		return []message{ready}
 	case "discard":

@@ -73,6 +73,11 @@ type message struct {
 	SHA256 string `json:"sha256,omitempty"`
 	OK     bool   `json:"ok,omitempty"`
 	Error  string `json:"error,omitempty"`
+	// BulkOK: the page can move this file's bytes on the bulk path (in
+	// an offer: it sends them; in a ready: it fetches them).
+	BulkOK bool `json:"bulk_ok,omitempty"`
+	// Bulk is the daemon's bulk transfer for the file (see bulk.go).
+	Bulk *bulkGrant `json:"bulk,omitempty"`
 }
 
 // HeadSize is how much of a file its offer's head hash covers: enough to
@@ -140,6 +145,8 @@ type sender struct {
 	// gone is closed when the channel closed (nil: never, the session's
 	// context ends the send).
 	gone chan struct{}
+	// bulk, when set, offers a page the bulk path (a Duplex's only).
+	bulk *Bulk
 }
 
 // ErrGone: the channel closed during a send.
@@ -271,7 +278,15 @@ func (s *sender) file(ctx context.Context, o Offer, r io.Reader, progress func(i
 	if err != nil {
 		return Sent{}, err
 	}
-	if err := s.send(message{T: "file", Name: o.Name, Path: o.Path, Size: size, Head: head}); err != nil {
+	offer := message{T: "file", Name: o.Name, Path: o.Path, Size: size, Head: head}
+	var x *bulkXfer
+	if s.bulk != nil {
+		if x = s.bulk.open(false); x != nil {
+			defer s.bulk.close(x)
+			offer.Bulk = &x.grant
+		}
+	}
+	if err := s.send(offer); err != nil {
 		return Sent{}, err
 	}
 	m, err := s.reply(ctx)
@@ -299,6 +314,9 @@ func (s *sender) file(ctx context.Context, o Offer, r io.Reader, progress func(i
 		if progress != nil {
 			progress(sent)
 		}
+	}
+	if x != nil && m.BulkOK {
+		return s.viaBulk(ctx, x, src, h, o.Size, resumed, progress)
 	}
 	buf := make([]byte, chunkSize)
 	for sent < size {
@@ -331,6 +349,49 @@ func (s *sender) file(ctx context.Context, o Offer, r io.Reader, progress func(i
 		return Sent{}, err
 	}
 	if m, err = s.reply(ctx); err != nil {
+		return Sent{}, err
+	}
+	return Sent{SHA256: sum, Resumed: resumed}, ackErr(m)
+}
+
+// viaBulk lets the page fetch the file's bytes from resumed on through
+// x, then sends the end and waits for the page's check.
+func (s *sender) viaBulk(ctx context.Context, x *bulkXfer, src io.Reader, h hash.Hash, size, resumed int64, progress func(int64)) (Sent, error) {
+	stalled := make(chan struct{})
+	watch := WatchProgress(func() { close(stalled) })
+	defer watch.Done()
+	sent := resumed
+	x.mu.Lock()
+	x.src, x.left, x.h = src, size-resumed, h
+	x.served = func(n int64) {
+		watch.Add(int(n))
+		sent += n // x.mu held
+		if progress != nil {
+			progress(sent)
+		}
+	}
+	if x.left == 0 {
+		x.doneSet = true
+		close(x.done)
+	}
+	x.mu.Unlock()
+	select {
+	case <-x.done: // h took every byte before done closed
+	case m := <-s.replies: // an early refusal
+		return Sent{}, ackErr(m)
+	case <-ctx.Done():
+		return Sent{}, fmt.Errorf("on the bulk path: %w", context.Cause(ctx))
+	case <-s.gone:
+		return Sent{}, fmt.Errorf("on the bulk path: %w", ErrGone)
+	case <-stalled:
+		return Sent{}, fmt.Errorf("on the bulk path: %w", ErrTooSlow)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if err := s.send(message{T: "end", SHA256: sum}); err != nil {
+		return Sent{}, err
+	}
+	m, err := s.reply(ctx)
+	if err != nil {
 		return Sent{}, err
 	}
 	return Sent{SHA256: sum, Resumed: resumed}, ackErr(m)

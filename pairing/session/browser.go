@@ -84,6 +84,7 @@ type browsers struct {
 	pending chan struct{} // a slot per connected browser not paired yet
 	pages   pages
 	sink    inboxSink
+	bulk    *rtc.Bulk // the pages' files over HTTP
 	// answer answers an offer with a new session (counted among the
 	// device's connections and listed for status).
 	answer func(ctx context.Context, offer string, fp ident.Fingerprint, onChannel func(*webrtc.DataChannel)) (*rtc.Session, string, error)
@@ -92,6 +93,10 @@ type browsers struct {
 // ServeOffer answers a browser's offer (POST /p/offer): a paired browser
 // always, an unknown one only while a pairing window is open.
 func (s *Sessions) ServeOffer(w http.ResponseWriter, r *http.Request) { s.browsers.serveOffer(w, r) }
+
+// ServeBulk serves the pages' bulk path (GET and POST /p/bulk/<id>/<i>):
+// their files' bytes over HTTP, sealed (see rtc.Bulk).
+func (s *Sessions) ServeBulk(w http.ResponseWriter, r *http.Request) { s.browsers.bulk.ServeHTTP(w, r) }
 
 // Unpaired tells fp's open page, if any, that it is no longer paired
 // (after `pairing unpair`): the page says so and closes its connection.

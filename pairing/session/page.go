@@ -103,6 +103,7 @@ func (s *browsers) channel(dc *webrtc.DataChannel, fp ident.Fingerprint, src net
 		}
 	}
 	d := rtc.NewDuplex(dc, fp, s.sink, s.log)
+	d.UseBulk(s.bulk)
 	// Answers go out bounded: a page that never reads them is closed.
 	send := func(m any) { d.Reply(m) }
 	// The page's channel, for what goes to it (pion keeps one OnOpen per

@@ -92,7 +92,7 @@ func New(cfg Config) *Sessions {
 	if cfg.Identity != nil {
 		accept.Self = cfg.Identity.Fingerprint
 	}
-	s.browsers = &browsers{cfg: cfg, log: cfg.Logger, group: s.group, offers: newOfferLimiter(), pending: make(chan struct{}, maxPending), sink: s.sink,
+	s.browsers = &browsers{cfg: cfg, log: cfg.Logger, group: s.group, offers: newOfferLimiter(), pending: make(chan struct{}, maxPending), sink: s.sink, bulk: rtc.NewBulk(cfg.Logger),
 		accept: accept, answer: s.answerBrowser}
 	return s
 }

@@ -23,8 +23,9 @@ var (
 	// another site.
 	ErrCrossSite = errors.New("a request from another site's page is refused")
 	// ErrContentType: a request that changes something must say its body
-	// is JSON, which a page of another site cannot do without asking first.
-	ErrContentType = errors.New("the request body must be application/json")
+	// is JSON (a bulk chunk: application/octet-stream), which a page of
+	// another site cannot do without asking first.
+	ErrContentType = errors.New("the request body must be application/json (a bulk chunk: application/octet-stream)")
 )
 
 // Reason codes of the guard's refusals.
@@ -106,7 +107,11 @@ func (g *Guard) check(r *http.Request) (int, string, error) {
 	if !sameOrigin(r) {
 		return http.StatusForbidden, ReasonCrossSite, ErrCrossSite
 	}
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+	want := "application/json"
+	if strings.HasPrefix(r.URL.Path, "/p/bulk/") {
+		want = "application/octet-stream" // a file's sealed chunk
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != want {
 		return http.StatusUnsupportedMediaType, ReasonContentType, ErrContentType
 	}
 	return 0, "", nil
