@@ -50,7 +50,11 @@ const (
 	// ErrorResponse before the body when the name or size is refused.
 	// Optional: &path=… (a folder's file) and &head=… (a resume, whose
 	// offset the receiver's 100 carries): see HeaderOffset.
-	PathTransfer  = "/v1/transfer"
+	PathTransfer = "/v1/transfer"
+	// PathBulk: a page's bulk path, plain HTTP: GET and POST
+	// PathBulk+"<id>/<i>", one sealed chunk of a file each (see
+	// rtc.Bulk, which bounds the body to one chunk).
+	PathBulk      = "/p/bulk/"
 	exporterLabel = "EXPORTER-pairing-v1"
 	clientLabel   = "pairing client proof v1"
 	serverLabel   = "pairing server proof v1"

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -329,11 +330,12 @@ func safePath(p string) string {
 }
 
 // limitBodies bounds every request body to MaxRequestBody, but a
-// transfer's: its handler checks the announced size against the inbox.
+// transfer's (its handler checks the announced size against the inbox)
+// and a page's bulk chunk's (its handler reads one chunk at most).
 func limitBodies(h http.Handler) http.Handler {
 	limited := http.MaxBytesHandler(h, MaxRequestBody)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == PathTransfer {
+		if r.URL.Path == PathTransfer || strings.HasPrefix(r.URL.Path, PathBulk) {
 			h.ServeHTTP(w, r)
 			return
 		}

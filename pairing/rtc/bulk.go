@@ -66,6 +66,8 @@ const (
 	// bulkRequestTimeout bounds one chunk's request: its body read, or
 	// its answer written.
 	bulkRequestTimeout = 60 * time.Second
+	// bulkTurnWait bounds the wait of a request for the one before it.
+	bulkTurnWait = 5 * time.Second
 )
 
 // Errors of the bulk path, as the HTTP answers say them.
@@ -108,8 +110,8 @@ type bulkXfer struct {
 	grant bulkGrant
 	up    bool
 
-	mu   sync.Mutex // one request at a time
-	next uint64     // the index of the next chunk
+	turn chan struct{} // held by the one request at a time
+	next uint64        // the index of the next chunk
 	// up: takes a chunk's plaintext (the receiver's file).
 	deliver func([]byte) error
 	// down: the file's bytes from the offset on, hashed as they go.
@@ -122,14 +124,16 @@ type bulkXfer struct {
 	doneSet bool
 }
 
-// open registers a new transfer; nil when too many are open.
-func (b *Bulk) open(up bool) *bulkXfer {
+// open registers a new transfer: an upload when deliver is set (it takes
+// the chunks' bytes), else a download. nil when too many are open.
+func (b *Bulk) open(deliver func([]byte) error) *bulkXfer {
 	var key [chacha20poly1305.KeySize]byte
 	var id [16]byte
 	rand.Read(key[:])
 	rand.Read(id[:])
 	aead, _ := chacha20poly1305.New(key[:])
-	x := &bulkXfer{id: base64.RawURLEncoding.EncodeToString(id[:]), aead: aead, up: up, done: make(chan struct{})}
+	x := &bulkXfer{id: base64.RawURLEncoding.EncodeToString(id[:]), aead: aead, up: deliver != nil, deliver: deliver,
+		done: make(chan struct{}), turn: make(chan struct{}, 1)}
 	x.grant = bulkGrant{ID: x.id, Key: base64.RawURLEncoding.EncodeToString(key[:]), Chunk: BulkChunk}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -193,11 +197,15 @@ func (b *Bulk) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusNotFound, "unknown", ErrBulkUnknown)
 		return
 	}
-	if !x.mu.TryLock() {
+	// The page asks for a chunk once the one before arrived, which may be
+	// a moment before that request's handler is done.
+	select {
+	case x.turn <- struct{}{}:
+	case <-time.After(bulkTurnWait):
 		fail(http.StatusConflict, "busy", ErrBulkBusy)
 		return
 	}
-	defer x.mu.Unlock()
+	defer func() { <-x.turn }()
 	rc := http.NewResponseController(w)
 	rc.SetReadDeadline(time.Now().Add(bulkRequestTimeout))
 	rc.SetWriteDeadline(time.Now().Add(bulkRequestTimeout))
@@ -229,7 +237,7 @@ func (b *Bulk) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Write(sealed)
 }
 
-// take reads, opens and delivers upload chunk i (x.mu held).
+// take reads, opens and delivers upload chunk i (x's turn held).
 func (b *Bulk) take(x *bulkXfer, i uint64, body io.Reader) (int, string, error) {
 	switch {
 	case i < x.next:
@@ -262,7 +270,7 @@ func (b *Bulk) take(x *bulkXfer, i uint64, body io.Reader) (int, string, error) 
 	return 0, "", nil
 }
 
-// give reads and seals download chunk i (x.mu held); chunk next-1 again
+// give reads and seals download chunk i (x's turn held); chunk next-1 again
 // when the page asks for it again (its answer was lost).
 func (b *Bulk) give(x *bulkXfer, i uint64) ([]byte, int, string, error) {
 	if x.src == nil {

@@ -196,6 +196,8 @@ type receiver struct {
 	// up is the current file's bulk transfer.
 	bulk *Bulk
 	up   *bulkXfer
+	// viaBulk: the current file's bytes came on the bulk path.
+	viaBulk bool
 }
 
 // fileBytes count the bytes of the file being received.
@@ -257,6 +259,7 @@ func (r *receiver) bulkWrite(fw FileWriter, data []byte) error {
 	if r.w != fw {
 		err = errors.New("the transfer ended")
 	} else if err == nil {
+		r.viaBulk = true
 		replies = r.handle(false, data)
 		err = r.bad
 	}
@@ -332,7 +335,7 @@ func (r *receiver) handle(isString bool, data []byte) []message {
 		}
 		r.unwatch()
 		o := Offer{Name: msg.Name, Path: msg.Path, Size: msg.Size, Head: msg.Head}
-		r.w, r.name, r.h, r.n, r.bad = nil, o.Rel(), sha256.New(), fileBytes{want: msg.Size}, nil
+		r.w, r.name, r.h, r.n, r.bad, r.viaBulk = nil, o.Rel(), sha256.New(), fileBytes{want: msg.Size}, nil, false
 		fw, err := r.sink.File(r.from, o)
 		if err != nil {
 			r.bad = err
@@ -348,8 +351,7 @@ func (r *receiver) handle(isString bool, data []byte) []message {
 			ready.Offset, ready.Prefix = n, hex.EncodeToString(h.Sum(nil))
 		}
 		if msg.BulkOK && r.bulk != nil {
-			if x := r.bulk.open(true); x != nil {
-				x.deliver = func(b []byte) error { return r.bulkWrite(fw, b) }
+			if x := r.bulk.open(func(b []byte) error { return r.bulkWrite(fw, b) }); x != nil {
 				r.up, ready.Bulk = x, &x.grant
 			}
 		}
@@ -381,7 +383,7 @@ func (r *receiver) handle(isString bool, data []byte) []message {
 		}
 		r.w = nil
 		if err == nil {
-			r.log.Info("received", "peer", r.from.ID(), "name", r.name, "bytes", r.n.want, "resumed_from", r.n.from0, "moved", r.n.got-r.n.from0, "path", "webrtc")
+			r.log.Info("received", "peer", r.from.ID(), "name", r.name, "bytes", r.n.want, "resumed_from", r.n.from0, "moved", r.n.got-r.n.from0, "path", r.path())
 		} else {
 			r.log.Warn("inbox: file refused", "from", r.from.ID(), "name", r.name, "err", err)
 		}
@@ -389,4 +391,12 @@ func (r *receiver) handle(isString bool, data []byte) []message {
 	default:
 		return []message{ack(fmt.Errorf("unknown message %q", msg.T))}
 	}
+}
+
+// path is how the current file's bytes came, for the log.
+func (r *receiver) path() string {
+	if r.viaBulk {
+		return "bulk"
+	}
+	return "webrtc"
 }

@@ -238,6 +238,8 @@ type Sent struct {
 	SHA256 string
 	// Resumed is the bytes the receiver already had (not sent again).
 	Resumed int64
+	// Bulk: the bytes went on the page's bulk path.
+	Bulk bool
 }
 
 // SendFile streams o.Size bytes of r as o, with back-pressure, and waits
@@ -281,7 +283,7 @@ func (s *sender) file(ctx context.Context, o Offer, r io.Reader, progress func(i
 	offer := message{T: "file", Name: o.Name, Path: o.Path, Size: size, Head: head}
 	var x *bulkXfer
 	if s.bulk != nil {
-		if x = s.bulk.open(false); x != nil {
+		if x = s.bulk.open(nil); x != nil {
 			defer s.bulk.close(x)
 			offer.Bulk = &x.grant
 		}
@@ -361,11 +363,11 @@ func (s *sender) viaBulk(ctx context.Context, x *bulkXfer, src io.Reader, h hash
 	watch := WatchProgress(func() { close(stalled) })
 	defer watch.Done()
 	sent := resumed
-	x.mu.Lock()
+	x.turn <- struct{}{}
 	x.src, x.left, x.h = src, size-resumed, h
 	x.served = func(n int64) {
 		watch.Add(int(n))
-		sent += n // x.mu held
+		sent += n // x's turn held
 		if progress != nil {
 			progress(sent)
 		}
@@ -374,7 +376,7 @@ func (s *sender) viaBulk(ctx context.Context, x *bulkXfer, src io.Reader, h hash
 		x.doneSet = true
 		close(x.done)
 	}
-	x.mu.Unlock()
+	<-x.turn
 	select {
 	case <-x.done: // h took every byte before done closed
 	case m := <-s.replies: // an early refusal
@@ -394,5 +396,5 @@ func (s *sender) viaBulk(ctx context.Context, x *bulkXfer, src io.Reader, h hash
 	if err != nil {
 		return Sent{}, err
 	}
-	return Sent{SHA256: sum, Resumed: resumed}, ackErr(m)
+	return Sent{SHA256: sum, Resumed: resumed, Bulk: true}, ackErr(m)
 }

@@ -262,12 +262,16 @@ func (s *browsers) send(ctx context.Context, p pairing.PairedPeer, kind string, 
 		return nil, fmt.Errorf("%w (it does not answer: closed, or the phone is asleep)", ErrPageClosed)
 	}
 	res := &SendResult{Peer: p.Name, Name: rel, Path: PathWebRTC, Reused: true}
+	via := "webrtc" // how the bytes went, for the log
 	if kind == "text" {
 		err, res.Bytes = d.SendText(ctx, string(text)), int64(len(text))
 	} else {
 		var sent rtc.Sent
 		sent, err = d.SendFile(ctx, offerOf(rel, size), body, nil)
 		res.SHA256, res.ResumedBytes, res.Bytes = sent.SHA256, sent.Resumed, size
+		if sent.Bulk {
+			via = "bulk"
+		}
 	}
 	if errors.Is(err, rtc.ErrGone) {
 		return nil, fmt.Errorf("%w (it closed during the send)", ErrPageClosed)
@@ -276,7 +280,7 @@ func (s *browsers) send(ctx context.Context, p pairing.PairedPeer, kind string, 
 		return nil, err
 	}
 	res.DurationMS = msSince(start)
-	s.log.Info("sent", "peer", p.ID, "name", p.Name, "kind", kind, "bytes", res.Bytes, "to", "page", "duration_ms", res.DurationMS)
+	s.log.Info("sent", "peer", p.ID, "name", p.Name, "kind", kind, "bytes", res.Bytes, "resumed_from", res.ResumedBytes, "to", "page", "via", via, "duration_ms", res.DurationMS)
 	return res, nil
 }
 

@@ -1,8 +1,10 @@
 // The pairing page: WebRTC to the daemon that served it, the daemon's
 // fingerprint checked against the QR code, the secret proved without it
-// ever leaving this page; then messages and files both ways over the
-// data channel, with the daemons' transfer protocol (chunks,
-// back-pressure, SHA-256 confirmed by the receiver).
+// ever leaving this page; then messages and files both ways with the
+// daemons' transfer protocol (chunks, back-pressure, SHA-256 confirmed by
+// the receiver, resumed where a broken-off transfer stopped). A file's
+// bytes take the bulk path (HTTP, every chunk sealed: transfer.js) when
+// the daemon offers it, else the data channel.
 //
 // Hashing is @noble/hashes (audited), vendored in /p/noble/: the page
 // comes over plain HTTP on the LAN, which is no secure context, so
@@ -15,6 +17,8 @@
 // deadline that ends in words and a Try again button.
 import { sha256 } from "./noble/sha2.js";
 import { hmac } from "./noble/hmac.js";
+import { within, tx, dbGet, dbPut, Spool, partialOf, tidy, storageOpens } from "./storage.js";
+import { HEAD, Bulk, Refused, up, down, hashPrefix, b64urlBytes, hex } from "./transfer.js";
 
 const $ = id => document.getElementById(id);
 const LABEL = "pairing browser proof v1";
@@ -26,11 +30,8 @@ const CERT_LIFE = 365 * DAY;
 // RENEW_BEFORE: a certificate with less left than this is renewed at
 // the next connection (a phone opened every few months still makes it).
 const RENEW_BEFORE = 90 * DAY;
-// BATCH: a received file goes to IndexedDB (on disk) in pieces this big;
-// the page never holds more of it.
-const BATCH = 4 << 20;
 // Deadlines of the steps, in ms.
-const DEADLINE = { storage: 5000, cert: 8000, offer: 8000, answer: 10000, open: 10000, pair: 15000 };
+const DEADLINE = { cert: 8000, offer: 8000, answer: 10000, open: 10000, pair: 15000 };
 
 const NO_BROWSER = "Use Chrome, Firefox or Safari 15 or newer.";
 
@@ -45,20 +46,7 @@ function say(text, kind, retry, label) {
 
 const reload = () => location.reload();
 
-// within fails with what after ms unless p settles first.
-function within(p, ms, what) {
-  let t;
-  return Promise.race([p, new Promise((_, reject) => { t = setTimeout(() => reject(new Error(what)), ms); })]).finally(() => clearTimeout(t));
-}
-
-function b64urlBytes(s) {
-  s = s.replace(/-/g, "+").replace(/_/g, "/");
-  const bin = atob(s + "===".slice((s.length + 3) % 4));
-  return Uint8Array.from(bin, c => c.charCodeAt(0));
-}
-
 function b64(bytes) { return btoa(String.fromCharCode(...bytes)); }
-const hex = bytes => Array.from(bytes, b => b.toString(16).padStart(2, "0")).join("");
 const sdpForm = bytes => Array.from(bytes, b => b.toString(16).padStart(2, "0").toUpperCase()).join(":");
 
 // Every a=fingerprint of an SDP, as bytes; null when they differ or are
@@ -79,37 +67,9 @@ function lacking() {
   return "";
 }
 
-// The page's IndexedDB: "cert" holds the certificates and what this page
-// knows of the devices it paired with; "chunks" the pieces of files
-// being received. (IndexedDB, not localStorage: a browser killed right
-// after pairing keeps it.)
-let opened = null;
-function db() {
-  opened = opened || within(new Promise((resolve, reject) => {
-    const open = indexedDB.open("pairing", 2);
-    open.onupgradeneeded = () => {
-      for (const name of ["cert", "chunks"]) if (!open.result.objectStoreNames.contains(name)) open.result.createObjectStore(name);
-    };
-    open.onerror = () => reject(open.error || new Error("storage refused"));
-    open.onblocked = () => reject(new Error("storage is busy in another tab"));
-    open.onsuccess = () => resolve(open.result);
-  }), DEADLINE.storage, "the browser's storage did not answer");
-  opened.catch(() => { opened = null; });
-  return opened;
-}
-
-// tx runs f on a store and resolves with its request's result once the
-// transaction is done.
-function tx(name, mode, f) {
-  return db().then(d => new Promise((resolve, reject) => {
-    const t = d.transaction(name, mode);
-    const req = f(t.objectStore(name));
-    t.oncomplete = () => resolve(req && req.result);
-    t.onerror = t.onabort = () => reject(t.error || new Error("storage failed"));
-  }));
-}
-const dbGet = key => tx("cert", "readonly", s => s.get(key));
-const dbPut = (key, value) => tx("cert", "readwrite", s => value === undefined ? s.delete(key) : s.put(value, key));
+// canBulk: this browser can take the bulk path (fetch, and BigInt for
+// the chunks' nonces); else its files take the data channel.
+const canBulk = typeof fetch === "function" && typeof BigInt === "function" && typeof DataView.prototype.setBigUint64 === "function";
 
 const generate = () => RTCPeerConnection.generateCertificate({ name: "ECDSA", namedCurve: "P-256", expires: CERT_LIFE });
 
@@ -209,40 +169,11 @@ function fileItem(name, bytes, incoming) {
   return {
     li, bar,
     progress(n) { bar.value = n; meta.textContent = (incoming ? "receiving " : "sending ") + Math.floor(100 * n / (bytes || 1)) + " %"; },
+    note(text) { meta.textContent = text; },
     done(text) { bar.value = bar.max; li.dataset.state = "done"; meta.textContent = text; },
     failed(text) { bar.hidden = true; li.dataset.state = "failed"; meta.textContent = "failed: " + text; },
   };
 }
-
-// Spool is one received file in IndexedDB: pieces of BATCH bytes, each a
-// Blob the browser keeps on disk; the file is a Blob of those pieces (no
-// copy). Its storage goes once the file is saved or dismissed.
-class Spool {
-  constructor() {
-    this.id = Date.now() + "-" + Math.random().toString(36).slice(2);
-    this.batch = []; this.n = 0; this.index = 0;
-    this.writes = Promise.resolve(); this.error = null;
-  }
-  range() { return IDBKeyRange.bound([this.id, 0], [this.id, Infinity]); }
-  add(chunk) { this.batch.push(chunk); this.n += chunk.length; if (this.n >= BATCH) this.flush(); }
-  flush() {
-    if (!this.n) return;
-    const piece = new Blob(this.batch), key = [this.id, this.index++];
-    this.batch = []; this.n = 0;
-    this.writes = this.writes.then(() => tx("chunks", "readwrite", s => s.put(piece, key))).catch(e => { this.error = this.error || e; });
-  }
-  async file() {
-    this.flush();
-    await this.writes;
-    if (this.error) throw this.error;
-    return new Blob(await tx("chunks", "readonly", s => s.getAll(this.range())), { type: "application/octet-stream" });
-  }
-  drop() { this.batch = []; return this.writes.then(() => tx("chunks", "readwrite", s => s.delete(this.range()))).catch(() => {}); }
-}
-
-// Files an earlier page left half received or unsaved: this page's own
-// storage, cleared when it starts.
-function clearSpools() { return tx("chunks", "readwrite", s => s.clear()).catch(() => {}); }
 
 // conn is one connection to the daemon; a reconnect makes a new one.
 class Conn {
@@ -285,9 +216,21 @@ class Conn {
   lost() {
     this.closed = true;
     this.reply({ t: "lost" });
-    if (this.incoming) { this.incoming.spool.drop(); this.incoming.item.failed("connection lost"); this.incoming = null; }
+    this.keepIncoming("connection lost");
   }
-  turn(f) { const p = this.queue.then(f, f); this.queue = p.catch(() => {}); return p; }
+  // keepIncoming ends the file being received, keeping what arrived for
+  // a resume when the file can resume.
+  keepIncoming(why) {
+    const f = this.incoming;
+    this.incoming = null;
+    if (!f || f.bad) return;
+    f.bad = true;
+    if (!f.spool) return f.item.failed(why);
+    f.spool.keep();
+    f.item.failed(why + (f.spool.key && f.got ? " (" + size(f.got) + " kept here: the same file sent again resumes)" : ""));
+  }
+  // Sends take turns; answers left from an earlier one are dropped.
+  turn(f) { const g = () => { this.replies = []; return f(); }; const p = this.queue.then(g, g); this.queue = p.catch(() => {}); return p; }
   drained() {
     return new Promise(resolve => {
       if (this.dc.bufferedAmount <= HIGH) return resolve();
@@ -306,8 +249,10 @@ class Conn {
     }).catch(e => mark("not delivered: " + e.message));
   }
 
-  // sendFile sends a file by slices: no more than one chunk of it is in
-  // the page's memory at a time.
+  // sendFile sends a file by slices: no more than a chunk or two of it
+  // is in the page's memory at a time. The offer carries the hash of its
+  // head, so that the device resumes a partial it kept of it: the page
+  // checks that partial against its own first bytes, then sends the rest.
   sendFile(file) {
     const item = fileItem(file.name, file.size, false);
     if (file.size > this.maxFile) {
@@ -316,11 +261,29 @@ class Conn {
     }
     return this.turn(async () => {
       if (this.closed) throw new Error("the connection is lost; tap Reconnect");
-      this.send({ t: "file", name: file.name, size: file.size });
-      let m = await this.next();
-      if (m.t !== "ready") throw new Error(m.error || "refused");
-      const h = sha256.create();
-      for (let off = 0; off < file.size; off += CHUNK) {
+      const head = hex(sha256(new Uint8Array(await file.slice(0, HEAD).arrayBuffer())));
+      let m, h;
+      for (let again = false; ; again = true) {
+        this.send({ t: "file", name: file.name, size: file.size, head, bulk_ok: canBulk || undefined });
+        m = await this.next();
+        if (m.t !== "ready") throw new Error(m.error || "refused");
+        h = sha256.create();
+        if (!m.offset) break;
+        item.note("checking the " + size(m.offset) + " the device already has…");
+        if (m.offset <= file.size) await hashPrefix(h, file, m.offset);
+        if (m.offset <= file.size && hex(h.clone().digest()) === m.prefix_sha256) break;
+        this.send({ t: "discard" }); // its partial is another file's: from the start
+        await this.next();
+        if (again) throw new Error("the device kept a different file under this name");
+      }
+      const resumed = m.offset || 0;
+      let off = resumed;
+      item.progress(off);
+      let bulk = null;
+      try { bulk = m.bulk && new Bulk(m.bulk); } catch { /* malformed: the data channel */ }
+      if (bulk) off = await up(bulk, file, off, plain => h.update(plain), n => item.progress(n), () => this.closed);
+      // The data channel: the whole file, or the rest when HTTP failed.
+      for (; off < file.size; off += CHUNK) {
         const buf = new Uint8Array(await file.slice(off, off + CHUNK).arrayBuffer());
         await this.drained();
         if (this.replies.length) { m = this.replies.shift(); throw new Error(m.error || "refused"); }
@@ -332,27 +295,84 @@ class Conn {
       this.send({ t: "end", sha256: hex(h.digest()) });
       m = await this.next();
       if (m.t !== "ack" || !m.ok) throw new Error(m.error || "refused");
-      item.done("sent ✓ (SHA-256 checked by the device)");
+      item.done("sent ✓ (SHA-256 checked by the device)" + (resumed ? ", resumed at " + size(resumed) : ""));
     }).catch(e => item.failed(e.message));
+  }
+
+  // chunkIn takes a piece of the file being received (from the data
+  // channel or the bulk path, in order).
+  chunkIn(f, chunk) {
+    if (f !== this.incoming || f.bad) return;
+    f.got += chunk.length;
+    if (f.got > f.size) {
+      f.bad = true; f.spool.drop(); f.item.failed("more bytes than announced");
+      return this.send({ t: "ack", error: "more bytes than announced" });
+    }
+    f.spool.add(chunk);
+    f.hash.update(chunk);
+    f.item.progress(f.got);
+  }
+
+  // fileIn answers the device's offer of a file: with what this page
+  // kept of it (a resume), and whether it fetches it on the bulk path.
+  async fileIn(m) {
+    this.keepIncoming("the device moved on to another file");
+    const item = fileItem(m.name, m.size, true);
+    const key = typeof m.head === "string" && /^[0-9a-f]{64}$/.test(m.head) ? [store, m.path || m.name, m.size, m.head].join("|") : null;
+    const f = { name: m.name, size: m.size, got: 0, item, spool: null, hash: null, done: null, bad: false };
+    this.incoming = f;
+    let have = { n: 0, spool: new Spool(key), h: sha256.create() };
+    if (key) have = await partialOf(key, () => sha256.create()).catch(() => have);
+    if (this.incoming !== f) return have.spool.keep();
+    f.spool = have.spool; f.hash = have.h; f.got = have.n; f.resumed = have.n;
+    const ready = { t: "ready" };
+    if (have.n) {
+      ready.offset = have.n; ready.prefix_sha256 = hex(have.h.clone().digest());
+      item.progress(have.n);
+    }
+    let bulk = null;
+    if (m.bulk && canBulk && !this.bulkBroken) try { bulk = new Bulk(m.bulk); ready.bulk_ok = true; } catch { /* the data channel */ }
+    this.send(ready);
+    if (!bulk) return;
+    f.done = down(bulk, f.got, f.size, plain => this.chunkIn(f, plain), () => this.closed || this.incoming !== f).catch(e => {
+      if (this.incoming !== f || f.bad) throw e;
+      if (!(e instanceof Refused)) this.bulkBroken = true; // the next file takes the data channel
+      this.send({ t: "ack", error: e.message });
+      this.keepIncoming(e instanceof Refused ? e.message : "the file could not be fetched (" + e.message + ")");
+      throw e;
+    });
+  }
+
+  // fileEnd checks the whole file against the sender's SHA-256 and
+  // offers it to be saved.
+  async fileEnd(m) {
+    const f = this.incoming;
+    if (!f || f.bad) return;
+    if (f.done) try { await f.done; } catch { return; /* answered */ }
+    if (this.incoming !== f || f.bad) return;
+    this.incoming = null;
+    const sum = hex(f.hash.digest());
+    if (f.got !== f.size || sum !== m.sha256) {
+      f.spool.drop();
+      f.item.failed("the file arrived damaged");
+      return this.send({ t: "ack", error: f.got !== f.size ? `got ${f.got} bytes, announced ${f.size}` : "SHA-256 mismatch" });
+    }
+    let blob;
+    try {
+      blob = await f.spool.file();
+    } catch (err) {
+      f.spool.drop();
+      f.item.failed("this browser could not store it: " + err.message);
+      return this.send({ t: "ack", error: "the page could not store the file" });
+    }
+    this.send({ t: "ack", ok: true });
+    offerSave(f, blob, sum);
   }
 
   // What the daemon sends us: its texts and files, with the same
   // protocol the other way.
   take(e) {
-    if (typeof e.data !== "string") {
-      const f = this.incoming;
-      if (!f || f.bad) return;
-      const chunk = new Uint8Array(e.data);
-      f.got += chunk.length;
-      if (f.got > f.size) {
-        f.bad = true; f.spool.drop(); f.item.failed("more bytes than announced");
-        return this.send({ t: "ack", error: "more bytes than announced" });
-      }
-      f.spool.add(chunk);
-      f.hash.update(chunk);
-      f.item.progress(f.got);
-      return;
-    }
+    if (typeof e.data !== "string") return this.incoming && this.chunkIn(this.incoming, new Uint8Array(e.data));
     let m;
     try { m = JSON.parse(e.data); } catch { return; }
     switch (m.t) {
@@ -361,30 +381,14 @@ class Conn {
       case "text":
         historyItem(m.text, false);
         return this.send({ t: "ack", ok: true });
-      case "file":
-        if (this.incoming) this.incoming.spool.drop();
-        this.incoming = { name: m.name, size: m.size, got: 0, spool: new Spool(), hash: sha256.create(), item: fileItem(m.name, m.size, true) };
-        return this.send({ t: "ready" });
-      case "end": {
+      case "file": return this.fileIn(m).catch(err => this.send({ t: "ack", error: "the page could not take the file: " + err.message }));
+      case "discard": { // the device's file is not what this page kept of it
         const f = this.incoming;
         this.incoming = null;
-        if (!f || f.bad) return;
-        const sum = hex(f.hash.digest());
-        if (f.got !== f.size || sum !== m.sha256) {
-          f.spool.drop();
-          f.item.failed("the file arrived damaged");
-          return this.send({ t: "ack", error: f.got !== f.size ? `got ${f.got} bytes, announced ${f.size}` : "SHA-256 mismatch" });
-        }
-        f.spool.file().then(blob => {
-          this.send({ t: "ack", ok: true });
-          offerSave(f, blob, sum);
-        }, err => {
-          f.spool.drop();
-          f.item.failed("this browser could not store it: " + err.message);
-          this.send({ t: "ack", error: "the page could not store the file" });
-        });
-        return;
+        if (f) { f.bad = true; if (f.spool) f.spool.drop(); f.item.failed("the part kept here was of another file; the device sends it again"); }
+        return this.send({ t: "ack", ok: true });
       }
+      case "end": return this.fileEnd(m);
     }
     if (this.expecting && this.expecting(m)) return;
     return this.onControl && this.onControl(m);
@@ -395,7 +399,7 @@ class Conn {
 // browser can share files) and Dismiss; its storage goes when the person
 // dismisses it, a while after Save, or when the page next starts.
 function offerSave(f, blob, sum) {
-  f.item.done("received ✓ SHA-256 " + sum.slice(0, 16) + "…");
+  f.item.done("received ✓ SHA-256 " + sum.slice(0, 16) + "…" + (f.resumed ? " · resumed at " + size(f.resumed) : ""));
   f.item.li.dataset.sha256 = sum;
   const url = URL.createObjectURL(blob);
   const forget = () => { URL.revokeObjectURL(url); f.spool.drop(); };
@@ -667,4 +671,4 @@ async function connect(retried) {
 function fatal(e) { say("Something went wrong: " + e.message, "bad", reload); }
 
 if (lacking()) connect().catch(fatal);
-else db().then(clearSpools, () => {}).finally(() => connect().catch(fatal));
+else storageOpens().then(tidy).catch(() => {}).finally(() => connect().catch(fatal));

@@ -5,12 +5,13 @@ package web
 
 import (
 	"embed"
+	"io/fs"
 	"net/http"
-	"path"
 	"strconv"
+	"strings"
 )
 
-//go:embed index.html app.css app.js noble/*.js
+//go:embed index.html app.css *.js noble/*.js noble/ciphers/*.js
 var assets embed.FS
 
 // icon is the favicon: two linked devices.
@@ -19,7 +20,7 @@ const icon = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64"><rect 
 	`<path d="M24 33h16" stroke="#0b57d0" stroke-width="4" stroke-linecap="round"/></svg>`
 
 // Handler serves the page at /p, its style and scripts under /p/
-// (app.css, app.js and the vendored hashing in /p/noble/) and the icon at
+// (app.css, its modules app.js, storage.js and transfer.js, and the vendored hashing and ciphers in /p/noble/) and the icon at
 // /favicon.ico, the web app manifest and its PNG icons (/p/icon-N.png).
 // The security headers (CSP and others) are the Guard's,
 // which the daemon puts in front of every plain-HTTP handler.
@@ -42,11 +43,12 @@ func Handler() http.Handler {
 	}
 	mux.Handle("GET /p", serve(file("index.html"), "text/html; charset=utf-8"))
 	mux.Handle("GET /p/app.css", serve(file("app.css"), "text/css; charset=utf-8"))
-	mux.Handle("GET /p/app.js", serve(file("app.js"), "text/javascript; charset=utf-8"))
-	names, _ := assets.ReadDir("noble")
-	for _, n := range names {
-		mux.Handle("GET /p/noble/"+n.Name(), serve(file(path.Join("noble", n.Name())), "text/javascript; charset=utf-8"))
-	}
+	fs.WalkDir(assets, ".", func(name string, e fs.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(name, ".js") {
+			mux.Handle("GET /p/"+name, serve(file(name), "text/javascript; charset=utf-8"))
+		}
+		return err
+	})
 	mux.Handle("GET /favicon.ico", serve([]byte(icon), "image/svg+xml"))
 	mux.Handle("GET /p/manifest.webmanifest", serve([]byte(manifest), "application/manifest+json"))
 	for _, n := range iconSizes {

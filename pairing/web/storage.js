@@ -1,0 +1,132 @@
+// The page's storage: IndexedDB, which a browser keeps on disk and keeps
+// when it is killed. "cert" holds the certificates and what this page
+// knows of the devices it paired with; "chunks" the pieces of files
+// being received; "partials" what is kept of a file whose transfer broke
+// off, so that the same file sent again resumes where it stopped.
+
+// STORAGE_DEADLINE: ms the browser's storage has to open.
+const STORAGE_DEADLINE = 5000;
+// BATCH: a received file goes to IndexedDB in pieces this big; the page
+// never holds more of it.
+const BATCH = 4 << 20;
+// PARTIAL_LIFE: a broken-off file is kept this long for a resume (as the
+// daemon keeps its own partials).
+const PARTIAL_LIFE = 24 * 3600e3;
+// MAX_PARTIALS: the most broken-off files kept at once (the oldest go).
+const MAX_PARTIALS = 4;
+
+// within fails with what after ms unless p settles first.
+export function within(p, ms, what) {
+  let t;
+  return Promise.race([p, new Promise((_, reject) => { t = setTimeout(() => reject(new Error(what)), ms); })]).finally(() => clearTimeout(t));
+}
+
+let opened = null;
+function db() {
+  opened = opened || within(new Promise((resolve, reject) => {
+    const open = indexedDB.open("pairing", 3);
+    open.onupgradeneeded = () => {
+      for (const name of ["cert", "chunks", "partials"]) if (!open.result.objectStoreNames.contains(name)) open.result.createObjectStore(name);
+    };
+    open.onerror = () => reject(open.error || new Error("storage refused"));
+    open.onblocked = () => reject(new Error("storage is busy in another tab"));
+    open.onsuccess = () => resolve(open.result);
+  }), STORAGE_DEADLINE, "the browser's storage did not answer");
+  opened.catch(() => { opened = null; });
+  return opened;
+}
+export const storageOpens = () => db().then(() => {});
+
+// tx runs f on the stores named (one name, or a list: f gets each) and
+// resolves with f's request's result once the transaction is done.
+export function tx(names, mode, f) {
+  const list = [].concat(names);
+  return db().then(d => new Promise((resolve, reject) => {
+    const t = d.transaction(list, mode);
+    const req = f(...list.map(n => t.objectStore(n)));
+    t.oncomplete = () => resolve(req && req.result);
+    t.onerror = t.onabort = () => reject(t.error || new Error("storage failed"));
+  }));
+}
+export const dbGet = key => tx("cert", "readonly", s => s.get(key));
+export const dbPut = (key, value) => tx("cert", "readwrite", s => value === undefined ? s.delete(key) : s.put(value, key));
+
+// Spool is one received file in IndexedDB: pieces of BATCH bytes, each a
+// Blob the browser keeps on disk; the file is a Blob of those pieces (no
+// copy). A resumable file's spool also records, with every piece, how
+// much of it is stored (its partial, under key), so that a page killed
+// mid-file keeps what it had.
+export class Spool {
+  constructor(key, partial) {
+    this.key = key || null; // the partial's key; null: not resumable
+    this.id = partial ? partial.id : Date.now() + "-" + Math.random().toString(36).slice(2);
+    this.index = partial ? partial.pieces : 0;
+    this.stored = partial ? partial.n : 0;
+    this.batch = []; this.n = 0;
+    this.writes = Promise.resolve(); this.error = null;
+  }
+  range() { return IDBKeyRange.bound([this.id, 0], [this.id, Infinity]); }
+  add(chunk) { this.batch.push(chunk); this.n += chunk.length; if (this.n >= BATCH) this.flush(); }
+  flush() {
+    if (!this.n) return this.writes;
+    const piece = new Blob(this.batch), key = [this.id, this.index++];
+    this.stored += this.n;
+    const rec = this.key && { id: this.id, pieces: this.index, n: this.stored, at: Date.now() };
+    this.batch = []; this.n = 0;
+    this.writes = this.writes.then(() => tx(["chunks", "partials"], "readwrite", (c, p) => { c.put(piece, key); if (rec) p.put(rec, this.key); }))
+      .catch(e => { this.error = this.error || e; });
+    return this.writes;
+  }
+  // file is the whole file, once every piece is stored; it is no longer
+  // a partial.
+  async file() {
+    await this.flush();
+    if (this.error) throw this.error;
+    if (this.key) await tx("partials", "readwrite", p => p.delete(this.key));
+    return new Blob(await tx("chunks", "readonly", s => s.getAll(this.range())), { type: "application/octet-stream" });
+  }
+  // keep stores what arrived and leaves it for a resume (drop when the
+  // file cannot resume).
+  keep() { return this.key ? this.flush() : this.drop(); }
+  drop() {
+    this.batch = [];
+    return this.writes.then(() => tx(["chunks", "partials"], "readwrite", (c, p) => { c.delete(this.range()); if (this.key) p.delete(this.key); })).catch(() => {});
+  }
+}
+
+// partialOf finds the kept partial of key: {n, spool, h}, h a SHA-256
+// (from fresh()) that took its n bytes, read back from storage; n is 0
+// when there is none.
+export async function partialOf(key, fresh) {
+  let h = fresh();
+  const rec = await tx("partials", "readonly", p => p.get(key)).catch(() => null);
+  if (!rec || Date.now() - rec.at > PARTIAL_LIFE) return { n: 0, spool: new Spool(key), h };
+  const pieces = await tx("chunks", "readonly", s => s.getAll(IDBKeyRange.bound([rec.id, 0], [rec.id, Infinity])));
+  let n = 0;
+  for (const piece of pieces) {
+    const b = new Uint8Array(await piece.arrayBuffer());
+    h.update(b);
+    n += b.length;
+  }
+  const spool = new Spool(key, rec);
+  if (n !== rec.n || pieces.length !== rec.pieces) { // not what was recorded: start again
+    await spool.drop();
+    return { n: 0, spool: new Spool(key), h: fresh() };
+  }
+  return { n, spool, h };
+}
+
+// tidy removes, when the page starts, the pieces no partial keeps (files
+// saved, dismissed or left by an earlier page) and partials too old or
+// too many.
+export async function tidy() {
+  const keys = await tx("partials", "readonly", p => p.getAllKeys());
+  const recs = await tx("partials", "readonly", p => p.getAll());
+  const live = recs.map((r, i) => ({ key: keys[i], ...r })).filter(r => Date.now() - r.at <= PARTIAL_LIFE).sort((a, b) => b.at - a.at).slice(0, MAX_PARTIALS);
+  const keep = new Set(live.map(r => r.id));
+  const ids = await tx("chunks", "readonly", s => s.getAllKeys());
+  await tx(["chunks", "partials"], "readwrite", (c, p) => {
+    for (const k of ids) if (!keep.has(k[0])) c.delete(k);
+    keys.forEach((k, i) => { if (!keep.has(recs[i].id)) p.delete(k); });
+  });
+}

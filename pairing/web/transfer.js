@@ -1,0 +1,126 @@
+// The page's bulk path (the daemon's pairing/rtc/bulk.go has the whole
+// protocol): a file's bytes over HTTP to and from the page's own server,
+// every chunk sealed with ChaCha20-Poly1305 (@noble/ciphers, audited,
+// vendored in /p/noble/ciphers/) under a key of that transfer only,
+// which the daemon gave on the data channel. A chunk that does not open
+// (altered on the way, replayed, reordered: its nonce is its index) is
+// refused, and the transfer with it.
+import { chacha20poly1305 } from "./noble/ciphers/chacha.js";
+
+// HEAD is how much of a file its offer's head hash covers (the key of a
+// kept partial, with the sender, path and size).
+export const HEAD = 1 << 20;
+// REQUEST_DEADLINE: ms one chunk's request may take (a chunk is 1 MiB:
+// at the slowest rate a transfer may have, 1 MiB in 30 s, it still
+// makes it).
+const REQUEST_DEADLINE = 60000;
+// READ: the piece of a file hashed at a time.
+const READ = 4 << 20;
+
+const enc = new TextEncoder();
+
+export function b64urlBytes(s) {
+  s = s.replace(/-/g, "+").replace(/_/g, "/");
+  const bin = atob(s + "===".slice((s.length + 3) % 4));
+  return Uint8Array.from(bin, c => c.charCodeAt(0));
+}
+const b64url = bytes => btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+export const hex = bytes => Array.from(bytes, b => b.toString(16).padStart(2, "0")).join("");
+
+// Refused: the device (or this page) refused a chunk; the message says why.
+export class Refused extends Error {}
+
+// Bulk is one transfer's key, from the daemon's grant {id, key, chunk}.
+export class Bulk {
+  constructor(grant) {
+    this.id = String(grant.id);
+    this.key = b64urlBytes(String(grant.key));
+    this.chunk = grant.chunk;
+    this.aad = enc.encode("pairing bulk v1 " + this.id);
+    if (this.key.length !== 32 || !(this.chunk > 0) || !/^[A-Za-z0-9_-]+$/.test(this.id)) throw new Error("a malformed bulk grant");
+  }
+  nonce(label, i) {
+    const n = new Uint8Array(12);
+    n.set(enc.encode(label));
+    new DataView(n.buffer).setBigUint64(4, BigInt(i));
+    return n;
+  }
+  seal(label, i, data) { return chacha20poly1305(this.key, this.nonce(label, i), this.aad).encrypt(data); }
+  open(label, i, data) {
+    try {
+      return chacha20poly1305(this.key, this.nonce(label, i), this.aad).decrypt(data);
+    } catch {
+      throw new Refused("a piece of the file did not come from the device as sent (altered on the way?); nothing of it was kept");
+    }
+  }
+  url(i) { return "/p/bulk/" + this.id + "/" + i; }
+}
+
+// request is one fetch with its deadline; it fails in words.
+async function request(url, init) {
+  const abort = new AbortController();
+  const t = setTimeout(() => abort.abort(), REQUEST_DEADLINE);
+  try {
+    const res = await fetch(url, { ...init, cache: "no-store", signal: abort.signal });
+    if (!res.ok) {
+      const body = await res.json().catch(() => ({}));
+      throw new Refused("the device refused a piece of the file: " + (body.error || res.status));
+    }
+    return res;
+  } finally { clearTimeout(t); }
+}
+
+// up sends file's bytes from `from` on through b, one chunk on its way
+// while the next is read and sealed. took(plain) gets each chunk's bytes
+// in order once the device has it (to hash them), sent(n) the bytes the
+// device has. It returns the bytes the device has: the file's size, or
+// less when the network failed (the caller goes on over the data
+// channel, from there). A refusal throws.
+export async function up(b, file, from, took, sent, stopped) {
+  let inflight = null, prev = null, acked = from;
+  // settle waits for the chunk on its way: true when the device has it.
+  const settle = async () => {
+    const ok = !inflight || await inflight;
+    inflight = null;
+    return ok;
+  };
+  for (let i = 0, off = from; off < file.size; i++, off += b.chunk) {
+    const plain = new Uint8Array(await file.slice(off, off + b.chunk).arrayBuffer());
+    const body = b.seal("up", i, plain);
+    if (!(await settle())) return acked;
+    if (stopped()) throw new Error("connection lost");
+    const n = plain.length;
+    inflight = request(b.url(i), { method: "POST", headers: { "Content-Type": "application/octet-stream" }, body })
+      .then(() => { acked += n; sent(acked); return true; }, e => { if (e instanceof Refused) throw e; return false; });
+    inflight.catch(() => {}); // read at the next turn
+    if (prev) took(prev); // hashed while the next one is on its way
+    prev = plain;
+  }
+  if (!(await settle())) return acked;
+  if (prev) took(prev);
+  return acked;
+}
+
+// down fetches a file's bytes from `from` to size through b, the next
+// chunk on its way while one is opened; took(plain) gets them in order.
+export async function down(b, from, size, took, stopped) {
+  const get = i => request(b.url(i), { headers: { "X-Pairing-Proof": b64url(b.seal("rq", i, new Uint8Array(0))) } })
+    .then(res => res.arrayBuffer());
+  let got = from, i = 0;
+  let next = got < size ? get(0) : null;
+  while (next) {
+    const sealed = new Uint8Array(await next);
+    if (stopped()) throw new Error("connection lost");
+    const plain = b.open("dn", i++, sealed);
+    got += plain.length;
+    if (got > size) throw new Refused("more bytes than announced");
+    next = got < size ? get(i) : null;
+    next && next.catch(() => {}); // its failure is read at its turn
+    took(plain);
+  }
+}
+
+// hashPrefix feeds h the first n bytes of file.
+export async function hashPrefix(h, file, n) {
+  for (let off = 0; off < n; off += READ) h.update(new Uint8Array(await file.slice(off, Math.min(n, off + READ)).arrayBuffer()));
+}
