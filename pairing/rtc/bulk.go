@@ -66,7 +66,8 @@ const (
 	// bulkRequestTimeout bounds one chunk's request: its body read, or
 	// its answer written.
 	bulkRequestTimeout = 60 * time.Second
-	// bulkTurnWait bounds the wait of a request for the one before it.
+	// bulkTurnWait bounds the wait of a request for the one before it
+	// (and of a download's first, for the sender to start).
 	bulkTurnWait = 5 * time.Second
 )
 
@@ -74,6 +75,7 @@ const (
 var (
 	ErrBulkUnknown  = errors.New("no such transfer")
 	ErrBulkBusy     = errors.New("a chunk of this transfer is already on its way")
+	ErrBulkNotReady = errors.New("the transfer has not started")
 	ErrBulkReplayed = errors.New("chunk already received (replayed)")
 	ErrBulkOrder    = errors.New("chunk out of order")
 	ErrBulkSeal     = errors.New("chunk not sealed with this transfer's key (altered on the way?)")
@@ -114,7 +116,10 @@ type bulkXfer struct {
 	next uint64        // the index of the next chunk
 	// up: takes a chunk's plaintext (the receiver's file).
 	deliver func([]byte) error
-	// down: the file's bytes from the offset on, hashed as they go.
+	// down: the file's bytes from the offset on, hashed as they go, once
+	// ready is closed (the sender read the page's ready, which its first
+	// GET may overtake).
+	ready   chan struct{}
 	src     io.Reader
 	left    int64
 	h       hash.Hash
@@ -133,7 +138,7 @@ func (b *Bulk) open(deliver func([]byte) error) *bulkXfer {
 	rand.Read(id[:])
 	aead, _ := chacha20poly1305.New(key[:])
 	x := &bulkXfer{id: base64.RawURLEncoding.EncodeToString(id[:]), aead: aead, up: deliver != nil, deliver: deliver,
-		done: make(chan struct{}), turn: make(chan struct{}, 1)}
+		done: make(chan struct{}), turn: make(chan struct{}, 1), ready: make(chan struct{})}
 	x.grant = bulkGrant{ID: x.id, Key: base64.RawURLEncoding.EncodeToString(key[:]), Chunk: BulkChunk}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -199,9 +204,19 @@ func (b *Bulk) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// The page asks for a chunk once the one before arrived, which may be
 	// a moment before that request's handler is done.
+	wait := time.NewTimer(bulkTurnWait)
+	defer wait.Stop()
+	if !x.up {
+		select {
+		case <-x.ready:
+		case <-wait.C:
+			fail(http.StatusConflict, "not_ready", ErrBulkNotReady)
+			return
+		}
+	}
 	select {
 	case x.turn <- struct{}{}:
-	case <-time.After(bulkTurnWait):
+	case <-wait.C:
 		fail(http.StatusConflict, "busy", ErrBulkBusy)
 		return
 	}
@@ -273,9 +288,6 @@ func (b *Bulk) take(x *bulkXfer, i uint64, body io.Reader) (int, string, error) 
 // give reads and seals download chunk i (x's turn held); chunk next-1 again
 // when the page asks for it again (its answer was lost).
 func (b *Bulk) give(x *bulkXfer, i uint64) ([]byte, int, string, error) {
-	if x.src == nil {
-		return nil, http.StatusConflict, "not_ready", ErrBulkOrder
-	}
 	if i+1 == x.next && x.last != nil {
 		return x.last, 0, "", nil
 	}

@@ -363,7 +363,6 @@ func (s *sender) viaBulk(ctx context.Context, x *bulkXfer, src io.Reader, h hash
 	watch := WatchProgress(func() { close(stalled) })
 	defer watch.Done()
 	sent := resumed
-	x.turn <- struct{}{}
 	x.src, x.left, x.h = src, size-resumed, h
 	x.served = func(n int64) {
 		watch.Add(int(n))
@@ -376,7 +375,7 @@ func (s *sender) viaBulk(ctx context.Context, x *bulkXfer, src io.Reader, h hash
 		x.doneSet = true
 		close(x.done)
 	}
-	<-x.turn
+	close(x.ready) // the page's GETs may start
 	select {
 	case <-x.done: // h took every byte before done closed
 	case m := <-s.replies: // an early refusal

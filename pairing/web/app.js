@@ -18,7 +18,7 @@
 import { sha256 } from "./noble/sha2.js";
 import { hmac } from "./noble/hmac.js";
 import { within, tx, dbGet, dbPut, Spool, partialOf, tidy, storageOpens } from "./storage.js";
-import { HEAD, Bulk, Refused, up, down, hashPrefix, b64urlBytes, hex } from "./transfer.js";
+import { HEAD, Bulk, Refused, up, down, hashPrefix, newHash, b64urlBytes, hex } from "./transfer.js";
 
 const $ = id => document.getElementById(id);
 const LABEL = "pairing browser proof v1";
@@ -267,11 +267,12 @@ class Conn {
         this.send({ t: "file", name: file.name, size: file.size, head, bulk_ok: canBulk || undefined });
         m = await this.next();
         if (m.t !== "ready") throw new Error(m.error || "refused");
-        h = sha256.create();
+        if (h) h.digest(); // the try before: done with
+        h = await newHash();
         if (!m.offset) break;
         item.note("checking the " + size(m.offset) + " the device already has…");
         if (m.offset <= file.size) await hashPrefix(h, file, m.offset);
-        if (m.offset <= file.size && hex(h.clone().digest()) === m.prefix_sha256) break;
+        if (m.offset <= file.size && (await h.sum()) === m.prefix_sha256) break;
         this.send({ t: "discard" }); // its partial is another file's: from the start
         await this.next();
         if (again) throw new Error("the device kept a different file under this name");
@@ -289,10 +290,10 @@ class Conn {
         if (this.replies.length) { m = this.replies.shift(); throw new Error(m.error || "refused"); }
         if (this.closed) throw new Error("connection lost");
         this.dc.send(buf);
-        h.update(buf);
+        await h.update(buf);
         item.progress(off + buf.length);
       }
-      this.send({ t: "end", sha256: hex(h.digest()) });
+      this.send({ t: "end", sha256: await h.digest() });
       m = await this.next();
       if (m.t !== "ack" || !m.ok) throw new Error(m.error || "refused");
       item.done("sent ✓ (SHA-256 checked by the device)" + (resumed ? ", resumed at " + size(resumed) : ""));
@@ -309,8 +310,8 @@ class Conn {
       return this.send({ t: "ack", error: "more bytes than announced" });
     }
     f.spool.add(chunk);
-    f.hash.update(chunk);
     f.item.progress(f.got);
+    return f.hash.update(chunk);
   }
 
   // fileIn answers the device's offer of a file: with what this page
@@ -321,13 +322,14 @@ class Conn {
     const key = typeof m.head === "string" && /^[0-9a-f]{64}$/.test(m.head) ? [store, m.path || m.name, m.size, m.head].join("|") : null;
     const f = { name: m.name, size: m.size, got: 0, item, spool: null, hash: null, done: null, bad: false };
     this.incoming = f;
-    let have = { n: 0, spool: new Spool(key), h: sha256.create() };
-    if (key) have = await partialOf(key, () => sha256.create()).catch(() => have);
+    let have = null;
+    if (key) have = await partialOf(key, newHash).catch(() => null);
+    have = have || { n: 0, spool: new Spool(key), h: await newHash() };
     if (this.incoming !== f) return have.spool.keep();
     f.spool = have.spool; f.hash = have.h; f.got = have.n; f.resumed = have.n;
     const ready = { t: "ready" };
     if (have.n) {
-      ready.offset = have.n; ready.prefix_sha256 = hex(have.h.clone().digest());
+      ready.offset = have.n; ready.prefix_sha256 = await have.h.sum();
       item.progress(have.n);
     }
     let bulk = null;
@@ -351,7 +353,7 @@ class Conn {
     if (f.done) try { await f.done; } catch { return; /* answered */ }
     if (this.incoming !== f || f.bad) return;
     this.incoming = null;
-    const sum = hex(f.hash.digest());
+    const sum = await f.hash.digest();
     if (f.got !== f.size || sum !== m.sha256) {
       f.spool.drop();
       f.item.failed("the file arrived damaged");

@@ -66,7 +66,9 @@ export class Spool {
     this.writes = Promise.resolve(); this.error = null;
   }
   range() { return IDBKeyRange.bound([this.id, 0], [this.id, Infinity]); }
-  add(chunk) { this.batch.push(chunk); this.n += chunk.length; if (this.n >= BATCH) this.flush(); }
+  // add copies chunk into a Blob at once: the caller may give the bytes
+  // away next.
+  add(chunk) { this.batch.push(new Blob([chunk])); this.n += chunk.length; if (this.n >= BATCH) this.flush(); }
   flush() {
     if (!this.n) return this.writes;
     const piece = new Blob(this.batch), key = [this.id, this.index++];
@@ -95,23 +97,24 @@ export class Spool {
 }
 
 // partialOf finds the kept partial of key: {n, spool, h}, h a SHA-256
-// (from fresh()) that took its n bytes, read back from storage; n is 0
-// when there is none.
+// (from fresh(), see newHash) that took its n bytes, read back from
+// storage; n is 0 when there is none.
 export async function partialOf(key, fresh) {
-  let h = fresh();
+  const h = await fresh();
   const rec = await tx("partials", "readonly", p => p.get(key)).catch(() => null);
   if (!rec || Date.now() - rec.at > PARTIAL_LIFE) return { n: 0, spool: new Spool(key), h };
   const pieces = await tx("chunks", "readonly", s => s.getAll(IDBKeyRange.bound([rec.id, 0], [rec.id, Infinity])));
   let n = 0;
   for (const piece of pieces) {
     const b = new Uint8Array(await piece.arrayBuffer());
-    h.update(b);
     n += b.length;
+    await h.update(b);
   }
   const spool = new Spool(key, rec);
   if (n !== rec.n || pieces.length !== rec.pieces) { // not what was recorded: start again
     await spool.drop();
-    return { n: 0, spool: new Spool(key), h: fresh() };
+    h.digest();
+    return { n: 0, spool: new Spool(key), h: await fresh() };
   }
   return { n, spool, h };
 }

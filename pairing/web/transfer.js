@@ -6,6 +6,7 @@
 // (altered on the way, replayed, reordered: its nonce is its index) is
 // refused, and the transfer with it.
 import { chacha20poly1305 } from "./noble/ciphers/chacha.js";
+import { sha256 } from "./noble/sha2.js";
 
 // HEAD is how much of a file its offer's head hash covers (the key of a
 // kept partial, with the sender, path and size).
@@ -16,6 +17,12 @@ export const HEAD = 1 << 20;
 const REQUEST_DEADLINE = 60000;
 // READ: the piece of a file hashed at a time.
 const READ = 4 << 20;
+// HASH_AHEAD: the bytes given to the hash worker that it has not taken
+// yet, at most (more waits: the page's memory stays bounded).
+const HASH_AHEAD = 32 << 20;
+// WORKER_DEADLINE: ms the hash worker has to start; else (or where a
+// browser has no module workers) the page hashes on its own thread.
+const WORKER_DEADLINE = 3000;
 
 const enc = new TextEncoder();
 
@@ -72,7 +79,8 @@ async function request(url, init) {
 
 // up sends file's bytes from `from` on through b, one chunk on its way
 // while the next is read and sealed. took(plain) gets each chunk's bytes
-// in order once the device has it (to hash them), sent(n) the bytes the
+// in order once the device has it (to hash them; it may wait, and keeps
+// the bytes), sent(n) the bytes the
 // device has. It returns the bytes the device has: the file's size, or
 // less when the network failed (the caller goes on over the data
 // channel, from there). A refusal throws.
@@ -93,11 +101,11 @@ export async function up(b, file, from, took, sent, stopped) {
     inflight = request(b.url(i), { method: "POST", headers: { "Content-Type": "application/octet-stream" }, body })
       .then(() => { acked += n; sent(acked); return true; }, e => { if (e instanceof Refused) throw e; return false; });
     inflight.catch(() => {}); // read at the next turn
-    if (prev) took(prev); // hashed while the next one is on its way
+    if (prev) await took(prev); // hashed while the next one is on its way
     prev = plain;
   }
   if (!(await settle())) return acked;
-  if (prev) took(prev);
+  if (prev) await took(prev);
   return acked;
 }
 
@@ -116,11 +124,66 @@ export async function down(b, from, size, took, stopped) {
     if (got > size) throw new Refused("more bytes than announced");
     next = got < size ? get(i) : null;
     next && next.catch(() => {}); // its failure is read at its turn
-    took(plain);
+    await took(plain);
   }
 }
 
 // hashPrefix feeds h the first n bytes of file.
 export async function hashPrefix(h, file, n) {
-  for (let off = 0; off < n; off += READ) h.update(new Uint8Array(await file.slice(off, Math.min(n, off + READ)).arrayBuffer()));
+  for (let off = 0; off < n; off += READ) await h.update(new Uint8Array(await file.slice(off, Math.min(n, off + READ)).arrayBuffer()));
+}
+
+// The hash worker (hasher.js), shared by the page's hashes; null where
+// it does not start.
+let worker = null;
+const waiting = new Map(); // hash id → its handlers
+function hashWorker() {
+  worker = worker || new Promise(resolve => {
+    let w;
+    try { w = new Worker("/p/hasher.js", { type: "module" }); } catch { return resolve(null); }
+    const fail = () => { clearTimeout(t); w.terminate(); resolve(null); };
+    const t = setTimeout(fail, WORKER_DEADLINE);
+    w.onerror = fail;
+    w.onmessage = e => {
+      if (e.data.t !== "ready") return;
+      clearTimeout(t);
+      w.onmessage = ({ data: m }) => { const h = waiting.get(m.id); if (h) h(m); };
+      resolve(w);
+    };
+  });
+  return worker;
+}
+
+let hashes = 0;
+
+// newHash is a SHA-256 taken in the hash worker (or on this thread):
+// update(bytes) gives the bytes away (the caller must not use them
+// again) and resolves once there is room for more; sum() is the hex
+// digest of what it took so far, digest() that of the whole.
+export async function newHash() {
+  const w = await hashWorker();
+  if (!w) {
+    const h = sha256.create();
+    return { update: async b => { h.update(b); }, sum: async () => hex(h.clone().digest()), digest: async () => hex(h.digest()) };
+  }
+  const id = ++hashes;
+  let ahead = 0, room = null, sum = null;
+  waiting.set(id, m => {
+    if (m.t === "took") {
+      ahead -= m.n;
+      if (room && ahead <= HASH_AHEAD) { room(); room = null; }
+    } else if (m.t === "sum" && sum) { sum(m.hex); sum = null; }
+  });
+  w.postMessage({ t: "new", id });
+  const ask = t => new Promise(resolve => { sum = resolve; w.postMessage({ t, id }); });
+  return {
+    update(b) {
+      const buf = b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b.buffer : b.slice().buffer;
+      ahead += buf.byteLength;
+      w.postMessage({ t: "update", id, buf }, [buf]);
+      return ahead <= HASH_AHEAD ? Promise.resolve() : new Promise(resolve => { room = resolve; });
+    },
+    sum: () => ask("sum"),
+    digest: () => ask("digest").finally(() => waiting.delete(id)),
+  };
 }
