@@ -324,6 +324,11 @@ func TestBenchFigures(t *testing.T) {
 		slices.Sort(down)
 		fmt.Printf("bench browser_file_up_mbps %.0f Mbit/s\nbench browser_file_down_mbps %.0f Mbit/s\n", up[1], down[1])
 		t.Logf("up %v down %v Mbit/s", up, down)
+		// The same browser's plain fetch to a Go HTTP server on the same
+		// hosts: what HTTP gives without the page's guarantees.
+		refUp, refDown := benchBrowserRefHTTP(t, a, b, 200)
+		fmt.Printf("bench browser_ref_http_up_mbps %.0f Mbit/s\nbench browser_ref_http_down_mbps %.0f Mbit/s\n", refUp, refDown)
+		fmt.Printf("bench browser_file_up_ratio %.3f\nbench browser_file_down_ratio %.3f\n", up[1]/refUp, down[1]/refDown)
 	})
 
 	_, nodes := segmentOf(t, bin, false, "q", "p1", "p2", "p3")
