@@ -67,7 +67,7 @@ func TestPhoneResume(t *testing.T) {
 					t.Fatalf("the resumed file: sent %q, page %q, want %s\n%s", res.SHA256, between(out, "PAGE_SHA<", ">"), sum, out)
 				}
 				resumed, moved = res.ResumedBytes, int64(resumeMB<<20)-res.ResumedBytes
-				if m := regexp.MustCompile(`msg=sent .*name=` + regexp.QuoteMeta(name) + `.* via=(\w+)`).FindAllStringSubmatch(a.proc.Stdout()+a.proc.Stderr(), -1); len(m) == 0 || m[len(m)-1][1] != via {
+				if m := regexp.MustCompile(`msg=sent .*name=` + regexp.QuoteMeta(name) + `.* via=(\w+)`).FindAllStringSubmatch(a.daemon.Stderr(), -1); len(m) == 0 || m[len(m)-1][1] != via {
 					t.Errorf("the second send did not go %s: %v", via, m)
 				}
 			} else {
@@ -83,7 +83,7 @@ func TestPhoneResume(t *testing.T) {
 				if got != sum {
 					t.Fatalf("inbox has %s with SHA-256 %q, want %s", name, got, sum)
 				}
-				m := regexp.MustCompile(`msg=received .*name=` + regexp.QuoteMeta(name) + ` .*resumed_from=(\d+) moved=(\d+) path=(\w+)`).FindStringSubmatch(a.proc.Stdout() + a.proc.Stderr())
+				m := regexp.MustCompile(`msg=received .*name=` + regexp.QuoteMeta(name) + ` .*resumed_from=(\d+) moved=(\d+) path=(\w+)`).FindStringSubmatch(a.daemon.Stderr())
 				if m == nil {
 					t.Fatalf("no received line for %s in the daemon's log", name)
 				}
