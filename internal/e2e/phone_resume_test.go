@@ -6,6 +6,7 @@ package e2e
 // browser that cannot take the bulk path).
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/internal/lantest"
 )
 
@@ -58,16 +60,13 @@ func TestPhoneResume(t *testing.T) {
 				via = "bulk"
 			}
 			if c.dir == "down" {
-				var res struct {
-					SHA256       string
-					ResumedBytes int64 `json:"resumed_bytes"`
-				}
+				var res control.SendResult
 				json.Unmarshal([]byte(between(out, "SEND2<", ">SEND2")), &res)
 				if res.SHA256 != sum || between(out, "PAGE_SHA<", ">") != sum {
 					t.Fatalf("the resumed file: sent %q, page %q, want %s\n%s", res.SHA256, between(out, "PAGE_SHA<", ">"), sum, out)
 				}
 				resumed, moved = res.ResumedBytes, int64(resumeMB<<20)-res.ResumedBytes
-				if m := regexp.MustCompile(`msg=sent .*name=` + regexp.QuoteMeta(name) + `.* via=(\w+)`).FindAllStringSubmatch(a.daemon.Stderr(), -1); len(m) == 0 || m[len(m)-1][1] != via {
+				if m := regexp.MustCompile(`msg=sent .*kind=file .* via=(\w+)`).FindAllStringSubmatch(a.daemon.Stderr(), -1); len(m) == 0 || m[len(m)-1][1] != via {
 					t.Errorf("the second send did not go %s: %v", via, m)
 				}
 			} else {
@@ -164,7 +163,9 @@ func TestHelperPhoneResume(t *testing.T) {
 		if err != nil {
 			t.Fatalf("the second send: %v %s", err, out)
 		}
-		fmt.Printf("SEND2<%s>SEND2\n", out)
+		var flat bytes.Buffer
+		json.Compact(&flat, out)
+		fmt.Printf("SEND2<%s>SEND2\n", flat.String())
 		p.waitFor(`!!document.querySelector("#files li[data-sha256]")`, 3*time.Minute)
 		fmt.Printf("PAGE_SHA<%s>\n", p.eval(`document.querySelector("#files li[data-sha256]").dataset.sha256`))
 	} else {
