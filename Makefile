@@ -72,6 +72,7 @@ fuzz: ## fuzz every decoder of outside input for 30 s each
 	$(GO) test -run '^$$' -fuzz '^FuzzReceiver$$' -fuzztime 30s ./pairing/rtc
 	$(GO) test -run '^$$' -fuzz '^FuzzFilterCandidates$$' -fuzztime 30s ./pairing/rtc
 	$(GO) test -run '^$$' -fuzz '^FuzzDuplex$$' -fuzztime 30s ./pairing/rtc
+	$(GO) test -run '^$$' -fuzz '^FuzzBulkRequest$$' -fuzztime 30s ./pairing/rtc
 	$(GO) test -run '^$$' -fuzz '^FuzzName$$' -fuzztime 30s ./internal/termsafe
 	$(GO) test -run '^$$' -fuzz '^FuzzGuardHost$$' -fuzztime 30s ./pairing/web
 	$(GO) test -run '^$$' -fuzz '^FuzzMDNSAnswer$$' -fuzztime 30s ./discovery

@@ -53,9 +53,10 @@ import (
 // not offer (or accept) the bulk path gets the data channel, as before.
 const (
 	// BulkChunk is the plaintext of one request: large enough that a
-	// request's overhead does not count, small enough to move in seconds
-	// at the slowest rate a transfer may have (see Progress).
-	BulkChunk = 1 << 20
+	// request's overhead does not count, small enough to move within
+	// bulkRequestTimeout at the
+	// slowest rate a transfer may have (1 MiB in 30 s, see Progress).
+	BulkChunk = 2 << 20
 	// BulkAAD starts every chunk's additional data.
 	BulkAAD = "pairing bulk v1 "
 	// BulkProofHeader carries a GET's proof of the key.

@@ -11,7 +11,7 @@ import { sha256 } from "./noble/sha2.js";
 // HEAD is how much of a file its offer's head hash covers (the key of a
 // kept partial, with the sender, path and size).
 export const HEAD = 1 << 20;
-// REQUEST_DEADLINE: ms one chunk's request may take (a chunk is 1 MiB:
+// REQUEST_DEADLINE: ms one chunk's request may take (a chunk is 2 MiB:
 // at the slowest rate a transfer may have, 1 MiB in 30 s, it still
 // makes it).
 const REQUEST_DEADLINE = 60000;
@@ -119,11 +119,14 @@ export async function down(b, from, size, took, stopped) {
   while (next) {
     const sealed = new Uint8Array(await next);
     if (stopped()) throw new Error("connection lost");
+    // The next chunk is asked for before this one is opened: the network
+    // and the device work meanwhile.
+    const n = sealed.length - 16;
+    next = got + n < size ? get(i + 1) : null;
+    next && next.catch(() => {}); // its failure is read at its turn
     const plain = b.open("dn", i++, sealed);
     got += plain.length;
     if (got > size) throw new Refused("more bytes than announced");
-    next = got < size ? get(i) : null;
-    next && next.catch(() => {}); // its failure is read at its turn
     await took(plain);
   }
 }
