@@ -17,6 +17,15 @@ import (
 
 const firefox = "/usr/bin/firefox-esr"
 
+func requireFirefox(t *testing.T) {
+	if _, err := os.Stat(firefox); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("needs firefox-esr (apt-get install firefox-esr; 'make test' does it)")
+		}
+		t.Skip("needs firefox-esr")
+	}
+}
+
 // TestFirefoxPhone: the page in another browser engine, Firefox ESR driven
 // over WebDriver BiDi: it pairs with a name, sends a message that shows as
 // delivered, sends a file into the inbox and takes one from the device,
@@ -25,12 +34,7 @@ func TestFirefoxPhone(t *testing.T) {
 	if lantest.InHelper() {
 		t.Skip("outer test")
 	}
-	if _, err := os.Stat(firefox); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("needs firefox-esr (apt-get install firefox-esr; 'make test' does it)")
-		}
-		t.Skip("needs firefox-esr")
-	}
+	requireFirefox(t)
 	t.Parallel()
 	a, b := twoHosts(t)
 	up, upSum := randomFile(t, "from firefox.bin", 3<<20)
@@ -111,48 +115,89 @@ func TestHelperFirefox(t *testing.T) {
 // result; an error fails t). Firefox stops when t ends.
 func startFirefox(t *testing.T, profile string, port int) func(method string, params map[string]any) json.RawMessage {
 	t.Helper()
+	return launchFirefox(t, profile, port).call
+}
+
+// firefoxBrowser is one Firefox ESR driven over WebDriver BiDi.
+type firefoxBrowser struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	out  lantest.SyncBuffer // its stdout and stderr
+	done chan struct{}      // closed when the process has ended
+	ws   *websocket.Conn
+	id   int
+}
+
+// launchFirefox starts Firefox ESR headless with profile, env added to
+// its environment, its WebDriver BiDi endpoint on port. It is killed
+// when t ends unless closed before.
+func launchFirefox(t *testing.T, profile string, port int, env ...string) *firefoxBrowser {
+	t.Helper()
 	os.WriteFile(filepath.Join(profile, "user.js"), []byte(`user_pref("browser.shell.checkDefaultBrowser", false);
 user_pref("datareporting.policy.dataSubmissionEnabled", false);
 user_pref("browser.aboutwelcome.enabled", false);
 `), 0o644)
-	cmd := exec.Command(firefox, "--headless", fmt.Sprintf("--remote-debugging-port=%d", port), "--remote-allow-origins=http://127.0.0.1", "--profile", profile, "--width=390", "--height=844", "about:blank")
-	cmd.Env = append(os.Environ(), "HOME="+profile, "MOZ_CRASHREPORTER_DISABLE=1")
-	var ffOut lantest.SyncBuffer
-	cmd.Stdout, cmd.Stderr = &ffOut, &ffOut
-	if err := cmd.Start(); err != nil {
+	f := &firefoxBrowser{t: t, done: make(chan struct{})}
+	f.cmd = exec.Command(firefox, "--headless", fmt.Sprintf("--remote-debugging-port=%d", port), "--remote-allow-origins=http://127.0.0.1", "--profile", profile, "--width=390", "--height=844", "about:blank")
+	f.cmd.Env = append(append(os.Environ(), "HOME="+profile, "MOZ_CRASHREPORTER_DISABLE=1"), env...)
+	f.cmd.Stdout, f.cmd.Stderr = &f.out, &f.out
+	if err := f.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	var ws *websocket.Conn
-	for deadline := time.Now().Add(30 * time.Second); ws == nil; time.Sleep(200 * time.Millisecond) {
+	go func() { f.cmd.Wait(); close(f.done) }()
+	t.Cleanup(func() { f.cmd.Process.Kill(); <-f.done })
+	// 60 s: a cold start on a loaded machine takes seconds, a hung one
+	// (libfaketime in Firefox, see firefox_life_test.go) forever.
+	for deadline := time.Now().Add(60 * time.Second); f.ws == nil; time.Sleep(200 * time.Millisecond) {
+		select {
+		case <-f.done:
+			t.Fatalf("firefox ended before its WebDriver BiDi endpoint opened: %v\n%s", f.cmd.ProcessState, f.out.String())
+		default:
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no WebDriver BiDi endpoint:\n%s", ffOut.String())
+			t.Fatalf("no WebDriver BiDi endpoint:\n%s", f.out.String())
 		}
-		ws, _ = websocket.Dial(fmt.Sprintf("ws://127.0.0.1:%d/session", port), "", "http://127.0.0.1/")
+		f.ws, _ = websocket.Dial(fmt.Sprintf("ws://127.0.0.1:%d/session", port), "", "http://127.0.0.1/")
 	}
-	t.Cleanup(func() { ws.Close() })
-	id := 0
-	return func(method string, params map[string]any) json.RawMessage {
-		t.Helper()
-		id++
-		websocket.JSON.Send(ws, map[string]any{"id": id, "method": method, "params": params})
-		for {
-			var resp struct {
-				ID      int             `json:"id"`
-				Type    string          `json:"type"`
-				Result  json.RawMessage `json:"result"`
-				Error   string          `json:"error"`
-				Message string          `json:"message"`
-			}
-			if err := websocket.JSON.Receive(ws, &resp); err != nil {
-				t.Fatal(err)
-			}
-			if resp.ID == id {
-				if resp.Type == "error" {
-					t.Fatalf("%s: %s %s", method, resp.Error, resp.Message)
-				}
-				return resp.Result
-			}
+	t.Cleanup(func() { f.ws.Close() })
+	return f
+}
+
+// call sends a command and returns its result; an error, or no answer
+// within 30 s, fails the test.
+func (f *firefoxBrowser) call(method string, params map[string]any) json.RawMessage {
+	f.t.Helper()
+	f.id++
+	websocket.JSON.Send(f.ws, map[string]any{"id": f.id, "method": method, "params": params})
+	f.ws.SetReadDeadline(time.Now().Add(30 * time.Second))
+	for {
+		var resp struct {
+			ID      int             `json:"id"`
+			Type    string          `json:"type"`
+			Result  json.RawMessage `json:"result"`
+			Error   string          `json:"error"`
+			Message string          `json:"message"`
 		}
+		if err := websocket.JSON.Receive(f.ws, &resp); err != nil {
+			f.t.Fatalf("%s: %v", method, err)
+		}
+		if resp.ID == f.id {
+			if resp.Type == "error" {
+				f.t.Fatalf("%s: %s %s", method, resp.Error, resp.Message)
+			}
+			return resp.Result
+		}
+	}
+}
+
+// close quits Firefox as a person does, so its profile (the page's
+// IndexedDB) is written out, and waits up to 30 s for it to end.
+func (f *firefoxBrowser) close() {
+	f.id++
+	websocket.JSON.Send(f.ws, map[string]any{"id": f.id, "method": "browser.close", "params": map[string]any{}})
+	select {
+	case <-f.done:
+	case <-time.After(30 * time.Second):
+		f.t.Logf("firefox did not quit within 30 s of browser.close")
 	}
 }
