@@ -8,6 +8,9 @@ package e2e
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -311,6 +314,8 @@ func helperEnv(a *node, url, profile string, knobs ...string) []string {
 //   - PAIR_RECV_FILE (with PAIR_PEER): the device sends it to the page,
 //     the browser's memory sampled (PAGE_SHA, SEND_SHA, GROWTH_MB), then
 //     the person dismisses it (SPOOLED_AFTER<pieces left in storage>);
+//   - PAIR_SAVE_DIR (with PAIR_RECV_FILE): the person taps Save, and the
+//     browser saves it there (SAVED_SHA);
 //   - PAIR_SEND_FILE: the page sends it (FILE_STATE, GROWTH_UP_MB);
 //   - PAIR_SYNC: writes "paired", then waits until the page says it is no
 //     no longer paired (UNPAIRED<status>);
@@ -382,6 +387,12 @@ func TestHelperPhoneLife(t *testing.T) {
 		m := <-mem
 		fmt.Printf("PAGE_SHA<%s>\nSEND_SHA<%s>\nBASE_MB<%.0f>\nGROWTH_MB<%.1f>\n", p.eval(`document.querySelector("#files li[data-sha256]").dataset.sha256`), res.SHA256, m[0], m[1]-m[0])
 		shot("received")
+		if dir := os.Getenv("PAIR_SAVE_DIR"); dir != "" {
+			// The person taps Save: the file the browser writes is the one sent.
+			p.call("Browser.setDownloadBehavior", map[string]any{"behavior": "allow", "downloadPath": dir})
+			p.eval(`document.querySelector("#files li[data-sha256] a").click(); "saving"`)
+			fmt.Printf("SAVED_SHA<%s>\n", savedSum(t, filepath.Join(dir, filepath.Base(f))))
+		}
 		p.eval(`[...document.querySelectorAll("#files li[data-sha256] button")].find(b => b.textContent === "Dismiss").click(); "dismissed"`)
 		time.Sleep(time.Second)
 		fmt.Printf("SPOOLED_AFTER<%s>\n", p.eval(`new Promise(r => { const o = indexedDB.open("pairing"); o.onsuccess = () => { const c = o.result.transaction("chunks").objectStore("chunks").count(); c.onsuccess = () => r(c.result); }; })`))
@@ -406,4 +417,30 @@ func TestHelperPhoneLife(t *testing.T) {
 	}
 	p.close()
 	fmt.Printf("STATUS<%s>STATUS\n", text)
+}
+
+// savedSum waits for the browser to finish saving path (its partial
+// download is another name until then) and returns its SHA-256.
+func savedSum(t *testing.T, path string) string {
+	t.Helper()
+	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		if _, err := os.Stat(path); err == nil {
+			if part, _ := filepath.Glob(path + "*.crdownload"); len(part) == 0 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the browser never saved %s", path)
+		}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }

@@ -90,7 +90,7 @@ func TestPhoneNoWebRTC(t *testing.T) {
 
 // bigFileMB is the file of TestPhoneBigFile: big enough that holding it
 // would show, small enough for `make test` (the bench moves 1.5 GB).
-const bigFileMB = 256
+const bigFileMB = 1536
 
 // TestPhoneBigFile: a big file down to the page and up from it, SHA-256
 // confirmed both ways, with the browser's memory (all its processes)
@@ -105,8 +105,8 @@ func TestPhoneBigFile(t *testing.T) {
 	profile := t.TempDir()
 	down, downSum := randomFile(t, "down.bin", bigFileMB<<20)
 	up, upSum := randomFile(t, "up.bin", bigFileMB<<20)
-	out := runLong(t, b.Host, "TestHelperPhoneLife", 5*time.Minute, helperEnv(a, a.qr().URL, profile, "PAIR_NAME=big", "PAIR_PEER=big", "PAIR_RECV_FILE="+down, "PAIR_SEND_FILE="+up, "PAIR_SHOT=big-")...)
-	if between(out, "PAGE_SHA<", ">") != downSum || between(out, "SEND_SHA<", ">") != downSum {
+	out := runLong(t, b.Host, "TestHelperPhoneLife", 12*time.Minute, helperEnv(a, a.qr().URL, profile, "PAIR_NAME=big", "PAIR_PEER=big", "PAIR_RECV_FILE="+down, "PAIR_SEND_FILE="+up, "PAIR_SHOT=big-", "PAIR_SAVE_DIR="+t.TempDir())...)
+	if between(out, "PAGE_SHA<", ">") != downSum || between(out, "SEND_SHA<", ">") != downSum || between(out, "SAVED_SHA<", ">") != downSum {
 		t.Fatalf("down to the page:\n%s", out)
 	}
 	if st := between(out, "FILE_STATE<", ">"); !strings.HasPrefix(st, "done:") {

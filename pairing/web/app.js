@@ -309,9 +309,8 @@ class Conn {
       f.bad = true; f.spool.drop(); f.item.failed("more bytes than announced");
       return this.send({ t: "ack", error: "more bytes than announced" });
     }
-    f.spool.add(chunk);
     f.item.progress(f.got);
-    return f.hash.update(chunk);
+    return f.spool.add(chunk);
   }
 
   // fileIn answers the device's offer of a file: with what this page
@@ -327,6 +326,7 @@ class Conn {
     have = have || { n: 0, spool: new Spool(key), h: await newHash() };
     if (this.incoming !== f) return have.spool.keep();
     f.spool = have.spool; f.hash = have.h; f.got = have.n; f.resumed = have.n;
+    f.spool.took = b => f.hash.update(b); // in order, as each piece is stored
     const ready = { t: "ready" };
     if (have.n) {
       ready.offset = have.n; ready.prefix_sha256 = await have.h.sum();
@@ -353,6 +353,7 @@ class Conn {
     if (f.done) try { await f.done; } catch { return; /* answered */ }
     if (this.incoming !== f || f.bad) return;
     this.incoming = null;
+    await f.spool.flush(); // the last piece: hashed too
     const sum = await f.hash.digest();
     if (f.got !== f.size || sum !== m.sha256) {
       f.spool.drop();

@@ -53,7 +53,8 @@ export const dbPut = (key, value) => tx("cert", "readwrite", s => value === unde
 
 // Spool is one received file in IndexedDB: pieces of BATCH bytes, each a
 // Blob the browser keeps on disk; the file is a Blob of those pieces (no
-// copy). A resumable file's spool also records, with every piece, how
+// copy). Once a piece is made, its bytes go to took (the file's hash,
+// which may keep them). A resumable file's spool also records, with every piece, how
 // much of it is stored (its partial, under key), so that a page killed
 // mid-file keeps what it had.
 export class Spool {
@@ -64,14 +65,16 @@ export class Spool {
     this.stored = partial ? partial.n : 0;
     this.batch = []; this.n = 0;
     this.writes = Promise.resolve(); this.error = null;
+    this.took = null; this.taking = Promise.resolve();
   }
   range() { return IDBKeyRange.bound([this.id, 0], [this.id, Infinity]); }
-  // add copies chunk into a Blob at once: the caller may give the bytes
-  // away next.
-  add(chunk) { this.batch.push(new Blob([chunk])); this.n += chunk.length; if (this.n >= BATCH) this.flush(); }
+  // add keeps chunk (the caller gives it away); it resolves once the
+  // hash has room for more.
+  add(chunk) { this.batch.push(chunk); this.n += chunk.length; if (this.n >= BATCH) this.flush(); return this.taking; }
   flush() {
     if (!this.n) return this.writes;
     const piece = new Blob(this.batch), key = [this.id, this.index++];
+    if (this.took) for (const b of this.batch) this.taking = this.took(b);
     this.stored += this.n;
     const rec = this.key && { id: this.id, pieces: this.index, n: this.stored, at: Date.now() };
     this.batch = []; this.n = 0;
