@@ -67,8 +67,7 @@ const (
 	// bulkRequestTimeout bounds one chunk's request: its body read, or
 	// its answer written.
 	bulkRequestTimeout = 60 * time.Second
-	// bulkTurnWait bounds the wait of a request for the one before it
-	// (and of a download's first, for the sender to start).
+	// bulkTurnWait bounds the wait of a request for the one before it.
 	bulkTurnWait = 5 * time.Second
 )
 
@@ -121,6 +120,7 @@ type bulkXfer struct {
 	// ready is closed (the sender read the page's ready, which its first
 	// GET may overtake).
 	ready   chan struct{}
+	gone    chan struct{} // closed when the transfer is
 	src     io.Reader
 	left    int64
 	h       hash.Hash
@@ -139,7 +139,7 @@ func (b *Bulk) open(deliver func([]byte) error) *bulkXfer {
 	rand.Read(id[:])
 	aead, _ := chacha20poly1305.New(key[:])
 	x := &bulkXfer{id: base64.RawURLEncoding.EncodeToString(id[:]), aead: aead, up: deliver != nil, deliver: deliver,
-		done: make(chan struct{}), turn: make(chan struct{}, 1), ready: make(chan struct{})}
+		done: make(chan struct{}), turn: make(chan struct{}, 1), ready: make(chan struct{}), gone: make(chan struct{})}
 	x.grant = bulkGrant{ID: x.id, Key: base64.RawURLEncoding.EncodeToString(key[:]), Chunk: BulkChunk}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -156,8 +156,12 @@ func (b *Bulk) close(x *bulkXfer) {
 		return
 	}
 	b.mu.Lock()
+	_, ok := b.by[x.id]
 	delete(b.by, x.id)
 	b.mu.Unlock()
+	if ok {
+		close(x.gone)
+	}
 }
 
 func (b *Bulk) get(id string) (*bulkXfer, bool) {
@@ -203,21 +207,35 @@ func (b *Bulk) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusNotFound, "unknown", ErrBulkUnknown)
 		return
 	}
-	// The page asks for a chunk once the one before arrived, which may be
-	// a moment before that request's handler is done.
-	wait := time.NewTimer(bulkTurnWait)
-	defer wait.Stop()
 	if !x.up {
+		proof, err := base64.RawURLEncoding.DecodeString(r.Header.Get(BulkProofHeader))
+		if err == nil {
+			_, err = x.aead.Open(nil, BulkNonce("rq", i), proof, x.aad())
+		}
+		if err != nil {
+			fail(http.StatusForbidden, "proof", ErrBulkProof)
+			return
+		}
+		// The page asks for the first chunk as soon as it answered the
+		// offer: before the sender read that answer, or while it hashes
+		// the part of the file a resume skips.
 		select {
 		case <-x.ready:
-		case <-wait.C:
+		case <-x.gone:
+			fail(http.StatusNotFound, "unknown", ErrBulkUnknown)
+			return
+		case <-r.Context().Done():
+			return
+		case <-time.After(bulkRequestTimeout):
 			fail(http.StatusConflict, "not_ready", ErrBulkNotReady)
 			return
 		}
 	}
+	// The page asks for a chunk once the one before arrived, which may be
+	// a moment before that request's handler is done.
 	select {
 	case x.turn <- struct{}{}:
-	case <-wait.C:
+	case <-time.After(bulkTurnWait):
 		fail(http.StatusConflict, "busy", ErrBulkBusy)
 		return
 	}
@@ -232,14 +250,6 @@ func (b *Bulk) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
-		return
-	}
-	proof, err := base64.RawURLEncoding.DecodeString(r.Header.Get(BulkProofHeader))
-	if err == nil {
-		_, err = x.aead.Open(nil, BulkNonce("rq", i), proof, x.aad())
-	}
-	if err != nil {
-		fail(http.StatusForbidden, "proof", ErrBulkProof)
 		return
 	}
 	sealed, status, reason, err := b.give(x, i)

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/chacha20poly1305"
 )
@@ -236,4 +237,40 @@ func FuzzBulkRequest(f *testing.F) {
 			t.Fatal("delivered a chunk not sealed with the key")
 		}
 	})
+}
+
+// The page asks for a download's first chunk as soon as it answered the
+// offer, maybe before the sender read that answer (or while it hashes a
+// resume's prefix): that request waits for the file's bytes, and hears
+// that the transfer is gone if it closes meanwhile. (From the tamper
+// tests: "not_ready" failed a page's download now and then.)
+func TestBulkDownloadWaits(t *testing.T) {
+	b := NewBulk(slog.New(slog.DiscardHandler))
+	for _, closeIt := range []bool{false, true} {
+		x := b.open(nil)
+		pg := pageOf(t, x.grant)
+		first := make(chan *httptest.ResponseRecorder, 1)
+		go func() {
+			first <- do(b, "GET", fmt.Sprintf("/p/bulk/%s/0", x.id), nil, BulkProofHeader, base64.RawURLEncoding.EncodeToString(pg.seal("rq", 0, nil)))
+		}()
+		select {
+		case w := <-first:
+			t.Fatalf("answered %d %s before the file's bytes were there", w.Code, w.Body)
+		case <-time.After(300 * time.Millisecond):
+		}
+		if closeIt {
+			b.close(x)
+			b.close(x) // twice is safe
+			if w := <-first; w.Code != http.StatusNotFound {
+				t.Fatalf("waiting for a transfer that closed: %d %s", w.Code, w.Body)
+			}
+			continue
+		}
+		x.src, x.left, x.h = bytes.NewReader([]byte("hello")), 5, sha256.New()
+		close(x.ready)
+		w := <-first
+		if p, err := pg.open("dn", 0, w.Body.Bytes()); err != nil || string(p) != "hello" {
+			t.Fatalf("chunk 0 once there: %d %v", w.Code, err)
+		}
+	}
 }
