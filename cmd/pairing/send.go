@@ -40,6 +40,8 @@ func sendCommand(o streams) *cobra.Command {
 				return hintError{err, "type more of the name, or the device's ID"}
 			case control.ReasonPageClosed:
 				return hintError{err, "a phone gets messages while its page is open: open the bookmark, or scan the code again"}
+			case control.ReasonRefused:
+				return hintError{err, "the device said why; what arrived is kept, so sending the same file again resumes"}
 			}
 			if errors.Is(err, control.ErrNoDaemon) || errors.Is(err, control.ErrNotAllowed) {
 				return daemonError(err)

@@ -13,6 +13,9 @@ const (
 	// ReasonResumeMismatch: the receiver's partial of a file was not the
 	// start of this file; it removed it, and the file goes again whole.
 	ReasonResumeMismatch = "resume_mismatch"
+	// ReasonRefused: the receiver refused the file, or a piece of it
+	// (its words follow); what arrived before is kept for a resume.
+	ReasonRefused = "refused"
 	// A join that failed carries the pairing reason of its error
 	// (pairing.KnownReason: "wrong_secret", "window_closed", "self", …).
 )

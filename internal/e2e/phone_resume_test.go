@@ -66,7 +66,7 @@ func TestPhoneResume(t *testing.T) {
 					t.Fatalf("the resumed file: sent %q, page %q, want %s\n%s", res.SHA256, between(out, "PAGE_SHA<", ">"), sum, out)
 				}
 				resumed, moved = res.ResumedBytes, int64(resumeMB<<20)-res.ResumedBytes
-				if m := regexp.MustCompile(`msg=sent .*kind=file .* via=(\w+)`).FindAllStringSubmatch(a.daemon.Stderr(), -1); len(m) == 0 || m[len(m)-1][1] != via {
+				if m := regexp.MustCompile(`msg=sent .*kind=file .* path=(\w+)`).FindAllStringSubmatch(a.daemon.Stderr(), -1); len(m) == 0 || m[len(m)-1][1] != via {
 					t.Errorf("the second send did not go %s: %v", via, m)
 				}
 			} else {

@@ -192,6 +192,8 @@ func ctlError(w http.ResponseWriter, status int, err error) {
 		reason = control.ReasonNotConfirmed
 	case errors.Is(err, ErrNoAddress):
 		reason = control.ReasonNoAddress
+	case errors.Is(err, rtc.ErrRefused):
+		reason = control.ReasonRefused
 	default:
 		reason = pairing.KnownReason(err)
 	}

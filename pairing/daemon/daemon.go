@@ -141,9 +141,10 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	plain.Handle("GET /p", page)
 	plain.Handle("GET /p/", page)
 	plain.Handle("GET /favicon.ico", page)
-	plain.HandleFunc("POST /p/offer", d.sess.ServeOffer)
-	plain.HandleFunc("GET /p/bulk/", d.sess.ServeBulk)
-	plain.HandleFunc("POST /p/bulk/", d.sess.ServeBulk)
+	api := d.sess.PageAPI()
+	plain.Handle("POST /p/offer", api)
+	plain.Handle("GET "+pairing.PathBulk, api)
+	plain.Handle("POST "+pairing.PathBulk, api)
 	// Every plain answer carries the page's security headers; a request
 	// for another host (DNS rebinding) or a cross-site change is refused
 	// before any handler sees it.

@@ -116,18 +116,22 @@ type bulkXfer struct {
 	next uint64        // the index of the next chunk
 	// up: takes a chunk's plaintext (the receiver's file).
 	deliver func([]byte) error
-	// down: the file's bytes from the offset on, hashed as they go, once
-	// ready is closed (the sender read the page's ready, which its first
-	// GET may overtake).
+	// down: the file's bytes, once ready is closed (the sender read the
+	// page's ready, which its first GET may overtake).
 	ready   chan struct{}
 	gone    chan struct{} // closed when the transfer is
-	src     io.Reader
-	left    int64
-	h       hash.Hash
-	served  func(int64) // counts the bytes that went out
-	last    []byte      // chunk next-1 as sealed (sent again if asked)
-	done    chan struct{}
+	src     bulkSource
+	done    chan struct{} // down: the last chunk went out
 	doneSet bool
+}
+
+// bulkSource is a download's bytes from the offset on, hashed as they go.
+type bulkSource struct {
+	r      io.Reader
+	left   int64
+	h      hash.Hash
+	served func(int64) // counts the bytes that went out
+	last   []byte      // chunk next-1 as sealed (sent again if asked)
 }
 
 // open registers a new transfer: an upload when deliver is set (it takes
@@ -299,33 +303,33 @@ func (b *Bulk) take(x *bulkXfer, i uint64, body io.Reader) (int, string, error) 
 // give reads and seals download chunk i (x's turn held); chunk next-1 again
 // when the page asks for it again (its answer was lost).
 func (b *Bulk) give(x *bulkXfer, i uint64) ([]byte, int, string, error) {
-	if i+1 == x.next && x.last != nil {
-		return x.last, 0, "", nil
+	if i+1 == x.next && x.src.last != nil {
+		return x.src.last, 0, "", nil
 	}
 	switch {
 	case i < x.next:
 		return nil, http.StatusConflict, "replayed", ErrBulkReplayed
-	case i > x.next || x.left == 0:
+	case i > x.next || x.src.left == 0:
 		return nil, http.StatusConflict, "out_of_order", ErrBulkOrder
 	}
-	n := min(x.left, BulkChunk)
-	if x.last == nil {
-		x.last = make([]byte, 0, BulkChunk+chacha20poly1305.Overhead)
+	n := min(x.src.left, BulkChunk)
+	if x.src.last == nil {
+		x.src.last = make([]byte, 0, BulkChunk+chacha20poly1305.Overhead)
 	}
-	plain := x.last[:n]
-	if _, err := io.ReadFull(x.src, plain); err != nil {
+	plain := x.src.last[:n]
+	if _, err := io.ReadFull(x.src.r, plain); err != nil {
 		return nil, http.StatusInternalServerError, "internal", fmt.Errorf("reading the file: %w", err)
 	}
-	x.h.Write(plain)
-	x.last = x.aead.Seal(plain[:0], BulkNonce("dn", i), plain, x.aad())
+	x.src.h.Write(plain)
+	x.src.last = x.aead.Seal(plain[:0], BulkNonce("dn", i), plain, x.aad())
 	x.next++
-	x.left -= n
-	if x.served != nil {
-		x.served(n)
+	x.src.left -= n
+	if x.src.served != nil {
+		x.src.served(n)
 	}
-	if x.left == 0 && !x.doneSet {
+	if x.src.left == 0 && !x.doneSet {
 		x.doneSet = true
 		close(x.done)
 	}
-	return x.last, 0, "", nil
+	return x.src.last, 0, "", nil
 }

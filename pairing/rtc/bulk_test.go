@@ -133,7 +133,7 @@ func TestBulkDownload(t *testing.T) {
 	file := make([]byte, 2*BulkChunk+123)
 	rand.Read(file)
 	h := sha256.New()
-	x.src, x.left, x.h = bytes.NewReader(file), int64(len(file)), h
+	x.src = bulkSource{r: bytes.NewReader(file), left: int64(len(file)), h: h}
 	close(x.ready)
 	url := func(i uint64) string { return fmt.Sprintf("/p/bulk/%s/%d", x.id, i) }
 	proof := func(s sealer, i uint64) string {
@@ -220,7 +220,7 @@ func FuzzBulkRequest(f *testing.F) {
 		delivered := false
 		up := b.open(func([]byte) error { delivered = true; return nil })
 		down := b.open(nil)
-		down.src, down.left, down.h = bytes.NewReader(make([]byte, 10)), 10, sha256.New()
+		down.src = bulkSource{r: bytes.NewReader(make([]byte, 10)), left: 10, h: sha256.New()}
 		close(down.ready)
 		for _, x := range []*bulkXfer{up, down} {
 			r := httptest.NewRequest("GET", "/", io.NopCloser(bytes.NewReader(body)))
@@ -266,7 +266,7 @@ func TestBulkDownloadWaits(t *testing.T) {
 			}
 			continue
 		}
-		x.src, x.left, x.h = bytes.NewReader([]byte("hello")), 5, sha256.New()
+		x.src = bulkSource{r: bytes.NewReader([]byte("hello")), left: 5, h: sha256.New()}
 		close(x.ready)
 		w := <-first
 		if p, err := pg.open("dn", 0, w.Body.Bytes()); err != nil || string(p) != "hello" {

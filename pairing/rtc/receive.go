@@ -123,7 +123,7 @@ func (d *Duplex) Handle(isString bool, data []byte) {
 // ways. Call it before the channel opens.
 func (d *Duplex) UseBulk(b *Bulk) {
 	d.s.bulk = b
-	d.r.bulk = b
+	d.r.bulk.b = b
 }
 
 // Closed ends the sends in flight and drops a file half received.
@@ -192,12 +192,16 @@ type receiver struct {
 	n     fileBytes // the file's counts
 	bad   error     // the file is refused; its bytes are dropped
 	watch *Progress
-	// bulk, when set, lets a page send a file's bytes on the bulk path;
-	// up is the current file's bulk transfer.
-	bulk *Bulk
-	up   *bulkXfer
-	// viaBulk: the current file's bytes came on the bulk path.
-	viaBulk bool
+	bulk  receiverBulk
+}
+
+// receiverBulk is a receiver's bulk path: b, when set, lets a page send a
+// file's bytes over it; x is the current file's transfer, and used says
+// its bytes came that way.
+type receiverBulk struct {
+	b    *Bulk
+	x    *bulkXfer
+	used bool
 }
 
 // fileBytes count the bytes of the file being received.
@@ -244,9 +248,9 @@ func (r *receiver) unwatch() {
 		r.watch.Done()
 		r.watch = nil
 	}
-	if r.up != nil {
-		r.bulk.close(r.up)
-		r.up = nil
+	if r.bulk.x != nil {
+		r.bulk.b.close(r.bulk.x)
+		r.bulk.x = nil
 	}
 }
 
@@ -259,7 +263,7 @@ func (r *receiver) bulkWrite(fw FileWriter, data []byte) error {
 	if r.w != fw {
 		err = errors.New("the transfer ended")
 	} else if err == nil {
-		r.viaBulk = true
+		r.bulk.used = true
 		replies = r.handle(false, data)
 		err = r.bad
 	}
@@ -335,7 +339,7 @@ func (r *receiver) handle(isString bool, data []byte) []message {
 		}
 		r.unwatch()
 		o := Offer{Name: msg.Name, Path: msg.Path, Size: msg.Size, Head: msg.Head}
-		r.w, r.name, r.h, r.n, r.bad, r.viaBulk = nil, o.Rel(), sha256.New(), fileBytes{want: msg.Size}, nil, false
+		r.w, r.name, r.h, r.n, r.bad, r.bulk.used = nil, o.Rel(), sha256.New(), fileBytes{want: msg.Size}, nil, false
 		fw, err := r.sink.File(r.from, o)
 		if err != nil {
 			r.bad = err
@@ -350,9 +354,9 @@ func (r *receiver) handle(isString bool, data []byte) []message {
 			r.n.got, r.n.from0, r.h = n, n, h
 			ready.Offset, ready.Prefix = n, hex.EncodeToString(h.Sum(nil))
 		}
-		if msg.BulkOK && r.bulk != nil {
-			if x := r.bulk.open(func(b []byte) error { return r.bulkWrite(fw, b) }); x != nil {
-				r.up, ready.Bulk = x, &x.grant
+		if msg.BulkOK && r.bulk.b != nil {
+			if x := r.bulk.b.open(func(b []byte) error { return r.bulkWrite(fw, b) }); x != nil {
+				r.bulk.x, ready.Bulk = x, &x.grant
 			}
 		}
 		return []message{ready}
@@ -395,7 +399,7 @@ func (r *receiver) handle(isString bool, data []byte) []message {
 
 // path is how the current file's bytes came, for the log.
 func (r *receiver) path() string {
-	if r.viaBulk {
+	if r.bulk.used {
 		return "bulk"
 	}
 	return "webrtc"

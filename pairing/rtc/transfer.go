@@ -68,11 +68,16 @@ type message struct {
 	Path   string `json:"path,omitempty"`
 	Size   int64  `json:"size,omitempty"`
 	Head   string `json:"head,omitempty"`
-	Offset int64  `json:"offset,omitempty"`
-	Prefix string `json:"prefix_sha256,omitempty"`
 	SHA256 string `json:"sha256,omitempty"`
 	OK     bool   `json:"ok,omitempty"`
 	Error  string `json:"error,omitempty"`
+	resume
+}
+
+// resume holds a message's fields of a resume and of the bulk path.
+type resume struct {
+	Offset int64  `json:"offset,omitempty"`
+	Prefix string `json:"prefix_sha256,omitempty"`
 	// BulkOK: the page can move this file's bytes on the bulk path (in
 	// an offer: it sends them; in a ready: it fetches them).
 	BulkOK bool `json:"bulk_ok,omitempty"`
@@ -363,15 +368,15 @@ func (s *sender) viaBulk(ctx context.Context, x *bulkXfer, src io.Reader, h hash
 	watch := WatchProgress(func() { close(stalled) })
 	defer watch.Done()
 	sent := resumed
-	x.src, x.left, x.h = src, size-resumed, h
-	x.served = func(n int64) {
+	x.src = bulkSource{r: src, left: size - resumed, h: h}
+	x.src.served = func(n int64) {
 		watch.Add(int(n))
 		sent += n // x's turn held
 		if progress != nil {
 			progress(sent)
 		}
 	}
-	if x.left == 0 {
+	if x.src.left == 0 {
 		x.doneSet = true
 		close(x.done)
 	}

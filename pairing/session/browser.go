@@ -90,13 +90,17 @@ type browsers struct {
 	answer func(ctx context.Context, offer string, fp ident.Fingerprint, onChannel func(*webrtc.DataChannel)) (*rtc.Session, string, error)
 }
 
-// ServeOffer answers a browser's offer (POST /p/offer): a paired browser
-// always, an unknown one only while a pairing window is open.
-func (s *Sessions) ServeOffer(w http.ResponseWriter, r *http.Request) { s.browsers.serveOffer(w, r) }
-
-// ServeBulk serves the pages' bulk path (GET and POST /p/bulk/<id>/<i>):
-// their files' bytes over HTTP, sealed (see rtc.Bulk).
-func (s *Sessions) ServeBulk(w http.ResponseWriter, r *http.Request) { s.browsers.bulk.ServeHTTP(w, r) }
+// PageAPI serves what the page asks of the daemon over plain HTTP: its
+// offer (POST /p/offer: a paired browser always, an unknown one only
+// while a pairing window is open) and its bulk path (GET and POST
+// pairing.PathBulk+"<id>/<i>": its files' bytes, sealed; see rtc.Bulk).
+func (s *Sessions) PageAPI() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /p/offer", s.browsers.serveOffer)
+	mux.Handle("GET "+pairing.PathBulk, s.browsers.bulk)
+	mux.Handle("POST "+pairing.PathBulk, s.browsers.bulk)
+	return mux
+}
 
 // Unpaired tells fp's open page, if any, that it is no longer paired
 // (after `pairing unpair`): the page says so and closes its connection.

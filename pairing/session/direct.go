@@ -26,6 +26,10 @@ const (
 	PathAuto   = "auto"   // TLS when it connects, else WebRTC
 	PathTLS    = "tls"    // the direct path only
 	PathWebRTC = "webrtc" // the data channel only
+	// PathBulk: how a file went to a page on its bulk path (HTTP, every
+	// chunk sealed; see rtc.Bulk). Not a setting: a page takes it when
+	// it can.
+	PathBulk = "bulk"
 )
 
 // transferIdle bounds a transfer's silence: a receiver waits this long

@@ -262,7 +262,6 @@ func (s *browsers) send(ctx context.Context, p pairing.PairedPeer, kind string, 
 		return nil, fmt.Errorf("%w (it does not answer: closed, or the phone is asleep)", ErrPageClosed)
 	}
 	res := &SendResult{Peer: p.Name, Name: rel, Path: PathWebRTC, Reused: true}
-	via := "webrtc" // how the bytes went, for the log
 	if kind == "text" {
 		err, res.Bytes = d.SendText(ctx, string(text)), int64(len(text))
 	} else {
@@ -270,7 +269,7 @@ func (s *browsers) send(ctx context.Context, p pairing.PairedPeer, kind string, 
 		sent, err = d.SendFile(ctx, offerOf(rel, size), body, nil)
 		res.SHA256, res.ResumedBytes, res.Bytes = sent.SHA256, sent.Resumed, size
 		if sent.Bulk {
-			via = "bulk"
+			res.Path = PathBulk
 		}
 	}
 	if errors.Is(err, rtc.ErrGone) {
@@ -280,7 +279,7 @@ func (s *browsers) send(ctx context.Context, p pairing.PairedPeer, kind string, 
 		return nil, err
 	}
 	res.DurationMS = msSince(start)
-	s.log.Info("sent", "peer", p.ID, "name", p.Name, "kind", kind, "bytes", res.Bytes, "resumed_from", res.ResumedBytes, "to", "page", "via", via, "duration_ms", res.DurationMS)
+	s.log.Info("sent", "peer", p.ID, "name", p.Name, "kind", kind, "bytes", res.Bytes, "resumed_from", res.ResumedBytes, "to", "page", "path", res.Path, "duration_ms", res.DurationMS)
 	return res, nil
 }
 

@@ -47,7 +47,7 @@ func TestServeOfferRefusals(t *testing.T) {
 		r := httptest.NewRequest("POST", "/p/offer", strings.NewReader(body))
 		r.RemoteAddr = src + ":5000"
 		w := httptest.NewRecorder()
-		s.ServeOffer(w, r)
+		s.PageAPI().ServeHTTP(w, r)
 		var er pairing.ErrorResponse
 		json.Unmarshal(w.Body.Bytes(), &er)
 		return w.Code, er.Reason
