@@ -88,9 +88,9 @@ func TestPhoneNoWebRTC(t *testing.T) {
 	}
 }
 
-// bigFileMB is the file of TestPhoneBigFile: big enough that holding it
-// would show, small enough for `make test` (the bench moves 1.5 GB).
-const bigFileMB = 1536
+// bigFileMB is the file of TestPhoneBigFile: what people send to phones
+// (a video), past what a page could hold twice.
+const bigFileMB = browserBigFileMB
 
 // TestPhoneBigFile: a big file down to the page and up from it, SHA-256
 // confirmed both ways, with the browser's memory (all its processes)
@@ -124,11 +124,11 @@ func TestPhoneBigFile(t *testing.T) {
 	down_, _ := strconv.ParseFloat(between(out, "GROWTH_MB<", ">"), 64)
 	up_, _ := strconv.ParseFloat(between(out, "GROWTH_UP_MB<", ">"), 64)
 	t.Logf("browser memory growth: %.0f MB receiving, %.0f MB sending %d MB", down_, up_, bigFileMB)
-	// Holding the file would be +256 MB (it was held twice: +512 MB).
-	// What grows now is garbage the browser collects when it likes, about
-	// the same whatever the size (85-140 MB here for 128 and 256 MB, 295
-	// MB for 1.5 GB in the bench): the bound is 3/4 of the file.
-	if limit := float64(bigFileMB) * 3 / 4; down_ > limit || up_ > limit {
+	// Holding the file would be +1.5 GB (it was held twice: +3 GB). What
+	// grows now is garbage the browser collects when it likes (246-415
+	// MB here, more under load; the bench compares it with the 300 MB
+	// target): the bound is a third of the file.
+	if limit := float64(bigFileMB) / 3; down_ > limit || up_ > limit {
 		t.Errorf("the browser grew by %.0f MB receiving and %.0f MB sending a %d MB file (limit %.0f MB)", down_, up_, bigFileMB, limit)
 	}
 	if n := between(out, "SPOOLED_AFTER<", ">"); n != "0" {

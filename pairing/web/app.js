@@ -296,7 +296,7 @@ class Conn {
       this.send({ t: "end", sha256: await h.digest() });
       m = await this.next();
       if (m.t !== "ack" || !m.ok) throw new Error(m.error || "refused");
-      item.done("sent ✓ (SHA-256 checked by the device)" + (resumed ? ", resumed at " + size(resumed) : ""));
+      item.done("sent ✓ (SHA-256 checked by the device)" + (resumed ? " · resumed at " + size(resumed) : ""));
     }).catch(e => item.failed(e.message));
   }
 
