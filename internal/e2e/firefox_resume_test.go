@@ -1,0 +1,298 @@
+package e2e
+
+// Page↔daemon resume in Firefox ESR: TestPhoneResume's 500 MB file on the
+// bulk path, cut at about half by killing Firefox (SIGKILL, every one of
+// its processes: a crash, or a phone that closed the browser), then sent
+// again from the same profile, both ways.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lanpairing/pairing/internal/control"
+	"github.com/lanpairing/pairing/internal/lantest"
+)
+
+func TestFirefoxResume(t *testing.T) {
+	if lantest.InHelper() {
+		t.Skip("outer test")
+	}
+	requireFirefox(t)
+	t.Parallel()
+	for _, dir := range []string{"down", "up"} {
+		t.Run(dir, func(t *testing.T) {
+			t.Parallel()
+			conf := filepath.Join(t.TempDir(), "pairing.conf")
+			os.WriteFile(conf, []byte("max-file-mb = 2048\nmax-inbox-mb = 4096\n"), 0o644)
+			a, b := twoHosts(t, "--config", conf)
+			name := "firefox-resume-" + dir + ".bin"
+			file, sum := randomFile(t, name, resumeMB<<20)
+			out := runLong(t, b.Host, "TestHelperFirefoxResume", 6*time.Minute,
+				helperEnv(a, a.qr().URL, t.TempDir(), "PAIR_PEER=Firefox phone", "PAIR_DIR="+dir, "PAIR_FILE="+file)...)
+			cut, _ := strconv.ParseInt(between(out, "CUT<", ">"), 10, 64)
+			if cut == 0 {
+				t.Fatalf("never cut:\n%s", out)
+			}
+			var moved, resumed int64
+			if dir == "down" {
+				t.Logf("the page's partial before the kill %s, after the restart %s", between(out, "PARTIALS_BEFORE<", ">PARTIALS_BEFORE"), between(out, "PARTIALS_AFTER<", ">PARTIALS_AFTER"))
+				var res control.SendResult
+				json.Unmarshal([]byte(between(out, "SEND2<", ">SEND2")), &res)
+				if res.SHA256 != sum || between(out, "PAGE_SHA<", ">") != sum {
+					t.Fatalf("the resumed file: sent %q, page %q, want %s\n%s", res.SHA256, between(out, "PAGE_SHA<", ">"), sum, out)
+				}
+				resumed, moved = res.ResumedBytes, int64(resumeMB<<20)-res.ResumedBytes
+				if m := regexp.MustCompile(`msg=sent .*kind=file .* via=(\w+)`).FindAllStringSubmatch(a.daemon.Stderr(), -1); len(m) == 0 || m[len(m)-1][1] != "bulk" {
+					t.Errorf("the second send did not go on the bulk path: %v", m)
+				}
+			} else {
+				if st := between(out, "FILE_STATE<", ">"); !strings.HasPrefix(st, "done:") || !strings.Contains(st, "resumed at") {
+					t.Fatalf("up from the page: %q\n%s", st, out)
+				}
+				var got string
+				for _, it := range a.inbox() {
+					if it.File == name {
+						got = it.SHA256
+					}
+				}
+				if got != sum {
+					t.Fatalf("inbox has %s with SHA-256 %q, want %s", name, got, sum)
+				}
+				m := regexp.MustCompile(`msg=received .*name=` + regexp.QuoteMeta(name) + ` .*resumed_from=(\d+) moved=(\d+) path=(\w+)`).FindStringSubmatch(a.daemon.Stderr())
+				if m == nil {
+					t.Fatalf("no received line for %s in the daemon's log", name)
+				}
+				resumed, _ = strconv.ParseInt(m[1], 10, 64)
+				moved, _ = strconv.ParseInt(m[2], 10, 64)
+				if m[3] != "bulk" {
+					t.Errorf("the resumed file came %s, want bulk", m[3])
+				}
+			}
+			t.Logf("cut at %d MB (%s killed); the second send resumed at %d MB and moved %d MB of %d", cut>>20, between(out, "KILLED<", ">"), resumed>>20, moved>>20, resumeMB)
+			if moved >= int64(resumeMB<<20)*60/100 {
+				t.Errorf("the second send moved %d MB of %d MB (cut at %d MB): not resumed", moved>>20, resumeMB, cut>>20)
+			}
+		})
+	}
+}
+
+// readPartials is a script that reads the page's kept partials from its
+// IndexedDB ("pairing": the records in "partials", the number of pieces
+// in "chunks"), as JSON.
+const readPartials = `new Promise(resolve => {
+  const o = indexedDB.open("pairing");
+  o.onerror = () => resolve("error: " + o.error);
+  o.onsuccess = () => {
+    const d = o.result;
+    if (!d.objectStoreNames.contains("partials")) { d.close(); return resolve("none"); }
+    const t = d.transaction(["partials", "chunks"]);
+    const recs = t.objectStore("partials").getAll(), pieces = t.objectStore("chunks").count();
+    t.oncomplete = () => { d.close(); resolve(JSON.stringify({partials: recs.result, pieces: pieces.result})); };
+    t.onerror = () => { d.close(); resolve("error: " + t.error); };
+  };
+})`
+
+// firefoxPage is the pairing page in one Firefox.
+type firefoxPage struct {
+	t   *testing.T
+	f   *firefoxBrowser
+	ctx string // its browsing context
+}
+
+// openFirefoxPage starts Firefox on profile (its WebDriver BiDi endpoint
+// on port) and opens url.
+func openFirefoxPage(t *testing.T, url, profile string, port int) *firefoxPage {
+	t.Helper()
+	p := &firefoxPage{t: t, f: launchFirefox(t, profile, port)}
+	p.f.call("session.new", map[string]any{"capabilities": map[string]any{}})
+	var tree struct{ Contexts []struct{ Context string } }
+	json.Unmarshal(p.f.call("browsingContext.getTree", map[string]any{}), &tree)
+	if len(tree.Contexts) != 1 {
+		t.Logf("firefox opened %d tabs", len(tree.Contexts))
+	}
+	p.ctx = tree.Contexts[0].Context
+	p.f.call("browsingContext.navigate", map[string]any{"context": p.ctx, "url": url, "wait": "complete"})
+	return p
+}
+
+// eval evaluates expr in the page (awaiting a promise) and returns its
+// value as text; a number should be made a string by the script.
+func (p *firefoxPage) eval(expr string) string {
+	var r struct {
+		Result struct{ Value any }
+	}
+	json.Unmarshal(p.f.call("script.evaluate", map[string]any{"expression": expr, "target": map[string]any{"context": p.ctx}, "awaitPromise": true}), &r)
+	return fmt.Sprint(r.Result.Value)
+}
+
+func (p *firefoxPage) waitFor(cond string, d time.Duration) {
+	p.t.Helper()
+	for deadline := time.Now().Add(d); p.eval(cond) != "true"; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			p.t.Fatalf("page never got to %s; status %q", cond, p.eval(`document.getElementById("status").textContent`))
+		}
+	}
+}
+
+// pair waits until the page is paired (naming it name when it asks) and
+// returns its status; a page that says it failed fails the test.
+func (p *firefoxPage) pair(name string) string {
+	p.t.Helper()
+	state := ""
+	for deadline := time.Now().Add(60 * time.Second); state != "ok"; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) || state == "bad" {
+			p.t.Fatalf("the page did not pair: %q", p.eval(`document.getElementById("status").textContent`))
+		}
+		state = p.eval(`!document.getElementById("nameform").hidden ? "ask" : document.getElementById("status").className`)
+		if state == "ask" {
+			p.eval(fmt.Sprintf(`document.getElementById("name").value = %q; document.getElementById("nameform").requestSubmit(); "named"`, name))
+		}
+	}
+	return p.eval(`document.getElementById("status").textContent`)
+}
+
+// pick puts file in the page's file input, as a person choosing it.
+func (p *firefoxPage) pick(file string) {
+	var node struct {
+		Result struct {
+			SharedID string `json:"sharedId"`
+		}
+	}
+	json.Unmarshal(p.f.call("script.evaluate", map[string]any{"expression": `document.getElementById("pick")`, "target": map[string]any{"context": p.ctx},
+		"awaitPromise": false, "resultOwnership": "root"}), &node)
+	p.f.call("input.setFiles", map[string]any{"context": p.ctx, "element": map[string]any{"sharedId": node.Result.SharedID}, "files": []string{file}})
+}
+
+// kill ends Firefox and all its processes (content, socket, GPU) with
+// SIGKILL, as a crash does: nothing is written on the way out. It
+// returns how many processes it killed.
+func (p *firefoxPage) kill() int {
+	pid := p.f.cmd.Process.Pid
+	parent := map[int]int{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, _ := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if i := bytes.LastIndexByte(stat, ')'); i > 0 {
+			if f := strings.Fields(string(stat[i+1:])); len(f) > 1 {
+				parent[n], _ = strconv.Atoi(f[1])
+			}
+		}
+	}
+	tree := []int{pid}
+	for changed := true; changed; {
+		changed = false
+		for c, pp := range parent {
+			if pp != 0 && containsInt(tree, pp) && !containsInt(tree, c) {
+				tree, changed = append(tree, c), true
+			}
+		}
+	}
+	for _, q := range tree {
+		syscall.Kill(q, syscall.SIGKILL)
+	}
+	<-p.f.done
+	p.f.ws.Close()
+	return len(tree)
+}
+
+func containsInt(s []int, v int) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// TestHelperFirefoxResume runs inside a host: the page in Firefox ESR
+// pairs (PAIR_URL, PAIR_PROFILE, named "Firefox phone"), then a file
+// (PAIR_FILE) goes PAIR_DIR (down: `pairing send` to the page; up: picked
+// on the page) and Firefox is killed at about half (CUT<bytes>); Firefox
+// starts again on the same profile and the file goes again: down prints
+// PARTIALS_BEFORE/PARTIALS_AFTER (the page's IndexedDB partials before
+// the kill and after the restart), SEND2<json>SEND2 and PAGE_SHA<…>, up
+// FILE_STATE<…>.
+func TestHelperFirefoxResume(t *testing.T) {
+	if !lantest.InHelper() {
+		t.Skip("runs inside a simulated host; see TestFirefoxResume")
+	}
+	file, dir, profile, url := os.Getenv("PAIR_FILE"), os.Getenv("PAIR_DIR"), os.Getenv("PAIR_PROFILE"), os.Getenv("PAIR_URL")
+	fi, err := os.Stat(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(ctx context.Context) *exec.Cmd {
+		return exec.CommandContext(ctx, os.Getenv("PAIR_BIN"), "send", "--socket", os.Getenv("PAIR_SOCKET"), os.Getenv("PAIR_PEER"), "--file", file, "--json")
+	}
+	li := `#files li[data-dir=` + map[string]string{"down": "in", "up": "out"}[dir] + `]`
+	p := openFirefoxPage(t, url, profile, 9231)
+	fmt.Printf("STATUS<%s>\n", p.pair("Firefox phone"))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var first *exec.Cmd
+	if dir == "down" {
+		first = send(ctx)
+		if err := first.Start(); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		p.pick(file)
+	}
+	p.waitFor(fmt.Sprintf(`(document.querySelector(%q) || {value: 0}).value >= %d`, li+" progress", fi.Size()/2), 3*time.Minute)
+	fmt.Printf("CUT<%s>\n", p.eval(fmt.Sprintf(`String(document.querySelector(%q).value)`, li+" progress")))
+	if dir == "down" {
+		fmt.Printf("PARTIALS_BEFORE<%s>PARTIALS_BEFORE\n", p.eval(readPartials))
+	}
+	fmt.Printf("KILLED<%d processes>\n", p.kill())
+	if first != nil {
+		// The send fails once the daemon sees the page gone.
+		done := make(chan error, 1)
+		go func() { done <- first.Wait() }()
+		select {
+		case err := <-done:
+			fmt.Printf("FIRST<%v>\n", err)
+		case <-time.After(90 * time.Second):
+			cancel()
+			t.Fatal("the first send never ended after the page was killed")
+		}
+	}
+	p = openFirefoxPage(t, url, profile, 9232)
+	if dir == "down" {
+		fmt.Printf("PARTIALS_AFTER<%s>PARTIALS_AFTER\n", p.eval(readPartials))
+	}
+	fmt.Printf("STATUS2<%s>\n", p.pair("Firefox phone"))
+	if dir == "down" {
+		var errOut bytes.Buffer
+		second := send(context.Background())
+		second.Stderr = &errOut
+		out, err := second.Output()
+		if err != nil {
+			t.Fatalf("the second send: %v %s%s", err, out, errOut.Bytes())
+		}
+		var flat bytes.Buffer
+		json.Compact(&flat, out)
+		fmt.Printf("SEND2<%s>SEND2\n", flat.String())
+		p.waitFor(`!!document.querySelector("#files li[data-sha256]")`, 3*time.Minute)
+		fmt.Printf("PAGE_SHA<%s>\n", p.eval(`document.querySelector("#files li[data-sha256]").dataset.sha256`))
+	} else {
+		p.pick(file)
+		p.waitFor(fmt.Sprintf(`!!document.querySelector(%q)`, li+"[data-state]"), 3*time.Minute)
+		fmt.Printf("FILE_STATE<%s>\n", p.eval(fmt.Sprintf(`document.querySelector(%q).dataset.state + ":" + document.querySelector(%q).textContent`, li, li+" small")))
+	}
+	p.f.close()
+}
