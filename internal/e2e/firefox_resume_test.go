@@ -13,14 +13,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/lanpairing/pairing/internal/control"
 	"github.com/lanpairing/pairing/internal/lantest"
 )
 
@@ -40,49 +38,10 @@ func TestFirefoxResume(t *testing.T) {
 			file, sum := randomFile(t, name, resumeMB<<20)
 			out := runLong(t, b.Host, "TestHelperFirefoxResume", 6*time.Minute,
 				helperEnv(a, a.qr().URL, t.TempDir(), "PAIR_PEER=Firefox phone", "PAIR_DIR="+dir, "PAIR_FILE="+file)...)
-			cut, _ := strconv.ParseInt(between(out, "CUT<", ">"), 10, 64)
-			if cut == 0 {
-				t.Fatalf("never cut:\n%s", out)
-			}
-			var moved, resumed int64
 			if dir == "down" {
-				t.Logf("the page's partial before the kill %s, after the restart %s", between(out, "PARTIALS_BEFORE<", ">PARTIALS_BEFORE"), between(out, "PARTIALS_AFTER<", ">PARTIALS_AFTER"))
-				var res control.SendResult
-				json.Unmarshal([]byte(between(out, "SEND2<", ">SEND2")), &res)
-				if res.SHA256 != sum || between(out, "PAGE_SHA<", ">") != sum {
-					t.Fatalf("the resumed file: sent %q, page %q, want %s\n%s", res.SHA256, between(out, "PAGE_SHA<", ">"), sum, out)
-				}
-				resumed, moved = res.ResumedBytes, int64(resumeMB<<20)-res.ResumedBytes
-				if m := regexp.MustCompile(`msg=sent .*kind=file .* via=(\w+)`).FindAllStringSubmatch(a.daemon.Stderr(), -1); len(m) == 0 || m[len(m)-1][1] != "bulk" {
-					t.Errorf("the second send did not go on the bulk path: %v", m)
-				}
-			} else {
-				if st := between(out, "FILE_STATE<", ">"); !strings.HasPrefix(st, "done:") || !strings.Contains(st, "resumed at") {
-					t.Fatalf("up from the page: %q\n%s", st, out)
-				}
-				var got string
-				for _, it := range a.inbox() {
-					if it.File == name {
-						got = it.SHA256
-					}
-				}
-				if got != sum {
-					t.Fatalf("inbox has %s with SHA-256 %q, want %s", name, got, sum)
-				}
-				m := regexp.MustCompile(`msg=received .*name=` + regexp.QuoteMeta(name) + ` .*resumed_from=(\d+) moved=(\d+) path=(\w+)`).FindStringSubmatch(a.daemon.Stderr())
-				if m == nil {
-					t.Fatalf("no received line for %s in the daemon's log", name)
-				}
-				resumed, _ = strconv.ParseInt(m[1], 10, 64)
-				moved, _ = strconv.ParseInt(m[2], 10, 64)
-				if m[3] != "bulk" {
-					t.Errorf("the resumed file came %s, want bulk", m[3])
-				}
+				t.Logf("the page's partial before the kill %s, after the restart %s (%s killed)", between(out, "PARTIALS_BEFORE<", ">PARTIALS_BEFORE"), between(out, "PARTIALS_AFTER<", ">PARTIALS_AFTER"), between(out, "KILLED<", ">"))
 			}
-			t.Logf("cut at %d MB (%s killed); the second send resumed at %d MB and moved %d MB of %d", cut>>20, between(out, "KILLED<", ">"), resumed>>20, moved>>20, resumeMB)
-			if moved >= int64(resumeMB<<20)*60/100 {
-				t.Errorf("the second send moved %d MB of %d MB (cut at %d MB): not resumed", moved>>20, resumeMB, cut>>20)
-			}
+			checkResumed(t, a, dir, name, sum, "bulk", out)
 		})
 	}
 }

@@ -50,53 +50,61 @@ func TestPhoneResume(t *testing.T) {
 				env = append(env, "PAIR_NOBULK=1")
 			}
 			out := runLong(t, b.Host, "TestHelperPhoneResume", 6*time.Minute, env...)
-			cut, _ := strconv.ParseInt(between(out, "CUT<", ">"), 10, 64)
-			if cut == 0 {
-				t.Fatalf("never cut:\n%s", out)
-			}
-			var moved, resumed int64
 			via := "webrtc"
 			if c.bulk {
 				via = "bulk"
 			}
-			if c.dir == "down" {
-				var res control.SendResult
-				json.Unmarshal([]byte(between(out, "SEND2<", ">SEND2")), &res)
-				if res.SHA256 != sum || between(out, "PAGE_SHA<", ">") != sum {
-					t.Fatalf("the resumed file: sent %q, page %q, want %s\n%s", res.SHA256, between(out, "PAGE_SHA<", ">"), sum, out)
-				}
-				resumed, moved = res.ResumedBytes, int64(resumeMB<<20)-res.ResumedBytes
-				if m := regexp.MustCompile(`msg=sent .*kind=file .* path=(\w+)`).FindAllStringSubmatch(a.daemon.Stderr(), -1); len(m) == 0 || m[len(m)-1][1] != via {
-					t.Errorf("the second send did not go %s: %v", via, m)
-				}
-			} else {
-				if st := between(out, "FILE_STATE<", ">"); !strings.HasPrefix(st, "done:") || !strings.Contains(st, "resumed at") {
-					t.Fatalf("up from the page: %q\n%s", st, out)
-				}
-				var got string
-				for _, it := range a.inbox() {
-					if it.File == name {
-						got = it.SHA256
-					}
-				}
-				if got != sum {
-					t.Fatalf("inbox has %s with SHA-256 %q, want %s", name, got, sum)
-				}
-				m := regexp.MustCompile(`msg=received .*name=` + regexp.QuoteMeta(name) + ` .*resumed_from=(\d+) moved=(\d+) path=(\w+)`).FindStringSubmatch(a.daemon.Stderr())
-				if m == nil {
-					t.Fatalf("no received line for %s in the daemon's log", name)
-				}
-				resumed, _ = strconv.ParseInt(m[1], 10, 64)
-				moved, _ = strconv.ParseInt(m[2], 10, 64)
-				if m[3] != via {
-					t.Errorf("the resumed file came %s, want %s", m[3], via)
-				}
-			}
-			t.Logf("cut at %d MB; the second send resumed at %d MB and moved %d MB of %d", cut>>20, resumed>>20, moved>>20, resumeMB)
-			if moved >= int64(resumeMB<<20)*60/100 {
-				t.Errorf("the second send moved %d MB of %d MB (cut at %d MB): not resumed", moved>>20, resumeMB, cut>>20)
-			}
+			checkResumed(t, a, c.dir, name, sum, via, out)
 		})
+	}
+}
+
+// checkResumed checks a resume test's second send (out is its helper's):
+// the file is whole (its SHA-256 where it went), it went on path via
+// (the daemon's log), and it moved less than 60 % of the bytes.
+func checkResumed(t *testing.T, a *node, dir, name, sum, via, out string) {
+	t.Helper()
+	cut, _ := strconv.ParseInt(between(out, "CUT<", ">"), 10, 64)
+	if cut == 0 {
+		t.Fatalf("never cut:\n%s", out)
+	}
+	var moved, resumed int64
+	if dir == "down" {
+		var res control.SendResult
+		json.Unmarshal([]byte(between(out, "SEND2<", ">SEND2")), &res)
+		if res.SHA256 != sum || between(out, "PAGE_SHA<", ">") != sum {
+			t.Fatalf("the resumed file: sent %q, page %q, want %s\n%s", res.SHA256, between(out, "PAGE_SHA<", ">"), sum, out)
+		}
+		if res.Path != via {
+			t.Errorf("the second send went %s, want %s", res.Path, via)
+		}
+		resumed, moved = res.ResumedBytes, int64(resumeMB<<20)-res.ResumedBytes
+	} else {
+		if st := between(out, "FILE_STATE<", ">"); !strings.HasPrefix(st, "done:") || !strings.Contains(st, "resumed at") {
+			t.Fatalf("up from the page: %q\n%s", st, out)
+		}
+		var got string
+		for _, it := range a.inbox() {
+			if it.File == name {
+				got = it.SHA256
+			}
+		}
+		if got != sum {
+			t.Fatalf("inbox has %s with SHA-256 %q, want %s", name, got, sum)
+		}
+		m := regexp.MustCompile(`msg=received .*name=` + regexp.QuoteMeta(name) + ` .*resumed_from=(\d+) moved=(\d+) path=(\w+)`).FindStringSubmatch(a.daemon.Stderr())
+		if m == nil {
+			t.Fatalf("no received line for %s in the daemon's log", name)
+		}
+		resumed, _ = strconv.ParseInt(m[1], 10, 64)
+		moved, _ = strconv.ParseInt(m[2], 10, 64)
+		if m[3] != via {
+			t.Errorf("the resumed file came %s, want %s", m[3], via)
+		}
+	}
+	t.Logf("cut at %d MB; the second send resumed at %d MB and moved %d MB of %d", cut>>20, resumed>>20, moved>>20, resumeMB)
+	if moved >= int64(resumeMB<<20)*60/100 {
+		t.Errorf("the second send moved %d MB of %d MB (cut at %d MB): not resumed", moved>>20, resumeMB, cut>>20)
 	}
 }
 
