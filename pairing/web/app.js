@@ -339,8 +339,9 @@ class Conn {
     f.done = down(bulk, f.got, f.size, plain => this.chunkIn(f, plain), () => this.closed || this.incoming !== f).catch(e => {
       if (this.incoming !== f || f.bad) throw e;
       if (!(e instanceof Refused)) this.bulkBroken = true; // the next file takes the data channel
-      this.send({ t: "ack", error: e.message });
-      this.keepIncoming(e instanceof Refused ? e.message : "the file could not be fetched (" + e.message + ")");
+      const why = e instanceof Refused ? e.message : "the fast path is blocked on this network (" + e.message + "); sent again, the file takes the slower one";
+      this.send({ t: "ack", error: why });
+      this.keepIncoming(why);
       throw e;
     });
   }
