@@ -46,7 +46,7 @@ deps: ## install the Debian packages the tests need, when missing (as root)
 	fi
 
 test: deps ## run all tests with -race, namespace integration tests included (root)
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 45m ./...
 
 bench: deps ## measure speed in simulated LANs; prints `bench <name> <value> <unit>`
 	@mkdir -p $(RUN_DIR); PAIRING_BENCH=1 $(GO) test -count=1 -run '^TestBench(Figures|QRRender)$$' -v ./internal/e2e ./cmd/pairing >$(RUN_DIR)/bench.log 2>&1; rc=$$?; \

@@ -39,9 +39,9 @@ import (
 	"github.com/lanpairing/pairing/pairing/rtc"
 )
 
-// bulkFileMB is each direction's file: 8 chunks, so the tampered ones
+// bulkFileMB is each direction's file: 8 chunks of rtc.BulkChunk, so the tampered ones
 // (2 to 5) sit in the middle of a transfer.
-const bulkFileMB = 8
+const bulkFileMB = 8 * rtc.BulkChunk >> 20
 
 // bulkProxyPort is the tampering proxy's port in the daemon's namespace.
 const bulkProxyPort = 18080
@@ -95,7 +95,7 @@ var bulkAttacks = []bulkAttack{
 var bulkEvent = regexp.MustCompile(`(?m)^BULK (page|proxy|other) (GET|POST) (\d+) (\S+) -> (\d+) ?(\S*)$`)
 
 // TestAttackBulkTamper: for each attack, a real daemon in a, the page in
-// headless Chromium in b, paired; the page sends an 8 MiB file and the
+// headless Chromium in b, paired; the page sends a 16 MiB file and the
 // daemon sends one, each on the bulk path through the proxy. The daemon
 // refuses every chunk that was altered, replayed or reordered (the proxy
 // sees its answer); nothing it refused is written (every large file in
@@ -255,16 +255,17 @@ func bulkTamper(t *testing.T, bin string, at bulkAttack) {
 		t.Errorf("the upload ended as %q", upState)
 	}
 
-	// Down: the page never asks for chunk i unless chunk i-1 it got was
-	// the daemon's own (a chunk that does not open ends or repeats the
-	// transfer), and what it keeps is the daemon's file or nothing.
+	// Down: the page asks for chunk i+1 as soon as chunk i arrived,
+	// before it opens it, but never for chunk i+2 unless chunk i was the
+	// daemon's own (a chunk that does not open ends the transfer), and
+	// what it keeps is the daemon's file or nothing.
 	genuine := map[string]bool{}
 	for _, e := range events {
 		if e[1] != "page" || e[2] != "GET" {
 			continue
 		}
-		if i, _ := strconv.Atoi(e[3]); i > 0 && !genuine[strconv.Itoa(i-1)] {
-			t.Errorf("the page asked for chunk %d after a chunk %d that was not the daemon's", i, i-1)
+		if i, _ := strconv.Atoi(e[3]); i > 1 && !genuine[strconv.Itoa(i-2)] {
+			t.Errorf("the page asked for chunk %d after a chunk %d that was not the daemon's", i, i-2)
 		}
 		if e[5] == "200" && (e[4] == "pass" || e[4] == "held") {
 			genuine[e[3]] = true
