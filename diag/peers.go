@@ -178,6 +178,13 @@ func gatherPeerReach(ctx context.Context, e *env, in Facts) Facts {
 	return Facts{PeerReach: out}
 }
 
+// reachTimeout bounds a connect to a peer found on the LAN (a LAN answers
+// in milliseconds); reachRetryTimeout the second try after a timeout.
+const (
+	reachTimeout      = 700 * time.Millisecond
+	reachRetryTimeout = 2 * time.Second
+)
+
 func reachPeer(ctx context.Context, p FoundPeer) PeerReach {
 	x := PeerReach{Name: p.Name, ID: p.ID, Neighbours: map[string]string{}}
 	var targets []netip.AddrPort
@@ -193,7 +200,12 @@ func reachPeer(ctx context.Context, p FoundPeer) PeerReach {
 	var wg sync.WaitGroup
 	for i, t := range targets {
 		wg.Go(func() {
-			conn, d := dialTCP(ctx, t, 700*time.Millisecond)
+			conn, d := dialTCP(ctx, t, reachTimeout)
+			if d.Outcome == DialTimeout {
+				// A silence is what a filter gives, and a busy host too:
+				// it counts only when a longer second try meets it again.
+				conn, d = dialTCP(ctx, t, reachRetryTimeout)
+			}
 			if conn != nil {
 				conn.Close()
 			}
