@@ -290,7 +290,7 @@ func TestBenchFigures(t *testing.T) {
 	})
 
 	// A paired phone's page: loaded to connected (its own clock), and a
-	// 50 MB file each way (up: picked to the daemon's SHA-256 ack, down:
+	// 200 MiB file each way (up: picked to the daemon's SHA-256 ack, down:
 	// pairing send's duration to the page's ack).
 	t.Run("browser_big_file_mb", func(t *testing.T) { requireChromium(t); benchBrowserBigFile(t, bin) })
 
@@ -307,7 +307,8 @@ func TestBenchFigures(t *testing.T) {
 			}
 			return ms
 		})
-		file, _ := randomFile(t, "fifty.bin", 50<<20)
+		const mib = 200
+		file, _ := randomFile(t, "file.bin", mib<<20)
 		var up, down []float64
 		for range 3 {
 			out := phone(t, b.Host, "PAIR_URL="+w.URL, "PAIR_PROFILE="+profile, "PAIR_FILES="+file, "PAIR_RECV_FILE="+file,
@@ -318,7 +319,7 @@ func TestBenchFigures(t *testing.T) {
 			if upMS == 0 || downMS == 0 || !strings.HasPrefix(between(out, "FILES<", ">"), "done") {
 				t.Fatalf("file transfers:\n%s", out)
 			}
-			up, down = append(up, 50*8*1.048576/upMS*1000), append(down, 50*8*1.048576/downMS*1000)
+			up, down = append(up, mib*8*1.048576/upMS*1000), append(down, mib*8*1.048576/downMS*1000)
 		}
 		slices.Sort(up)
 		slices.Sort(down)
@@ -326,7 +327,7 @@ func TestBenchFigures(t *testing.T) {
 		t.Logf("up %v down %v Mbit/s", up, down)
 		// The same browser's plain fetch to a Go HTTP server on the same
 		// hosts: what HTTP gives without the page's guarantees.
-		refUp, refDown := benchBrowserRefHTTP(t, a, b, 200)
+		refUp, refDown := benchBrowserRefHTTP(t, a, b, mib)
 		fmt.Printf("bench browser_ref_http_up_mbps %.0f Mbit/s\nbench browser_ref_http_down_mbps %.0f Mbit/s\n", refUp, refDown)
 		fmt.Printf("bench browser_file_up_ratio %.3f\nbench browser_file_down_ratio %.3f\n", up[1]/refUp, down[1]/refDown)
 	})

@@ -17,11 +17,11 @@ export const HEAD = 1 << 20;
 const REQUEST_DEADLINE = 60000;
 // READ: the piece of a file hashed at a time.
 const READ = 4 << 20;
-// HASH_AHEAD: the bytes given to the hash worker that it has not taken
+// HASH_AHEAD: the bytes given to a hash in the worker that it has not taken
 // yet, at most (more waits: the page's memory stays bounded).
 const HASH_AHEAD = 32 << 20;
-// WORKER_DEADLINE: ms the hash worker has to start; else (or where a
-// browser has no module workers) the page hashes on its own thread.
+// WORKER_DEADLINE: ms a worker has to start; else (or where a browser
+// has no module workers) the page hashes and seals on its own thread.
 const WORKER_DEADLINE = 3000;
 
 const enc = new TextEncoder();
@@ -52,10 +52,30 @@ export class Bulk {
     new DataView(n.buffer).setBigUint64(4, BigInt(i));
     return n;
   }
-  seal(label, i, data) { return chacha20poly1305(this.key, this.nonce(label, i), this.aad).encrypt(data); }
-  open(label, i, data) {
+  // proof is a download request's proof of the key (a seal of nothing).
+  proof(i) { return chacha20poly1305(this.key, this.nonce("rq", i), this.aad).encrypt(new Uint8Array(0)); }
+  // run seals or opens data in the sealing worker (or here, where it
+  // does not start), taking data's bytes (given over): {out, data}, the
+  // result and data back. A chunk that does not open throws.
+  async run(op, label, i, data) {
+    const nonce = this.nonce(label, i), wk = await startWorker("seal");
+    if (!wk) {
+      const c = chacha20poly1305(this.key, nonce, this.aad);
+      return { out: op === "seal" ? c.encrypt(data) : c.decrypt(data), data };
+    }
+    const q = "q" + ++queries, buf = whole(data);
+    return new Promise((resolve, reject) => {
+      wk.handlers.set(q, m => {
+        wk.handlers.delete(q);
+        if (m.error) reject(new Error(m.error)); else resolve({ out: new Uint8Array(m.out), data: new Uint8Array(m.buf) });
+      });
+      wk.w.postMessage({ t: op, q: queries, key: this.key, nonce, aad: this.aad, buf }, [buf]);
+    });
+  }
+  seal(label, i, data) { return this.run("seal", label, i, data); }
+  async open(label, i, data) {
     try {
-      return chacha20poly1305(this.key, this.nonce(label, i), this.aad).decrypt(data);
+      return (await this.run("open", label, i, data)).out;
     } catch {
       throw new Refused("a piece of the file did not come from the device as sent (altered on the way?); nothing of it was kept");
     }
@@ -93,8 +113,7 @@ export async function up(b, file, from, took, sent, stopped) {
     return ok;
   };
   for (let i = 0, off = from; off < file.size; i++, off += b.chunk) {
-    const plain = new Uint8Array(await file.slice(off, off + b.chunk).arrayBuffer());
-    const body = b.seal("up", i, plain);
+    const { out: body, data: plain } = await b.seal("up", i, new Uint8Array(await file.slice(off, off + b.chunk).arrayBuffer()));
     if (!(await settle())) return acked;
     if (stopped()) throw new Error("connection lost");
     const n = plain.length;
@@ -112,7 +131,7 @@ export async function up(b, file, from, took, sent, stopped) {
 // down fetches a file's bytes from `from` to size through b, the next
 // chunk on its way while one is opened; took(plain) gets them in order.
 export async function down(b, from, size, took, stopped) {
-  const get = i => request(b.url(i), { headers: { "X-Pairing-Proof": b64url(b.seal("rq", i, new Uint8Array(0))) } })
+  const get = i => request(b.url(i), { headers: { "X-Pairing-Proof": b64url(b.proof(i)) } })
     .then(res => res.arrayBuffer());
   let got = from, i = 0;
   let next = got < size ? get(0) : null;
@@ -124,7 +143,7 @@ export async function down(b, from, size, took, stopped) {
     const n = sealed.length - 16;
     next = got + n < size ? get(i + 1) : null;
     next && next.catch(() => {}); // its failure is read at its turn
-    const plain = b.open("dn", i++, sealed);
+    const plain = await b.open("dn", i++, sealed);
     got += plain.length;
     if (got > size) throw new Refused("more bytes than announced");
     await took(plain);
@@ -136,26 +155,33 @@ export async function hashPrefix(h, file, n) {
   for (let off = 0; off < n; off += READ) await h.update(new Uint8Array(await file.slice(off, Math.min(n, off + READ)).arrayBuffer()));
 }
 
-// The hash worker (hasher.js), shared by the page's hashes; null where
-// it does not start.
-let worker = null;
-const waiting = new Map(); // hash id → its handlers
-function hashWorker() {
-  worker = worker || new Promise(resolve => {
+// The page's workers (worker.js), one per role ("hash": the SHA-256s,
+// "seal": the bulk path's sealing), each started once: {w, handlers}, or
+// null where a worker does not start. An answer goes to the handler of
+// its hash id, or of "q" and its query number.
+const workers = {};
+function startWorker(role) {
+  workers[role] = workers[role] || new Promise(resolve => {
     let w;
-    try { w = new Worker("/p/hasher.js", { type: "module" }); } catch { return resolve(null); }
+    try { w = new Worker("/p/worker.js", { type: "module" }); } catch { return resolve(null); }
     const fail = () => { clearTimeout(t); w.terminate(); resolve(null); };
     const t = setTimeout(fail, WORKER_DEADLINE);
     w.onerror = fail;
+    const handlers = new Map();
     w.onmessage = e => {
       if (e.data.t !== "ready") return;
       clearTimeout(t);
-      w.onmessage = ({ data: m }) => { const h = waiting.get(m.id); if (h) h(m); };
-      resolve(w);
+      w.onmessage = ({ data: m }) => { const h = handlers.get(m.t === "done" ? "q" + m.q : m.id); if (h) h(m); };
+      resolve({ w, handlers });
     };
   });
-  return worker;
+  return workers[role];
 }
+let queries = 0;
+
+// whole is the ArrayBuffer of b, to give to a worker (a copy when b is
+// a view of part of it).
+const whole = b => b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b.buffer : b.slice().buffer;
 
 let hashes = 0;
 
@@ -164,14 +190,15 @@ let hashes = 0;
 // again) and resolves once there is room for more; sum() is the hex
 // digest of what it took so far, digest() that of the whole.
 export async function newHash() {
-  const w = await hashWorker();
-  if (!w) {
+  const wk = await startWorker("hash");
+  if (!wk) {
     const h = sha256.create();
     return { update: async b => { h.update(b); }, sum: async () => hex(h.clone().digest()), digest: async () => hex(h.digest()) };
   }
   const id = ++hashes;
   let ahead = 0, room = null, sum = null;
-  waiting.set(id, m => {
+  const w = wk.w;
+  wk.handlers.set(id, m => {
     if (m.t === "took") {
       ahead -= m.n;
       if (room && ahead <= HASH_AHEAD) { room(); room = null; }
@@ -181,12 +208,12 @@ export async function newHash() {
   const ask = t => new Promise(resolve => { sum = resolve; w.postMessage({ t, id }); });
   return {
     update(b) {
-      const buf = b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b.buffer : b.slice().buffer;
+      const buf = whole(b);
       ahead += buf.byteLength;
       w.postMessage({ t: "update", id, buf }, [buf]);
       return ahead <= HASH_AHEAD ? Promise.resolve() : new Promise(resolve => { room = resolve; });
     },
     sum: () => ask("sum"),
-    digest: () => ask("digest").finally(() => waiting.delete(id)),
+    digest: () => ask("digest").finally(() => wk.handlers.delete(id)),
   };
 }
