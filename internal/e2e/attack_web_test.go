@@ -263,25 +263,7 @@ func chromiumAt(t *testing.T, profile, url string) *chrome {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	var wsURL string
-	for deadline := time.Now().Add(15 * time.Second); wsURL == ""; time.Sleep(100 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("no DevTools endpoint")
-		}
-		resp, err := http.Get("http://127.0.0.1:9224/json")
-		if err != nil {
-			continue
-		}
-		var targets []struct{ Type, WebSocketDebuggerURL string }
-		json.NewDecoder(resp.Body).Decode(&targets)
-		resp.Body.Close()
-		for _, tg := range targets {
-			if tg.Type == "page" {
-				wsURL = tg.WebSocketDebuggerURL
-			}
-		}
-	}
-	ws, err := websocket.Dial(wsURL, "", "http://127.0.0.1/")
+	ws, err := devtools(9224, "")
 	if err != nil {
 		t.Fatal(err)
 	}

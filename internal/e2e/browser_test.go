@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -152,26 +151,7 @@ func TestHelperBrowser(t *testing.T) {
 			cmd.Wait()
 		}
 	}()
-	var wsURL string
-	for deadline := time.Now().Add(15 * time.Second); wsURL == ""; {
-		if time.Now().After(deadline) {
-			t.Fatal("no DevTools endpoint")
-		}
-		time.Sleep(100 * time.Millisecond)
-		resp, err := http.Get("http://127.0.0.1:9222/json")
-		if err != nil {
-			continue
-		}
-		var targets []struct{ Type, URL, WebSocketDebuggerURL string }
-		json.NewDecoder(resp.Body).Decode(&targets)
-		resp.Body.Close()
-		for _, tg := range targets {
-			if tg.Type == "page" && strings.Contains(tg.URL, "/p") {
-				wsURL = tg.WebSocketDebuggerURL
-			}
-		}
-	}
-	ws, err := websocket.Dial(wsURL, "", "http://127.0.0.1/")
+	ws, err := devtools(9222, "/p")
 	if err != nil {
 		t.Fatal(err)
 	}

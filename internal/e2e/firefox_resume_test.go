@@ -7,11 +7,9 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -121,8 +119,8 @@ func (p *firefoxPage) pair(name string) string {
 	return p.eval(`document.getElementById("status").textContent`)
 }
 
-// pick puts file in the page's file input, as a person choosing it.
-func (p *firefoxPage) pick(file string) {
+// pick puts files in the page's file input, as a person choosing them.
+func (p *firefoxPage) pick(files ...string) {
 	var node struct {
 		Result struct {
 			SharedID string `json:"sharedId"`
@@ -130,7 +128,7 @@ func (p *firefoxPage) pick(file string) {
 	}
 	json.Unmarshal(p.f.call("script.evaluate", map[string]any{"expression": `document.getElementById("pick")`, "target": map[string]any{"context": p.ctx},
 		"awaitPromise": false, "resultOwnership": "root"}), &node)
-	p.f.call("input.setFiles", map[string]any{"context": p.ctx, "element": map[string]any{"sharedId": node.Result.SharedID}, "files": []string{file}})
+	p.f.call("input.setFiles", map[string]any{"context": p.ctx, "element": map[string]any{"sharedId": node.Result.SharedID}, "files": files})
 }
 
 // kill ends Firefox and all its processes (content, socket, GPU) with
@@ -191,67 +189,19 @@ func TestHelperFirefoxResume(t *testing.T) {
 		t.Skip("runs inside a simulated host; see TestFirefoxResume")
 	}
 	file, dir, profile, url := os.Getenv("PAIR_FILE"), os.Getenv("PAIR_DIR"), os.Getenv("PAIR_PROFILE"), os.Getenv("PAIR_URL")
-	fi, err := os.Stat(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	send := func(ctx context.Context) *exec.Cmd {
-		return exec.CommandContext(ctx, os.Getenv("PAIR_BIN"), "send", "--socket", os.Getenv("PAIR_SOCKET"), os.Getenv("PAIR_PEER"), "--file", file, "--json")
-	}
-	li := `#files li[data-dir=` + map[string]string{"down": "in", "up": "out"}[dir] + `]`
 	p := openFirefoxPage(t, url, profile, 9231)
 	fmt.Printf("STATUS<%s>\n", p.pair("Firefox phone"))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var first *exec.Cmd
-	if dir == "down" {
-		first = send(ctx)
-		if err := first.Start(); err != nil {
-			t.Fatal(err)
+	cutAtHalf(t, p, dir, file, func() {
+		if dir == "down" {
+			fmt.Printf("PARTIALS_BEFORE<%s>PARTIALS_BEFORE\n", p.eval(readPartials))
 		}
-	} else {
-		p.pick(file)
-	}
-	p.waitFor(fmt.Sprintf(`(document.querySelector(%q) || {value: 0}).value >= %d`, li+" progress", fi.Size()/2), 3*time.Minute)
-	fmt.Printf("CUT<%s>\n", p.eval(fmt.Sprintf(`String(document.querySelector(%q).value)`, li+" progress")))
-	if dir == "down" {
-		fmt.Printf("PARTIALS_BEFORE<%s>PARTIALS_BEFORE\n", p.eval(readPartials))
-	}
-	fmt.Printf("KILLED<%d processes>\n", p.kill())
-	if first != nil {
-		// The send fails once the daemon sees the page gone.
-		done := make(chan error, 1)
-		go func() { done <- first.Wait() }()
-		select {
-		case err := <-done:
-			fmt.Printf("FIRST<%v>\n", err)
-		case <-time.After(90 * time.Second):
-			cancel()
-			t.Fatal("the first send never ended after the page was killed")
-		}
-	}
+		fmt.Printf("KILLED<%d processes>\n", p.kill())
+	})
 	p = openFirefoxPage(t, url, profile, 9232)
 	if dir == "down" {
 		fmt.Printf("PARTIALS_AFTER<%s>PARTIALS_AFTER\n", p.eval(readPartials))
 	}
 	fmt.Printf("STATUS2<%s>\n", p.pair("Firefox phone"))
-	if dir == "down" {
-		var errOut bytes.Buffer
-		second := send(context.Background())
-		second.Stderr = &errOut
-		out, err := second.Output()
-		if err != nil {
-			t.Fatalf("the second send: %v %s%s", err, out, errOut.Bytes())
-		}
-		var flat bytes.Buffer
-		json.Compact(&flat, out)
-		fmt.Printf("SEND2<%s>SEND2\n", flat.String())
-		p.waitFor(`!!document.querySelector("#files li[data-sha256]")`, 3*time.Minute)
-		fmt.Printf("PAGE_SHA<%s>\n", p.eval(`document.querySelector("#files li[data-sha256]").dataset.sha256`))
-	} else {
-		p.pick(file)
-		p.waitFor(fmt.Sprintf(`!!document.querySelector(%q)`, li+"[data-state]"), 3*time.Minute)
-		fmt.Printf("FILE_STATE<%s>\n", p.eval(fmt.Sprintf(`document.querySelector(%q).dataset.state + ":" + document.querySelector(%q).textContent`, li, li+" small")))
-	}
+	sendAgain(t, p, dir, file)
 	p.f.close()
 }

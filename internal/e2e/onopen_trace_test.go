@@ -23,7 +23,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -193,30 +192,10 @@ func onopenRun(t *testing.T, url, profile string) (string, string, []byte) {
 		}
 		return []byte(logBuf.String())
 	}
-	var wsURL string
-	for deadline := time.Now().Add(15 * time.Second); wsURL == ""; {
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			return "noendpoint:", "", end()
-		}
-		time.Sleep(50 * time.Millisecond)
-		resp, err := http.Get("http://127.0.0.1:9222/json")
-		if err != nil {
-			continue
-		}
-		var targets []struct{ Type, WebSocketDebuggerURL string }
-		json.NewDecoder(resp.Body).Decode(&targets)
-		resp.Body.Close()
-		for _, tg := range targets {
-			if tg.Type == "page" {
-				wsURL = tg.WebSocketDebuggerURL
-			}
-		}
-	}
-	ws, err := websocket.Dial(wsURL, "", "http://127.0.0.1/")
+	ws, err := devtools(9222, "")
 	if err != nil {
 		cmd.Process.Kill()
-		return "nows:", "", end()
+		return "nodevtools:", "", end()
 	}
 	defer ws.Close()
 	id := 0

@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -72,25 +73,7 @@ func openPage(t *testing.T, url, profile string, env []string, before ...string)
 	}
 	p := &page{t: t, cmd: cmd}
 	t.Cleanup(p.kill)
-	var wsURL string
-	for deadline := time.Now().Add(15 * time.Second); wsURL == ""; time.Sleep(100 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("no DevTools endpoint")
-		}
-		resp, err := http.Get("http://127.0.0.1:9222/json")
-		if err != nil {
-			continue
-		}
-		var targets []struct{ Type, URL, WebSocketDebuggerURL string }
-		json.NewDecoder(resp.Body).Decode(&targets)
-		resp.Body.Close()
-		for _, tg := range targets {
-			if tg.Type == "page" {
-				wsURL = tg.WebSocketDebuggerURL
-			}
-		}
-	}
-	ws, err := websocket.Dial(wsURL, "", "http://127.0.0.1/")
+	ws, err := devtools(9222, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -443,4 +426,26 @@ func savedSum(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// devtools connects to the DevTools endpoint of the Chromium on port
+// (up to 15 s after its start): its page target whose URL holds urlPart.
+func devtools(port int, urlPart string) (*websocket.Conn, error) {
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return nil, errors.New("no DevTools endpoint")
+		}
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/json", port))
+		if err != nil {
+			continue
+		}
+		var targets []struct{ Type, URL, WebSocketDebuggerURL string }
+		json.NewDecoder(resp.Body).Decode(&targets)
+		resp.Body.Close()
+		for _, tg := range targets {
+			if tg.Type == "page" && strings.Contains(tg.URL, urlPart) {
+				return websocket.Dial(tg.WebSocketDebuggerURL, "", "http://127.0.0.1/")
+			}
+		}
+	}
 }

@@ -124,63 +124,97 @@ func TestHelperPhoneResume(t *testing.T) {
 		before = append(before, noBulk)
 	}
 	file, dir := os.Getenv("PAIR_FILE"), os.Getenv("PAIR_DIR")
-	fi, err := os.Stat(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	send := func(ctx context.Context) *exec.Cmd {
-		return exec.CommandContext(ctx, os.Getenv("PAIR_BIN"), "send", "--socket", os.Getenv("PAIR_SOCKET"), os.Getenv("PAIR_PEER"), "--file", file, "--json")
-	}
-	li := `#files li[data-dir=` + map[string]string{"down": "in", "up": "out"}[dir] + `]`
 	p := openPage(t, os.Getenv("PAIR_URL"), os.Getenv("PAIR_PROFILE"), nil, before...)
 	if kind, text := p.pair(os.Getenv("PAIR_NAME")); kind != "ok" {
 		t.Fatalf("pairing: %s %q", kind, text)
+	}
+	cutAtHalf(t, p, dir, file, p.kill)
+	p = openPage(t, os.Getenv("PAIR_URL"), os.Getenv("PAIR_PROFILE"), nil, before...)
+	if kind, text := p.pair(os.Getenv("PAIR_NAME")); kind != "ok" {
+		t.Fatalf("pairing again: %s %q", kind, text)
+	}
+	sendAgain(t, p, dir, file)
+	p.shot("resumed-" + dir)
+	p.close()
+}
+
+// resumePage is a browser's page as the resume tests drive it.
+type resumePage interface {
+	pick(files ...string)
+	waitFor(cond string, d time.Duration)
+	eval(expr string) string
+}
+
+// resumeItem is the page's list item of the file going dir.
+func resumeItem(dir string) string {
+	return `#files li[data-dir=` + map[string]string{"down": "in", "up": "out"}[dir] + `]`
+}
+
+// sendFile runs `pairing send` of file to the page (PAIR_BIN,
+// PAIR_SOCKET, PAIR_PEER), with --json.
+func sendFile(ctx context.Context, file string) *exec.Cmd {
+	return exec.CommandContext(ctx, os.Getenv("PAIR_BIN"), "send", "--socket", os.Getenv("PAIR_SOCKET"), os.Getenv("PAIR_PEER"), "--file", file, "--json")
+}
+
+// cutAtHalf starts file going dir (down: `pairing send`; up: picked on
+// the page) and calls kill once the page shows about half of it
+// (CUT<bytes>); a send to the page must then end (FIRST<its error>).
+func cutAtHalf(t *testing.T, p resumePage, dir, file string, kill func()) {
+	t.Helper()
+	fi, err := os.Stat(file)
+	if err != nil {
+		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var first *exec.Cmd
 	if dir == "down" {
-		first = send(ctx)
+		first = sendFile(ctx, file)
 		if err := first.Start(); err != nil {
 			t.Fatal(err)
 		}
 	} else {
 		p.pick(file)
 	}
-	p.waitFor(fmt.Sprintf(`(document.querySelector(%q) || {value: 0}).value >= %d`, li+" progress", fi.Size()/2), 3*time.Minute)
-	fmt.Printf("CUT<%s>\n", p.eval(fmt.Sprintf(`String(document.querySelector(%q).value)`, li+" progress")))
-	p.kill()
-	if first != nil {
-		// The send fails once the daemon sees the page gone.
-		done := make(chan error, 1)
-		go func() { done <- first.Wait() }()
-		select {
-		case err := <-done:
-			fmt.Printf("FIRST<%v>\n", err)
-		case <-time.After(90 * time.Second):
-			cancel()
-			t.Fatal("the first send never ended after the page was killed")
-		}
+	bar := resumeItem(dir) + " progress"
+	p.waitFor(fmt.Sprintf(`(document.querySelector(%q) || {value: 0}).value >= %d`, bar, fi.Size()/2), 3*time.Minute)
+	fmt.Printf("CUT<%s>\n", p.eval(fmt.Sprintf(`String(document.querySelector(%q).value)`, bar)))
+	kill()
+	if first == nil {
+		return
 	}
-	p = openPage(t, os.Getenv("PAIR_URL"), os.Getenv("PAIR_PROFILE"), nil, before...)
-	if kind, text := p.pair(os.Getenv("PAIR_NAME")); kind != "ok" {
-		t.Fatalf("pairing again: %s %q", kind, text)
+	done := make(chan error, 1)
+	go func() { done <- first.Wait() }()
+	select {
+	case err := <-done:
+		fmt.Printf("FIRST<%v>\n", err)
+	case <-time.After(90 * time.Second):
+		t.Fatal("the first send never ended after the page was killed")
 	}
-	if dir == "down" {
-		out, err := send(context.Background()).Output()
-		if err != nil {
-			t.Fatalf("the second send: %v %s", err, out)
-		}
-		var flat bytes.Buffer
-		json.Compact(&flat, out)
-		fmt.Printf("SEND2<%s>SEND2\n", flat.String())
-		p.waitFor(`!!document.querySelector("#files li[data-sha256]")`, 3*time.Minute)
-		fmt.Printf("PAGE_SHA<%s>\n", p.eval(`document.querySelector("#files li[data-sha256]").dataset.sha256`))
-	} else {
+}
+
+// sendAgain sends file going dir again, to its end: down prints
+// SEND2<the send's JSON>SEND2 and PAGE_SHA<…>, up FILE_STATE<…>.
+func sendAgain(t *testing.T, p resumePage, dir, file string) {
+	t.Helper()
+	li := resumeItem(dir)
+	if dir == "up" {
 		p.pick(file)
 		p.waitFor(fmt.Sprintf(`!!document.querySelector(%q)`, li+"[data-state]"), 3*time.Minute)
 		fmt.Printf("FILE_STATE<%s>\n", p.eval(fmt.Sprintf(`document.querySelector(%q).dataset.state + ":" + document.querySelector(%q).textContent`, li, li+" small")))
+		return
 	}
-	p.shot("resumed-" + dir)
-	p.close()
+	out, err := sendFile(context.Background(), file).Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("the second send: %v %s%s", err, out, stderr)
+	}
+	var flat bytes.Buffer
+	json.Compact(&flat, out)
+	fmt.Printf("SEND2<%s>SEND2\n", flat.String())
+	p.waitFor(`!!document.querySelector("#files li[data-sha256]")`, 3*time.Minute)
+	fmt.Printf("PAGE_SHA<%s>\n", p.eval(`document.querySelector("#files li[data-sha256]").dataset.sha256`))
 }
