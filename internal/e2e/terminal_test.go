@@ -57,14 +57,13 @@ func (tm *term) waitFor(t *testing.T, s string) []string {
 // qrOnScreen decodes the QR code on the screen (plain half blocks, light
 // on dark: NO_COLOR), each cell two modules; the code starts at the first
 // row of its light quiet zone, and its columns are that row's.
-func qrOnScreen(t *testing.T, rows []string) string {
-	t.Helper()
+func qrOnScreen(rows []string) (string, error) {
 	for len(rows) > 1 && !strings.HasPrefix(rows[0], strings.Repeat("█", 21)) {
 		rows = rows[1:]
 	}
 	width := len([]rune(rows[0])) - len([]rune(strings.TrimLeft(rows[0], "█")))
 	if width < 21 {
-		t.Fatalf("the screen does not start with a QR code's quiet zone:\n%s", strings.Join(rows, "\n"))
+		return "", fmt.Errorf("the screen does not start with a QR code's quiet zone:\n%s", strings.Join(rows, "\n"))
 	}
 	var code []string
 	for _, r := range rows {
@@ -74,7 +73,23 @@ func qrOnScreen(t *testing.T, rows []string) string {
 		}
 		code = append(code, string(rr[:width]))
 	}
-	return lantest.DecodeModules(t, lantest.HalfBlockModules(code))
+	return lantest.Decode(lantest.HalfBlockModules(code))
+}
+
+// waitForCode waits for a row with s and a code that reads (a live
+// screen is redrawn every second, and a capture may catch it halfway):
+// the rows and what the code says.
+func (tm *term) waitForCode(t *testing.T, s string) ([]string, string) {
+	t.Helper()
+	var rows []string
+	var text string
+	lantest.Eventually(t, 15*time.Second, func() error {
+		rows = tm.waitFor(t, s)
+		var err error
+		text, err = qrOnScreen(rows)
+		return err
+	})
+	return rows, text
 }
 
 // hasRow: one row of the screen holds s whole (not wrapped).
@@ -109,8 +124,8 @@ func TestQRFitsTerminal(t *testing.T) {
 	qr := "NO_COLOR=1 " + a.bin + " qr --socket " + a.socket
 
 	tm := newTerm(t, a, 80, 24, qr)
-	rows := tm.waitFor(t, "Closes in")
-	if got := qrOnScreen(t, rows); got != w.QRURL {
+	rows, got := tm.waitForCode(t, "Closes in")
+	if got != w.QRURL {
 		t.Fatalf("the code on the screen reads %q, want %q", got, w.QRURL)
 	}
 	// The URL, 99 characters, is above the code: 2 rows of 80, whole.
@@ -129,24 +144,24 @@ func TestQRFitsTerminal(t *testing.T) {
 	}
 	// Fewer rows: the URL is left out, and the text says how to get it.
 	short := newTerm(t, a, 80, 23, qr)
-	rows = short.waitFor(t, "closes in")
-	if qrOnScreen(t, rows) != w.QRURL || !hasRow(rows, "pairing qr --json") {
+	rows, got = short.waitForCode(t, "closes in")
+	if got != w.QRURL || !hasRow(rows, "pairing qr --json") {
 		t.Errorf("80×23:\n%s", strings.Join(rows, "\n"))
 	}
 
 	// A wide terminal has the URL on a line of its own.
 	wide := newTerm(t, a, 120, 30, qr)
-	rows = wide.waitFor(t, "closes in")
-	if !hasRow(rows, w.QRURL) || qrOnScreen(t, rows) != w.QRURL {
+	rows, got = wide.waitForCode(t, "closes in")
+	if !hasRow(rows, w.QRURL) || got != w.QRURL {
 		t.Errorf("120 columns: no row with the URL %s:\n%s", w.QRURL, strings.Join(rows, "\n"))
 	}
 
 	// qr --link: the link's code, live; Ctrl-C ends it with a line that
 	// says so.
 	link := newTerm(t, a, 80, 24, "NO_COLOR=1 "+a.bin+" qr --link --socket "+a.socket)
-	rows = link.waitFor(t, "next in")
+	rows, got = link.waitForCode(t, "next in")
 	lw := a.qr("--link")
-	if got := qrOnScreen(t, rows); got != lw.LinkURL || !hasRow(rows, "code "+lw.Code) && !hasRow(rows, "code ") {
+	if got != lw.LinkURL || !hasRow(rows, "code "+lw.Code) && !hasRow(rows, "code ") {
 		t.Fatalf("link: reads %q, want %q:\n%s", got, lw.LinkURL, strings.Join(rows, "\n"))
 	}
 	link.keys("C-c")
@@ -158,9 +173,9 @@ func TestQRFitsTerminal(t *testing.T) {
 	// serve --open (make run) on b: the same, and Ctrl-C stops the
 	// countdown.
 	serve := newTerm(t, b, 80, 24, "NO_COLOR=1 "+b.bin+" serve --open --state-dir "+b.state+" --socket "+b.socket)
-	rows = serve.waitFor(t, "closes in")
+	rows, got = serve.waitForCode(t, "closes in")
 	bw := b.qr()
-	if got := qrOnScreen(t, rows); got != bw.QRURL || !hasRow(rows, "Scan it with your phone's") || !hasRow(rows, "The URL is above the code.") {
+	if got != bw.QRURL || !hasRow(rows, "Scan it with your phone's") || !hasRow(rows, "The URL is above the code.") {
 		t.Fatalf("serve --open: reads %q, want %q:\n%s", got, bw.QRURL, strings.Join(rows, "\n"))
 	}
 	// The URL, too wide for a row, is above the code: whole, wrapped by

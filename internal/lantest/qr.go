@@ -1,6 +1,8 @@
 package lantest
 
 import (
+	"errors"
+	"fmt"
 	"image"
 	"image/color"
 	"testing"
@@ -10,9 +12,21 @@ import (
 )
 
 // DecodeModules reads a QR code from rows of dark (true) modules, with a
-// real decoder (gozxing).
+// real decoder (gozxing); a code that does not read fails t.
 func DecodeModules(t testing.TB, rows [][]bool) string {
 	t.Helper()
+	text, err := Decode(rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return text
+}
+
+// Decode reads a QR code from rows of dark (true) modules.
+func Decode(rows [][]bool) (string, error) {
+	if len(rows) == 0 || len(rows[0]) == 0 {
+		return "", errors.New("decode: no modules")
+	}
 	const scale = 6
 	img := image.NewGray(image.Rect(0, 0, len(rows[0])*scale, len(rows)*scale))
 	for y, row := range rows {
@@ -30,13 +44,13 @@ func DecodeModules(t testing.TB, rows [][]bool) string {
 	}
 	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	res, err := qrcode.NewQRCodeReader().Decode(bmp, nil)
 	if err != nil {
-		t.Fatalf("decode: %v", err)
+		return "", fmt.Errorf("decode: %w", err)
 	}
-	return res.GetText()
+	return res.GetText(), nil
 }
 
 // HalfBlockModules reads back the plain half-block form of a terminal QR
