@@ -86,8 +86,10 @@ func (tm *term) waitForCode(t *testing.T, s string) ([]string, string) {
 	lantest.Eventually(t, 15*time.Second, func() error {
 		rows = tm.waitFor(t, s)
 		var err error
-		text, err = qrOnScreen(rows)
-		return err
+		if text, err = qrOnScreen(rows); err != nil {
+			return fmt.Errorf("%w; the screen:\n%s", err, strings.Join(rows, "\n"))
+		}
+		return nil
 	})
 	return rows, text
 }
