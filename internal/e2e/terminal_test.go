@@ -84,7 +84,10 @@ func (tm *term) waitForCode(t *testing.T, s string) ([]string, string) {
 	var rows []string
 	var text string
 	lantest.Eventually(t, 15*time.Second, func() error {
-		rows = tm.waitFor(t, s)
+		rows = tm.screen()
+		if !hasRow(rows, s) {
+			return fmt.Errorf("no row with %q on the screen:\n%s", s, strings.Join(rows, "\n"))
+		}
 		var err error
 		if text, err = qrOnScreen(rows); err != nil {
 			return fmt.Errorf("%w; the screen:\n%s", err, strings.Join(rows, "\n"))

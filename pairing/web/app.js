@@ -17,7 +17,7 @@
 // deadline that ends in words and a Try again button.
 import { sha256 } from "./noble/sha2.js";
 import { hmac } from "./noble/hmac.js";
-import { within, tx, dbGet, dbPut, Spool, partialOf, tidy, storageOpens } from "./storage.js";
+import { within, dbGet, dbPut, Spool, partialOf, tidy, storageOpens } from "./storage.js";
 import { HEAD, Bulk, Refused, up, down, hashPrefix, newHash, b64urlBytes, hex } from "./transfer.js";
 
 const $ = id => document.getElementById(id);

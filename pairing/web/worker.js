@@ -9,9 +9,9 @@
 //   answered "done" {q, out, buf} (both given back) or {q, error}.
 import { sha256 } from "./noble/sha2.js";
 import { chacha20poly1305 } from "./noble/ciphers/chacha.js";
+import { hex } from "./transfer.js";
 
 const hashes = new Map();
-const hex = bytes => Array.from(bytes, b => b.toString(16).padStart(2, "0")).join("");
 
 onmessage = ({ data: m }) => {
   switch (m.t) {
