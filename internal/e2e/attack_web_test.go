@@ -7,6 +7,8 @@ package e2e
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,12 +23,14 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/chacha20poly1305"
 	"golang.org/x/net/websocket"
 
 	"github.com/lanpairing/pairing/discovery"
 	"github.com/lanpairing/pairing/internal/ident"
 	"github.com/lanpairing/pairing/internal/lantest"
 	"github.com/lanpairing/pairing/pairing"
+	"github.com/lanpairing/pairing/pairing/rtc"
 )
 
 // evilPage is another site's page: it makes a real WebRTC offer and
@@ -151,7 +155,9 @@ func TestAttackWebRebinding(t *testing.T) {
 
 // TestWebPageCSP: the page under its own CSP in Chromium and Firefox
 // gets to the name prompt (scripts, style, the offer fetch and WebRTC
-// all allowed) with no CSP violation and its stylesheet applied.
+// all allowed) with no CSP violation and its stylesheet applied; its
+// worker runs libsodium's WebAssembly, which seals and hashes as noble
+// and Go do (pageCrypto).
 func TestWebPageCSP(t *testing.T) {
 	if lantest.InHelper() {
 		t.Skip("outer test")
@@ -164,6 +170,7 @@ func TestWebPageCSP(t *testing.T) {
 	if v := between(out, "VIOLATIONS<", ">VIOLATIONS"); v != "[]" || !strings.Contains(out, "STYLED<544px>") {
 		t.Errorf("chromium:\n%s", out)
 	}
+	checkPageCrypto(t, "chromium", out)
 	if _, err := os.Stat(firefox); err != nil {
 		t.Log("no firefox-esr: Chromium only")
 		return
@@ -171,6 +178,111 @@ func TestWebPageCSP(t *testing.T) {
 	out = b.RunTest(t, "TestHelperWebCSPFirefox", "PAIR_URL="+a.qr().URL, "PAIR_PROFILE="+t.TempDir())
 	if v := between(out, "VIOLATIONS<", ">VIOLATIONS"); v != "[]" || !strings.Contains(out, "STYLED<544px>") {
 		t.Errorf("firefox:\n%s", out)
+	}
+	checkPageCrypto(t, "firefox", out)
+}
+
+// cryptoSizes are the plain sizes pageCrypto seals and hashes: empty,
+// around ChaCha20's 64-byte block, and a whole chunk of the bulk path.
+var cryptoSizes = []int{0, 1, 63, 64, 65, 4096, rtc.BulkChunk}
+
+// cryptoBytes are pageCrypto's test bytes of size n: its key, nonce,
+// additional data and plain text, made the same way in Go.
+func cryptoBytes(n int) (key, nonce, aad, plain []byte) {
+	key, nonce, plain = make([]byte, 32), make([]byte, 12), make([]byte, n)
+	for i := range key {
+		key[i] = byte(i + n)
+	}
+	for i := range nonce {
+		nonce[i] = byte(7*i + 1)
+	}
+	for i := range plain {
+		plain[i] = byte(i*31 + n)
+	}
+	return key, nonce, []byte("pairing bulk v1 test" + strconv.Itoa(n)), plain
+}
+
+// pageCrypto, run in the page (under its CSP), checks its two crypto
+// engines against each other (noble's JavaScript and libsodium's
+// WebAssembly: the same sealed bytes, each opening the other's, a
+// flipped bit refused by both, the same SHA-256 fed in parts and
+// cloned), starts the page's worker and notes the engine it says it
+// runs, and sets window.__crypto to {bad, engine, seals, sums}: the
+// SHA-256 of each size's sealed bytes and of its plain bytes (libsodium's
+// hash), for Go to check.
+const pageCrypto = `window.__crypto = ""; (async () => {
+  const { load } = await import("/p/sodium.js");
+  const { crypt } = await import("/p/transfer.js");
+  const { sha256 } = await import("/p/noble/sha2.js");
+  const s = await load(), bad = [], seals = [], sums = [], enc = new TextEncoder();
+  const hex = b => Array.from(b, x => x.toString(16).padStart(2, "0")).join("");
+  for (const n of SIZES) {
+    const key = new Uint8Array(32).map((_, i) => i + n), nonce = new Uint8Array(12).map((_, i) => 7 * i + 1);
+    const aad = enc.encode("pairing bulk v1 test" + n), plain = new Uint8Array(n).map((_, i) => (i * 31 + n) & 255);
+    const copy = () => { const b = new ArrayBuffer(n + 32); new Uint8Array(b).set(plain); return b; };
+    const byNoble = new ArrayBuffer(n + 32), bySodium = new ArrayBuffer(n + 32);
+    crypt({ t: "seal", key, nonce, aad, buf: copy(), n, out: byNoble });
+    if (!s.crypt({ t: "seal", key, nonce, aad, buf: copy(), n, out: bySodium })) bad.push("sodium declined " + n);
+    const sealed = hex(new Uint8Array(byNoble, 0, n + 16));
+    if (hex(new Uint8Array(bySodium, 0, n + 16)) !== sealed) bad.push("the engines seal " + n + " bytes differently");
+    seals.push(hex(sha256(new Uint8Array(byNoble, 0, n + 16))));
+    const flipped = new ArrayBuffer(n + 32);
+    new Uint8Array(flipped).set(new Uint8Array(byNoble, 0, n + 16));
+    new Uint8Array(flipped)[n >> 1] ^= 1;
+    for (const [name, f] of [["noble", crypt], ["sodium", s.crypt]]) {
+      try { f({ t: "open", key, nonce, aad, buf: flipped, n: n + 16 }); bad.push(name + " opened a flipped bit at " + n); } catch { /* refused */ }
+    }
+    crypt({ t: "open", key, nonce, aad, buf: bySodium, n: n + 16 });
+    s.crypt({ t: "open", key, nonce, aad, buf: byNoble, n: n + 16 });
+    if (hex(new Uint8Array(bySodium, 0, n)) !== hex(plain) || hex(new Uint8Array(byNoble, 0, n)) !== hex(plain)) bad.push("an engine did not open the other's " + n + " bytes");
+    const hn = sha256.create(), hs = s.sha256.create();
+    for (const part of [plain.subarray(0, n >> 2), plain.subarray(n >> 2, n - 1), plain.subarray(n - 1)]) { hn.update(part); hs.update(part); }
+    const mid = hex(hs.clone().digest());
+    if (mid !== hex(hn.clone().digest())) bad.push("the engines hash " + n + " bytes differently");
+    hs.update(plain); hn.update(plain);
+    if (hex(hs.digest()) !== hex(hn.digest())) bad.push("the engines' hashes part after a clone at " + n);
+    sums.push(mid);
+  }
+  const engine = await new Promise(resolve => {
+    const w = new Worker("/p/worker.js", { type: "module" });
+    w.onmessage = e => { if (e.data.t === "ready") { resolve(e.data.engine); w.terminate(); } };
+    w.onerror = () => resolve("error");
+    setTimeout(() => resolve("no answer"), 10000);
+  });
+  window.__crypto = JSON.stringify({ bad, engine, seals, sums });
+})().catch(e => { window.__crypto = JSON.stringify({ bad: ["threw: " + e] }); });`
+
+// pageCryptoJS is pageCrypto with its sizes.
+func pageCryptoJS() string {
+	sizes, _ := json.Marshal(cryptoSizes)
+	return strings.Replace(pageCrypto, "SIZES", string(sizes), 1)
+}
+
+// checkPageCrypto checks a helper's CRYPTO<…>: no complaint, the worker
+// on libsodium, and the page's seals and hashes those of Go's
+// ChaCha20-Poly1305 and SHA-256 (what the daemon runs).
+func checkPageCrypto(t *testing.T, browser, out string) {
+	var got struct {
+		Bad         []string
+		Engine      string
+		Seals, Sums []string
+	}
+	if err := json.Unmarshal([]byte(between(out, "CRYPTO<", ">CRYPTO")), &got); err != nil {
+		t.Fatalf("%s: no crypto result: %v\n%s", browser, err, out)
+	}
+	if len(got.Bad) > 0 || got.Engine != "sodium" || len(got.Seals) != len(cryptoSizes) || len(got.Sums) != len(cryptoSizes) {
+		t.Fatalf("%s: %+v", browser, got)
+	}
+	for i, n := range cryptoSizes {
+		key, nonce, aad, plain := cryptoBytes(n)
+		c, err := chacha20poly1305.New(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seal, sum := sha256.Sum256(c.Seal(nil, nonce, plain, aad)), sha256.Sum256(plain)
+		if got.Seals[i] != hex.EncodeToString(seal[:]) || got.Sums[i] != hex.EncodeToString(sum[:]) {
+			t.Errorf("%s: %d bytes sealed or hashed unlike Go", browser, n)
+		}
 	}
 }
 
@@ -242,7 +354,9 @@ func TestHelperWebCSPChromium(t *testing.T) {
 	}
 	c := chromiumAt(t, os.Getenv("PAIR_PROFILE"), os.Getenv("PAIR_URL"))
 	c.waitValue(`document.getElementById("nameform").hidden ? "" : "asked"`, 20*time.Second)
-	fmt.Printf("VIOLATIONS<%s>VIOLATIONS\nSTYLED<%s>\n", c.eval(pageChecks), c.eval(pageStyled))
+	c.eval(pageCryptoJS())
+	crypto := c.waitValue(`window.__crypto`, 30*time.Second)
+	fmt.Printf("VIOLATIONS<%s>VIOLATIONS\nSTYLED<%s>\nCRYPTO<%s>CRYPTO\n", c.eval(pageChecks), c.eval(pageStyled), crypto)
 }
 
 // chrome is headless Chromium driven over the DevTools protocol.
@@ -346,7 +460,12 @@ func TestHelperWebCSPFirefox(t *testing.T) {
 			t.Fatalf("page never asked for a name; status %q", eval(`document.getElementById("status").textContent`))
 		}
 	}
-	fmt.Printf("VIOLATIONS<%s>VIOLATIONS\nSTYLED<%s>\n", eval(pageChecks), eval(pageStyled))
+	eval(pageCryptoJS())
+	crypto := ""
+	for deadline := time.Now().Add(30 * time.Second); crypto == "" && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		crypto = eval(`window.__crypto`)
+	}
+	fmt.Printf("VIOLATIONS<%s>VIOLATIONS\nSTYLED<%s>\nCRYPTO<%s>CRYPTO\n", eval(pageChecks), eval(pageStyled), crypto)
 }
 
 // raw sends one request with exactly these headers over a new connection

@@ -290,8 +290,8 @@ class Conn {
         if (this.replies.length) { m = this.replies.shift(); throw new Error(m.error || "refused"); }
         if (this.closed) throw new Error("connection lost");
         this.dc.send(buf);
-        await h.update(buf);
         item.progress(off + buf.length);
+        await h.update(buf); // gives buf away
       }
       this.send({ t: "end", sha256: await h.digest() });
       m = await this.next();

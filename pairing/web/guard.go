@@ -37,9 +37,10 @@ const (
 
 // CSP is the page's Content-Security-Policy: scripts, styles, images and
 // connections only from the daemon that served it (no inline code, no
-// eval), no <base>, no form posted anywhere (the page's forms are handled
-// by its script), no plugin, and no site may frame it.
-const CSP = "default-src 'self'; base-uri 'none'; form-action 'none'; object-src 'none'; frame-ancestors 'none'"
+// eval; WebAssembly may compile, for the vendored libsodium the page's
+// workers run), no <base>, no form posted anywhere (the page's forms are
+// handled by its script), no plugin, and no site may frame it.
+const CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; base-uri 'none'; form-action 'none'; object-src 'none'; frame-ancestors 'none'"
 
 // Guard is what every plain-HTTP request passes before its handler: the
 // Host must be this device (an address of its interfaces, or its mDNS

@@ -11,7 +11,7 @@ import (
 	"strings"
 )
 
-//go:embed index.html app.css *.js noble/*.js noble/ciphers/*.js
+//go:embed index.html app.css *.js noble/*.js noble/ciphers/*.js sodium/*.js
 var assets embed.FS
 
 // icon is the favicon: two linked devices.
@@ -20,7 +20,8 @@ const icon = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64"><rect 
 	`<path d="M24 33h16" stroke="#0b57d0" stroke-width="4" stroke-linecap="round"/></svg>`
 
 // Handler serves the page at /p, its style and scripts under /p/
-// (app.css, its modules app.js, storage.js and transfer.js, and the vendored hashing and ciphers in /p/noble/) and the icon at
+// (app.css, its modules app.js, storage.js, transfer.js, worker.js and
+// sodium.js, and the vendored crypto in /p/noble/ and /p/sodium/) and the icon at
 // /favicon.ico, the web app manifest and its PNG icons (/p/icon-N.png).
 // The security headers (CSP and others) are the Guard's,
 // which the daemon puts in front of every plain-HTTP handler.

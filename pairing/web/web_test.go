@@ -32,7 +32,7 @@ func TestNothingFromElsewhere(t *testing.T) {
 		return nil
 	})
 	// Every module the scripts import is served from /p/.
-	for _, imp := range regexp.MustCompile(`(?m)^import .* from ["']([^"']+)["']`).FindAllStringSubmatch(mustRead(t, "app.js")+mustRead(t, "storage.js")+mustRead(t, "transfer.js")+mustRead(t, "worker.js")+mustRead(t, "noble/sha2.js")+mustRead(t, "noble/utils.js")+mustRead(t, "noble/ciphers/chacha.js")+mustRead(t, "noble/ciphers/_arx.js")+mustRead(t, "noble/ciphers/_poly1305.js"), -1) {
+	for _, imp := range regexp.MustCompile(`(?m)^import .* from ["']([^"']+)["']`).FindAllStringSubmatch(mustRead(t, "app.js")+mustRead(t, "storage.js")+mustRead(t, "transfer.js")+mustRead(t, "worker.js")+mustRead(t, "sodium.js")+mustRead(t, "noble/sha2.js")+mustRead(t, "noble/utils.js")+mustRead(t, "noble/ciphers/chacha.js")+mustRead(t, "noble/ciphers/_arx.js")+mustRead(t, "noble/ciphers/_poly1305.js"), -1) {
 		if !strings.HasPrefix(imp[1], "./") {
 			t.Errorf("import %q is not a file served beside it", imp[1])
 		}
@@ -49,7 +49,7 @@ var blockComment = regexp.MustCompile(`(?s)/\*.*?\*/`)
 func TestServes(t *testing.T) {
 	h := Handler()
 	for path, ctype := range map[string]string{"/p": "text/html", "/p/app.css": "text/css", "/p/app.js": "text/javascript", "/p/storage.js": "text/javascript", "/p/transfer.js": "text/javascript", "/p/worker.js": "text/javascript", "/p/noble/sha2.js": "text/javascript",
-		"/p/noble/hmac.js": "text/javascript", "/p/noble/utils.js": "text/javascript", "/p/noble/ciphers/chacha.js": "text/javascript", "/favicon.ico": "image/svg+xml"} {
+		"/p/noble/hmac.js": "text/javascript", "/p/noble/utils.js": "text/javascript", "/p/noble/ciphers/chacha.js": "text/javascript", "/p/sodium.js": "text/javascript", "/p/sodium/libsodium-sumo.js": "text/javascript", "/favicon.ico": "image/svg+xml"} {
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
 		if w.Code != 200 || !strings.HasPrefix(w.Header().Get("Content-Type"), ctype) {
