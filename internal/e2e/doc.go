@@ -24,15 +24,15 @@
 //   - xfer_resume_ratio: bytes the second send moves after a cut at half,
 //     over the size: 0.48 (target ≤ 0.55)
 //   - browser_file_up_mbps, browser_file_down_mbps: 200 MiB page ↔ daemon
-//     (bulk path): 380, 360 Mbit/s; 393–517 and 343–498 in other runs
-//     that day (target ≥ 400, 4× the data channel's 96 and 116: missed
-//     but on a quiet machine)
+//     (bulk path, libsodium in the page's workers): 789, 907 Mbit/s;
+//     1,029 and 1,109 in another run (target ≥ 400, 4× the data
+//     channel's 96 and 116)
 //   - browser_ref_http_up_mbps, …_down_mbps: the same browser's plain fetch,
-//     same hosts: 5,043, 10,479 Mbit/s
+//     same hosts: 4,636, 10,585 Mbit/s
 //   - browser_file_up_ratio, browser_file_down_ratio (page over its fetch
-//     reference): 0.075, 0.034
-//   - browser_big_file_mb: Chromium's memory growth receiving 1.5 GB: 407 MB
-//     (373 without the sealing worker; target ≤ 300 MB: missed)
+//     reference): 0.170, 0.086
+//   - browser_big_file_mb: Chromium's memory growth receiving 1.5 GB: 210
+//     MB; 165–192 in other runs (target ≤ 300 MB)
 //   - lan60_converge_ms: 60 daemons, first start to every table full: 1,034
 //     ms (target ≤ 3,000 ms)
 //   - idle_rss_mb, lan60_rss_mb (of which the binary's mapped pages): 21.8,
