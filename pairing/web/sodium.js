@@ -1,4 +1,4 @@
-// The workers' fast crypto: libsodium 1.0 (libsodium.js 0.8.4, its
+// The workers' fast crypto: libsodium (libsodium.js 0.8.4, its
 // "sumo" build: ISC licence, vendored in /p/sodium/), compiled to
 // WebAssembly. Here it seals 3.6 times and hashes 1.6 times as fast as
 // noble's JavaScript, which the workers keep where WebAssembly is

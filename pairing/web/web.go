@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 //go:embed index.html app.css *.js noble/*.js noble/ciphers/*.js sodium/*.js
@@ -27,33 +28,40 @@ const icon = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64"><rect 
 // which the daemon puts in front of every plain-HTTP handler.
 func Handler() http.Handler {
 	mux := http.NewServeMux()
-	serve := func(b []byte, ctype string) http.HandlerFunc {
+	// body is what a handler writes: computed at its first request, so
+	// that an idle daemon holds no copy of a file or a drawn icon (the
+	// embedded files stay in the binary's pages, unread until served).
+	serve := func(ctype string, body func() []byte) http.HandlerFunc {
+		body = sync.OnceValue(body)
 		return func(w http.ResponseWriter, r *http.Request) {
 			h := w.Header()
 			h.Set("Content-Type", ctype)
 			h.Set("Cache-Control", "no-store")
-			w.Write(b)
+			w.Write(body())
 		}
 	}
-	file := func(name string) []byte {
-		b, err := assets.ReadFile(name)
-		if err != nil {
-			panic(err) // embedded: cannot happen
+	file := func(name string) func() []byte {
+		return func() []byte {
+			b, err := assets.ReadFile(name)
+			if err != nil {
+				panic(err) // embedded: cannot happen
+			}
+			return b
 		}
-		return b
 	}
-	mux.Handle("GET /p", serve(file("index.html"), "text/html; charset=utf-8"))
-	mux.Handle("GET /p/app.css", serve(file("app.css"), "text/css; charset=utf-8"))
+	constant := func(s string) func() []byte { return func() []byte { return []byte(s) } }
+	mux.Handle("GET /p", serve("text/html; charset=utf-8", file("index.html")))
+	mux.Handle("GET /p/app.css", serve("text/css; charset=utf-8", file("app.css")))
 	fs.WalkDir(assets, ".", func(name string, e fs.DirEntry, err error) error {
 		if err == nil && strings.HasSuffix(name, ".js") {
-			mux.Handle("GET /p/"+name, serve(file(name), "text/javascript; charset=utf-8"))
+			mux.Handle("GET /p/"+name, serve("text/javascript; charset=utf-8", file(name)))
 		}
 		return err
 	})
-	mux.Handle("GET /favicon.ico", serve([]byte(icon), "image/svg+xml"))
-	mux.Handle("GET /p/manifest.webmanifest", serve([]byte(manifest), "application/manifest+json"))
+	mux.Handle("GET /favicon.ico", serve("image/svg+xml", constant(icon)))
+	mux.Handle("GET /p/manifest.webmanifest", serve("application/manifest+json", constant(manifest)))
 	for _, n := range iconSizes {
-		mux.Handle("GET /p/icon-"+strconv.Itoa(n)+".png", serve(iconPNG(n), "image/png"))
+		mux.Handle("GET /p/icon-"+strconv.Itoa(n)+".png", serve("image/png", func() []byte { return iconPNG(n) }))
 	}
 	return mux
 }
