@@ -74,7 +74,7 @@ function putPiece(key, parts, n, partial, rec) {
 
 // Spool is one received file in IndexedDB: pieces of BATCH bytes, each a
 // Blob the browser keeps on disk; the file is a Blob of those pieces (no
-// copy). Once a piece is stored, its bytes go to took (the file's hash,
+// copy). Once a piece is made, its bytes go to took (the file's hash,
 // which may keep them). A resumable file's spool also records that it
 // is a partial (under key), so that a page killed mid-file keeps what it
 // had: the pieces from the first on, one after another.
@@ -131,8 +131,8 @@ export class Spool {
 // partialOf finds the kept partial of key: {n, spool, h}, h a SHA-256
 // (from fresh(), see newHash) that took its n bytes, read back from
 // storage; n is 0 when there is none. The partial is its pieces from the
-// first on, one after another (pieces are stored side by side, and the
-// page may have been killed with a later one stored and an earlier not).
+// first on, one after another (several pieces' writes may be under way,
+// and one may fail where a later one does not).
 export async function partialOf(key, fresh) {
   const h = await fresh();
   const rec = await tx("partials", "readonly", p => p.get(key)).catch(() => null);
