@@ -331,3 +331,16 @@ func (n *node) inbox() []control.InboxItem {
 	}
 	return items
 }
+
+// inboxSHA is the SHA-256 the inbox logs for the file named file ("" if
+// it has none; the last one of that name).
+func (n *node) inboxSHA(file string) string {
+	n.t.Helper()
+	var sum string
+	for _, it := range n.inbox() {
+		if it.File == file {
+			sum = it.SHA256
+		}
+	}
+	return sum
+}

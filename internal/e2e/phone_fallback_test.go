@@ -32,12 +32,7 @@ func TestPhoneBulkFallback(t *testing.T) {
 	if st := between(out, "FILE_STATE<", ">"); !strings.HasPrefix(st, "done:") {
 		t.Fatalf("up from the page: %q\n%s", st, out)
 	}
-	var got string
-	for _, it := range a.inbox() {
-		if it.File == "fallback-up.bin" {
-			got = it.SHA256
-		}
-	}
+	got := a.inboxSHA("fallback-up.bin")
 	if got != upSum || !strings.Contains(a.daemon.Stderr(), "name=fallback-up.bin bytes=8388608 resumed_from=0 moved=8388608 path=webrtc") {
 		t.Errorf("the file from the page: inbox SHA-256 %q, want %s, on the data channel", got, upSum)
 	}

@@ -112,12 +112,7 @@ func TestPhoneBigFile(t *testing.T) {
 	if st := between(out, "FILE_STATE<", ">"); !strings.HasPrefix(st, "done:") {
 		t.Fatalf("up from the page: %q\n%s", st, out)
 	}
-	var got string
-	for _, it := range a.inbox() {
-		if it.File == "up.bin" {
-			got = it.SHA256
-		}
-	}
+	got := a.inboxSHA("up.bin")
 	if got != upSum {
 		t.Errorf("inbox has up.bin with SHA-256 %q, want %s", got, upSum)
 	}

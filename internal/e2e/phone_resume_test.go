@@ -83,13 +83,7 @@ func checkResumed(t *testing.T, a *node, dir, name, sum, via, out string) {
 		if st := between(out, "FILE_STATE<", ">"); !strings.HasPrefix(st, "done:") || !strings.Contains(st, "resumed at") {
 			t.Fatalf("up from the page: %q\n%s", st, out)
 		}
-		var got string
-		for _, it := range a.inbox() {
-			if it.File == name {
-				got = it.SHA256
-			}
-		}
-		if got != sum {
+		if got := a.inboxSHA(name); got != sum {
 			t.Fatalf("inbox has %s with SHA-256 %q, want %s", name, got, sum)
 		}
 		m := regexp.MustCompile(`msg=received .*name=` + regexp.QuoteMeta(name) + ` .*resumed_from=(\d+) moved=(\d+) path=(\w+)`).FindStringSubmatch(a.daemon.Stderr())

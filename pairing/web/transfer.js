@@ -15,7 +15,7 @@ export const HEAD = 1 << 20;
 // at the slowest rate a transfer may have, 1 MiB in 30 s, it still
 // makes it).
 const REQUEST_DEADLINE = 60000;
-// READ: the piece of a file hashed at a time (a pooled buffer's).
+// READ: the piece of a file hashed at a time.
 const READ = 2 << 20;
 // HASH_AHEAD: the bytes given to a hash in the worker that it has not taken
 // yet, at most (more waits: the page's memory stays bounded).
@@ -176,7 +176,7 @@ const POOLED = (2 << 20) + 32;
 const MAX_POOLED = 16;
 const pool = [];
 // buffer is an ArrayBuffer of at least n bytes, from the pool when it fits.
-export const buffer = n => n <= POOLED && pool.length ? pool.pop() : new ArrayBuffer(Math.max(n, n <= POOLED ? POOLED : 0));
+export const buffer = n => n > POOLED ? new ArrayBuffer(n) : pool.pop() || new ArrayBuffer(POOLED);
 // release gives buf back to the pool; nothing may use it after.
 export function release(buf) {
   if (buf && buf.byteLength === POOLED && pool.length < MAX_POOLED && !pool.includes(buf)) pool.push(buf);
