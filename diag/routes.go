@@ -262,7 +262,17 @@ func neighbourState(a netip.Addr) string {
 	if a.Is6() {
 		fam = netlink.FAMILY_V6
 	}
-	ns, err := netlink.NeighList(0, fam)
+	// A zoned address is a neighbour on its zone's link only: the same
+	// link-local address answering on another link says nothing of it.
+	link := 0
+	if z := a.Zone(); z != "" {
+		ifi, err := net.InterfaceByName(z)
+		if err != nil {
+			return ""
+		}
+		link = ifi.Index
+	}
+	ns, err := netlink.NeighList(link, fam)
 	if err != nil {
 		return ""
 	}

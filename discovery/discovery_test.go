@@ -247,3 +247,29 @@ func TestTable(t *testing.T) {
 		t.Fatalf("%d goodbyes remembered", len(tb.gone))
 	}
 }
+
+// TestTableLinkLocals: a beacon lists the peer's link-local addresses of
+// all its links; only the packet's source is known to be of the link it
+// came by, so a listed one is kept only as the source, with that link's
+// zone (one of the peer's other link, zoned to this one, was dialled and
+// met silence, and diag blamed a firewall).
+func TestTableLinkLocals(t *testing.T) {
+	now := time.Unix(1000, 0)
+	tb := &Table{TTL: 90 * time.Second, Now: func() time.Time { return now }}
+	var fp ident.Fingerprint
+	fp[0] = 1
+	other, own := netip.MustParseAddr("fe80::b1"), netip.MustParseAddr("fe80::b0")
+	ev := func(from string) beacon.Event {
+		p := &beacon.Packet{Type: beacon.TypeAnnounce, Instance: 1, Fingerprint: fp, Name: "b", Port: 7,
+			Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.2"), other, own, netip.MustParseAddr("10.1.0.2")}}
+		return beacon.Event{Packet: p, From: netip.MustParseAddrPort(from), Interface: "eth0", At: now}
+	}
+	tb.Observe(ev("10.0.0.2:5"))
+	if got := fmt.Sprint(tb.Peers()[0].Addresses); got != "[10.0.0.2 10.1.0.2]" {
+		t.Fatalf("from an IPv4 source: %s, want no link-local", got)
+	}
+	tb.Observe(ev("[fe80::b0]:5"))
+	if got := fmt.Sprint(tb.Peers()[0].Addresses); got != "[10.0.0.2 10.1.0.2 fe80::b0%eth0]" {
+		t.Fatalf("from a link-local source: %s, want it alone, zoned", got)
+	}
+}

@@ -47,10 +47,21 @@ func (p *Peer) merge(ev beacon.Event) {
 		p.SeenAs = pk.SeenAs
 	}
 	// Source address first: it is proven to reach us from the peer. At
-	// most maxPeerAddrs are kept: the ones seen first stay.
-	for _, a := range append([]netip.Addr{ev.From.Addr()}, pk.Addrs...) {
-		if a.Is6() && a.IsLinkLocalUnicast() && a.Zone() == "" && ev.Interface != "" {
-			a = a.WithZone(ev.Interface)
+	// most maxPeerAddrs are kept: the ones seen first stay. A link-local
+	// address is kept only as the source: the packet lists the peer's
+	// link-locals of all its links, and which one is of the link the
+	// packet came by, only the source says (one of another link, zoned
+	// to this one, was dialled and met silence, which diag took for a
+	// firewall).
+	src := ev.From.Addr()
+	for i, a := range append([]netip.Addr{src}, pk.Addrs...) {
+		if a.Is6() && a.IsLinkLocalUnicast() {
+			if i > 0 && a.WithZone("") != src.WithZone("") {
+				continue
+			}
+			if a.Zone() == "" && ev.Interface != "" {
+				a = a.WithZone(ev.Interface)
+			}
 		}
 		if len(p.Addresses) < maxPeerAddrs && !slices.ContainsFunc(p.Addresses, func(x netip.Addr) bool { return x.WithZone("") == a.WithZone("") }) {
 			p.Addresses = append(p.Addresses, a)
